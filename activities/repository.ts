@@ -1,0 +1,90 @@
+import { log } from '@temporalio/activity';
+import { LifeboatError } from '../src/errors.js';
+import { sha256OfStream } from '../src/pipeline/hash.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import { progressReporter } from './progress.js';
+import { openRepositories } from './repositories.js';
+import type { ResolvedTarget } from './target.js';
+
+/** Writes the manifest to every repository: the last write, which makes the backup exist. */
+export async function writeManifest(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<{ repositories: string[] }> {
+  const repositories = openRepositories(input.target, env);
+  await Promise.all(repositories.map((repository) => repository.writeManifest(input.manifest)));
+  return { repositories: repositories.map((r) => r.name) };
+}
+
+export interface VerifiedCopy {
+  repository: string;
+  object: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+/** Reads every stored object back from every repository and checks size and sha256 against the manifest. */
+export async function verifyStoredBackup(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<VerifiedCopy[]> {
+  const { target, manifest } = input;
+  const repositories = openRepositories(target, env);
+  const total = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0) * repositories.length;
+  const report = progressReporter('verify', total);
+  let done = 0;
+  const verified: VerifiedCopy[] = [];
+  for (const repository of repositories) {
+    for (const object of manifest.objects) {
+      const { sha256, bytes } = await sha256OfStream(await repository.backend.get(repository.objectKey(target.name, manifest.id, object.name)));
+      done += bytes;
+      report(done);
+      if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
+        throw new LifeboatError(
+          'ChecksumMismatch',
+          `${object.name} of backup ${manifest.id} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+          'The repository did not store what was sent; check its storage and run the backup again',
+        );
+      }
+      verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
+    }
+  }
+  log.info('stored backup verified', { backupId: manifest.id, copies: verified.length });
+  return verified;
+}
+
+/** The manifest of the given backup, or of the newest complete backup in any of the target's repositories. */
+export async function locateBackup(input: { target: ResolvedTarget; backupId?: string }, env: NodeJS.ProcessEnv): Promise<Manifest> {
+  const { target, backupId } = input;
+  const repositories = openRepositories(target, env);
+  const failures: string[] = [];
+  if (backupId) {
+    for (const repository of repositories) {
+      try {
+        return await repository.readManifest(target.name, backupId);
+      } catch (error) {
+        failures.push(`${repository.name}: ${(error as Error).message}`);
+        if (!(error instanceof LifeboatError) || error.type !== 'BackupNotFound') log.warn('repository unreadable', { repository: repository.name, error: (error as Error).message });
+      }
+    }
+    throw new LifeboatError('BackupNotFound', `backup ${backupId} of target "${target.name}" is in none of its repositories`, `Run \`lifeboat backups ${target.name}\` to list them`);
+  }
+  let newest: { id: string; repository: (typeof repositories)[number] } | undefined;
+  for (const repository of repositories) {
+    try {
+      const id = await repository.latestBackupId(target.name);
+      if (id && (!newest || id > newest.id)) newest = { id, repository };
+    } catch (error) {
+      failures.push(`${repository.name}: ${(error as Error).message}`);
+    }
+  }
+  if (!newest) {
+    throw new LifeboatError(
+      'BackupNotFound',
+      `target "${target.name}" has no complete backup in ${target.repositories.map((r) => r.name).join(', ')}${failures.length ? ` (${failures.join('; ')})` : ''}`,
+      `Run \`lifeboat backup ${target.name}\` first`,
+    );
+  }
+  return newest.repository.readManifest(target.name, newest.id);
+}
+
+/** Stores a drill or verification report in every repository of the target. */
+export async function writeReport(input: { target: ResolvedTarget; runId: string; report: unknown }, env: NodeJS.ProcessEnv): Promise<{ keys: string[] }> {
+  const repositories = openRepositories(input.target, env);
+  const keys = await Promise.all(repositories.map((r) => r.writeReport(input.target.name, input.runId, input.report).then((key) => `${r.name}:${key}`)));
+  return { keys };
+}

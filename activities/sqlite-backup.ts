@@ -1,0 +1,102 @@
+import { Context, log } from '@temporalio/activity';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LifeboatError } from '../src/errors.js';
+import { compressionInfo, createCompressor } from '../src/pipeline/compress.js';
+import { createEncryptor, loadKeyFile } from '../src/pipeline/encrypt.js';
+import { fanOut } from '../src/pipeline/fan-out.js';
+import { HashingPassThrough } from '../src/pipeline/hash.js';
+import type { Manifest, StoredObject } from '../src/repository/manifest.js';
+import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
+import { countBytes, progressReporter } from './progress.js';
+import { openRepositories } from './repositories.js';
+import type { ResolvedTarget } from './target.js';
+
+export interface SnapshotUploadInput {
+  target: ResolvedTarget;
+  backupId: string;
+}
+
+/** What the manifest needs from the snapshot-and-upload step. */
+export interface UploadedSnapshot {
+  snapshotAt: string;
+  source: Manifest['source'];
+  object: StoredObject;
+  compression: Manifest['compression'];
+  encryption: Manifest['encryption'];
+  tools: Record<string, string>;
+  integrity: IntegrityResult;
+  repositories: string[];
+}
+
+export function payloadName(encrypted: boolean): string {
+  return encrypted ? 'db.sqlite.zst.enc' : 'db.sqlite.zst';
+}
+
+/**
+ * One pass: snapshot -> sha256 of the source -> zstd -> (AES-256-GCM) -> sha256 of what is stored
+ * -> every repository at once. No temporary copy of the database. Safe to run again: it stores
+ * a fresh snapshot under the same keys, and nothing counts until the manifest is written.
+ */
+export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.ProcessEnv): Promise<UploadedSnapshot> {
+  const { target, backupId } = input;
+  const context = Context.current();
+  const repositories = openRepositories(target, env);
+  const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
+  const objectName = payloadName(key !== undefined);
+
+  const snapshot = await openSnapshot(target.path, { integrityCheck: target.integrityCheck });
+  try {
+    log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
+    const report = progressReporter('upload', snapshot.sizeBytes);
+    const sourceHash = new HashingPassThrough();
+    const storedHash = new HashingPassThrough();
+    const { sink, branches } = fanOut(repositories.length);
+    const uploads = repositories.map((repository, index) =>
+      repository.backend.put(repository.objectKey(target.name, backupId, objectName), branches[index]!, {
+        signal: context.cancellationSignal,
+      }),
+    );
+    uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
+    const stages: Duplex[] = [sourceHash, countBytes(report), createCompressor(target.compression)];
+    if (key) stages.push(createEncryptor(key));
+    stages.push(storedHash);
+
+    await Promise.all([
+      pipeline([snapshot.stream(), ...stages, sink], { signal: context.cancellationSignal }),
+      ...uploads,
+    ]);
+    report(snapshot.sizeBytes);
+
+    const integrity = await snapshot.integrity;
+    if (!integrity.ok) {
+      await Promise.all(repositories.map((r) => r.backend.delete(r.objectKey(target.name, backupId, objectName))));
+      throw new LifeboatError(
+        'IntegrityCheckFailed',
+        `${integrity.kind} of ${target.path} failed at the snapshot taken ${snapshot.snapshotAt}: ${integrity.problems.slice(0, 5).join('; ')}`,
+        'The live database is damaged: do not overwrite older backups; restore or repair it (sqlite3 .recover)',
+      );
+    }
+    const compression = await compressionInfo();
+    return {
+      snapshotAt: snapshot.snapshotAt,
+      source: {
+        path: target.path,
+        sizeBytes: snapshot.sizeBytes,
+        sha256: sourceHash.sha256,
+        pageSize: snapshot.pageSize,
+        pageCount: snapshot.pageCount,
+        journalMode: snapshot.journalMode,
+        integrityCheck: integrity.kind,
+      },
+      object: { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 },
+      compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
+      encryption: target.encryption ? { algorithm: 'aes-256-gcm-chunked', keyId: target.encryption.keyId } : null,
+      tools: { sqlite: snapshot.sqliteVersion, node: process.version, zstd: compression.version },
+      integrity,
+      repositories: repositories.map((r) => r.name),
+    };
+  } finally {
+    await snapshot.release();
+  }
+}

@@ -1,0 +1,270 @@
+import { log } from '@temporalio/activity';
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { PassThrough, type Duplex, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LifeboatError } from '../src/errors.js';
+import { createDecompressor } from '../src/pipeline/compress.js';
+import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
+import { HashingPassThrough } from '../src/pipeline/hash.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import { countBytes, progressReporter } from './progress.js';
+import { openRepositories } from './repositories.js';
+import type { ResolvedTarget } from './target.js';
+
+export interface FetchInput {
+  target: ResolvedTarget;
+  manifest: Manifest;
+  /** Where the verified database ends up; written as <destination>.partial first. */
+  destination: string;
+  /** Fail with InvalidInput instead of replacing an existing file (restore --into). */
+  refuseExisting?: boolean;
+}
+
+export interface FetchedBackup {
+  path: string;
+  repository: string;
+  sizeBytes: number;
+  sha256: string;
+}
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a chunk and waits for the decoder to take it, or for the decoder to fail. */
+function feed(stream: Writable, chunk: Buffer): Promise<void> {
+  if (stream.write(chunk)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
+}
+
+/**
+ * Downloads one backup and decodes it beside the destination in a single pass while hashing both
+ * the stored bytes and the decoded database. Only a download whose hashes both match the manifest
+ * becomes the destination; anything else leaves no file behind. When decoding fails, the download
+ * is still hashed to the end, so a damaged object is reported as ChecksumMismatch (its cause)
+ * rather than as whatever the decoder tripped over.
+ */
+export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Promise<FetchedBackup> {
+  const { target, manifest, destination } = input;
+  const object = manifest.objects[0]!;
+  if (input.refuseExisting && (await exists(destination))) {
+    throw new LifeboatError('InvalidInput', `${destination} already exists`, 'Choose a path that does not exist yet; nothing was changed');
+  }
+  let key: Buffer | undefined;
+  if (manifest.encryption) {
+    if (!target.encryption) {
+      throw new LifeboatError(
+        'EncryptionKeyUnavailable',
+        `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`,
+        'Set encryption.keyFile to the key the backup was made with',
+      );
+    }
+    key = await loadKeyFile(target.encryption.keyFile);
+    if (keyId(key) !== manifest.encryption.keyId) {
+      throw new LifeboatError(
+        'WrongEncryptionKey',
+        `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`,
+        'Point encryption.keyFile at the key the backup was made with',
+      );
+    }
+  }
+
+  const repositories = openRepositories(target, env);
+  const errors: string[] = [];
+  for (const repository of repositories) {
+    const objectKey = repository.objectKey(manifest.target, manifest.id, object.name);
+    const info = await repository.backend.head(objectKey).catch((error: Error) => {
+      errors.push(`${repository.name}: ${error.message}`);
+      return undefined;
+    });
+    if (!info) continue;
+
+    await mkdir(dirname(destination), { recursive: true });
+    const partial = `${destination}.partial`;
+    const report = progressReporter('download', object.sizeBytes);
+    const storedHash = createHash('sha256');
+    let storedBytes = 0;
+    const decodeInput = new PassThrough({ highWaterMark: 4 << 20 });
+    const sourceHash = new HashingPassThrough();
+    const stages: Duplex[] = [];
+    if (key) stages.push(createDecryptor(key));
+    stages.push(createDecompressor(), sourceHash, countBytes(() => report(storedBytes)));
+    let decodeError: unknown;
+    const decoding = pipeline([decodeInput, ...stages, createWriteStream(partial)]).catch((error: unknown) => {
+      decodeError = error;
+    });
+    try {
+      for await (const chunk of await repository.backend.get(objectKey)) {
+        const buffer = chunk as Buffer;
+        storedHash.update(buffer);
+        storedBytes += buffer.length;
+        if (decodeError === undefined && !decodeInput.destroyed) await feed(decodeInput, buffer);
+      }
+      decodeInput.end();
+      await decoding;
+
+      const storedSha = storedHash.digest('hex');
+      if (storedSha !== object.sha256 || storedBytes !== object.sizeBytes) {
+        throw new LifeboatError(
+          'ChecksumMismatch',
+          `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
+            `sha256 ${storedSha} (${storedBytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+          'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
+        );
+      }
+      if (decodeError !== undefined) throw decodeError;
+      if (sourceHash.sha256 !== manifest.source.sha256 || sourceHash.bytes !== manifest.source.sizeBytes) {
+        throw new LifeboatError(
+          'ChecksumMismatch',
+          `the database decoded from backup ${manifest.id} has sha256 ${sourceHash.sha256} (${sourceHash.bytes} bytes), ` +
+            `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
+          'Restore another backup. The target was not touched',
+        );
+      }
+      await fsyncPath(partial);
+      await rename(partial, destination);
+      await fsyncPath(dirname(destination));
+      log.info('backup fetched and verified', { backupId: manifest.id, repository: repository.name, destination });
+      return { path: destination, repository: repository.name, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 };
+    } catch (error) {
+      decodeInput.destroy();
+      await decoding;
+      await rm(partial, { force: true });
+      throw error;
+    }
+  }
+  throw new LifeboatError(
+    'BackupNotFound',
+    `no repository of target "${target.name}" holds ${object.name} of backup ${manifest.id}` +
+      (errors.length ? ` (${errors.join('; ')})` : ''),
+    `Run \`lifeboat backups ${target.name}\` to see what each repository holds`,
+  );
+}
+
+/** Runs the SQLite check on a file; throws IntegrityCheckFailed listing the first problems. */
+export function checkIntegrity(input: { path: string; kind: 'integrity_check' | 'quick_check' }): { ok: true; durationMs: number } {
+  const started = Date.now();
+  let db: Database.Database;
+  try {
+    db = new Database(input.path, { fileMustExist: true });
+  } catch (error) {
+    throw new LifeboatError('IntegrityCheckFailed', `cannot open ${input.path} as SQLite: ${(error as Error).message}`);
+  }
+  try {
+    const rows = db.pragma(`${input.kind}(20)`) as Array<Record<string, string>>;
+    const problems = rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok');
+    if (problems.length) {
+      throw new LifeboatError('IntegrityCheckFailed', `${input.kind} of ${input.path} failed: ${problems.join('; ')}`);
+    }
+  } catch (error) {
+    if (error instanceof LifeboatError) throw error;
+    throw new LifeboatError('IntegrityCheckFailed', `${input.kind} of ${input.path} failed: ${(error as Error).message}`);
+  } finally {
+    db.close();
+  }
+  return { ok: true, durationMs: Date.now() - started };
+}
+
+export interface SwapInput {
+  livePath: string;
+  stagingPath: string;
+  safetyPath: string;
+}
+
+export interface SwapResult {
+  /** The previous database, kept whole; null when there was no live database. */
+  safetyPath: string | null;
+  swapped: true;
+}
+
+/** -wal and -shm belong to one database file; a stale -wal applied to another file corrupts it. */
+const sidecars = (path: string) => [`${path}-wal`, `${path}-shm`, `${path}-journal`];
+
+/**
+ * Folds the live database's WAL into its main file so that file alone is the whole database.
+ * Fails while another process holds a write lock: restore needs the application stopped.
+ */
+function foldWal(path: string): void {
+  const db = new Database(path, { fileMustExist: true, timeout: 10_000 });
+  try {
+    const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    if (result && result.busy !== 0) {
+      throw new Error(`${path} is busy (another connection holds it); stop the application (hooks.stop) and retry`);
+    }
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Puts the verified staging file in place of the live database. The live path always names either
+ * the old database or the new one: the old one is hard-linked to the safety path, then one rename
+ * replaces it. Idempotent: run again after a crash, it finishes the swap or sees it is done.
+ */
+export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
+  const { livePath, stagingPath, safetyPath } = input;
+  if (!(await exists(stagingPath))) {
+    if (await exists(livePath)) return { safetyPath: (await exists(safetyPath)) ? safetyPath : null, swapped: true };
+    throw new Error(`neither the staged database ${stagingPath} nor the live ${livePath} exists; the restore must fetch again`);
+  }
+  let kept: string | null = null;
+  if (await exists(livePath)) {
+    if (!(await exists(safetyPath))) {
+      foldWal(livePath);
+      await link(livePath, safetyPath);
+    }
+    kept = safetyPath;
+  }
+  for (const sidecar of [...sidecars(livePath), ...sidecars(stagingPath)]) await rm(sidecar, { force: true });
+  await rename(stagingPath, livePath);
+  await fsyncPath(dirname(livePath));
+  log.info('database swapped', { livePath, safetyPath: kept });
+  return { safetyPath: kept, swapped: true };
+}
+
+/** Compensation: put the safety copy back (same atomic rename), keeping the safety copy itself. */
+export async function rollbackSwap(input: { livePath: string; safetyPath: string | null }): Promise<{ restored: boolean }> {
+  const { livePath, safetyPath } = input;
+  if (!safetyPath || !(await exists(safetyPath))) return { restored: false };
+  const back = `${livePath}.lifeboat-rollback`;
+  await rm(back, { force: true });
+  await link(safetyPath, back);
+  for (const sidecar of sidecars(livePath)) await rm(sidecar, { force: true });
+  await rename(back, livePath);
+  await fsyncPath(dirname(livePath));
+  log.warn('restore rolled back to the safety copy', { livePath, safetyPath });
+  return { restored: true };
+}
+
+/** Removes files and their SQLite sidecars; missing ones are fine (idempotent). */
+export async function removeFiles(input: { paths: string[] }): Promise<{ removed: number }> {
+  let removed = 0;
+  for (const path of input.paths) {
+    for (const candidate of [path, `${path}.partial`, ...sidecars(path)]) {
+      if (await exists(candidate)) {
+        await rm(candidate, { force: true, recursive: true });
+        removed++;
+      }
+    }
+  }
+  return { removed };
+}

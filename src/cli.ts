@@ -1,0 +1,279 @@
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { Command, CommanderError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { timelineQuery } from '../workflows/queries.js';
+import type { StepRecord } from './repository/manifest.js';
+import { connectClient, runbookFailure, startRunbook, type RunbookKind, type RunbookTypes, type TemporalSettings } from './client.js';
+import { configPathFrom, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { exitCodeFor, LifeboatError } from './errors.js';
+import { openBackend } from './repository/open.js';
+import { Repository } from './repository/repository.js';
+
+/**
+ * The `lifeboat` command. Human text goes to stderr; --json prints one JSON document (the workflow
+ * result) on stdout. Exit codes: 0 success, 1 the runbook failed, 2 bad input.
+ */
+
+interface GlobalOptions {
+  config?: string;
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+class InputError extends Error {}
+
+/** Loads and validates the config; a missing default file is fine for commands that only talk to Temporal. */
+function readConfig(flag: string | undefined, required: boolean): { config?: Config; path: string } {
+  const path = configPathFrom(flag);
+  const explicit = flag !== undefined || process.env.LIFEBOAT_CONFIG !== undefined;
+  if (!required && !explicit && !existsSync(path)) return { path };
+  return { config: loadConfig(path), path };
+}
+
+function temporalSettings(config: Config | undefined): TemporalSettings {
+  return {
+    address: process.env.TEMPORAL_ADDRESS ?? config?.temporal.address ?? 'localhost:7233',
+    namespace: process.env.TEMPORAL_NAMESPACE ?? config?.temporal.namespace ?? 'default',
+    taskQueue: process.env.LIFEBOAT_TASK_QUEUE ?? config?.temporal.taskQueue ?? 'lifeboat',
+  };
+}
+
+function assertTarget(config: Config | undefined, target: string, path: string): void {
+  if (config && !(target in config.targets)) {
+    const known = Object.keys(config.targets);
+    throw new LifeboatError('TargetNotFound', `no target named "${target}" in ${path}`, known.length ? `Known targets: ${known.join(', ')}` : 'Define it under targets:');
+  }
+}
+
+function formatStep(step: StepRecord): string {
+  const seconds = step.durationMs !== undefined ? ` ${(step.durationMs / 1000).toFixed(1)}s` : '';
+  const attempts = step.attempts && step.attempts > 1 ? ` (attempt ${step.attempts})` : '';
+  return `  ${step.status.padEnd(9)} ${step.name}${seconds}${attempts}${step.detail ? `  ${step.detail}` : ''}`;
+}
+
+/** On a terminal: one line, rewritten every second, with the running step and its byte progress. */
+async function showProgress(client: Client, handle: WorkflowHandle, done: Promise<unknown>): Promise<void> {
+  if (!process.stderr.isTTY) return;
+  let finished = false;
+  void done.finally(() => (finished = true)).catch(() => undefined);
+  while (!finished) {
+    try {
+      const [steps, description] = await Promise.all([handle.query(timelineQuery), client.workflowService.describeWorkflowExecution({
+        namespace: client.options.namespace,
+        execution: { workflowId: handle.workflowId },
+      })]);
+      const running = steps.filter((s) => s.status === 'running').at(-1);
+      const pending = description.pendingActivities?.[0];
+      let progress = '';
+      const payload = pending?.heartbeatDetails?.payloads?.[0]?.data;
+      if (payload) {
+        const details = JSON.parse(Buffer.from(payload).toString()) as { phase?: string; bytesDone?: number; bytesTotal?: number };
+        if (details.bytesTotal) progress = ` ${details.phase ?? ''} ${((100 * (details.bytesDone ?? 0)) / details.bytesTotal).toFixed(0)}% of ${(details.bytesTotal / 2 ** 20).toFixed(0)} MiB`;
+      }
+      process.stderr.write(`\r\x1b[K${running ? `${running.name}${progress}` : 'waiting for a worker'}`);
+    } catch {
+      // The run may not have a worker yet; keep waiting quietly.
+    }
+    await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  process.stderr.write('\r\x1b[K');
+}
+
+async function run<K extends RunbookKind>(
+  kind: K,
+  input: RunbookTypes[K]['input'],
+  options: { wait?: boolean; json?: boolean },
+  global: GlobalOptions,
+  render: (result: RunbookTypes[K]['result']) => { lines: string[]; failed: boolean },
+): Promise<number> {
+  const { config, path } = readConfig(global.config, false);
+  assertTarget(config, input.target, path);
+  const settings = temporalSettings(config);
+  const client = await connectClient(settings);
+  try {
+    const handle = await startRunbook(client, settings, kind, input);
+    say(`started ${kind} ${handle.workflowId} (run ${handle.firstExecutionRunId}) on task queue "${settings.taskQueue}" at ${settings.address}`);
+    if (!options.wait) {
+      if (options.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId })}\n`);
+      return 0;
+    }
+    const result = handle.result() as Promise<RunbookTypes[K]['result']>;
+    await showProgress(client, handle, result);
+    try {
+      const value = await result;
+      const { lines, failed } = render(value);
+      for (const line of lines) say(line);
+      if (options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      return failed ? 1 : 0;
+    } catch (error) {
+      const failure = runbookFailure(error);
+      say(`${kind} ${handle.workflowId} failed${failure.type ? ` (${failure.type})` : ''}: ${failure.message}`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId, failed: true, type: failure.type ?? null, message: failure.message })}\n`);
+      return exitCodeFor(failure.type);
+    }
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function confirmReplace(target: string, livePath: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await prompt.question(`Replace the live database of "${target}" (${livePath})? The current one is kept as a safety copy. Type "yes": `);
+  prompt.close();
+  return answer.trim() === 'yes';
+}
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('lifeboat')
+    .description('Backup, restore and DR-drill runbooks as durable Temporal workflows')
+    .option('--config <file>', 'config file (default: $LIFEBOAT_CONFIG, else ./lifeboat.config.yaml)')
+    .showHelpAfterError()
+    .exitOverride();
+  const global = () => program.opts<GlobalOptions>();
+  const waitOption = new Option('--wait', 'wait for the runbook to finish and print its timeline');
+  const jsonOption = new Option('--json', 'print the workflow result as one JSON document on stdout');
+
+  program
+    .command('dev')
+    .description('embedded stack: Temporal dev server (+UI), S3 server, worker, demo database and config')
+    .option('--no-demo', 'do not create the demo target or run the first backup')
+    .action(async (options: { demo: boolean }) => {
+      const { runDevStack } = await import('./dev/stack.js');
+      await runDevStack({ demo: options.demo });
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against TEMPORAL_ADDRESS')
+    .action(async () => {
+      const { config, path } = readConfig(global().config, true);
+      const settings = temporalSettings(config);
+      const { createWorker } = await import('./worker.js');
+      const worker = await createWorker({ temporalAddress: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue, configPath: path });
+      say(`worker polling task queue "${settings.taskQueue}" at ${settings.address} (config ${path}); Ctrl-C stops it`);
+      await worker.run();
+    });
+
+  program
+    .command('backup <target>')
+    .description('back up a target to every repository it names')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { wait?: boolean; json?: boolean }) => {
+      setExitCode(
+        await run('backup', { target }, options, global(), (r) => ({
+          failed: false,
+          lines: [`backup ${r.backupId} of ${r.target}: snapshot ${r.snapshotAt}, ${r.sourceBytes} bytes -> ${r.storedBytes} stored in ${r.repositories.join(', ')}`, ...r.timeline.map(formatStep)],
+        })),
+      );
+    });
+
+  program
+    .command('restore <target>')
+    .description('restore the newest (or a given) backup, replacing the live database after verification')
+    .option('--backup <id>', 'backup id (default: the newest complete backup)')
+    .option('--into <path>', 'restore to this new path instead; the live database is not touched')
+    .option('--yes', 'replace the live database without asking')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { backup?: string; into?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, false);
+      assertTarget(config, target, path);
+      if (!options.into && !options.yes) {
+        const livePath = config?.targets[target]?.path ?? '(path from the worker config)';
+        if (!(await confirmReplace(target, livePath))) {
+          throw new InputError('restore would replace the live database: pass --yes to confirm, or --into <path> to restore beside it');
+        }
+      }
+      const input = { target, ...(options.backup ? { backupId: options.backup } : {}), ...(options.into ? { into: options.into } : {}) };
+      setExitCode(
+        await run('restore', input, options, global(), (r) => ({
+          failed: false,
+          lines: [`restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`, ...r.timeline.map(formatStep)],
+        })),
+      );
+    });
+
+  program
+    .command('drill <target>')
+    .description('restore the newest backup into a scratch copy, run smoke checks, measure RTO and RPO')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { wait?: boolean; json?: boolean }) => {
+      setExitCode(
+        await run('drill', { target }, options, global(), (r) => ({
+          failed: !r.passed,
+          lines: [
+            `drill of ${r.target}: ${r.passed ? 'PASSED' : 'FAILED'}${r.failure ? ` (${r.failure.type ?? 'error'}: ${r.failure.message})` : ''}`,
+            `  backup ${r.backupId ?? '-'} snapshot ${r.snapshotAt ?? '-'}`,
+            r.rto ? `  RTO ${r.rto.seconds.toFixed(1)}s${r.rto.targetSeconds !== null ? ` (target ${r.rto.targetSeconds}s: ${r.rto.met ? 'met' : 'MISSED'})` : ''}` : '  RTO not measured',
+            r.rpo ? `  RPO ${r.rpo.seconds.toFixed(1)}s${r.rpo.targetSeconds !== null ? ` (target ${r.rpo.targetSeconds}s: ${r.rpo.met ? 'met' : 'MISSED'})` : ''}` : '  RPO not measured',
+            ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+          ],
+        })),
+      );
+    });
+
+  program
+    .command('backups <target>')
+    .description('list the backups the repositories hold (from their manifests alone), newest first')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      assertTarget(config, target, path);
+      const rows: Array<{ repository: string; id: string; snapshotAt: string; sourceBytes: number; storedBytes: number; encrypted: boolean }> = [];
+      for (const name of config!.targets[target]!.repositories) {
+        try {
+          const repository = new Repository(name, openBackend(config!.repositories[name]!));
+          for (const manifest of await repository.listBackups(target)) {
+            rows.push({
+              repository: name,
+              id: manifest.id,
+              snapshotAt: manifest.snapshotAt,
+              sourceBytes: manifest.source.sizeBytes,
+              storedBytes: manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0),
+              encrypted: manifest.encryption !== null,
+            });
+          }
+        } catch (error) {
+          say(`warning: repository "${name}" could not be read: ${(error as Error).message}`);
+        }
+      }
+      rows.sort((a, b) => (a.id === b.id ? a.repository.localeCompare(b.repository) : a.id < b.id ? 1 : -1));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return;
+      }
+      if (rows.length === 0) say(`no complete backups of "${target}"`);
+      else say(['BACKUP ID'.padEnd(24) + 'SNAPSHOT'.padEnd(26) + 'SIZE'.padStart(12) + 'STORED'.padStart(12) + '  REPOSITORY', ...rows.map((r) =>
+        r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof LifeboatError) {
+      say(`lifeboat: ${error.type}: ${error.message}`);
+      return exitCodeFor(error.type);
+    }
+    if (error instanceof InputError) {
+      say(`lifeboat: ${error.message}`);
+      return 2;
+    }
+    say(`lifeboat: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,91 @@
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { randomBytes } from 'node:crypto';
+import type { BackupInput, BackupResult } from '../workflows/backup.js';
+import type { DrillInput, DrillReport } from '../workflows/drill.js';
+import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
+import { compactTimestamp } from './backup-id.js';
+
+export type RunbookKind = 'backup' | 'restore' | 'drill';
+
+export interface RunbookTypes {
+  backup: { input: BackupInput; result: BackupResult };
+  restore: { input: RestoreInput; result: RestoreResult };
+  drill: { input: DrillInput; result: DrillReport };
+}
+
+/** Typed search attributes registered on the server (the dev server registers them at start). */
+export const searchAttributes = {
+  target: defineSearchAttributeKey('LifeboatTarget', SearchAttributeType.KEYWORD),
+  kind: defineSearchAttributeKey('LifeboatKind', SearchAttributeType.KEYWORD),
+};
+
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+}
+
+export async function connectClient(settings: TemporalSettings): Promise<Client> {
+  const connection = await Connection.connect({ address: settings.address });
+  return new Client({ connection, namespace: settings.namespace });
+}
+
+function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input']): string {
+  const restore = input as RestoreInput;
+  switch (kind) {
+    case 'backup':
+      return `Backup of target "${input.target}"`;
+    case 'restore':
+      return `Restore of target "${input.target}" from ${restore.backupId ?? 'the newest backup'}${restore.into ? ` into ${restore.into}` : ''}`;
+    case 'drill':
+      return `Restore drill of target "${input.target}"`;
+  }
+}
+
+/**
+ * Starts a runbook with an id that says what ran ("backup-orders-20261121T020000Z"), a summary for
+ * the UI, and the search attributes the UI filters on.
+ */
+export async function startRunbook<K extends RunbookKind>(
+  client: Client,
+  settings: TemporalSettings,
+  kind: K,
+  input: RunbookTypes[K]['input'],
+  now: Date = new Date(),
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const baseId = `${kind}-${input.target}-${compactTimestamp(now)}`;
+  const start = (workflowId: string) =>
+    client.workflow.start(kind, {
+      taskQueue: settings.taskQueue,
+      workflowId,
+      args: [input],
+      staticSummary: summaryOf(kind, input),
+      typedSearchAttributes: [
+        { key: searchAttributes.target, value: input.target },
+        { key: searchAttributes.kind, value: kind },
+      ],
+      workflowExecutionTimeout: '24 hours',
+    });
+  try {
+    return await start(baseId);
+  } catch (error) {
+    // Two runs of the same kind in the same second: keep the readable id, add a short suffix.
+    if (error instanceof WorkflowExecutionAlreadyStartedError) return start(`${baseId}-${randomBytes(2).toString('hex')}`);
+    throw error;
+  }
+}
+
+/** The typed failure behind a failed run: its type name (TargetNotFound, ...) and message. */
+export function runbookFailure(error: unknown): { type: string | undefined; message: string } {
+  let current: unknown = error instanceof WorkflowFailedError ? error.cause : error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  if (current instanceof ApplicationFailure) return { type: current.type ?? undefined, message: current.message };
+  return { type: undefined, message: current instanceof Error ? current.message : String(current) };
+}

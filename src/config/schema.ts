@@ -1,0 +1,136 @@
+import { z } from 'zod';
+
+/**
+ * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
+ * reference (npm run docs:config) all come from here: add an option here and nowhere else.
+ *
+ * Secrets never appear in this file's values: it holds references (environment variable names,
+ * file paths) that activities resolve when they need the value.
+ */
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, "-" or "_", starting with a letter or digit');
+
+const envVarName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the NAME of an environment variable (not its value)');
+
+export const fsRepositorySchema = z
+  .object({
+    type: z.literal('fs'),
+    path: z.string().min(1).describe('Directory that holds the repository; created when missing.'),
+  })
+  .strict();
+
+export const s3RepositorySchema = z
+  .object({
+    type: z.literal('s3'),
+    endpoint: z.string().url().optional().describe('S3 endpoint URL; omit for AWS.'),
+    bucket: z.string().min(3).describe('Bucket name; must exist.'),
+    prefix: z.string().default('').describe('Key prefix inside the bucket, e.g. "lifeboat/".'),
+    region: z.string().default('us-east-1'),
+    forcePathStyle: z.boolean().default(true).describe('Path-style addressing (needed by most S3-compatible servers).'),
+    accessKeyIdEnv: envVarName.describe('Name of the environment variable holding the access key id.'),
+    secretAccessKeyEnv: envVarName.describe('Name of the environment variable holding the secret access key.'),
+    partSizeMiB: z.number().int().min(5).max(512).default(16).describe('Multipart part size; larger payloads upload in parts.'),
+  })
+  .strict();
+
+export const repositorySchema = z.discriminatedUnion('type', [fsRepositorySchema, s3RepositorySchema]);
+
+const hooksSchema = z
+  .object({
+    stop: z.string().optional().describe('Shell command run before a restore swaps the database (stop the application).'),
+    start: z.string().optional().describe('Shell command run after the swap (start the application).'),
+    healthUrl: z.string().url().optional().describe('HTTP URL that must answer 2xx after the start hook.'),
+    healthTimeoutSeconds: z.number().int().positive().default(60),
+    timeoutSeconds: z.number().int().positive().default(120).describe('Time limit for each hook command.'),
+  })
+  .strict();
+
+const smokeCheckSchema = z
+  .object({
+    name: z.string().min(1),
+    sql: z.string().min(1).describe('A read-only query run against the restored database.'),
+    expect: z
+      .union([z.string(), z.number(), z.null()])
+      .optional()
+      .describe('Expected value of the first column of the first row; omit to only require that the query runs.'),
+    minRows: z.number().int().nonnegative().optional().describe('The query must return at least this many rows.'),
+  })
+  .strict();
+
+const drillSchema = z
+  .object({
+    rtoTargetSeconds: z.number().positive().optional().describe('Recovery time objective the drill is measured against.'),
+    rpoTargetSeconds: z.number().positive().optional().describe('Recovery point objective the drill is measured against.'),
+    smokeChecks: z.array(smokeCheckSchema).default([]),
+    scratchDir: z.string().optional().describe('Where the drill restores its scratch copy; default: the system temp dir.'),
+  })
+  .strict();
+
+export const sqliteTargetSchema = z
+  .object({
+    type: z.literal('sqlite'),
+    path: z.string().min(1).describe('Path of the live SQLite database file.'),
+    repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
+    hooks: hooksSchema.optional(),
+    drill: drillSchema.default({ smokeChecks: [] }),
+    integrityCheck: z
+      .enum(['integrity_check', 'quick_check'])
+      .default('integrity_check')
+      .describe('Which SQLite check a backup and a restore run on the snapshot.'),
+  })
+  .strict();
+
+export const targetSchema = z.discriminatedUnion('type', [sqliteTargetSchema]);
+
+export const configSchema = z
+  .object({
+    repositories: z.record(name, repositorySchema).describe('Named storage locations.'),
+    targets: z.record(name, targetSchema).describe('Named things to protect.'),
+    encryption: z
+      .object({
+        keyFile: z.string().min(1).describe('File holding a 32-byte key (raw or 64 hex characters); payloads are AES-256-GCM.'),
+      })
+      .strict()
+      .optional(),
+    compression: z
+      .object({
+        level: z.number().int().min(1).max(19).default(3).describe('zstd level.'),
+        threads: z.number().int().min(1).max(64).default(2).describe('zstd worker threads.'),
+      })
+      .strict()
+      .default({ level: 3, threads: 2 }),
+    temporal: z
+      .object({
+        address: z.string().default('localhost:7233'),
+        namespace: z.string().default('default'),
+        taskQueue: z.string().default('lifeboat'),
+      })
+      .strict()
+      .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' }),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [targetName, target] of Object.entries(config.targets)) {
+      target.repositories.forEach((repo, index) => {
+        if (!(repo in config.repositories)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', targetName, 'repositories', index],
+            message: `unknown repository "${repo}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ') || '(none defined)'}`,
+          });
+        }
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type RepositoryConfig = z.output<typeof repositorySchema>;
+export type FsRepositoryConfig = z.output<typeof fsRepositorySchema>;
+export type S3RepositoryConfig = z.output<typeof s3RepositorySchema>;
+export type TargetConfig = z.output<typeof targetSchema>;
+export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
+export type SmokeCheck = z.output<typeof smokeCheckSchema>;

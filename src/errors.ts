@@ -1,0 +1,53 @@
+/**
+ * Typed failures. Every failure caused by input or by the state of a backup is one of these names,
+ * is non-retryable, and carries a message saying what is wrong and a hint saying what to do.
+ * Activities turn them into Temporal ApplicationFailures (see activities/failures.ts); the CLI maps
+ * them to exit code 2 (bad input) or 1 (the runbook failed).
+ */
+export const errorTypes = {
+  InvalidConfig: 'input',
+  InvalidInput: 'input',
+  TargetNotFound: 'input',
+  BackupNotFound: 'input',
+  SourceNotFound: 'input',
+  NotASqliteDatabase: 'input',
+  EncryptionKeyUnavailable: 'input',
+  WrongEncryptionKey: 'input',
+  CredentialsUnavailable: 'input',
+  ChecksumMismatch: 'data',
+  BackupCorrupt: 'data',
+  IntegrityCheckFailed: 'data',
+  ObjectNotFound: 'data',
+  ObjectConflict: 'data',
+  HookFailed: 'runbook',
+  HealthCheckFailed: 'runbook',
+  SmokeCheckFailed: 'runbook',
+} as const;
+
+export type ErrorType = keyof typeof errorTypes;
+export type ErrorCategory = (typeof errorTypes)[ErrorType];
+
+export class LifeboatError extends Error {
+  override readonly name = 'LifeboatError';
+  constructor(
+    readonly type: ErrorType,
+    message: string,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(hint ? `${message}. ${hint}` : message, options);
+  }
+
+  get category(): ErrorCategory {
+    return errorTypes[this.type];
+  }
+}
+
+export function isErrorType(value: string | undefined | null): value is ErrorType {
+  return value != null && Object.prototype.hasOwnProperty.call(errorTypes, value);
+}
+
+/** Input errors exit with 2, everything else with 1 (see the CLI contract in README). */
+export function exitCodeFor(type: string | undefined | null): 1 | 2 {
+  return isErrorType(type) && errorTypes[type] === 'input' ? 2 : 1;
+}

@@ -1,0 +1,206 @@
+import { Duplex, type Readable, type Writable } from 'node:stream';
+import { execa, type Result, type ResultPromise } from 'execa';
+import { LifeboatError } from '../errors.js';
+
+/*
+ * zstd runs as a `zstd` CLI subprocess fed through stdin/stdout rather than as an in-process addon:
+ * it matched the raw CLI's speed while keeping the compression threads off the worker's event loop
+ * and its heap, it needs no native build at install time, and a crash in it cannot take the worker
+ * down (see bench/compression-choice.md for the measurements behind this).
+ */
+
+/** The executable, resolved through PATH (Debian: `apt-get install zstd`). */
+const ZSTD = 'zstd';
+/** Enough of zstd's stderr to quote its complaint; it only writes there on failure because of -q. */
+const STDERR_TAIL_BYTES = 4096;
+const MAX_LEVEL = 19;
+const MAX_THREADS = 256;
+
+export interface CompressorOptions {
+  /** zstd level, 1..19; 3 is zstd's default and Lifeboat's. */
+  level: number;
+  /** zstd worker threads (-T); 0 lets zstd use one per core. */
+  threads: number;
+}
+
+export interface CompressionInfo {
+  algorithm: 'zstd';
+  implementation: string;
+  version: string;
+}
+
+/** A zstd compressor: write raw bytes in, read one zstd frame (with content checksum) out. */
+export function createCompressor(options: CompressorOptions): Duplex {
+  const { level, threads } = options;
+  if (!Number.isInteger(level) || level < 1 || level > MAX_LEVEL) {
+    throw new RangeError(`zstd level must be an integer from 1 to ${MAX_LEVEL}, got ${String(level)}`);
+  }
+  if (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS) {
+    throw new RangeError(`zstd threads must be an integer from 0 to ${MAX_THREADS}, got ${String(threads)}`);
+  }
+  return new ZstdProcess('compress', [`-${level}`, `-T${threads}`, '--check']);
+}
+
+/**
+ * A zstd decompressor. Input that is not valid zstd fails the stream with BackupCorrupt.
+ * Note zstd verifies the frame checksum only at the end of the frame, so bytes may be emitted
+ * before the error: write the output somewhere provisional until the stream has finished.
+ */
+export function createDecompressor(): Duplex {
+  return new ZstdProcess('decompress', ['-d']);
+}
+
+let cachedInfo: Promise<CompressionInfo> | undefined;
+
+/** What produced a backup's compression, for its manifest. Runs `zstd -qV` once per process. */
+export function compressionInfo(): Promise<CompressionInfo> {
+  cachedInfo ??= probeZstdVersion().catch((error: unknown) => {
+    cachedInfo = undefined; // a transient failure must not be remembered forever
+    throw error;
+  });
+  return cachedInfo;
+}
+
+async function probeZstdVersion(): Promise<CompressionInfo> {
+  const result = await execa(ZSTD, ['-qV'], { reject: false, stdin: 'ignore' });
+  const version = /^v?(\d+\.\d+\.\d+)/.exec(String(result.stdout).trim())?.[1];
+  if (result.failed || version === undefined) {
+    throw new Error(
+      `Could not determine the zstd version (\`${ZSTD} -qV\` ${describeFailure(result, String(result.stderr))}, output ${JSON.stringify(String(result.stdout).slice(0, 200))}). ${INSTALL_HINT}`,
+    );
+  }
+  return { algorithm: 'zstd', implementation: 'zstd-cli', version };
+}
+
+const INSTALL_HINT = 'Lifeboat needs the zstd command on PATH: install it with `apt-get install zstd`';
+
+type Mode = 'compress' | 'decompress';
+
+const STREAM_OPTIONS = {
+  stdin: 'pipe',
+  stdout: 'pipe',
+  stderr: 'pipe',
+  // We consume stdout ourselves (with backpressure) and keep only a bounded tail of stderr.
+  buffer: false,
+  reject: false,
+  encoding: 'buffer',
+} as const;
+type ZstdResult = Result<typeof STREAM_OPTIONS>;
+
+/**
+ * One zstd process exposed as a Duplex: writes go to its stdin, its stdout is the readable side.
+ * The readable side ends only after the process has exited with status 0, so a failure at the very
+ * end (a bad checksum, a truncated frame) is an error, never a silently short output. Destroying
+ * the stream kills the process and waits for it, so no zombie or orphan is left behind.
+ */
+class ZstdProcess extends Duplex {
+  private readonly child: ResultPromise<typeof STREAM_OPTIONS>;
+  private readonly stdin: Writable;
+  private readonly stdout: Readable;
+  private stderrTail = '';
+  private stdoutEnded = false;
+  private exitedCleanly = false;
+  private exited = false;
+
+  constructor(
+    private readonly mode: Mode,
+    modeArgs: string[],
+  ) {
+    super();
+    this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], STREAM_OPTIONS);
+    this.stdin = this.child.stdin;
+    this.stdout = this.child.stdout;
+
+    this.stdout.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) this.stdout.pause();
+    });
+    this.stdout.on('end', () => {
+      this.stdoutEnded = true;
+      this.endIfDone();
+    });
+    this.stdout.on('error', (error: Error) => this.destroy(error));
+    this.child.stderr.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    // EPIPE here means zstd stopped reading, i.e. it failed; its exit status explains why, so the
+    // write error itself is not reported.
+    this.stdin.on('error', () => {});
+
+    void this.child.then((result) => this.onExit(result));
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.stdin.write(chunk)) callback();
+    else this.stdin.once('drain', () => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    // Errors on stdin are reported through the exit status (see the constructor).
+    this.stdin.end(() => callback());
+  }
+
+  override _read(): void {
+    this.stdout.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.exited) {
+      callback(error);
+      return;
+    }
+    // Unpiping both ends lets execa settle even if stdout was paused for backpressure; SIGTERM is
+    // escalated to SIGKILL by execa after 5 s. Waiting for the exit reaps the process.
+    this.stdin.destroy();
+    this.stdout.destroy();
+    this.child.kill();
+    void this.child.then(() => callback(error));
+  }
+
+  private onExit(result: ZstdResult): void {
+    this.exited = true;
+    if (this.destroyed) return;
+    if (result.failed) {
+      this.destroy(this.failure(result));
+      return;
+    }
+    this.exitedCleanly = true;
+    this.endIfDone();
+  }
+
+  private endIfDone(): void {
+    if (this.stdoutEnded && this.exitedCleanly && !this.destroyed) this.push(null);
+  }
+
+  private failure(result: ZstdResult): Error {
+    const stderr = this.stderrTail.trim();
+    const spawnFailed = result.exitCode === undefined && result.signal === undefined;
+    if (spawnFailed) {
+      return new Error(`Could not start zstd to ${this.mode} (${result.originalMessage ?? result.shortMessage}). ${INSTALL_HINT}`, {
+        cause: result,
+      });
+    }
+    if (this.mode === 'decompress' && result.exitCode !== undefined) {
+      return new LifeboatError(
+        'BackupCorrupt',
+        `Backup data is not valid zstd: zstd ${describeFailure(result, stderr)}`,
+        'Do not use this backup: restore from another one, and check the repository storage for damage',
+        { cause: result },
+      );
+    }
+    return new Error(
+      `zstd ${this.mode === 'compress' ? 'compression' : 'decompression'} failed: zstd ${describeFailure(result, stderr)}` +
+        (result.signal === 'SIGKILL' ? '. A SIGKILL usually means the kernel ran out of memory; check `dmesg`' : ''),
+      { cause: result },
+    );
+  }
+}
+
+function describeFailure(result: Pick<Result, 'exitCode' | 'signal' | 'shortMessage' | 'originalMessage'>, stderr: string): string {
+  const how =
+    result.signal !== undefined
+      ? `was killed by ${result.signal}`
+      : result.exitCode !== undefined
+        ? `exited with status ${result.exitCode}`
+        : `could not run (${result.originalMessage ?? result.shortMessage})`;
+  return stderr === '' ? how : `${how}: ${stderr.replace(/\s+/g, ' ')}`;
+}

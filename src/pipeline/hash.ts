@@ -1,0 +1,56 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * Passes bytes through untouched while hashing them, so the checksum of what is uploaded (or
+ * downloaded) is computed in the same pass as the transfer instead of re-reading the object.
+ */
+export class HashingPassThrough extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  private digest: string | undefined;
+  private count = 0;
+
+  /** Bytes seen so far; final once the stream has ended. */
+  get bytes(): number {
+    return this.count;
+  }
+
+  /**
+   * Hex SHA-256 of everything that passed through. Only defined after the stream has flushed:
+   * a digest of a partial stream would be a plausible-looking wrong checksum, so this throws.
+   */
+  get sha256(): string {
+    if (this.digest === undefined) {
+      throw new Error(
+        'HashingPassThrough.sha256 was read before the stream ended; wait for the pipeline to finish first',
+      );
+    }
+    return this.digest;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.count += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.digest = this.hash.digest('hex');
+    callback();
+  }
+}
+
+/** SHA-256 and length of everything a stream yields, e.g. to verify a downloaded object or a restored file. */
+export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of readable) {
+    // A stream with setEncoding() yields strings whose bytes are not the stored bytes.
+    if (typeof chunk === 'string') {
+      throw new TypeError('sha256OfStream needs raw bytes but the stream yields strings; do not call setEncoding() on it');
+    }
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}

@@ -1,0 +1,108 @@
+import type { Readable } from 'node:stream';
+import { LifeboatError } from '../errors.js';
+
+/**
+ * The one small interface every storage backend implements (local disk, S3, ...).
+ * Everything above it (the repository layer, activities) never knows which backend it talks to.
+ *
+ * Keys are '/'-separated relative paths such as "demo/backups/<id>/manifest.json" (see
+ * assertValidKey for the exact rules, which are the same for every backend so that a repository
+ * can be copied from one backend to another).
+ */
+export interface ObjectInfo {
+  key: string;
+  sizeBytes: number;
+}
+
+export interface PutOptions {
+  /** Called with the cumulative number of bytes accepted by the backend (never decreasing). */
+  onProgress?: (bytesDone: number) => void;
+  /**
+   * Cancels the upload. An abort that arrives before the object is committed makes put reject
+   * with an error named 'AbortError' and leaves nothing behind (no object, no temp file, no
+   * pending multipart upload); the body stream is destroyed, as stream.pipeline does. An abort
+   * that arrives after the commit point (fs: rename, S3: the final PUT/CompleteMultipartUpload)
+   * is too late: the object exists and put resolves normally.
+   */
+  signal?: AbortSignal;
+}
+
+export interface Backend {
+  /** Human-readable location without secrets, e.g. "fs:/var/backups" or "s3://bucket/prefix". */
+  readonly location: string;
+  /**
+   * Store the stream under key. Atomic: readers see the whole object or none (fs: temp file +
+   * fsync + rename; S3: single PUT or multipart upload completed only at the end).
+   * Overwriting an existing key replaces it.
+   */
+  put(key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo>;
+  /** Stream the object. Throws LifeboatError('ObjectNotFound') when it does not exist. */
+  get(key: string): Promise<Readable>;
+  /** Size of the object, or undefined when it does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with prefix, in lexicographic (UTF-8 byte) key order. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Remove the object; removing a missing object is not an error (idempotent). */
+  delete(key: string): Promise<void>;
+}
+
+/** S3's limit on key length; the fs backend enforces it too so keys stay portable. */
+const maxKeyBytes = 1024;
+
+/**
+ * Throws LifeboatError('InvalidInput') unless key is a portable object key: non-empty, relative,
+ * '/'-separated, no empty, "." or ".." segments (they would escape the fs root or be normalised
+ * away by S3 servers that map keys to files), no NUL, at most 1024 UTF-8 bytes.
+ */
+export function assertValidKey(key: string): void {
+  const problem = keyProblem(key, { allowPartialLastSegment: false });
+  if (problem) {
+    throw new LifeboatError(
+      'InvalidInput',
+      `invalid object key ${JSON.stringify(key)}: ${problem}`,
+      'Keys are relative paths like "target/backups/<id>/manifest.json"; this is a bug in the caller',
+    );
+  }
+}
+
+/**
+ * Like assertValidKey for list prefixes: "" (everything) is allowed, and the last segment may be
+ * empty (a trailing '/') or any partial name ("demo/backups/2024-").
+ */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === '') return;
+  const problem = keyProblem(prefix, { allowPartialLastSegment: true });
+  if (problem) {
+    throw new LifeboatError(
+      'InvalidInput',
+      `invalid list prefix ${JSON.stringify(prefix)}: ${problem}`,
+      'Prefixes are relative paths like "target/backups/"; this is a bug in the caller',
+    );
+  }
+}
+
+function keyProblem(key: string, { allowPartialLastSegment }: { allowPartialLastSegment: boolean }): string | undefined {
+  if (key.length === 0) return 'it is empty';
+  if (key.includes('\0')) return 'it contains a NUL character';
+  if (key.startsWith('/')) return 'it is absolute (starts with "/")';
+  if (Buffer.byteLength(key, 'utf8') > maxKeyBytes) return `it is longer than ${maxKeyBytes} UTF-8 bytes`;
+  const segments = key.split('/');
+  for (const [index, segment] of segments.entries()) {
+    const last = index === segments.length - 1;
+    if (last && allowPartialLastSegment) continue;
+    if (segment === '') return 'it has an empty path segment ("//" or a trailing "/")';
+    if (segment === '.' || segment === '..') return `it has a "${segment}" path segment`;
+  }
+  return undefined;
+}
+
+/**
+ * Sorts objects the way S3 lists them: by the UTF-8 bytes of the key. JavaScript's default string
+ * order compares UTF-16 code units, which differs for characters beyond the Basic Multilingual Plane.
+ */
+export function sortByKey<T extends { key: string }>(objects: T[]): T[] {
+  return objects
+    .map((object) => ({ object, bytes: Buffer.from(object.key, 'utf8') }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+    .map(({ object }) => object);
+}

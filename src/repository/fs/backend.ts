@@ -1,0 +1,293 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FsRepositoryConfig } from '../../config/schema.js';
+import { LifeboatError } from '../../errors.js';
+import { assertValidKey, assertValidPrefix, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+
+/**
+ * A repository in a local (or mounted) directory. Each key is a file under the root; "/" in keys
+ * becomes a directory level.
+ *
+ * Crash safety: put writes a temp file next to the destination, fsyncs it, renames it over the
+ * final name and fsyncs the directory, so after a crash a key holds either its old or its new
+ * bytes, never a torn file. Left-over temp files are invisible to list/head/get.
+ *
+ * Files are created 0600 and directories 0700: a repository holds copies of databases.
+ */
+export class FsBackend implements Backend {
+  readonly location: string;
+  private readonly root: string;
+
+  constructor(config: Pick<FsRepositoryConfig, 'path'>) {
+    this.root = resolve(config.path);
+    this.location = `fs:${this.root}`;
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const { signal, onProgress } = options;
+    const path = this.pathFor(key);
+    if (signal?.aborted) {
+      body.destroy();
+      throw abortError(`put of "${key}" into ${this.location}`, signal);
+    }
+    const dir = dirname(path);
+    const temp = join(dir, `.${basename(path)}.tmp-${randomBytes(8).toString('hex')}`);
+    const { handle, firstCreatedDir } = await this.createTempFile(key, dir, temp);
+
+    let sizeBytes = 0;
+    let closed = false;
+    try {
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          writeFully(handle, chunk).then(() => {
+            sizeBytes += chunk.length;
+            onProgress?.(sizeBytes);
+            done();
+          }, done);
+        },
+      });
+      await (signal ? pipeline(body, sink, { signal }) : pipeline(body, sink));
+      // The data must be on disk before the rename makes it visible, or a crash could leave a
+      // complete-looking but empty or torn file under the final name.
+      await handle.sync();
+      closed = true;
+      await handle.close();
+      // Last chance to honour an abort: after the rename the object is committed.
+      if (signal?.aborted) throw abortError(`put of "${key}" into ${this.location}`, signal);
+      await rename(temp, path).catch((error: unknown) => {
+        if (hasCode(error, 'EISDIR', 'ENOTEMPTY', 'EEXIST')) throw prefixConflict(key, this.location, error);
+        throw error;
+      });
+    } catch (error) {
+      if (!closed) await handle.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      throw this.describe(error, `put "${key}" into`);
+    }
+    // The rename is only durable once the directory entry is; new parent directories likewise
+    // need their own entries synced in their parents.
+    try {
+      await syncDirectory(dir);
+      if (firstCreatedDir !== undefined) {
+        for (let parent = dirname(dir); ; parent = dirname(parent)) {
+          await syncDirectory(parent);
+          if (parent === dirname(firstCreatedDir) || parent === dirname(parent)) break;
+        }
+      }
+    } catch (error) {
+      throw this.describe(error, `sync the directory of "${key}" in`);
+    }
+    return { key, sizeBytes };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const path = this.pathFor(key);
+    // Open before returning so that a missing object rejects this await instead of surfacing later
+    // as a stream error in the middle of somebody's pipeline.
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw this.notFound(key);
+      throw this.describe(error, `read "${key}" from`);
+    }
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      await handle.close();
+      throw this.notFound(key);
+    }
+    return handle.createReadStream();
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const path = this.pathFor(key);
+    try {
+      const info = await stat(path);
+      return info.isFile() ? { key, sizeBytes: info.size } : undefined;
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return undefined;
+      throw this.describe(error, `stat "${key}" in`);
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    assertValidPrefix(prefix);
+    // Only the directory that contains the prefix's last segment can hold matches.
+    const dirKey = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const found: ObjectInfo[] = [];
+    await this.walk(join(this.root, ...dirKey.split('/')), dirKey, prefix, found);
+    return sortByKey(found);
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.pathFor(key);
+    try {
+      await unlink(path);
+    } catch (error) {
+      // Missing, or a directory (which is not an object): nothing to delete.
+      if (hasCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM')) return;
+      throw this.describe(error, `delete "${key}" from`);
+    }
+    await this.pruneEmptyParents(dirname(path));
+  }
+
+  /**
+   * Removes directories left empty by a delete, so the tree looks like S3 (no empty "folders") and
+   * a later put of a key equal to the old folder name does not collide with it.
+   */
+  private async pruneEmptyParents(dir: string): Promise<void> {
+    for (let current = dir; current !== this.root && current.startsWith(this.root + sep); current = dirname(current)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return; // not empty (or already gone, or in use by a concurrent put): stop here
+      }
+    }
+  }
+
+  private async createTempFile(
+    key: string,
+    dir: string,
+    temp: string,
+  ): Promise<{ handle: FileHandle; firstCreatedDir: string | undefined }> {
+    // A concurrent delete may prune the directory between mkdir and open; try again a few times.
+    let firstCreatedDir: string | undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        firstCreatedDir ??= await mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        // A path component exists as a file, i.e. an object named like one of our folders.
+        if (hasCode(error, 'ENOTDIR', 'EEXIST')) throw prefixConflict(key, this.location, error);
+        throw this.describe(error, `put "${key}" into`);
+      }
+      try {
+        return { handle: await open(temp, 'wx', 0o600), firstCreatedDir };
+      } catch (error) {
+        if (hasCode(error, 'ENOENT') && attempt < 5) continue;
+        throw this.describe(error, `put "${key}" into`);
+      }
+    }
+  }
+
+  private async walk(dir: string, dirKey: string, prefix: string, found: ObjectInfo[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return; // nothing stored under this prefix yet
+      throw this.describe(error, `list "${prefix}" in`);
+    }
+    // Stat the files of one directory in parallel, but descend into subdirectories one at a time
+    // so a deep tree does not hold many directory handles open at once.
+    const subdirs: string[] = [];
+    const files: Promise<void>[] = [];
+    for (const entry of entries) {
+      const key = dirKey + entry.name;
+      if (entry.isDirectory()) {
+        if ((key + '/').startsWith(prefix)) subdirs.push(entry.name);
+      } else if (entry.isFile() && !isTempName(entry.name) && key.startsWith(prefix)) {
+        files.push(
+          stat(join(dir, entry.name)).then(
+            (info) => void found.push({ key, sizeBytes: info.size }),
+            (error: unknown) => {
+              if (!hasCode(error, 'ENOENT')) throw this.describe(error, `list "${prefix}" in`);
+              // deleted while we listed: it is not there any more
+            },
+          ),
+        );
+      }
+    }
+    await Promise.all(files);
+    for (const name of subdirs) await this.walk(join(dir, name), `${dirKey}${name}/`, prefix, found);
+  }
+
+  private pathFor(key: string): string {
+    assertValidKey(key);
+    const segments = key.split('/');
+    if (segments.some(isTempName)) {
+      throw new LifeboatError(
+        'InvalidInput',
+        `invalid object key ${JSON.stringify(key)}: names like ".<name>.tmp-<16 hex digits>" are reserved for uploads in progress`,
+        'Choose another key; this is a bug in the caller',
+      );
+    }
+    const path = join(this.root, ...segments);
+    // assertValidKey already rules out "..", this guards against anything it might have missed.
+    if (!path.startsWith(this.root + sep)) {
+      throw new LifeboatError('InvalidInput', `object key ${JSON.stringify(key)} escapes ${this.location}`, 'This is a bug in the caller');
+    }
+    return path;
+  }
+
+  private notFound(key: string): LifeboatError {
+    return new LifeboatError(
+      'ObjectNotFound',
+      `no object "${key}" in ${this.location}`,
+      'Check that the repository path is right and that the backup was not pruned or moved',
+    );
+  }
+
+  /** Adds what we were doing and where to unexpected errors; permission problems become typed. */
+  private describe(error: unknown, action: string): Error {
+    if (error instanceof LifeboatError || isAbortError(error)) return error;
+    const message = error instanceof Error ? error.message : String(error);
+    if (hasCode(error, 'EACCES', 'EPERM', 'EROFS')) {
+      return new LifeboatError(
+        'InvalidConfig',
+        `cannot ${action} ${this.location}: ${message}`,
+        'Make the directory writable for the user running Lifeboat, or point the repository path elsewhere',
+        { cause: error },
+      );
+    }
+    return new Error(`cannot ${action} ${this.location}: ${message}`, { cause: error });
+  }
+}
+
+const tempNamePattern = /^\..+\.tmp-[0-9a-f]{16}$/;
+
+function isTempName(name: string): boolean {
+  return tempNamePattern.test(name);
+}
+
+/** FileHandle.write may write fewer bytes than asked (it is a single write(2)). */
+async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
+  for (let offset = 0; offset < chunk.length; ) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function prefixConflict(key: string, location: string, cause: unknown): LifeboatError {
+  return new LifeboatError(
+    'ObjectConflict',
+    `cannot store "${key}" in ${location}: on a filesystem a key cannot be both an object and the folder of other objects`,
+    'Use keys where no object name is a "/"-prefix of another (e.g. "a" and "a/b" cannot both exist)',
+    { cause },
+  );
+}
+
+function abortError(what: string, signal: AbortSignal): Error {
+  const error = new Error(`${what} was aborted`, { cause: signal.reason });
+  error.name = 'AbortError';
+  return error;
+}
+
+function isAbortError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'AbortError';
+}
+
+function hasCode(error: unknown, ...codes: string[]): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && codes.includes(code);
+}

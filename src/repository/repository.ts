@@ -1,0 +1,108 @@
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { LifeboatError } from '../errors.js';
+import type { Backend } from './backend.js';
+import { manifestSchema, type Manifest } from './manifest.js';
+
+/**
+ * The repository layer: the on-disk format on top of a Backend.
+ *
+ *   <target>/backups/<backupId>/manifest.json   written last
+ *   <target>/backups/<backupId>/<payload>
+ *   <target>/reports/<runId>.json
+ */
+export class Repository {
+  constructor(
+    readonly name: string,
+    readonly backend: Backend,
+  ) {}
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  backupDir(target: string, backupId: string): string {
+    return `${target}/backups/${backupId}`;
+  }
+
+  objectKey(target: string, backupId: string, objectName: string): string {
+    return `${this.backupDir(target, backupId)}/${objectName}`;
+  }
+
+  manifestKey(target: string, backupId: string): string {
+    return this.objectKey(target, backupId, 'manifest.json');
+  }
+
+  reportKey(target: string, runId: string): string {
+    return `${target}/reports/${runId}.json`;
+  }
+
+  async writeManifest(manifest: Manifest): Promise<void> {
+    const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+    await this.backend.put(this.manifestKey(manifest.target, manifest.id), Readable.from([body]));
+  }
+
+  /** The manifest of one backup; BackupNotFound when it has none (incomplete backups do not exist). */
+  async readManifest(target: string, backupId: string): Promise<Manifest> {
+    const key = this.manifestKey(target, backupId);
+    let raw: string;
+    try {
+      raw = await text(await this.backend.get(key));
+    } catch (error) {
+      if (error instanceof LifeboatError && error.type === 'ObjectNotFound') {
+        throw new LifeboatError(
+          'BackupNotFound',
+          `backup ${backupId} of target "${target}" does not exist in repository "${this.name}" (${this.location})`,
+          `Run \`lifeboat backups ${target}\` to see the backups it holds`,
+        );
+      }
+      throw error;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw new LifeboatError('BackupCorrupt', `manifest ${key} in repository "${this.name}" is not valid JSON`, 'Restore another backup');
+    }
+    const result = manifestSchema.safeParse(parsed);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new LifeboatError(
+        'BackupCorrupt',
+        `manifest ${key} in repository "${this.name}" is not a Lifeboat manifest: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(),
+        'Restore another backup',
+      );
+    }
+    if (result.data.id !== backupId || result.data.target !== target) {
+      throw new LifeboatError('BackupCorrupt', `manifest ${key} describes ${result.data.target}/${result.data.id}, not ${target}/${backupId}`);
+    }
+    return result.data;
+  }
+
+  /** Ids of complete backups (those with a manifest), newest first. */
+  async listBackupIds(target: string): Promise<string[]> {
+    const prefix = `${target}/backups/`;
+    const objects = await this.backend.list(prefix);
+    const ids = objects
+      .filter((object) => object.key.endsWith('/manifest.json'))
+      .map((object) => object.key.slice(prefix.length, -'/manifest.json'.length))
+      .filter((id) => id.length > 0 && !id.includes('/'));
+    return ids.sort().reverse();
+  }
+
+  /** Manifests of complete backups, newest first. */
+  async listBackups(target: string): Promise<Manifest[]> {
+    const ids = await this.listBackupIds(target);
+    return Promise.all(ids.map((id) => this.readManifest(target, id)));
+  }
+
+  async latestBackupId(target: string): Promise<string | undefined> {
+    return (await this.listBackupIds(target))[0];
+  }
+
+  async writeReport(target: string, runId: string, report: unknown): Promise<string> {
+    const key = this.reportKey(target, runId);
+    await this.backend.put(key, Readable.from([Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]));
+    return key;
+  }
+}

@@ -1,0 +1,337 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { S3RepositoryConfig } from '../../config/schema.js';
+import { LifeboatError } from '../../errors.js';
+import { assertValidKey, assertValidPrefix, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+
+/** Error codes meaning the key pair itself is wrong (unknown key id, wrong secret, expired token). */
+const badCredentialCodes = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'XAdminUserNotFound', // versitygw's answer to an unknown access key id
+]);
+/** The key pair is valid but not allowed to do this. */
+const deniedCodes = new Set(['AccessDenied', 'AllAccessDisabled', 'AccountProblem']);
+/** The bucket, region or endpoint in the config is wrong. */
+const wrongLocationCodes = new Set([
+  'NoSuchBucket',
+  'InvalidBucketName',
+  'PermanentRedirect',
+  'AuthorizationHeaderMalformed',
+  'IllegalLocationConstraintException',
+]);
+/** Servers that map keys to files refuse "a" next to "a/b" (versitygw, MinIO). */
+const prefixConflictCodes = new Set(['ExistingObjectIsDirectory', 'ObjectParentIsFile', 'XMinioParentIsObject']);
+
+/**
+ * A repository in an S3 bucket (AWS or any S3-compatible server), under an optional key prefix.
+ *
+ * Credentials come from the environment variables NAMED in the config and are read once, here;
+ * their values never appear in location, messages or logs. Permanent configuration problems
+ * (bad key pair, missing bucket, wrong region) become typed LifeboatErrors so that Temporal does
+ * not retry them; everything else (network, 5xx, throttling) stays a plain Error and is retried.
+ */
+export class S3Backend implements Backend {
+  readonly location: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  /** config.prefix normalised to "" or "something/". */
+  private readonly keyPrefix: string;
+  private readonly partSizeBytes: number;
+  private readonly credentialEnvNames: string;
+  private readonly endpointLabel: string;
+  /** Scrubs the secret from text; a closure so that inspecting the backend cannot reveal it. */
+  private readonly redact: (text: string) => string;
+  /** Set once a LIST succeeded: bucket exists and the key pair works (see confirmAccess). */
+  private accessConfirmed = false;
+
+  constructor(config: S3RepositoryConfig, env: NodeJS.ProcessEnv = process.env) {
+    const accessKeyId = readCredential(env, config.accessKeyIdEnv, 'access key id', config.bucket);
+    const secretAccessKey = readCredential(env, config.secretAccessKeyEnv, 'secret access key', config.bucket);
+    this.redact = (text) => text.split(secretAccessKey).join('<redacted>');
+
+    this.bucket = config.bucket;
+    const trimmed = config.prefix.replace(/^\/+|\/+$/g, '');
+    this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
+    this.partSizeBytes = config.partSizeMiB * 1024 * 1024;
+    this.credentialEnvNames = `$${config.accessKeyIdEnv}/$${config.secretAccessKeyEnv}`;
+    this.endpointLabel = config.endpoint ? displayEndpoint(config.endpoint) : `AWS S3 (${config.region})`;
+    this.location =
+      `s3://${this.bucket}${trimmed === '' ? '' : `/${trimmed}`}` + (config.endpoint ? ` at ${this.endpointLabel}` : '');
+
+    this.client = new S3Client({
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      region: config.region,
+      forcePathStyle: config.forcePathStyle,
+      credentials: { accessKeyId, secretAccessKey },
+      // Only compute/validate the new flexible checksums when an API requires them: many
+      // S3-compatible servers reject or mishandle them, and Lifeboat verifies sha256 itself.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const { signal, onProgress } = options;
+    const objectKey = this.objectKey(key);
+    if (signal?.aborted) {
+      body.destroy();
+      throw abortError(`put of "${key}" into ${this.location}`, signal);
+    }
+
+    // Count what we hand to the uploader; the pipeline also destroys the body on abort, which
+    // makes the uploader stop reading and abort its multipart upload before done() settles.
+    // (Upload's own abort() would settle done() at once while parts are still in flight.)
+    let sizeBytes = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        sizeBytes += chunk.length;
+        done(null, chunk);
+      },
+    });
+    const piping = signal ? pipeline(body, counted, { signal }) : pipeline(body, counted);
+    piping.catch(() => undefined); // its failures reach us through the uploader reading `counted`
+
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: objectKey, Body: counted, ContentType: 'application/octet-stream' },
+      partSize: this.partSizeBytes,
+      queueSize: 4,
+      leavePartsOnError: false, // abort the multipart upload on failure: no orphaned parts to pay for
+    });
+    let reported = 0;
+    upload.on('httpUploadProgress', ({ loaded }) => {
+      if (loaded !== undefined && loaded > reported) {
+        reported = loaded;
+        onProgress?.(loaded);
+      }
+    });
+
+    try {
+      await upload.done();
+    } catch (error) {
+      counted.destroy(); // stop the producer (and release whatever feeds the body)
+      if (signal?.aborted) throw abortError(`put of "${key}" into ${this.location}`, signal);
+      throw this.translate(error, `put "${key}"`);
+    }
+    this.accessConfirmed = true;
+    return { key, sizeBytes };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const objectKey = this.objectKey(key);
+    try {
+      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      if (response.Body === undefined) return Readable.from([]);
+      if (!(response.Body instanceof Readable)) {
+        throw new Error(`S3 returned a body of an unexpected type for "${key}" in ${this.location}`);
+      }
+      return response.Body;
+    } catch (error) {
+      if (errorCode(error) === 'NoSuchKey') throw this.notFound(key, error);
+      throw this.translate(error, `get "${key}"`);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      return { key, sizeBytes: response.ContentLength ?? 0 };
+    } catch (error) {
+      // HEAD responses have no body, so the server cannot say WHY: a 404 may also mean "no such
+      // bucket" or (versitygw) "unknown access key", and a 403 may be a wrong secret. A LIST does
+      // carry the reason, so ask once before trusting a 404 or reporting a failure.
+      await this.confirmAccess();
+      if (statusOf(error) === 404 && isBodylessCode(errorCode(error))) return undefined;
+      throw this.translate(error, `head "${key}"`);
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    assertValidPrefix(prefix);
+    const found: ObjectInfo[] = [];
+    let continuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ...(continuationToken ? { ContinuationToken: continuationToken } : {}),
+          }),
+        );
+      } catch (error) {
+        throw this.translate(error, `list "${prefix}"`);
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(this.keyPrefix)) continue;
+        const key = object.Key.slice(this.keyPrefix.length);
+        // "folder/" markers made by consoles and other tools are not objects Lifeboat wrote.
+        if (key === '' || key.endsWith('/')) continue;
+        found.push({ key, sizeBytes: object.Size ?? 0 });
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken);
+    this.accessConfirmed = true;
+    // S3 already returns UTF-8 byte order; sorting again costs little and protects the contract
+    // against servers that do not.
+    return sortByKey(found);
+  }
+
+  async delete(key: string): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+    } catch (error) {
+      // S3 answers 204 for a missing key; some compatible servers answer NoSuchKey instead.
+      if (errorCode(error) === 'NoSuchKey') return;
+      throw this.translate(error, `delete "${key}"`);
+    }
+  }
+
+  private objectKey(key: string): string {
+    assertValidKey(key);
+    return this.keyPrefix + key;
+  }
+
+  /**
+   * One LIST per backend instance, only after a HEAD failed: it either proves that the bucket
+   * exists and the key pair works, or throws the typed reason (or a retryable error if the
+   * server could not be asked, so that a 404 is never trusted unconfirmed).
+   */
+  private async confirmAccess(): Promise<void> {
+    if (this.accessConfirmed) return;
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix, MaxKeys: 1 }));
+    } catch (error) {
+      throw this.translate(error, 'list');
+    }
+    this.accessConfirmed = true;
+  }
+
+  private notFound(key: string, cause: unknown): LifeboatError {
+    return new LifeboatError(
+      'ObjectNotFound',
+      `no object "${key}" in ${this.location}`,
+      'Check the bucket and prefix in the repository config and that the backup was not pruned or moved',
+      { cause },
+    );
+  }
+
+  /** Maps an SDK failure to a typed error when it is permanent, else adds context and keeps it retryable. */
+  private translate(error: unknown, action: string): Error {
+    if (error instanceof LifeboatError) return error;
+    const code = errorCode(error);
+    const status = statusOf(error);
+    const detail = this.redact(describeSdkError(error));
+
+    if (code !== undefined && badCredentialCodes.has(code)) {
+      return new LifeboatError(
+        'CredentialsUnavailable',
+        `S3 rejected the credentials for bucket "${this.bucket}" at ${this.endpointLabel} (${detail})`,
+        `Check that ${this.credentialEnvNames} hold a valid access key id and its matching secret for this endpoint`,
+        { cause: error },
+      );
+    }
+    if ((code !== undefined && deniedCodes.has(code)) || (status === 403 && isBodylessCode(code))) {
+      return new LifeboatError(
+        'CredentialsUnavailable',
+        `S3 refused to ${action} in ${this.location} (${detail})`,
+        `Check that ${this.credentialEnvNames} hold the right key pair and that it may ListBucket, GetObject, PutObject and DeleteObject on bucket "${this.bucket}"`,
+        { cause: error },
+      );
+    }
+    if (code !== undefined && wrongLocationCodes.has(code)) {
+      return new LifeboatError(
+        'InvalidConfig',
+        `cannot ${action} in ${this.location}: ${code === 'NoSuchBucket' ? `bucket "${this.bucket}" does not exist` : 'the bucket is not reachable as configured'} (${detail})`,
+        code === 'NoSuchBucket'
+          ? 'Create the bucket, or fix bucket/endpoint in the repository config'
+          : 'Check bucket, region, endpoint and forcePathStyle in the repository config',
+        { cause: error },
+      );
+    }
+    if (code !== undefined && prefixConflictCodes.has(code)) {
+      return new LifeboatError(
+        'ObjectConflict',
+        `cannot ${action} in ${this.location}: this server stores keys as files, so a key cannot be both an object and the folder of other objects (${detail})`,
+        'Use keys where no object name is a "/"-prefix of another',
+        { cause: error },
+      );
+    }
+    if (isAbortError(error)) return error;
+    return new Error(`S3 ${action} in ${this.location} failed: ${detail}`, { cause: error });
+  }
+}
+
+function readCredential(env: NodeJS.ProcessEnv, name: string, what: string, bucket: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new LifeboatError(
+      'CredentialsUnavailable',
+      `the S3 ${what} for bucket "${bucket}" is read from the environment variable ${name}, which is ${value === undefined ? 'not set' : 'empty'}`,
+      `Export ${name} in the environment of the Lifeboat worker and CLI`,
+    );
+  }
+  return value;
+}
+
+/** Endpoint without any user:password part and query, for messages and location. */
+function displayEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    return `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return '<invalid endpoint URL>';
+  }
+}
+
+/** The S3 error code ("NoSuchKey", ...) or, for network failures, the Node error code. */
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof S3ServiceException) return error.name;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * What the SDK names errors whose response has no body (every HEAD): "NotFound", "Forbidden",
+ * "Unknown" or the bare status code. They say nothing about the cause.
+ */
+function isBodylessCode(code: string | undefined): boolean {
+  return code === undefined || code === 'NotFound' || code === 'Forbidden' || code === 'Unknown' || /^\d+$/.test(code);
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
+function describeSdkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = errorCode(error);
+  const status = statusOf(error);
+  const parts = [code && code !== error.message ? code : undefined, status ? `HTTP ${status}` : undefined, error.message];
+  return parts.filter((part) => part !== undefined && part !== '' && part !== 'UnknownError').join(': ');
+}
+
+function abortError(what: string, signal: AbortSignal): Error {
+  const error = new Error(`${what} was aborted`, { cause: signal.reason });
+  error.name = 'AbortError';
+  return error;
+}
+
+function isAbortError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'AbortError';
+}

@@ -1,0 +1,164 @@
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { LifeboatError } from '../errors.js';
+import type { HolderInput, HolderMessage } from './snapshot-holder.js';
+
+export type IntegrityCheckKind = 'integrity_check' | 'quick_check' | 'none';
+
+export interface IntegrityResult {
+  kind: IntegrityCheckKind;
+  ok: boolean;
+  problems: string[];
+  durationMs: number;
+}
+
+/**
+ * A consistent, point-in-time view of a live SQLite database, streamed straight from its main file
+ * (no temporary copy) while writers keep committing to the WAL. See snapshot-holder.ts for why the
+ * main file is enough.
+ */
+export interface SqliteSnapshot {
+  path: string;
+  pageSize: number;
+  pageCount: number;
+  sizeBytes: number;
+  journalMode: string;
+  sqliteVersion: string;
+  /** When the snapshot was pinned: the recovery point of a backup made from it. */
+  snapshotAt: string;
+  /** The integrity check of this very snapshot, running concurrently with the read. */
+  integrity: Promise<IntegrityResult>;
+  /** The database bytes as of snapshotAt; may be called once. */
+  stream(highWaterMark?: number): Readable;
+  /** Lets checkpoints run again; always call it (finally). Safe to call twice. */
+  release(): Promise<void>;
+}
+
+export interface SnapshotOptions {
+  integrityCheck?: IntegrityCheckKind;
+  settleTimeoutMs?: number;
+  busyTimeoutMs?: number;
+}
+
+const sqliteMagic = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** Throws SourceNotFound or NotASqliteDatabase with what was found at path. */
+export async function assertSqliteFile(path: string): Promise<void> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') {
+      throw new LifeboatError('SourceNotFound', `database file ${path} does not exist`, 'Check the target\'s path in the config');
+    }
+    throw error;
+  });
+  if (!info.isFile()) {
+    throw new LifeboatError('NotASqliteDatabase', `${path} is not a regular file`, 'Point the target\'s path at the SQLite database file');
+  }
+  const handle = await open(path, 'r');
+  try {
+    const header = Buffer.alloc(sqliteMagic.length);
+    const { bytesRead } = await handle.read(header, 0, header.length, 0);
+    if (bytesRead < header.length || !header.equals(sqliteMagic)) {
+      throw new LifeboatError(
+        'NotASqliteDatabase',
+        `${path} is not a SQLite database (${info.size} bytes, header does not start with "SQLite format 3")`,
+        'Point the target\'s path at the SQLite database file',
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Starts the holder thread. Under tsx the holder is TypeScript, and Node 20 does not hand module
+ * hooks on to worker threads, so a two-line bootstrap registers tsx inside the thread first.
+ */
+function startHolder(input: HolderInput): Worker {
+  const here = fileURLToPath(import.meta.url);
+  const holder = new URL(`./snapshot-holder${extname(here)}`, import.meta.url).href;
+  if (extname(here) !== '.ts') return new Worker(new URL(holder), { workerData: input });
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(holder)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData: input });
+}
+
+export async function openSnapshot(path: string, options: SnapshotOptions = {}): Promise<SqliteSnapshot> {
+  await assertSqliteFile(path);
+  const integrityCheck = options.integrityCheck ?? 'integrity_check';
+  const input: HolderInput = {
+    path,
+    integrityCheck,
+    settleTimeoutMs: options.settleTimeoutMs ?? 10_000,
+    busyTimeoutMs: options.busyTimeoutMs ?? 10_000,
+  };
+  const worker = startHolder(input);
+
+  let exited = false;
+  const exit = new Promise<void>((resolve) => worker.once('exit', () => {
+    exited = true;
+    resolve();
+  }));
+
+  const pinned = await new Promise<Extract<HolderMessage, { kind: 'pinned' }>>((resolve, reject) => {
+    const onMessage = (message: HolderMessage) => {
+      if (message.kind === 'pinned') {
+        worker.off('message', onMessage);
+        resolve(message);
+      } else if (message.kind === 'error') {
+        reject(new Error(`snapshot of ${path} failed (${message.code}): ${message.message}`));
+      }
+    };
+    worker.on('message', onMessage);
+    worker.once('error', reject);
+    void exit.then(() => reject(new Error(`snapshot holder for ${path} exited before pinning a snapshot`)));
+  });
+
+  const integrity: Promise<IntegrityResult> =
+    integrityCheck === 'none'
+      ? Promise.resolve({ kind: 'none', ok: true, problems: [], durationMs: 0 })
+      : new Promise((resolve, reject) => {
+          worker.on('message', (message: HolderMessage) => {
+            if (message.kind === 'integrity') resolve({ kind: integrityCheck, ok: message.ok, problems: message.problems, durationMs: message.durationMs });
+          });
+          worker.once('error', reject);
+          void exit.then(() => reject(new Error(`snapshot holder for ${path} exited before its integrity check finished`)));
+        });
+  // A caller that fails before awaiting the check must not crash the process with an unhandled rejection.
+  integrity.catch(() => undefined);
+
+  const sizeBytes = pinned.pageSize * pinned.pageCount;
+  const { size: fileSize } = await stat(path);
+  if (fileSize < sizeBytes) {
+    worker.postMessage('release');
+    throw new Error(`${path} is ${fileSize} bytes but its snapshot needs ${sizeBytes}: the file changed underneath the snapshot`);
+  }
+
+  let streamed = false;
+  return {
+    path,
+    pageSize: pinned.pageSize,
+    pageCount: pinned.pageCount,
+    sizeBytes,
+    journalMode: pinned.journalMode,
+    sqliteVersion: pinned.sqliteVersion,
+    snapshotAt: pinned.snapshotAt,
+    integrity,
+    stream(highWaterMark = 1 << 20) {
+      if (streamed) throw new Error('a snapshot can be streamed once');
+      streamed = true;
+      return createReadStream(path, { start: 0, end: sizeBytes - 1, highWaterMark });
+    },
+    async release() {
+      if (!exited) {
+        // The holder waits for the integrity check to end before it reads the message.
+        worker.postMessage('release');
+        const timer = setTimeout(() => void worker.terminate(), 60_000);
+        await exit;
+        clearTimeout(timer);
+      }
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { uuid4, workflowInfo } from '@temporalio/workflow';
+import type { Manifest } from '../src/repository/manifest.js';
+import { manifestFormat } from '../src/repository/format.js';
+import { makeBackupId } from '../src/backup-id.js';
+import { formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+
+export interface BackupInput {
+  /** Name of a target in the worker's lifeboat.config.yaml. */
+  target: string;
+}
+
+export interface BackupResult {
+  backupId: string;
+  target: string;
+  snapshotAt: string;
+  sourceBytes: number;
+  storedBytes: number;
+  repositories: string[];
+  /** Seconds from the snapshot to the backup being durable (manifest written): the RPO floor. */
+  secondsToDurable: number;
+  timeline: StepRecord[];
+}
+
+/**
+ * Backup runbook: resolve the target, stream a consistent snapshot into every repository in one
+ * pass, write the manifest last, then read back what was stored and check it.
+ */
+export async function backup(input: BackupInput): Promise<BackupResult> {
+  const timeline = new Timeline();
+  const info = workflowInfo();
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) =>
+    `${t.type} ${t.path} -> ${t.repositories.map((r) => r.name).join(', ')}${t.encryption ? ` (encrypted, key ${t.encryption.keyId})` : ''}`,
+  );
+  const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
+
+  const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
+    `${formatBytes(u.source.sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
+  );
+
+  const manifest: Manifest = {
+    format: manifestFormat,
+    id: backupId,
+    target: target.name,
+    kind: 'sqlite',
+    createdAt: new Date().toISOString(),
+    snapshotAt: uploaded.snapshotAt,
+    source: uploaded.source,
+    objects: [uploaded.object],
+    compression: uploaded.compression,
+    encryption: uploaded.encryption,
+    tools: uploaded.tools,
+    parent: null,
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+    timeline: timeline.steps.map((step) => ({ ...step })),
+  };
+  await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
+  const durableAt = Date.now();
+
+  await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
+    `${copies.length} stored ${copies.length === 1 ? 'copy' : 'copies'} read back, sha256 match`,
+  );
+
+  return {
+    backupId,
+    target: target.name,
+    snapshotAt: uploaded.snapshotAt,
+    sourceBytes: uploaded.source.sizeBytes,
+    storedBytes: uploaded.object.sizeBytes,
+    repositories: uploaded.repositories,
+    secondsToDurable: Math.max(0, (durableAt - Date.parse(uploaded.snapshotAt)) / 1000),
+    timeline: timeline.steps,
+  };
+}

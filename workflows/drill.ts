@@ -1,0 +1,97 @@
+import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import type { SmokeCheckResult } from '../activities/index.js';
+import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+
+export interface DrillInput {
+  target: string;
+}
+
+export interface ObjectiveResult {
+  seconds: number;
+  targetSeconds: number | null;
+  met: boolean | null;
+}
+
+export interface DrillReport {
+  target: string;
+  workflowId: string;
+  runId: string;
+  startedAt: string;
+  passed: boolean;
+  failure: { type: string | null; message: string } | null;
+  backupId: string | null;
+  snapshotAt: string | null;
+  /** Drill start to smoke checks passing. */
+  rto: ObjectiveResult | null;
+  /** Drill start minus the restored backup's snapshot time: the data a real disaster would lose. */
+  rpo: ObjectiveResult | null;
+  checks: SmokeCheckResult[];
+  reportKeys: string[];
+  timeline: StepRecord[];
+}
+
+function objective(seconds: number, targetSeconds: number | undefined): ObjectiveResult {
+  return { seconds, targetSeconds: targetSeconds ?? null, met: targetSeconds === undefined ? null : seconds <= targetSeconds };
+}
+
+/**
+ * Restore drill: restore the newest backup into a scratch directory, run the smoke checks, measure
+ * RTO and RPO against the targets, store a JSON report in the repositories, and always remove the
+ * scratch copy (also when the drill fails or is cancelled). A failed drill completes with
+ * passed=false and a report; only bad input (unknown target, broken config) fails the run itself.
+ */
+export async function drill(input: DrillInput): Promise<DrillReport> {
+  const timeline = new Timeline();
+  const info = workflowInfo();
+  const startedAtMs = Date.now();
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => `${t.type} ${t.path}`);
+  const report: DrillReport = {
+    target: target.name,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    startedAt: new Date(startedAtMs).toISOString(),
+    passed: false,
+    failure: null,
+    backupId: null,
+    snapshotAt: null,
+    rto: null,
+    rpo: null,
+    checks: [],
+    reportKeys: [],
+    timeline: timeline.steps,
+  };
+
+  let scratchDir: string | undefined;
+  try {
+    const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target }), (m) => `backup ${m.id}, snapshot ${m.snapshotAt}`);
+    report.backupId = manifest.id;
+    report.snapshotAt = manifest.snapshotAt;
+    report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
+    const scratch = await timeline.run('prepare-scratch', () => quickSteps.prepareScratch({ target, runName: info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_') }), (s) => s.dir);
+    scratchDir = scratch.dir;
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath }), (f) =>
+      `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+    );
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.integrityCheck }));
+    report.checks = await timeline.run('smoke-checks', () => transferSteps.runSmokeChecks({ path: scratch.databasePath, checks: target.drill.smokeChecks }), (checks) =>
+      `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
+    );
+    const checksPassed = report.checks.every((check) => check.passed);
+    report.rto = objective((Date.now() - startedAtMs) / 1000, target.drill.rtoTargetSeconds);
+    report.passed = checksPassed && report.rto.met !== false && report.rpo.met !== false;
+    if (!checksPassed) report.failure = { type: 'SmokeCheckFailed', message: report.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`).join('; ') };
+  } catch (error) {
+    report.failure = { type: failureType(error) ?? null, message: failureMessage(error) };
+  } finally {
+    await CancellationScope.nonCancellable(async () => {
+      if (scratchDir) {
+        const dir = scratchDir;
+        await timeline.run('remove-scratch', () => quickSteps.removeFiles({ paths: [dir] }));
+      }
+    });
+  }
+  if (CancellationScope.current().consideredCancelled) throw new Error('drill cancelled; scratch copy removed');
+  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: info.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
+  report.reportKeys = stored.keys;
+  return report;
+}

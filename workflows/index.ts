@@ -1,0 +1,5 @@
+/** Every runbook the worker serves; these names are the "workflow type" in the Temporal UI. */
+export { backup } from './backup.js';
+export { restore } from './restore.js';
+export { drill } from './drill.js';
+export { timelineQuery } from './runbook.js';

@@ -1,0 +1,99 @@
+import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import type { ResolvedTarget, SwapResult } from '../activities/index.js';
+import { compactTimestamp } from '../src/backup-id.js';
+import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+
+export interface RestoreInput {
+  target: string;
+  /** A backup id from `lifeboat backups <target>`; default: the newest complete backup. */
+  backupId?: string;
+  /** Restore to this path instead of replacing the live database (which is then not touched). */
+  into?: string;
+}
+
+export interface RestoreResult {
+  target: string;
+  backupId: string;
+  snapshotAt: string;
+  restoredTo: string;
+  /** The previous live database, kept whole; null for --into or when there was none. */
+  safetyCopy: string | null;
+  timeline: StepRecord[];
+}
+
+async function runHook(timeline: Timeline, target: ResolvedTarget, name: 'stop' | 'start'): Promise<void> {
+  const command = target.hooks?.[name];
+  if (!command) {
+    timeline.skip(`${name}-hook`, 'no hook configured');
+    return;
+  }
+  await timeline.run(`${name}-hook`, () =>
+    quickSteps.runHook({ name, command, timeoutSeconds: target.hooks?.timeoutSeconds ?? 120 }),
+  );
+}
+
+/**
+ * Restore runbook. Nothing live is touched until the backup is downloaded, its checksums match the
+ * manifest and the decoded database passes the integrity check. Then the live file is kept as a
+ * safety copy and replaced by one atomic rename; if the start hook, health check or final check
+ * fails, the safety copy goes back (compensation that runs even when the run is cancelled).
+ */
+export async function restore(input: RestoreInput): Promise<RestoreResult> {
+  const timeline = new Timeline();
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => `${t.type} ${t.path}`);
+  const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
+    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(m.source.sizeBytes)}`,
+  );
+  const base = { target: target.name, backupId: manifest.id, snapshotAt: manifest.snapshotAt };
+
+  if (input.into) {
+    const into = input.into;
+    try {
+      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true }), (f) =>
+        `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+      );
+      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.integrityCheck }));
+    } catch (error) {
+      await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: [`${into}.partial`] }));
+      throw error;
+    }
+    return { ...base, restoredTo: into, safetyCopy: null, timeline: timeline.steps };
+  }
+
+  const stamp = compactTimestamp(new Date(workflowInfo().startTime));
+  const staging = `${target.path}.lifeboat-restore-${manifest.id}`;
+  const safetyPath = `${target.path}.lifeboat-safety-${stamp}`;
+  let stopped = false;
+  let swap: SwapResult | undefined;
+  try {
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging }), (f) =>
+      `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+    );
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.integrityCheck }));
+    stopped = true;
+    await runHook(timeline, target, 'stop');
+    swap = await timeline.run('swap', () => quickSteps.swapIntoPlace({ livePath: target.path, stagingPath: staging, safetyPath }), (s) =>
+      s.safetyPath ? `previous database kept at ${s.safetyPath}` : 'no previous database',
+    );
+    await runHook(timeline, target, 'start');
+    stopped = false;
+    if (target.hooks?.healthUrl) {
+      const url = target.hooks.healthUrl;
+      await timeline.run('health-check', () => quickSteps.checkHealth({ url, timeoutSeconds: target.hooks?.healthTimeoutSeconds ?? 60 }));
+    }
+    await timeline.run('verify-live', () => transferSteps.checkIntegrity({ path: target.path, kind: 'quick_check' }));
+  } catch (error) {
+    await CancellationScope.nonCancellable(async () => {
+      if (swap?.safetyPath) {
+        await timeline.run('rollback', () => quickSteps.rollbackSwap({ livePath: target.path, safetyPath: swap!.safetyPath }), (r) =>
+          r.restored ? `previous database back in place (${failureMessage(error)})` : 'nothing to roll back',
+        );
+      }
+      await timeline.run('cleanup', () => quickSteps.removeFiles({ paths: [staging] }));
+      // Bring the application back on whichever database is now live; the original error is what the run reports.
+      if (stopped && target.hooks?.start) await runHook(timeline, target, 'start').catch(() => undefined);
+    });
+    throw error;
+  }
+  return { ...base, restoredTo: target.path, safetyCopy: swap.safetyPath, timeline: timeline.steps };
+}

@@ -1,0 +1,89 @@
+/**
+ * Shared runbook machinery: the step timeline (queryable while running, returned at the end) and
+ * the activity proxies with their timeouts and retry policies. Deterministic code only: no Node
+ * built-ins here (lint enforces it); the clock is the workflow's.
+ */
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { LifeboatActivities, Reported } from '../activities/index.js';
+import type { StepRecord } from '../src/repository/manifest.js';
+import { timelineQuery } from './queries.js';
+
+export type { StepRecord };
+
+export { timelineQuery };
+
+/** Short bookkeeping steps: config, manifests, hooks, swaps. */
+export const quickSteps = proxyActivities<LifeboatActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+});
+
+/**
+ * Steps that move the data. They heartbeat their byte progress; a worker that dies is noticed
+ * within the heartbeat timeout and the step starts again on another worker.
+ */
+export const transferSteps = proxyActivities<LifeboatActivities>({
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
+/** The innermost cause's message, without Temporal's wrapping ("Activity task failed"). */
+export function failureMessage(error: unknown): string {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
+/** The typed failure name (TargetNotFound, ChecksumMismatch, ...) of an error, if it has one. */
+export function failureType(error: unknown): string | undefined {
+  let current: unknown = error;
+  while (current instanceof ActivityFailure && current.cause) current = current.cause;
+  return current instanceof ApplicationFailure ? (current.type ?? undefined) : undefined;
+}
+
+export class Timeline {
+  readonly steps: StepRecord[] = [];
+
+  constructor() {
+    setHandler(timelineQuery, () => this.steps);
+  }
+
+  /** Runs one step and records {name, startedAt, endedAt, durationMs, status, attempts, detail}. */
+  async run<T>(name: string, step: () => Promise<Reported<T>>, describe?: (value: T) => string): Promise<T> {
+    const record: StepRecord = { name, startedAt: new Date().toISOString(), status: 'running' };
+    this.steps.push(record);
+    const started = Date.now();
+    try {
+      const { value, attempt } = await step();
+      record.status = 'completed';
+      record.attempts = attempt;
+      const detail = describe?.(value);
+      if (detail) record.detail = detail;
+      return value;
+    } catch (error) {
+      record.status = 'failed';
+      record.detail = failureMessage(error);
+      throw error;
+    } finally {
+      record.endedAt = new Date().toISOString();
+      record.durationMs = Date.now() - started;
+    }
+  }
+
+  skip(name: string, why: string): void {
+    const now = new Date().toISOString();
+    this.steps.push({ name, startedAt: now, endedAt: now, durationMs: 0, status: 'skipped', detail: why });
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
