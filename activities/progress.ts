@@ -7,29 +7,42 @@ export interface Progress {
   bytesTotal: number;
 }
 
+export interface ProgressReporter {
+  /** Records the running byte count; the next heartbeat carries it. */
+  update(bytesDone: number): void;
+  /** Stops the heartbeats (call in finally). */
+  stop(): void;
+}
+
 /**
- * Heartbeats {phase, bytesDone, bytesTotal} at most every intervalMs. Heartbeats are also how a
- * dead worker is noticed (heartbeat timeout) and how cancellation reaches the activity.
+ * Heartbeats {phase, bytesDone, bytesTotal} every intervalMs until stopped, whether or not bytes
+ * moved: a compressor can hold a long tail after the last input byte, and silence would look like a
+ * dead worker. Heartbeats are also how cancellation reaches the activity.
  */
-export function progressReporter(phase: string, bytesTotal: number, intervalMs = 1000): (bytesDone: number) => void {
+export function startProgress(phase: string, bytesTotal: number, intervalMs = 1000): ProgressReporter {
   const context = Context.current();
-  let last = 0;
-  context.heartbeat({ phase, bytesDone: 0, bytesTotal } satisfies Progress);
-  return (bytesDone: number) => {
-    const now = Date.now();
-    if (now - last < intervalMs && bytesDone < bytesTotal) return;
-    last = now;
-    context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+  let bytesDone = 0;
+  const beat = () => context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+  beat();
+  const timer = setInterval(beat, intervalMs);
+  return {
+    update(bytes: number) {
+      bytesDone = bytes;
+    },
+    stop() {
+      clearInterval(timer);
+      beat();
+    },
   };
 }
 
-/** A pass-through that reports the running byte count (for progress heartbeats). */
-export function countBytes(report: (bytesDone: number) => void): Transform {
+/** A pass-through that records the running byte count in a progress reporter. */
+export function countBytes(progress: ProgressReporter): Transform {
   let bytes = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       bytes += chunk.length;
-      report(bytes);
+      progress.update(bytes);
       callback(null, chunk);
     },
   });

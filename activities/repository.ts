@@ -2,7 +2,7 @@ import { log } from '@temporalio/activity';
 import { LifeboatError } from '../src/errors.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
-import { progressReporter } from './progress.js';
+import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
@@ -25,23 +25,27 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
   const { target, manifest } = input;
   const repositories = openRepositories(target, env);
   const total = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0) * repositories.length;
-  const report = progressReporter('verify', total);
+  const progress = startProgress('verify', total);
   let done = 0;
   const verified: VerifiedCopy[] = [];
-  for (const repository of repositories) {
-    for (const object of manifest.objects) {
-      const { sha256, bytes } = await sha256OfStream(await repository.backend.get(repository.objectKey(target.name, manifest.id, object.name)));
-      done += bytes;
-      report(done);
-      if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
-        throw new LifeboatError(
-          'ChecksumMismatch',
-          `${object.name} of backup ${manifest.id} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-          'The repository did not store what was sent; check its storage and run the backup again',
-        );
+  try {
+    for (const repository of repositories) {
+      for (const object of manifest.objects) {
+        const { sha256, bytes } = await sha256OfStream(await repository.backend.get(repository.objectKey(target.name, manifest.id, object.name)));
+        done += bytes;
+        progress.update(done);
+        if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
+          throw new LifeboatError(
+            'ChecksumMismatch',
+            `${object.name} of backup ${manifest.id} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+            'The repository did not store what was sent; check its storage and run the backup again',
+          );
+        }
+        verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
       }
-      verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
     }
+  } finally {
+    progress.stop();
   }
   log.info('stored backup verified', { backupId: manifest.id, copies: verified.length });
   return verified;

@@ -8,7 +8,7 @@ import { fanOut } from '../src/pipeline/fan-out.js';
 import { HashingPassThrough } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
 import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
-import { countBytes, progressReporter } from './progress.js';
+import { countBytes, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
@@ -45,10 +45,12 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
   const objectName = payloadName(key !== undefined);
 
+  // A previous attempt killed mid-upload may have left temp files or unfinished multipart uploads.
+  await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
   const snapshot = await openSnapshot(target.path, { integrityCheck: target.integrityCheck });
   try {
     log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
-    const report = progressReporter('upload', snapshot.sizeBytes);
+    const progress = startProgress('upload', snapshot.sizeBytes);
     const sourceHash = new HashingPassThrough();
     const storedHash = new HashingPassThrough();
     const { sink, branches } = fanOut(repositories.length);
@@ -58,15 +60,15 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       }),
     );
     uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
-    const stages: Duplex[] = [sourceHash, countBytes(report), createCompressor(target.compression)];
+    const stages: Duplex[] = [sourceHash, countBytes(progress), createCompressor(target.compression)];
     if (key) stages.push(createEncryptor(key));
     stages.push(storedHash);
 
-    await Promise.all([
-      pipeline([snapshot.stream(), ...stages, sink], { signal: context.cancellationSignal }),
-      ...uploads,
-    ]);
-    report(snapshot.sizeBytes);
+    try {
+      await Promise.all([pipeline([snapshot.stream(), ...stages, sink], { signal: context.cancellationSignal }), ...uploads]);
+    } finally {
+      progress.stop();
+    }
 
     const integrity = await snapshot.integrity;
     if (!integrity.ok) {

@@ -11,7 +11,8 @@ import { createDecompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { HashingPassThrough } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
-import { countBytes, progressReporter } from './progress.js';
+import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
+import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
@@ -100,14 +101,14 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
 
     await mkdir(dirname(destination), { recursive: true });
     const partial = `${destination}.partial`;
-    const report = progressReporter('download', object.sizeBytes);
+    const progress = startProgress('download', object.sizeBytes);
     const storedHash = createHash('sha256');
     let storedBytes = 0;
     const decodeInput = new PassThrough({ highWaterMark: 4 << 20 });
     const sourceHash = new HashingPassThrough();
     const stages: Duplex[] = [];
     if (key) stages.push(createDecryptor(key));
-    stages.push(createDecompressor(), sourceHash, countBytes(() => report(storedBytes)));
+    stages.push(createDecompressor(), sourceHash);
     let decodeError: unknown;
     const decoding = pipeline([decodeInput, ...stages, createWriteStream(partial)]).catch((error: unknown) => {
       decodeError = error;
@@ -117,6 +118,7 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
         const buffer = chunk as Buffer;
         storedHash.update(buffer);
         storedBytes += buffer.length;
+        progress.update(storedBytes);
         if (decodeError === undefined && !decodeInput.destroyed) await feed(decodeInput, buffer);
       }
       decodeInput.end();
@@ -150,6 +152,8 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
       await decoding;
       await rm(partial, { force: true });
       throw error;
+    } finally {
+      progress.stop();
     }
   }
   throw new LifeboatError(
@@ -160,28 +164,15 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
   );
 }
 
-/** Runs the SQLite check on a file; throws IntegrityCheckFailed listing the first problems. */
-export function checkIntegrity(input: { path: string; kind: 'integrity_check' | 'quick_check' }): { ok: true; durationMs: number } {
-  const started = Date.now();
-  let db: Database.Database;
+/** Runs the SQLite check on a file (in a thread, heartbeating); throws IntegrityCheckFailed listing the first problems. */
+export async function checkIntegrity(input: { path: string; kind: CheckKind }): Promise<{ ok: true; durationMs: number }> {
+  const progress = startProgress(input.kind, 0);
   try {
-    db = new Database(input.path, { fileMustExist: true });
-  } catch (error) {
-    throw new LifeboatError('IntegrityCheckFailed', `cannot open ${input.path} as SQLite: ${(error as Error).message}`);
-  }
-  try {
-    const rows = db.pragma(`${input.kind}(20)`) as Array<Record<string, string>>;
-    const problems = rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok');
-    if (problems.length) {
-      throw new LifeboatError('IntegrityCheckFailed', `${input.kind} of ${input.path} failed: ${problems.join('; ')}`);
-    }
-  } catch (error) {
-    if (error instanceof LifeboatError) throw error;
-    throw new LifeboatError('IntegrityCheckFailed', `${input.kind} of ${input.path} failed: ${(error as Error).message}`);
+    const { durationMs } = await checkDatabase(input.path, input.kind);
+    return { ok: true, durationMs };
   } finally {
-    db.close();
+    progress.stop();
   }
-  return { ok: true, durationMs: Date.now() - started };
 }
 
 export interface SwapInput {

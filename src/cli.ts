@@ -227,7 +227,9 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { config, path } = readConfig(global().config, true);
       assertTarget(config, target, path);
       const rows: Array<{ repository: string; id: string; snapshotAt: string; sourceBytes: number; storedBytes: number; encrypted: boolean }> = [];
-      for (const name of config!.targets[target]!.repositories) {
+      const names = config!.targets[target]!.repositories;
+      const failures: unknown[] = [];
+      for (const name of names) {
         try {
           const repository = new Repository(name, openBackend(config!.repositories[name]!));
           for (const manifest of await repository.listBackups(target)) {
@@ -241,8 +243,16 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             });
           }
         } catch (error) {
-          say(`warning: repository "${name}" could not be read: ${(error as Error).message}`);
+          failures.push(error);
+          const type = error instanceof LifeboatError ? ` (${error.type})` : '';
+          say(`warning: repository "${name}" could not be read${type}: ${(error as Error).message}`);
         }
+      }
+      // No repository could be read: that is a failure, not "no backups" (scripts rely on the exit code).
+      if (failures.length === names.length) {
+        const first = failures[0];
+        if (first instanceof LifeboatError) throw first;
+        throw new Error(`no repository of target "${target}" could be read: ${(first as Error).message}`);
       }
       rows.sort((a, b) => (a.id === b.id ? a.repository.localeCompare(b.repository) : a.id < b.id ? 1 : -1));
       if (options.json) {

@@ -59,5 +59,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     // Transfers are few and heavy: two at a time per worker keeps memory flat on small machines.
     maxConcurrentActivityTaskExecutions: 4,
     shutdownGraceTime: '10 seconds',
+    // Progress reaches the server (and the CLI's progress line) every second, not every 12 s.
+    maxHeartbeatThrottleInterval: '1 second',
   });
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -28,19 +29,52 @@ function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   return node;
 }
 
+function unwrap(schema: z.ZodType): z.ZodType {
+  let current = schema;
+  while (current instanceof z.ZodOptional || current instanceof z.ZodDefault || current instanceof z.ZodNullable) current = current.unwrap() as z.ZodType;
+  return current;
+}
+
+/** The keys the config allows at path (for "unknown field" messages), following the parsed YAML through unions. */
+function allowedKeysAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string[] | undefined {
+  let schema: z.ZodType | undefined = configSchema;
+  for (let depth = 0; schema; depth++) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodDiscriminatedUnion) {
+      const discriminator = schema.def.discriminator;
+      const tag = (valueAt(raw, path.slice(0, depth)) as Record<string, unknown> | undefined)?.[discriminator];
+      schema = (schema.options as z.ZodType[]).find((option) => {
+        const literal = option instanceof z.ZodObject ? (option.shape as Record<string, z.ZodType>)[discriminator] : undefined;
+        return literal instanceof z.ZodLiteral && literal.values.has(tag as never);
+      });
+      if (!schema) return undefined;
+    }
+    if (depth === path.length) return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
+    const key = path[depth];
+    if (schema instanceof z.ZodObject) schema = (schema.shape as Record<string, z.ZodType>)[String(key)];
+    else if (schema instanceof z.ZodRecord) schema = schema.valueType as z.ZodType;
+    else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
+    else return undefined;
+  }
+  return undefined;
+}
+
 /** Validates parsed YAML; throws InvalidConfig naming the field, what was expected and what was found. */
 export function parseConfig(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(top level)';
-    const found = issue.code === 'unrecognized_keys' ? '' : ` (found ${describeFound(valueAt(raw, issue.path))})`;
+    let found = ` (found ${describeFound(valueAt(raw, issue.path))})`;
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = allowedKeysAt(raw, issue.path);
+      found = allowed ? ` (expected one of: ${allowed.join(', ')})` : '';
+    }
     return `  ${field}: ${issue.message}${found}`;
   });
   throw new LifeboatError(
     'InvalidConfig',
-    `${source} is not a valid Lifeboat config:\n${lines.join('\n')}\n`,
-    'Fix the fields above; README.md#configuration lists every option',
+    `${source} is not a valid Lifeboat config:\n${lines.join('\n')}\nFix the fields above; README.md#configuration lists every option`,
   );
 }
 

@@ -137,7 +137,8 @@ async function launch(
         const message = `versitygw ${exitInfo} before listening on 127.0.0.1:${port}; see ${logFile}:\n${tail}`;
         throw /address already in use/i.test(tail) ? new PortInUse(message) : new Error(message);
       }
-      if (await answersS3(client, port)) break;
+      // Whichever comes first: a failed start is reported at once, not after the probe times out.
+      if (await Promise.race([answersS3(client, port), exited.then(() => false)])) break;
       if (Date.now() > deadline) {
         await stop();
         throw new Error(`versitygw did not answer on 127.0.0.1:${port} within ${startTimeoutMs} ms; see ${logFile}`);
@@ -147,7 +148,10 @@ async function launch(
   } finally {
     client.destroy();
   }
-  if (child.pid === undefined) throw new Error('versitygw started without a pid');
+  if (exitInfo !== undefined || child.pid === undefined) {
+    await stop();
+    throw new Error(`versitygw ${exitInfo ?? 'has no pid'} right after starting; see ${logFile}`);
+  }
   return { endpoint, pid: child.pid, stop };
 }
 

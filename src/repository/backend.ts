@@ -18,11 +18,11 @@ export interface PutOptions {
   /** Called with the cumulative number of bytes accepted by the backend (never decreasing). */
   onProgress?: (bytesDone: number) => void;
   /**
-   * Cancels the upload. An abort that arrives before the object is committed makes put reject
-   * with an error named 'AbortError' and leaves nothing behind (no object, no temp file, no
-   * pending multipart upload); the body stream is destroyed, as stream.pipeline does. An abort
-   * that arrives after the commit point (fs: rename, S3: the final PUT/CompleteMultipartUpload)
-   * is too late: the object exists and put resolves normally.
+   * Cancels the upload: put rejects with an error named 'AbortError', the body stream is
+   * destroyed (as stream.pipeline does) and nothing is left behind (no object, no temp file, no
+   * pending multipart upload). The abort is honoured until the backend has read the whole body;
+   * after that it may be too late (fs still checks once before its rename, S3 lets its last
+   * requests finish), and then put resolves normally and the object exists.
    */
   signal?: AbortSignal;
 }
@@ -44,6 +44,12 @@ export interface Backend {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Remove the object; removing a missing object is not an error (idempotent). */
   delete(key: string): Promise<void>;
+  /**
+   * Remove what interrupted puts under prefix left behind (fs: temp files; S3: unfinished multipart
+   * uploads), e.g. after a worker was killed mid-upload. Returns how many were removed. Only call it
+   * when no put under prefix is running.
+   */
+  discardIncomplete(prefix: string): Promise<number>;
 }
 
 /** S3's limit on key length; the fs backend enforces it too so keys stay portable. */

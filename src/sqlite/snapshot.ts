@@ -1,11 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { extname } from 'node:path';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { LifeboatError } from '../errors.js';
 import type { HolderInput, HolderMessage } from './snapshot-holder.js';
+import { startSqliteThread } from './thread.js';
 
 export type IntegrityCheckKind = 'integrity_check' | 'quick_check' | 'none';
 
@@ -73,18 +71,6 @@ export async function assertSqliteFile(path: string): Promise<void> {
   }
 }
 
-/**
- * Starts the holder thread. Under tsx the holder is TypeScript, and Node 20 does not hand module
- * hooks on to worker threads, so a two-line bootstrap registers tsx inside the thread first.
- */
-function startHolder(input: HolderInput): Worker {
-  const here = fileURLToPath(import.meta.url);
-  const holder = new URL(`./snapshot-holder${extname(here)}`, import.meta.url).href;
-  if (extname(here) !== '.ts') return new Worker(new URL(holder), { workerData: input });
-  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(holder)}); });`;
-  return new Worker(bootstrap, { eval: true, workerData: input });
-}
-
 export async function openSnapshot(path: string, options: SnapshotOptions = {}): Promise<SqliteSnapshot> {
   await assertSqliteFile(path);
   const integrityCheck = options.integrityCheck ?? 'integrity_check';
@@ -94,7 +80,7 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
     settleTimeoutMs: options.settleTimeoutMs ?? 10_000,
     busyTimeoutMs: options.busyTimeoutMs ?? 10_000,
   };
-  const worker = startHolder(input);
+  const worker = startSqliteThread('snapshot-holder', input);
 
   let exited = false;
   const exit = new Promise<void>((resolve) => worker.once('exit', () => {

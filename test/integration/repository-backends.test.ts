@@ -328,6 +328,19 @@ describe('s3 backend', () => {
     assert.ok(s3Backend.location.startsWith(`s3://${s3Target.bucket}/`), s3Backend.location);
   });
 
+  it('lists every key when the listing spans more than one page of 1000', async () => {
+    const keys = Array.from({ length: 1005 }, (_, i) => `paged/${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < keys.length; i += 32) {
+      await Promise.all(keys.slice(i, i + 32).map((key) => s3Backend.put(key, Readable.from([Buffer.from(key)]))));
+    }
+    const listed = await s3Backend.list('paged/');
+    assert.equal(listed.length, keys.length);
+    assert.deepEqual(
+      listed.map((o) => o.key),
+      keys,
+    );
+  });
+
   it('rejects a wrong secret with CredentialsUnavailable naming bucket and endpoint, never the secret', async () => {
     const wrongSecret = `wrong-${randomUUID()}`;
     const backend = openBackend(s3Config(), { ...s3Env, TEST_S3_SECRET: wrongSecret });

@@ -126,8 +126,10 @@ export class FsBackend implements Backend {
     try {
       await unlink(path);
     } catch (error) {
-      // Missing, or a directory (which is not an object): nothing to delete.
-      if (hasCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM')) return;
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return; // already gone: deleting is idempotent
+      // unlink(2) on a directory fails with EISDIR (Linux) or EPERM (macOS); a directory is not
+      // an object, so there is nothing to delete. A real permission error must still surface.
+      if (hasCode(error, 'EISDIR', 'EPERM') && (await stat(path).then((info) => info.isDirectory(), () => false))) return;
       throw this.describe(error, `delete "${key}" from`);
     }
     await this.pruneEmptyParents(dirname(path));
@@ -169,6 +171,22 @@ export class FsBackend implements Backend {
         throw this.describe(error, `put "${key}" into`);
       }
     }
+  }
+
+  async discardIncomplete(prefix: string): Promise<number> {
+    assertValidPrefix(prefix);
+    const trimmed = prefix.replace(/\/+$/, '');
+    const base = trimmed ? this.pathFor(trimmed) : this.root;
+    let entries: string[];
+    try {
+      entries = await readdir(base, { recursive: true });
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return 0;
+      throw this.describe(error, `clean up "${prefix}" in`);
+    }
+    const stale = entries.filter((entry) => isTempName(basename(entry)));
+    await Promise.all(stale.map((entry) => unlink(join(base, entry)).catch(() => undefined)));
+    return stale.length;
   }
 
   private async walk(dir: string, dirKey: string, prefix: string, found: ObjectInfo[]): Promise<void> {

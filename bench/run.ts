@@ -1,0 +1,436 @@
+/**
+ * `npm run bench`: Lifeboat's backup and restore runbooks on a ~1 GiB SQLite database against the
+ * shell procedures they replace, on this machine, with the acceptance targets:
+ *
+ *   backup to S3        vs  sqlite3 .backup; gzip; gunzip -t; sha256sum; aws s3 cp   lifeboat <= 0.1x
+ *   backup to fs        vs  zstd -T2 -3 -c db > out.zst                              lifeboat <= 1.5x
+ *   restore from fs     vs  zstd -d -T2 < object > out.db; sqlite3 integrity_check     lifeboat <= 1.2x
+ *   restore from S3     vs  aws s3 cp; then the same                                   lifeboat <= 1.2x
+ *   worker peak RSS while backing up or restoring                                      <= 300 MB
+ *
+ * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
+ *                         [--quiet-share 0.3] [--quiet-wait 120]
+ *
+ * It starts its own Temporal dev server (headless), versitygw S3 server and Lifeboat worker child
+ * processes under .lifeboat/bench/work (removed at the end unless --keep), generates the database
+ * once under .lifeboat/bench/ (reused by later runs), and writes bench/RESULTS.md.
+ */
+import type { Client } from '@temporalio/client';
+import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
+import { projectRoot, toolPath } from '../src/dev/tools.js';
+import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
+import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
+import { waitForQuiet } from './procfs.js';
+import { best, breakdownLines, markdown, ratio, resultsTable, targetsTable, type Comparison, type Report, type Variant } from './report.js';
+import { benchTargets, startBenchStack, startWorkerProcess, writeBenchConfig, type BenchStack, type WorkerProcess } from './stack.js';
+
+const WORKER_MEMORY_LIMIT_BYTES = 300e6;
+const RESULTS_FILE = join(projectRoot, 'bench', 'RESULTS.md');
+/** RESULTS.md keeps whatever follows this line (hand-written analysis) when it is regenerated. */
+const ANALYSIS_MARKER = '<!-- analysis: kept when bench/run.ts regenerates the part above -->';
+
+const say = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+interface Options {
+  sizeMiB: number;
+  runs: number;
+  encrypted: boolean;
+  keep: boolean;
+  write: boolean;
+  quietShare: number;
+  quietWaitMs: number;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      'size-mib': { type: 'string', default: '1024' },
+      runs: { type: 'string', default: '2' },
+      'skip-encrypted': { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+      'quiet-share': { type: 'string', default: '0.3' },
+      'quiet-wait': { type: 'string', default: '120' },
+    },
+  });
+  const number = (name: string, value: string | undefined, min: number): number => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed < min) throw new Error(`--${name} must be a number >= ${min}, got ${String(value)}`);
+    return parsed;
+  };
+  return {
+    sizeMiB: Math.round(number('size-mib', values['size-mib'], 1)),
+    runs: Math.round(number('runs', values.runs, 1)),
+    encrypted: !values['skip-encrypted'],
+    keep: values.keep ?? false,
+    write: !values['no-write'],
+    quietShare: number('quiet-share', values['quiet-share'], 0),
+    quietWaitMs: number('quiet-wait', values['quiet-wait'], 0) * 1000,
+  };
+}
+
+/** Everything one execution needs to know about the installation under test. */
+interface Installation {
+  stack: BenchStack;
+  client: Client;
+  database: BenchDatabase;
+  workDir: string;
+  fsRepositoryPath: string;
+  s3Prefix: string;
+  settings: TemporalSettings;
+  worker: WorkerProcess;
+  accounting: CpuAccounting;
+  awsEnv: Record<string, string>;
+}
+
+/** Reads files once so every execution starts with them in the page cache (see the method notes). */
+async function warm(paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), new Writable({ write: (_chunk, _encoding, done) => done() }));
+  }
+}
+
+/** Before each execution: flush earlier writes, warm the inputs, and wait for the machine to be quiet. */
+async function settle(options: Options, warmPaths: string[]): Promise<void> {
+  await execa('sync');
+  await warm(warmPaths);
+  const quiet = await waitForQuiet(options.quietShare, options.quietWaitMs);
+  if (quiet.busyShare > options.quietShare) {
+    say(`warning: the machine is still ${(quiet.busyShare * 100).toFixed(0)}% busy with other work after ${(quiet.waitedMs / 1000).toFixed(0)} s; measuring anyway`);
+  }
+}
+
+async function lifeboat<K extends RunbookKind>(
+  installation: Installation,
+  kind: K,
+  input: RunbookTypes[K]['input'],
+): Promise<{ execution: Execution; result: RunbookTypes[K]['result'] }> {
+  const measured = await runLifeboat({
+    client: installation.client,
+    settings: installation.settings,
+    kind,
+    input,
+    workerPid: installation.worker.pid,
+    accounting: installation.accounting,
+  });
+  say(`  lifeboat ${kind} ${input.target}: ${(measured.execution.wallMs / 1000).toFixed(2)} s, worker peak ${((measured.execution.workerPeakKb ?? 0) / 1024).toFixed(0)} MiB`);
+  return measured;
+}
+
+async function shell(installation: Installation, label: string, steps: ShellStep[], env: Record<string, string>, scratch: string): Promise<Execution> {
+  await mkdir(scratch, { recursive: true });
+  try {
+    const execution = await runShell({
+      steps,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratch, OUT: scratch, DB: installation.database.path, ...installation.awsEnv, ...env },
+      scratchDir: installation.workDir,
+      accounting: installation.accounting,
+    });
+    say(`  ${label}: ${(execution.wallMs / 1000).toFixed(2)} s`);
+    return execution;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+const aws = (): string => join(projectRoot, '.tools', 'bin', 'aws');
+
+function seedBackupSteps(bucket: string, key: string): ShellStep[] {
+  return [
+    { name: 'sqlite3 .backup', script: `sqlite3 "$DB" ".backup '$OUT/tmp.db'"` },
+    { name: 'gzip', script: 'gzip "$OUT/tmp.db"' },
+    { name: 'gunzip -t', script: 'gunzip -t "$OUT/tmp.db.gz"' },
+    { name: 'sha256sum', script: 'sha256sum "$OUT/tmp.db.gz" > "$OUT/tmp.db.gz.sha256"' },
+    { name: 'aws s3 cp (upload)', script: `"$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp --only-show-errors "$OUT/tmp.db.gz" "s3://${bucket}/${key}"` },
+  ];
+}
+
+const decompressAndCheckSteps: ShellStep[] = [
+  { name: 'zstd -d -T2', script: 'zstd -q -d -T2 < "$OBJECT" > "$OUT/out.db"' },
+  { name: 'sqlite3 integrity_check', script: 'test "$(sqlite3 "$OUT/out.db" "PRAGMA integrity_check")" = ok' },
+];
+
+const objectName = 'db.sqlite.zst';
+
+/** Runs the interleaved measurements of one installation (one worker config). */
+async function measureMain(options: Options, installation: Installation): Promise<{ comparisons: Comparison[]; backups: Execution[]; restores: Execution[] }> {
+  const { database, stack } = installation;
+  const bucket = stack.s3.bucket;
+  const variant = (label: string): Variant => ({ label, executions: [] });
+  const backupS3 = { lifeboat: variant('lifeboat backup → S3'), baseline: variant('seed: sqlite3 .backup; gzip; gunzip -t; sha256sum; aws s3 cp') };
+  const backupFs = { lifeboat: variant('lifeboat backup → fs'), baseline: variant('zstd -T2 -3 -c db > out.zst') };
+  const restoreFs = { lifeboat: variant('lifeboat restore --into ← fs'), baseline: variant('zstd -d -T2 < object > out.db; sqlite3 integrity_check') };
+  const restoreS3 = { lifeboat: variant('lifeboat restore --into ← S3'), baseline: variant('aws s3 cp (download); zstd -d -T2; sqlite3 integrity_check') };
+  const restoreDir = join(installation.workDir, 'restored');
+  await mkdir(restoreDir, { recursive: true });
+
+  for (let run = 1; run <= options.runs; run++) {
+    say(`run ${run}/${options.runs}`);
+
+    await settle(options, [database.path]);
+    backupFs.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fs })).execution);
+    await settle(options, [database.path]);
+    backupFs.baseline.executions.push(await shell(installation, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }], {}, join(installation.workDir, 'baseline')));
+
+    await settle(options, [database.path]);
+    backupS3.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3 })).execution);
+    await settle(options, [database.path]);
+    backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
+
+    // Restores read the newest backup of each target: the one the backups above just made.
+    const fsInto = join(restoreDir, `fs-${run}.db`);
+    await settle(options, []);
+    const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
+    restoreFs.lifeboat.executions.push(fromFs.execution);
+    await rm(fsInto, { force: true });
+    const fsObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', fromFs.result.backupId, objectName);
+    await settle(options, [fsObject]);
+    restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
+
+    const s3Into = join(restoreDir, `s3-${run}.db`);
+    await settle(options, []);
+    const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
+    restoreS3.lifeboat.executions.push(fromS3.execution);
+    await rm(s3Into, { force: true });
+    const s3Key = `${installation.s3Prefix}${benchTargets.s3}/backups/${fromS3.result.backupId}/${objectName}`;
+    await settle(options, [join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key)]);
+    restoreS3.baseline.executions.push(
+      await shell(
+        installation,
+        'aws s3 cp + zstd -d + integrity_check',
+        [
+          { name: 'aws s3 cp (download)', script: `"$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp --only-show-errors "s3://${bucket}/${s3Key}" "$OUT/object.zst"` },
+          ...decompressAndCheckSteps,
+        ],
+        { OBJECT: join(installation.workDir, 'baseline', 'object.zst') },
+        join(installation.workDir, 'baseline'),
+      ),
+    );
+  }
+
+  const bytes = database.sizeBytes;
+  const comparisons: Comparison[] = [
+    { id: 'backup-s3', title: 'backup to S3', ...backupS3, maxRatio: 0.1, databaseBytes: bytes },
+    { id: 'backup-fs', title: 'backup to fs', ...backupFs, maxRatio: 1.5, databaseBytes: bytes },
+    { id: 'restore-fs', title: 'restore from fs', ...restoreFs, maxRatio: 1.2, databaseBytes: bytes },
+    { id: 'restore-s3', title: 'restore from S3', ...restoreS3, maxRatio: 1.2, databaseBytes: bytes },
+  ];
+  return {
+    comparisons,
+    backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions],
+    restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions],
+  };
+}
+
+/** One encrypted backup to fs and one restore from it, against the unencrypted baselines. */
+async function measureEncrypted(options: Options, installation: Installation, baselines: Comparison[]): Promise<{ comparisons: Comparison[]; backups: Execution[]; restores: Execution[] }> {
+  const baselineOf = (id: string): Variant => {
+    const found = baselines.find((c) => c.id === id);
+    if (!found) throw new Error(`no baseline ${id}`);
+    return { label: `${found.baseline.label} (same as above)`, executions: found.baseline.executions };
+  };
+  say('encrypted run');
+  await settle(options, [installation.database.path]);
+  const backup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
+  const into = join(installation.workDir, 'restored', 'encrypted.db');
+  await settle(options, []);
+  const restore = await lifeboat(installation, 'restore', { target: benchTargets.fs, into });
+  await rm(into, { force: true });
+  const bytes = installation.database.sizeBytes;
+  return {
+    comparisons: [
+      { id: 'backup-fs-encrypted', title: 'backup to fs, encrypted (1 run)', lifeboat: { label: 'lifeboat backup → fs, AES-256-GCM', executions: [backup.execution] }, baseline: baselineOf('backup-fs'), databaseBytes: bytes },
+      { id: 'restore-fs-encrypted', title: 'restore from fs, encrypted (1 run)', lifeboat: { label: 'lifeboat restore --into ← fs, AES-256-GCM', executions: [restore.execution] }, baseline: baselineOf('restore-fs'), databaseBytes: bytes },
+    ],
+    backups: [backup.execution],
+    restores: [restore.execution],
+  };
+}
+
+async function version(command: string, args: string[]): Promise<string> {
+  const result = await execa(command, args, { reject: false, stdin: 'ignore' });
+  return `${String(result.stdout)} ${String(result.stderr)}`.trim().split('\n')[0] ?? '?';
+}
+
+async function describeMachine(database: BenchDatabase, workDir: string): Promise<string[]> {
+  const cpu = cpus();
+  const df = await execa('df', ['-h', '--output=source,fstype,size,avail', workDir], { reject: false });
+  const osRelease = existsSync('/etc/os-release') ? (/^PRETTY_NAME="?([^"\n]+)/m.exec(await readFile('/etc/os-release', 'utf8'))?.[1] ?? '?') : '?';
+  return [
+    `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${osRelease}, Linux ${release()}`,
+    `disk (database, repositories, scratch): ${String(df.stdout).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '?'}`,
+    `Node ${process.version}; ${await version('zstd', ['-V'])}; sqlite3 CLI ${await version('sqlite3', ['--version']).then((v) => v.split(' ')[0])}; gzip ${await version('gzip', ['--version']).then((v) => v.split(' ').at(-1))}; ${await version(aws(), ['--version'])}`,
+    `Temporal ${await version(toolPath('temporal'), ['--version'])}; versitygw ${await version(toolPath('versitygw'), ['--version']).then((v) => v.replace(/\s+/g, ' ').slice(0, 60))}`,
+    `database: ${database.path.replace(`${projectRoot}/`, '')}, ${(database.sizeBytes / 2 ** 20).toFixed(0)} MiB (${database.sizeBytes} bytes), ${database.rows} rows, WAL mode, one table with a secondary index`,
+  ];
+}
+
+function methodNotes(options: Options): string[] {
+  return [
+    `each variant ran ${options.runs} time(s), interleaved (Lifeboat, its baseline, the next pair, ...); the tables show the fastest run and list all runs`,
+    'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines); the database and objects fit in RAM many times over, so no variant reads from the disk. Dropping the cache was not used: it would mostly measure the virtual disk',
+    `before each execution it waits (up to ${options.quietWaitMs / 1000} s) until the machine's CPU is less than ${(options.quietShare * 100).toFixed(0)}% busy; "other load CPU s" is the busy CPU time during the execution that belongs to none of the measured processes (other people's work on this shared machine): high values mean that row is pessimistic`,
+    'Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process `node bin/lifeboat.js worker` with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, integrity_check, no encryption unless noted), S3 part size 16 MiB',
+    'a Lifeboat backup includes: snapshot pin, the full `PRAGMA integrity_check` of the snapshot (in a thread, concurrently with the upload), sha256 of the source and of the stored object, the upload, the manifest, and the read-back verification of every stored copy; a Lifeboat restore includes: locating the newest backup, download, sha256 of the object and of the database, zstd -d, fsync and rename, and `PRAGMA integrity_check`',
+    'baselines run as shell commands back to back under GNU time; they do not fsync what they write, Lifeboat does',
+    'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
+    'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before), and in brackets the highest sampled sum of worker + zstd subprocess RSS (every 50 ms); for the baselines the largest peak of any one command',
+    'MB = 10^6 bytes; MB/s = database bytes / wall time',
+  ];
+}
+
+async function writeResults(report: Report): Promise<void> {
+  let analysis = `\n${ANALYSIS_MARKER}\n`;
+  if (existsSync(RESULTS_FILE)) {
+    const previous = await readFile(RESULTS_FILE, 'utf8');
+    const at = previous.indexOf(ANALYSIS_MARKER);
+    if (at >= 0) analysis = `\n${previous.slice(at)}`;
+  }
+  await writeFile(RESULTS_FILE, `${markdown(report)}${analysis.endsWith('\n') ? analysis : `${analysis}\n`}`);
+  say(`wrote ${RESULTS_FILE}`);
+}
+
+/**
+ * The AWS SDK warns once per process that future releases will need Node 22; that is about the
+ * project's runtime, not about this benchmark, so it is kept out of the benchmark's output.
+ */
+function silenceNodeVersionWarning(): void {
+  const defaults = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'NodeVersionSupportWarning') return;
+    for (const listener of defaults) listener(warning);
+  });
+}
+
+async function main(): Promise<void> {
+  silenceNodeVersionWarning();
+  const options = parseOptions();
+  say('bootstrapping tools (scripts/bootstrap.sh, scripts/bootstrap-bench.sh)');
+  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap-bench.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+
+  const benchRoot = join(projectRoot, '.lifeboat', 'bench');
+  const database = await ensureBenchDatabase(benchRoot, options.sizeMiB, say);
+  const workDir = join(benchRoot, 'work');
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(workDir, { recursive: true });
+  const loadBefore = loadavg();
+
+  say('starting Temporal dev server, versitygw and bundling workflows');
+  const stack = await startBenchStack(join(workDir, 'stack'));
+  const workers: WorkerProcess[] = [];
+  let client: Client | undefined;
+  let succeeded = false;
+  try {
+    const accounting: CpuAccounting = { serverPids: [stack.temporal.pid, stack.s3.server.pid] };
+    const awsEnv = {
+      AWS: aws(),
+      S3_ENDPOINT: stack.s3.endpoint,
+      AWS_ACCESS_KEY_ID: stack.s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
+      AWS_DEFAULT_REGION: 'us-east-1',
+      AWS_CONFIG_FILE: join(workDir, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(workDir, 'no-aws-credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    };
+    const install = async (name: string, encryptionKeyFile?: string): Promise<Installation> => {
+      const taskQueue = `bench-${name}-${randomBytes(3).toString('hex')}`;
+      const settings: TemporalSettings = { address: stack.temporal.address, namespace: 'default', taskQueue };
+      const configPath = join(workDir, `lifeboat-${name}.yaml`);
+      const fsRepositoryPath = join(workDir, `repository-${name}`);
+      const s3Prefix = `${name}/`;
+      await writeBenchConfig({
+        path: configPath,
+        databasePath: database.path,
+        fsRepositoryPath,
+        s3: stack.s3,
+        s3Prefix,
+        temporalAddress: stack.temporal.address,
+        taskQueue,
+        ...(encryptionKeyFile ? { encryptionKeyFile } : {}),
+      });
+      const worker = await startWorkerProcess({
+        configPath,
+        taskQueue,
+        temporalAddress: stack.temporal.address,
+        bundlePath: stack.bundlePath,
+        s3: stack.s3,
+        logFile: join(workDir, `worker-${name}.log`),
+      });
+      workers.push(worker);
+      client ??= await connectClient(settings);
+      return { stack, client, database, workDir, fsRepositoryPath, s3Prefix, settings, worker, accounting, awsEnv };
+    };
+
+    const plain = await install('plain');
+    say(`worker pid ${plain.worker.pid}; warm-up backup to fs and S3 (not measured)`);
+    await lifeboat(plain, 'backup', { target: benchTargets.both });
+    const primary = await measureMain(options, plain);
+    await plain.worker.stop();
+
+    const comparisons = [...primary.comparisons];
+    const backups = [...primary.backups];
+    const restores = [...primary.restores];
+    if (options.encrypted) {
+      const keyFile = join(workDir, 'bench.key');
+      await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+      const encrypted = await install('encrypted', keyFile);
+      // Warm-up: the first backup of a fresh worker loads the S3 SDK and friends.
+      await lifeboat(encrypted, 'backup', { target: benchTargets.fs });
+      const measured = await measureEncrypted(options, encrypted, primary.comparisons);
+      comparisons.push(...measured.comparisons);
+      backups.push(...measured.backups);
+      restores.push(...measured.restores);
+      await encrypted.worker.stop();
+    }
+
+    const memory = (title: string, executions: Execution[]) => ({
+      title,
+      workerPeakKb: Math.max(...executions.map((e) => e.workerPeakKb ?? 0)),
+      workerTreePeakKb: Math.max(...executions.map((e) => e.workerTreePeakKb ?? 0)),
+      limitBytes: WORKER_MEMORY_LIMIT_BYTES,
+    });
+    const loadAfter = loadavg();
+    const report: Report = {
+      date: new Date().toISOString(),
+      machine: [
+        ...(await describeMachine(database, workDir)),
+        `load average before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
+      ],
+      method: methodNotes(options),
+      comparisons,
+      memory: [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)],
+    };
+
+    const print = (lines: string[]) => console.log(lines.join('\n'));
+    console.log('\nTargets\n');
+    print(targetsTable(report));
+    console.log('\nAll measurements\n');
+    print(resultsTable(report));
+    console.log('\nWhere the time goes\n');
+    print(breakdownLines(report));
+    const missed = report.comparisons.filter((c) => c.maxRatio !== undefined && ratio(c) > c.maxRatio).map((c) => c.title);
+    console.log(`\n${missed.length === 0 ? 'all ratio targets met' : `missed: ${missed.join(', ')}`}; fastest Lifeboat backup ${(best(backups).wallMs / 1000).toFixed(2)} s`);
+    if (options.write) await writeResults(report);
+    succeeded = true;
+  } finally {
+    await Promise.allSettled(workers.map((worker) => worker.stop()));
+    await client?.connection.close();
+    await stack.close();
+    // After a failure the worker and server logs there are what explains it.
+    if (succeeded && !options.keep) await rm(workDir, { recursive: true, force: true });
+    else say(`kept ${workDir} (worker logs, server logs, repositories)`);
+  }
+}
+
+await main();

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Client } from '@temporalio/client';
+import Database from 'better-sqlite3';
+import { loadConfig } from '../../src/config/load.js';
+import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
+import { openBackend } from '../../src/repository/open.js';
+import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
+import { testStack, type TestStack } from '../helpers/stack.js';
+
+interface PendingStep {
+  activityType: string;
+  attempt: number;
+  bytesDone?: number;
+  bytesTotal?: number;
+}
+
+async function pendingSteps(client: Client, workflowId: string): Promise<PendingStep[]> {
+  const description = await client.workflow.getHandle(workflowId).describe();
+  return (description.raw.pendingActivities ?? []).map((activity) => {
+    const data = activity.heartbeatDetails?.payloads?.[0]?.data;
+    const details = data ? (JSON.parse(Buffer.from(data).toString()) as { bytesDone?: number; bytesTotal?: number }) : {};
+    return { activityType: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, ...details };
+  });
+}
+
+/** Polls until a step of the run satisfies the predicate; fails the test if the run gets past it. */
+async function waitForStep(client: Client, workflowId: string, matches: (step: PendingStep) => boolean, timeoutMs = 60_000): Promise<PendingStep> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const step = (await pendingSteps(client, workflowId)).find(matches);
+    if (step) return step;
+    const { status } = await client.workflow.getHandle(workflowId).describe();
+    if (status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${status.name}) before the awaited step`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`timed out waiting for a step of ${workflowId}`);
+}
+
+async function leftoverTempFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true });
+  return entries.filter((entry) => /\.tmp-|\.partial$/.test(entry));
+}
+
+// A high zstd level makes a 48 MiB upload take several seconds on this machine: time to kill it.
+const slowCompression = { level: 15, threads: 2 };
+
+describe('runbooks survive a killed worker and a restarted Temporal server', () => {
+  let stack: TestStack;
+  let lifeboat: Lifeboat;
+  let dbPath: string;
+
+  before(async () => {
+    stack = await testStack();
+    lifeboat = await createLifeboat('durability', { stack });
+    dbPath = join(lifeboat.dir, 'orders.sqlite');
+    createDatabase(dbPath, 48);
+    await lifeboat.writeConfig(
+      lifeboat.baseConfig({ orders: { type: 'sqlite', path: dbPath, repositories: ['local', 's3'] } }, { compression: slowCompression }),
+    );
+  });
+
+  after(async () => {
+    await lifeboat?.close();
+    await stack?.close();
+  });
+
+  test('a backup whose worker is SIGKILLed mid-upload is finished by a new worker, without redoing completed steps', async () => {
+    const first = lifeboat.spawnWorker();
+    const handle = await lifeboat.start('backup', { target: 'orders' });
+    // bytesDone counts bytes read from the database; the compressor and the upload trail behind it.
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'snapshotAndUpload' && (s.bytesDone ?? 0) > 0);
+    first.kill('SIGKILL');
+    await first;
+    lifeboat.spawnWorker();
+
+    const result = (await handle.result()) as { backupId: string; sourceBytes: number };
+    const runs = await activityRuns(lifeboat.client, handle.workflowId);
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
+    assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted upload ran again on the new worker');
+
+    const restored = join(lifeboat.dir, 'after-kill.sqlite');
+    await lifeboat.run('restore', { target: 'orders', backupId: result.backupId, into: restored });
+    assert.deepEqual(fingerprint(restored), fingerprint(dbPath), 'the backup restores to the snapshot content');
+    assert.deepEqual(await leftoverTempFiles(join(lifeboat.dir, 'repository')), [], 'no half-written objects in the repository');
+    const s3 = openBackend(loadConfig(lifeboat.configPath).repositories.s3!);
+    assert.equal(await s3.discardIncomplete('orders/'), 0, 'no unfinished multipart uploads left in S3');
+  });
+
+  test('a restore whose worker is SIGKILLed mid-way leaves the live database old or new at every moment, and finishes', async () => {
+    const livePath = join(lifeboat.dir, 'live.sqlite');
+    createDatabase(livePath, 160);
+    const mark = (value: string) => {
+      const db = new Database(livePath);
+      db.exec(`CREATE TABLE IF NOT EXISTS marker (version TEXT); DELETE FROM marker; INSERT INTO marker VALUES ('${value}');`);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.close();
+    };
+    await lifeboat.writeConfig(lifeboat.baseConfig({ live: { type: 'sqlite', path: livePath, repositories: ['local'] } }));
+    mark('new');
+    const newContent = fingerprint(livePath);
+    const worker = lifeboat.spawnWorker();
+    const backup = (await lifeboat.run('backup', { target: 'live' })) as { backupId: string };
+    mark('old');
+    const oldContent = fingerprint(livePath);
+
+    // Watches the live path the whole time: each look takes the file's bytes at that instant
+    // (with the journal-mode bytes set to rollback, so SQLite can open the image in memory).
+    const seen = new Set<string>();
+    let watching = true;
+    let watchError: unknown;
+    const watcher = (async () => {
+      while (watching) {
+        const image = await readFile(livePath);
+        image[18] = 1;
+        image[19] = 1;
+        const db = new Database(image, { readonly: true });
+        try {
+          assert.equal(db.pragma('quick_check', { simple: true }), 'ok');
+          seen.add((db.prepare('SELECT version FROM marker').get() as { version: string }).version);
+        } finally {
+          db.close();
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })().catch((error: unknown) => {
+      watchError = error;
+    });
+
+    const handle = await lifeboat.start('restore', { target: 'live', backupId: backup.backupId });
+    const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
+    worker.kill('SIGKILL');
+    await worker;
+    lifeboat.spawnWorker();
+    const result = (await handle.result()) as { safetyCopy: string };
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    watching = false;
+    await watcher;
+    assert.equal(watchError, undefined, `a reader saw a broken live database: ${String(watchError)}`);
+
+    assert.deepEqual([...seen].sort(), ['new', 'old'], 'readers only ever saw the old or the new database');
+    assert.deepEqual(fingerprint(livePath), newContent);
+    assert.deepEqual(fingerprint(result.safetyCopy), oldContent);
+    const runs = await activityRuns(lifeboat.client, handle.workflowId);
+    assert.equal(runs.scheduled.resolveTarget, 1);
+    assert.equal(runs.scheduled.locateBackup, 1);
+    assert.equal(runs.attempts[atKill.activityType], 2, `${atKill.activityType} ran again after the kill`);
+    const leftovers = (await readdir(lifeboat.dir)).filter((name) => name.startsWith('live.sqlite.') && !name.includes('lifeboat-safety'));
+    assert.deepEqual(leftovers, [], 'no staging or partial files left beside the live database');
+  });
+
+  test('a backup completes when the Temporal dev server is restarted mid-run (state persisted in its db file)', async () => {
+    const dbFile = join(lifeboat.dir, 'temporal-restart.db');
+    let server = await startTemporalDevServer({ dbFile, uiPort: false });
+    const port = Number(server.address.split(':').pop());
+    const own = await createLifeboat('restart', {
+      stack: { ...stack, temporalAddress: server.address, close: async () => undefined },
+    });
+    try {
+      const ownDb = join(own.dir, 'restart.sqlite');
+      createDatabase(ownDb, 48);
+      await own.writeConfig(own.baseConfig({ restart: { type: 'sqlite', path: ownDb, repositories: ['local'] } }, { compression: slowCompression }));
+      own.spawnWorker();
+      const handle = await own.start('backup', { target: 'restart' });
+      await waitForStep(own.client, handle.workflowId, (s) => s.activityType === 'snapshotAndUpload' && (s.bytesDone ?? 0) > 0);
+      await server.stop();
+      server = await startTemporalDevServer({ dbFile, port, uiPort: false });
+
+      const result = (await handle.result()) as { backupId: string };
+      const restored = join(own.dir, 'restored.sqlite');
+      await own.run('restore', { target: 'restart', backupId: result.backupId, into: restored });
+      assert.deepEqual(fingerprint(restored), fingerprint(ownDb));
+    } finally {
+      await own.close();
+      await server.stop();
+    }
+  });
+});
