@@ -73,7 +73,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     // bytesDone counts bytes read from the database; the compressor and the upload trail behind it.
     await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'snapshotAndUpload' && (s.bytesDone ?? 0) > 0);
     first.kill('SIGKILL');
-    await first;
+    await first.exited;
     lifeboat.spawnWorker();
 
     const result = (await handle.result()) as { backupId: string; sourceBytes: number };
@@ -133,7 +133,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     const handle = await lifeboat.start('restore', { target: 'live', backupId: backup.backupId });
     const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
     worker.kill('SIGKILL');
-    await worker;
+    await worker.exited;
     lifeboat.spawnWorker();
     const result = (await handle.result()) as { safetyCopy: string };
     await new Promise((resolve) => setTimeout(resolve, 300));

@@ -33,13 +33,20 @@ export interface Lifeboat {
   run<K extends RunbookKind>(kind: K, input: RunbookTypes[K]['input']): Promise<RunbookTypes[K]['result']>;
   /** Runs `lifeboat ...` as a child process with this installation's config and env. */
   cli(args: string[], options?: { env?: Record<string, string> }): ResultPromise<{ reject: false; all: true }>;
-  /** `lifeboat worker` as a child process (for kill tests). */
-  spawnWorker(extraEnv?: Record<string, string>): ResultPromise<{ reject: false; all: true }>;
+  /** `lifeboat worker` as a child process (for kill tests); close() kills the ones still running. */
+  spawnWorker(extraEnv?: Record<string, string>): WorkerProcess;
   close(): Promise<void>;
 }
 
 // Test output stays readable: workers log warnings and errors only (children inherit this).
 process.env.LIFEBOAT_LOG_LEVEL ??= 'warn';
+
+export interface WorkerProcess {
+  pid: number | undefined;
+  kill(signal?: NodeJS.Signals): void;
+  /** Resolves when the process has ended, with everything it printed. */
+  exited: Promise<{ exitCode: number | undefined; signal: string | undefined; output: string }>;
+}
 
 export const s3AccessKeyEnv = 'LIFEBOAT_TEST_REPO_ACCESS_KEY_ID';
 export const s3SecretKeyEnv = 'LIFEBOAT_TEST_REPO_SECRET_ACCESS_KEY';
@@ -124,10 +131,12 @@ export async function createLifeboat(name: string, options: { stack?: TestStack 
         },
       });
       children.push(child);
-      return child;
+      const exited = child.then((result) => ({ exitCode: result.exitCode, signal: result.signal, output: String(result.all ?? '') }));
+      return { pid: child.pid, kill: (signal = 'SIGTERM') => void child.kill(signal), exited };
     },
     async close() {
       for (const child of children) child.kill('SIGKILL');
+      await Promise.all(children);
       await lifeboat.stopWorker();
       await connection.close();
       if (!options.stack) await stack.close();

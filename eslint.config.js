@@ -1,0 +1,47 @@
+// Lint rules that protect the runbooks' guarantees, not style: workflows stay deterministic
+// (no Node built-ins, only types from activities) and no promise is left floating.
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.tools/**', '.lifeboat/**', 'test/fixtures/**'] },
+  {
+    files: ['**/*.ts'],
+    extends: [tseslint.configs.base],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // node:test runs what describe/test return itself.
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'test', 'it', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+      ],
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+      '@typescript-eslint/no-explicit-any': 'error',
+    },
+  },
+  {
+    files: ['workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: do side effects in an activity.' })),
+          patterns: [
+            { regex: '^\\.\\./activities/(?!index\\.js$)', message: 'Workflows import only types, from activities/index.js.' },
+            {
+              regex: '^\\.\\./src/(?!backup-id\\.js$|repository/format\\.js$|repository/manifest\\.js$)',
+              message: 'Workflows import only pure, deterministic modules from src/.',
+            },
+          ],
+        },
+      ],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: '../activities/index.js', message: 'Import activity types only (import type).', allowTypeImports: true }] },
+      ],
+    },
+  },
+);

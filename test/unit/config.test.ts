@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { LifeboatError } from '../../src/errors.js';
+
+const valid = {
+  repositories: { local: { type: 'fs', path: '/var/backups/lifeboat' } },
+  targets: { orders: { type: 'sqlite', path: '/srv/orders.sqlite', repositories: ['local'] } },
+};
+
+function invalidConfigMessage(raw: unknown): string {
+  try {
+    parseConfig(raw, 'lifeboat.config.yaml');
+  } catch (error) {
+    assert.ok(error instanceof LifeboatError);
+    assert.equal(error.type, 'InvalidConfig');
+    return error.message;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('configuration', () => {
+  test('a minimal config gets its defaults from the schema', () => {
+    const config = parseConfig(valid, 'test');
+    assert.equal(config.compression.level, 3);
+    assert.equal(config.compression.threads, 2);
+    assert.equal(config.temporal.taskQueue, 'lifeboat');
+    assert.equal(config.targets.orders?.integrityCheck, 'integrity_check');
+    assert.deepEqual(config.targets.orders?.drill.smokeChecks, []);
+  });
+
+  test('a wrong type names the field, what was expected and what was found', () => {
+    const message = invalidConfigMessage({ ...valid, targets: { orders: { ...valid.targets.orders, path: 42 } } });
+    assert.match(message, /targets\.orders\.path/);
+    assert.match(message, /expected string/);
+    assert.match(message, /found number 42/);
+  });
+
+  test('an unknown field is reported with its name', () => {
+    const message = invalidConfigMessage({ ...valid, targets: { orders: { ...valid.targets.orders, pth: 'x' } } });
+    assert.match(message, /targets\.orders/);
+    assert.match(message, /pth/);
+  });
+
+  test('a target that names an undefined repository says which ones exist', () => {
+    const message = invalidConfigMessage({ ...valid, targets: { orders: { ...valid.targets.orders, repositories: ['offsite'] } } });
+    assert.match(message, /targets\.orders\.repositories\.0: unknown repository "offsite"/);
+    assert.match(message, /local/);
+  });
+
+  test('S3 credentials must be environment variable names, not values', () => {
+    const message = invalidConfigMessage({
+      ...valid,
+      repositories: { s3: { type: 's3', bucket: 'backups', accessKeyIdEnv: 'AKIA/xyz+secret', secretAccessKeyEnv: 'S3_SECRET' } },
+      targets: { orders: { ...valid.targets.orders, repositories: ['s3'] } },
+    });
+    assert.match(message, /repositories\.s3\.accessKeyIdEnv: the NAME of an environment variable/);
+  });
+
+  test('relative paths are resolved against the config file, not the current directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-config-'));
+    const file = join(dir, 'lifeboat.config.yaml');
+    await writeFile(file, 'repositories:\n  local: { type: fs, path: repo }\ntargets:\n  orders: { type: sqlite, path: data/orders.sqlite, repositories: [local] }\nencryption:\n  keyFile: keys/backup.key\n');
+    const config = loadConfig(file);
+    assert.equal(config.targets.orders?.path, join(dir, 'data/orders.sqlite'));
+    assert.deepEqual(config.repositories.local, { type: 'fs', path: join(dir, 'repo') });
+    assert.equal(config.encryption?.keyFile, join(dir, 'keys/backup.key'));
+  });
+
+  test('YAML syntax errors give the line', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-config-'));
+    const file = join(dir, 'broken.yaml');
+    await writeFile(file, 'repositories:\n  local: { type: fs, path: repo\ntargets: {}\n');
+    assert.throws(() => loadConfig(file), (error: unknown) => error instanceof LifeboatError && error.type === 'InvalidConfig' && /not valid YAML at line \d+/.test(error.message));
+  });
+
+  test('a missing config file says how to point at one', () => {
+    assert.throws(() => loadConfig('/nonexistent/lifeboat.config.yaml'), /Pass --config <file>, set LIFEBOAT_CONFIG/);
+  });
+});
