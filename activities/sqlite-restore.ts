@@ -214,22 +214,46 @@ function foldWal(path: string): void {
 export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   const { livePath, stagingPath, safetyPath } = input;
   if (!(await exists(stagingPath))) {
-    if (await exists(livePath)) return { safetyPath: (await exists(safetyPath)) ? safetyPath : null, swapped: true };
+    if (await exists(livePath)) return { safetyPath: await newestSafetyCopy(safetyPath), swapped: true };
     throw new Error(`neither the staged database ${stagingPath} nor the live ${livePath} exists; the restore must fetch again`);
   }
   let kept: string | null = null;
-  if (await exists(livePath)) {
-    if (!(await exists(safetyPath))) {
-      foldWal(livePath);
-      await link(livePath, safetyPath);
-    }
-    kept = safetyPath;
-  }
+  if (await exists(livePath)) kept = await keepSafetyCopy(livePath, safetyPath);
   for (const sidecar of [...sidecars(livePath), ...sidecars(stagingPath)]) await rm(sidecar, { force: true });
   await rename(stagingPath, livePath);
   await fsyncPath(dirname(livePath));
   log.info('database swapped', { livePath, safetyPath: kept });
   return { safetyPath: kept, swapped: true };
+}
+
+/** safetyPath, then safetyPath-2, -3, ...: the names a safety copy of one second may have. */
+const safetyCandidate = (safetyPath: string, n: number) => (n === 1 ? safetyPath : `${safetyPath}-${n}`);
+
+/**
+ * Hard-links the live database to the first free safety name. The safety path is per second, so
+ * an earlier restore of the same second may hold it: its copy is never reused or replaced (that
+ * would drop the database that is live now). A name that already IS the live file was linked by
+ * an attempt of this swap that died before the rename.
+ */
+async function keepSafetyCopy(livePath: string, safetyPath: string): Promise<string> {
+  const live = await stat(livePath);
+  for (let n = 1; ; n++) {
+    const candidate = safetyCandidate(safetyPath, n);
+    const existing = await stat(candidate).catch(() => undefined);
+    if (existing === undefined) {
+      foldWal(livePath);
+      await link(livePath, candidate);
+      return candidate;
+    }
+    if (existing.ino === live.ino && existing.dev === live.dev) return candidate;
+  }
+}
+
+/** After a completed swap: the safety copy it made is the last of its second's names. */
+async function newestSafetyCopy(safetyPath: string): Promise<string | null> {
+  let newest: string | null = null;
+  for (let n = 1; await exists(safetyCandidate(safetyPath, n)); n++) newest = safetyCandidate(safetyPath, n);
+  return newest;
 }
 
 /** Compensation: put the safety copy back (same atomic rename), keeping the safety copy itself. */

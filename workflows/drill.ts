@@ -1,4 +1,4 @@
-import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SmokeCheckResult } from '../activities/index.js';
 import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
 
@@ -62,6 +62,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   };
 
   let scratchDir: string | undefined;
+  let cancelled: unknown;
   try {
     const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target }), (m) => `backup ${m.id}, snapshot ${m.snapshotAt}`);
     report.backupId = manifest.id;
@@ -81,6 +82,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     report.passed = checksPassed && report.rto.met !== false && report.rpo.met !== false;
     if (!checksPassed) report.failure = { type: 'SmokeCheckFailed', message: report.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`).join('; ') };
   } catch (error) {
+    if (isCancellation(error)) cancelled = error;
     report.failure = { type: failureType(error) ?? null, message: failureMessage(error) };
   } finally {
     await CancellationScope.nonCancellable(async () => {
@@ -90,7 +92,8 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
       }
     });
   }
-  if (CancellationScope.current().consideredCancelled) throw new Error('drill cancelled; scratch copy removed');
+  // A cancelled drill ends as cancelled (after its cleanup), not as a failed drill with a report.
+  if (cancelled !== undefined) throw cancelled;
   const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: info.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
   report.reportKeys = stored.keys;
   return report;

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config/load.js';
+import { timelineQuery } from '../../workflows/queries.js';
 import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { openBackend } from '../../src/repository/open.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
@@ -150,6 +152,44 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     assert.equal(runs.attempts[atKill.activityType], 2, `${atKill.activityType} ran again after the kill`);
     const leftovers = (await readdir(lifeboat.dir)).filter((name) => name.startsWith('live.sqlite.') && !name.includes('lifeboat-safety'));
     assert.deepEqual(leftovers, [], 'no staging or partial files left beside the live database');
+  });
+
+  test('a drill whose worker is SIGKILLed mid-restore is finished by a new worker, and its scratch copy is removed', async () => {
+    await lifeboat.writeConfig(
+      lifeboat.baseConfig({
+        orders: { type: 'sqlite', path: dbPath, repositories: ['local'], drill: { smokeChecks: [{ name: 'events', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] } },
+      }),
+    );
+    const worker = lifeboat.spawnWorker();
+    await lifeboat.run('backup', { target: 'orders' });
+    const handle = await lifeboat.start('drill', { target: 'orders' });
+    const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
+    worker.kill('SIGKILL');
+    await worker.exited;
+    lifeboat.spawnWorker();
+    const report = (await handle.result()) as { passed: boolean; timeline: Array<{ name: string; detail?: string }> };
+    assert.equal(report.passed, true);
+    const scratch = report.timeline.find((s) => s.name === 'prepare-scratch')?.detail;
+    assert.ok(scratch);
+    assert.equal(existsSync(scratch), false, 'scratch copy removed');
+    const runs = await activityRuns(lifeboat.client, handle.workflowId);
+    assert.equal(runs.scheduled.prepareScratch, 1);
+    assert.equal(runs.attempts[atKill.activityType], 2);
+  });
+
+  test('a drill cancelled mid-restore still removes its scratch copy', async () => {
+    lifeboat.spawnWorker();
+    await lifeboat.run('backup', { target: 'orders' });
+    const handle = await lifeboat.start('drill', { target: 'orders' });
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
+    const description = await handle.query(timelineQuery);
+    const scratch = description.find((s) => s.name === 'prepare-scratch')?.detail;
+    assert.ok(scratch);
+    await handle.cancel();
+    await assert.rejects(handle.result(), /cancel/i);
+    const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
+    assert.deepEqual(timeline.at(-1), ['remove-scratch', 'completed']);
+    assert.equal(existsSync(scratch), false, 'scratch copy removed after cancellation');
   });
 
   test('a backup completes when the Temporal dev server is restarted mid-run (state persisted in its db file)', async () => {

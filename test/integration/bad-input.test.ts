@@ -8,21 +8,23 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { compactTimestamp } from '../../src/backup-id.js';
 import { runbookFailure, type RunbookKind, type RunbookTypes } from '../../src/client.js';
 import { projectRoot } from '../../src/dev/tools.js';
 import type { ErrorType } from '../../src/errors.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
 import { s3RepositorySchema, type S3RepositoryConfig } from '../../src/config/schema.js';
-import { activityRuns, createDatabase, createLifeboat, s3AccessKeyEnv, type Lifeboat } from '../helpers/lifeboat.js';
+import { activityRuns, createDatabase, createLifeboat, fingerprint, s3AccessKeyEnv, type Lifeboat } from '../helpers/lifeboat.js';
 
 /** Names nobody sets: the config references them, the environment does not have them. */
 const unsetSecretEnv = `LIFEBOAT_TEST_UNSET_SECRET_${randomBytes(4).toString('hex').toUpperCase()}`;
@@ -417,6 +419,31 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       assert.equal(cli.exitCode, 2, cli.all);
       assert.match(cli.stderr, /failed \(InvalidInput\): .*precious\.sqlite already exists/);
       assert.ok((await readFile(existing)).equals(bytes), 'the existing file is untouched');
+    });
+
+    test('a restore in place never reuses a safety copy an earlier restore left under the same name: the database it replaces is kept', async () => {
+      await configure('none');
+      const backup = await lifeboat.run('backup', { target: 'shop' });
+      const db = new Database(live('shop'));
+      db.prepare("INSERT INTO events (kind, note, payload) VALUES ('order', 'written after the backup', x'00')").run();
+      db.close();
+      const replaced = fingerprint(live('shop'));
+      // The safety path is per second: two restores in one second would share it. Plant an
+      // earlier restore's safety copy under the name of every second this restore may start in.
+      const earlier = randomBytes(4096);
+      const planted: string[] = [];
+      for (let second = -1; second < 30; second++) {
+        planted.push(`${live('shop')}.lifeboat-safety-${compactTimestamp(new Date(Date.now() + second * 1000))}`);
+        await writeFile(planted.at(-1)!, earlier);
+      }
+      try {
+        const result = await lifeboat.run('restore', { target: 'shop', backupId: backup.backupId });
+        assert.ok(result.safetyCopy && !planted.includes(result.safetyCopy), `a safety copy of its own: ${result.safetyCopy}`);
+        assert.deepEqual(fingerprint(result.safetyCopy), replaced, 'the safety copy is the database the restore replaced');
+        for (const path of planted) assert.ok((await readFile(path)).equals(earlier), `the earlier safety copy ${path} is untouched`);
+      } finally {
+        await Promise.all(planted.map((path) => rm(path, { force: true })));
+      }
     });
   });
 });

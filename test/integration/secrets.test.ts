@@ -158,8 +158,8 @@ describe('a canary secret in the S3 credentials never appears in histories, logs
       assert.match(wrongList.stderr, /CredentialsUnavailable/);
     } finally {
       worker.kill('SIGTERM');
-      const result = await worker;
-      outputs.push({ what: 'worker', text: result.all ?? '' });
+      const { output } = await worker.exited;
+      outputs.push({ what: 'worker', text: output });
     }
     const workerOutput = outputs.find((o) => o.what === 'worker')!.text;
     assert.match(workerOutput, /worker polling task queue/, 'the worker output was captured');

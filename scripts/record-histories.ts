@@ -1,0 +1,166 @@
+/**
+ * Records one workflow history per runbook path on a fresh stack and saves them as the replay
+ * fixtures in test/fixtures/histories/<scenario>.json (the SDK's history JSON, as `temporal
+ * workflow show --output json` writes it). test/integration/replay.test.ts replays them against
+ * the current workflow code, and records fresh ones the same way (recordHistories below).
+ *
+ *   node --import tsx scripts/record-histories.ts            writes the fixtures
+ *   node --import tsx scripts/record-histories.ts <dir>      writes them to <dir>
+ *
+ * Re-record when a workflow changes on purpose, and keep the old files if runs started by the old
+ * code may still be open when the new code is deployed (then both must replay).
+ */
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
+import { runbookFailure } from '../src/client.js';
+import { projectRoot } from '../src/dev/tools.js';
+import { createLifeboat, type Lifeboat } from '../test/helpers/lifeboat.js';
+
+export const fixturesDir = join(projectRoot, 'test', 'fixtures', 'histories');
+
+/** Every path through the runbooks a fixture covers; the file names are these names. */
+export const scenarios = ['backup', 'restore-into', 'restore-in-place', 'restore-rolled-back', 'drill-passed', 'drill-failed'] as const;
+export type Scenario = (typeof scenarios)[number];
+
+export interface RecordedHistory {
+  scenario: Scenario;
+  workflowId: string;
+  history: History;
+}
+
+/** A database of a few rows: the histories stay small, and the runbooks take a second each. */
+function createTinyDatabase(path: string): void {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = wal');
+    db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL); INSERT INTO notes (body) VALUES ('one'), ('two'), ('three');");
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Runs every scenario on the given installation (it must have a worker running: startWorker()),
+ * overwriting its config, and returns the histories in the order of `scenarios`.
+ */
+export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHistory[]> {
+  const path = (name: string) => join(lifeboat.dir, `${name}.sqlite`);
+  for (const name of ['notes', 'hooked']) createTinyDatabase(path(name));
+  const keyFile = join(lifeboat.dir, 'replay.key');
+  await writeFile(keyFile, randomBytes(32));
+  const rowsExist = { name: 'rows exist', sql: 'SELECT count(*) FROM notes', expect: 3 };
+  await lifeboat.writeConfig(
+    lifeboat.baseConfig(
+      {
+        notes: { type: 'sqlite', path: path('notes'), repositories: ['local'], drill: { rtoTargetSeconds: 600, rpoTargetSeconds: 3600, smokeChecks: [rowsExist] } },
+        // Same database, a smoke check that cannot pass: the drill completes with passed=false.
+        strict: { type: 'sqlite', path: path('notes'), repositories: ['local'], drill: { smokeChecks: [rowsExist, { name: 'impossible', sql: 'SELECT count(*) FROM notes', expect: -1 }] } },
+        // The start hook fails after the swap: the restore rolls back to the safety copy and reports HookFailed.
+        hooked: { type: 'sqlite', path: path('hooked'), repositories: ['local'], hooks: { stop: 'true', start: 'echo application did not start >&2; exit 3' } },
+      },
+      { encryption: { keyFile } },
+    ),
+  );
+
+  const recorded: RecordedHistory[] = [];
+  const keep = async (scenario: Scenario, workflowId: string) => {
+    recorded.push({ scenario, workflowId, history: await lifeboat.client.workflow.getHandle(workflowId).fetchHistory() });
+  };
+  const completed = async (scenario: Scenario, handle: Awaited<ReturnType<Lifeboat['start']>>) => {
+    await handle.result();
+    await keep(scenario, handle.workflowId);
+  };
+
+  const backup = await lifeboat.start('backup', { target: 'notes' });
+  await completed('backup', backup);
+  await completed('restore-into', await lifeboat.start('restore', { target: 'notes', into: join(lifeboat.dir, 'restored-notes.sqlite') }));
+  await completed('restore-in-place', await lifeboat.start('restore', { target: 'notes' }));
+  await lifeboat.run('backup', { target: 'hooked' });
+  const rolledBack = await lifeboat.start('restore', { target: 'hooked' });
+  const failure = await rolledBack.result().then(
+    () => ({ type: undefined, message: 'the restore with a failing start hook succeeded' }),
+    (error: unknown) => runbookFailure(error),
+  );
+  if (failure.type !== 'HookFailed') throw new Error(`restore of "hooked" should fail with HookFailed: ${failure.type}: ${failure.message}`);
+  await keep('restore-rolled-back', rolledBack.workflowId);
+  const passed = await lifeboat.start('drill', { target: 'notes' });
+  if (!(await passed.result()).passed) throw new Error('the drill of "notes" did not pass');
+  await keep('drill-passed', passed.workflowId);
+  await lifeboat.run('backup', { target: 'strict' });
+  const failed = await lifeboat.start('drill', { target: 'strict' });
+  if ((await failed.result()).passed) throw new Error('the drill of "strict" passed');
+  await keep('drill-failed', failed.workflowId);
+  return recorded;
+}
+
+/**
+ * History <-> the SDK's history JSON (proto3 JSON, as historyToJSON/historyFromJSON of
+ * @temporalio/common and `temporal workflow show --output json` produce it).
+ *
+ * Not those SDK functions themselves: in this install @temporalio/common and @temporalio/proto
+ * each get their own copy of protobufjs 8 (the root node_modules holds protobufjs 7 for
+ * @grpc/proto-loader), so common's protojson rejects proto's types with "type must be a Type".
+ * The same conversion with the protobufjs copy that @temporalio/proto itself uses works.
+ */
+interface ProtoJson {
+  toJson(type: unknown, message: unknown): unknown;
+  fromJson(type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }): unknown;
+}
+const fromCommon = createRequire(createRequire(import.meta.url).resolve('@temporalio/common'));
+const protoEntry = fromCommon.resolve('@temporalio/proto');
+const proto = createRequire(protoEntry)(protoEntry) as { temporal: { api: { history: { v1: { History: { fromObject(history: unknown): unknown } } } } } };
+const protojson = createRequire(protoEntry)('protobufjs/ext/protojson') as ProtoJson;
+const { patchProtobufRoot } = fromCommon('@temporalio/proto/lib/patch-protobuf-root') as { patchProtobufRoot(root: unknown): { lookupType(name: string): unknown } };
+const historyType = patchProtobufRoot(proto).lookupType('temporal.api.history.v1.History');
+
+/** A history as pretty-printed JSON text (one space indentation, so a re-recording diffs readably). */
+export function historyToJson(history: History): string {
+  return `${JSON.stringify(protojson.toJson(historyType, proto.temporal.api.history.v1.History.fromObject(history)), null, 1)}\n`;
+}
+
+export function historyFromJson(json: unknown): History {
+  if (typeof json !== 'object' || json === null || !Array.isArray((json as { events?: unknown }).events)) {
+    throw new TypeError('not a history: expected an object with an array of events');
+  }
+  return protojson.fromJson(historyType, json, { ignoreUnknownFields: true }) as History;
+}
+
+/** Reads a fixture: the history and the workflow id it ran under (recorded in its first event). */
+export async function readHistoryFile(path: string): Promise<{ workflowId: string; history: History }> {
+  const history = historyFromJson(JSON.parse(await readFile(path, 'utf8')));
+  const workflowId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId;
+  if (!workflowId) throw new TypeError(`${path}: the first event is not a WorkflowExecutionStarted with a workflowId`);
+  return { workflowId, history };
+}
+
+/** The file a scenario's history is stored in. */
+export function fixturePath(scenario: Scenario, dir = fixturesDir): string {
+  return join(dir, `${scenario}.json`);
+}
+
+async function main(): Promise<void> {
+  const outDir = resolve(process.argv[2] ?? fixturesDir);
+  const lifeboat = await createLifeboat('record-histories');
+  try {
+    await lifeboat.startWorker();
+    const histories = await recordHistories(lifeboat);
+    await mkdir(outDir, { recursive: true });
+    for (const { scenario, workflowId, history } of histories) {
+      const json = historyToJson(history);
+      await writeFile(fixturePath(scenario, outDir), json);
+      process.stderr.write(`${scenario}: ${workflowId}, ${history.events?.length ?? 0} events, ${(json.length / 1024).toFixed(0)} KiB -> ${fixturePath(scenario, outDir)}\n`);
+    }
+  } finally {
+    await lifeboat.close();
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+  process.exit(0);
+}
