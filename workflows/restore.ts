@@ -83,15 +83,20 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
     }
     await timeline.run('verify-live', () => transferSteps.checkIntegrity({ path: target.path, kind: 'quick_check' }));
   } catch (error) {
+    // Compensation runs even when the run is cancelled. Hooks here are best effort: the error the
+    // run reports is the one that made it roll back.
     await CancellationScope.nonCancellable(async () => {
       if (swap?.safetyPath) {
-        await timeline.run('rollback', () => quickSteps.rollbackSwap({ livePath: target.path, safetyPath: swap!.safetyPath }), (r) =>
+        const safetyCopy = swap.safetyPath;
+        // The application may be running on the restored database: stop it before swapping back.
+        if (!stopped) await runHook(timeline, target, 'stop').catch(() => undefined);
+        stopped = true;
+        await timeline.run('rollback', () => quickSteps.rollbackSwap({ livePath: target.path, safetyPath: safetyCopy }), (r) =>
           r.restored ? `previous database back in place (${failureMessage(error)})` : 'nothing to roll back',
         );
       }
       await timeline.run('cleanup', () => quickSteps.removeFiles({ paths: [staging] }));
-      // Bring the application back on whichever database is now live; the original error is what the run reports.
-      if (stopped && target.hooks?.start) await runHook(timeline, target, 'start').catch(() => undefined);
+      if (stopped) await runHook(timeline, target, 'start').catch(() => undefined);
     });
     throw error;
   }

@@ -3,10 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Worker as Thread } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { parse as parseYaml } from 'yaml';
+import { runbookFailure } from '../../src/client.js';
+import type { RestoreResult } from '../../workflows/restore.js';
 import { createLifeboat, createDatabase, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 
 describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
@@ -46,6 +52,37 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
   after(async () => {
     await lifeboat?.close();
   });
+
+  /** Runs a restore of "shop" with stop/start hooks and a health URL answering healthStatus. */
+  async function withHooks(
+    healthStatus: number,
+    body: (context: { hookLog: string; run: () => Promise<RestoreResult> }) => Promise<void>,
+  ): Promise<void> {
+    const server = createServer((_request, response) => response.writeHead(healthStatus).end());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const hookLog = join(lifeboat.dir, `hooks-${healthStatus}.log`);
+    const original = await readFile(lifeboat.configPath, 'utf8');
+    const config = parseYaml(original) as { targets: { shop: Record<string, unknown> } };
+    config.targets.shop.hooks = {
+      stop: `echo stop >> ${hookLog}`,
+      start: `echo start >> ${hookLog}`,
+      healthUrl: `http://127.0.0.1:${port}/health`,
+      healthTimeoutSeconds: 2,
+    };
+    await lifeboat.writeConfig(config);
+    try {
+      await lifeboat.run('backup', { target: 'shop' });
+      const db = new Database(dbPath);
+      db.prepare("INSERT INTO events (kind, note, payload) VALUES ('order', 'after the backup', x'00')").run();
+      db.close();
+      await body({ hookLog, run: () => lifeboat.run('restore', { target: 'shop' }) });
+    } finally {
+      server.close();
+      await writeFile(lifeboat.configPath, original);
+    }
+  }
 
   test('a backup stores an encrypted, verified copy in every repository, manifest last, and records its timeline', async () => {
     const result = await lifeboat.run('backup', { target: 'shop' });
@@ -106,6 +143,26 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.ok(result.safetyCopy && existsSync(result.safetyCopy));
     assert.deepEqual(fingerprint(result.safetyCopy), changed, 'the safety copy is the database as it was');
     assert.equal(existsSync(`${dbPath}.lifeboat-restore-${backup.backupId}`), false, 'no staging file left behind');
+  });
+
+  test('restore runs the stop hook before the swap and the start hook after, then waits for the health URL', async () => {
+    await withHooks(200, async ({ hookLog, run }) => {
+      const result = await run();
+      assert.deepEqual((await readFile(hookLog, 'utf8')).trim().split('\n'), ['stop', 'start']);
+      assert.deepEqual(
+        result.timeline.map((s) => s.name),
+        ['resolve-target', 'locate-backup', 'fetch-and-verify', 'integrity-check', 'stop-hook', 'swap', 'start-hook', 'health-check', 'verify-live'],
+      );
+    });
+  });
+
+  test('a health check that keeps failing after the swap stops the application, puts the previous database back and starts it again', async () => {
+    await withHooks(503, async ({ hookLog, run }) => {
+      const before = fingerprint(dbPath);
+      await assert.rejects(run(), (error: unknown) => runbookFailure(error).type === 'HealthCheckFailed');
+      assert.deepEqual(fingerprint(dbPath), before, 'the live database is the one from before the restore');
+      assert.deepEqual((await readFile(hookLog, 'utf8')).trim().split('\n'), ['stop', 'start', 'stop', 'start']);
+    });
   });
 
   test('a drill restores into scratch, runs the smoke checks, measures RTO and RPO, stores a report, and removes the scratch copy', async () => {
