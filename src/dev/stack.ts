@@ -20,6 +20,8 @@ export interface DevStackOptions {
  */
 export async function runDevStack(options: DevStackOptions): Promise<void> {
   const dir = join(projectRoot, '.lifeboat', 'dev');
+  // The terminal is for the human text below; the worker only speaks up for warnings and errors.
+  process.env.LIFEBOAT_LOG_LEVEL ??= 'warn';
   const temporalPort = Number(process.env.LIFEBOAT_DEV_TEMPORAL_PORT ?? 7233);
   const uiPort = Number(process.env.LIFEBOAT_DEV_UI_PORT ?? 8233);
   const s3Port = Number(process.env.LIFEBOAT_DEV_S3_PORT ?? 9090);

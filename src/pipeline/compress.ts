@@ -3,10 +3,11 @@ import { execa, type Result, type ResultPromise } from 'execa';
 import { LifeboatError } from '../errors.js';
 
 /*
- * zstd runs as a `zstd` CLI subprocess fed through stdin/stdout rather than as an in-process addon:
- * it matched the raw CLI's speed while keeping the compression threads off the worker's event loop
- * and its heap, it needs no native build at install time, and a crash in it cannot take the worker
- * down (see bench/compression-choice.md for the measurements behind this).
+ * zstd runs as a `zstd` CLI subprocess fed through stdin/stdout rather than as an in-process addon.
+ * The whole backup chain stays within ~1.3x of a raw `zstd -T2 -3` pass (the budget is 1.5x), while
+ * zstd's buffers and threads stay out of the worker's heap and event loop, nothing native has to be
+ * built at install time, and a zstd crash fails one stream instead of the worker. An addon was ~20%
+ * faster; see bench/compression-choice.md for the measurements and the trade-off.
  */
 
 /** The executable, resolved through PATH (Debian: `apt-get install zstd`). */
@@ -148,8 +149,8 @@ class ZstdProcess extends Duplex {
       callback(error);
       return;
     }
-    // Unpiping both ends lets execa settle even if stdout was paused for backpressure; SIGTERM is
-    // escalated to SIGKILL by execa after 5 s. Waiting for the exit reaps the process.
+    // Closing both pipes lets execa settle even if stdout was paused for backpressure; execa
+    // escalates the SIGTERM to SIGKILL after 5 s. Waiting for the exit reaps the process.
     this.stdin.destroy();
     this.stdout.destroy();
     this.child.kill();

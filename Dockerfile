@@ -1,0 +1,16 @@
+# The Lifeboat worker image used by docker-compose.yml. Sources run through tsx (no build step).
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends zstd sqlite3 ca-certificates python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --allow-scripts=better-sqlite3
+COPY bin ./bin
+COPY src ./src
+COPY workflows ./workflows
+COPY activities ./activities
+COPY tsconfig.json ./
+ENV LIFEBOAT_CONFIG=/etc/lifeboat/lifeboat.config.yaml
+ENTRYPOINT ["node", "bin/lifeboat.js"]
+CMD ["worker"]
