@@ -18,18 +18,18 @@ const envVarName = z
 
 export const fsRepositorySchema = z
   .object({
-    type: z.literal('fs'),
+    type: z.literal('fs').describe('A directory on a local or mounted disk.'),
     path: z.string().min(1).describe('Directory that holds the repository; created when missing.'),
   })
   .strict();
 
 export const s3RepositorySchema = z
   .object({
-    type: z.literal('s3'),
+    type: z.literal('s3').describe('An S3 or S3-compatible bucket.'),
     endpoint: z.string().url().optional().describe('S3 endpoint URL; omit for AWS.'),
     bucket: z.string().min(3).describe('Bucket name; must exist.'),
     prefix: z.string().default('').describe('Key prefix inside the bucket, e.g. "lifeboat/".'),
-    region: z.string().default('us-east-1'),
+    region: z.string().default('us-east-1').describe('Region to sign requests for.'),
     forcePathStyle: z.boolean().default(true).describe('Path-style addressing (needed by most S3-compatible servers).'),
     accessKeyIdEnv: envVarName.describe('Name of the environment variable holding the access key id.'),
     secretAccessKeyEnv: envVarName.describe('Name of the environment variable holding the secret access key.'),
@@ -44,14 +44,14 @@ const hooksSchema = z
     stop: z.string().optional().describe('Shell command run before a restore swaps the database (stop the application).'),
     start: z.string().optional().describe('Shell command run after the swap (start the application).'),
     healthUrl: z.string().url().optional().describe('HTTP URL that must answer 2xx after the start hook.'),
-    healthTimeoutSeconds: z.number().int().positive().default(60),
+    healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the health URL may take to answer 2xx before the restore rolls back.'),
     timeoutSeconds: z.number().int().positive().default(120).describe('Time limit for each hook command.'),
   })
   .strict();
 
 const smokeCheckSchema = z
   .object({
-    name: z.string().min(1),
+    name: z.string().min(1).describe('Shown in drill results and reports.'),
     sql: z.string().min(1).describe('A read-only query run against the restored database.'),
     expect: z
       .union([z.string(), z.number(), z.null()])
@@ -65,18 +65,18 @@ const drillSchema = z
   .object({
     rtoTargetSeconds: z.number().positive().optional().describe('Recovery time objective the drill is measured against.'),
     rpoTargetSeconds: z.number().positive().optional().describe('Recovery point objective the drill is measured against.'),
-    smokeChecks: z.array(smokeCheckSchema).default([]),
+    smokeChecks: z.array(smokeCheckSchema).default([]).describe('Queries a restored copy must pass for the drill to pass.'),
     scratchDir: z.string().optional().describe('Where the drill restores its scratch copy; default: the system temp dir.'),
   })
   .strict();
 
 export const sqliteTargetSchema = z
   .object({
-    type: z.literal('sqlite'),
+    type: z.literal('sqlite').describe('A SQLite database file (WAL or rollback journal).'),
     path: z.string().min(1).describe('Path of the live SQLite database file.'),
     repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
-    hooks: hooksSchema.optional(),
-    drill: drillSchema.default({ smokeChecks: [] }),
+    hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
+    drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
     integrityCheck: z
       .enum(['integrity_check', 'quick_check'])
       .default('integrity_check')
@@ -95,22 +95,25 @@ export const configSchema = z
         keyFile: z.string().min(1).describe('File holding a 32-byte key (raw or 64 hex characters); payloads are AES-256-GCM.'),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe('Encrypt every backup payload; manifests record the key id, never the key.'),
     compression: z
       .object({
         level: z.number().int().min(1).max(19).default(3).describe('zstd level.'),
         threads: z.number().int().min(1).max(64).default(2).describe('zstd worker threads.'),
       })
       .strict()
-      .default({ level: 3, threads: 2 }),
+      .default({ level: 3, threads: 2 })
+      .describe('zstd settings of the backup stream.'),
     temporal: z
       .object({
-        address: z.string().default('localhost:7233'),
-        namespace: z.string().default('default'),
-        taskQueue: z.string().default('lifeboat'),
+        address: z.string().default('localhost:7233').describe('Overridden by TEMPORAL_ADDRESS.'),
+        namespace: z.string().default('default').describe('Overridden by TEMPORAL_NAMESPACE.'),
+        taskQueue: z.string().default('lifeboat').describe('Overridden by LIFEBOAT_TASK_QUEUE.'),
       })
       .strict()
-      .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' }),
+      .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' })
+      .describe('Where the CLI starts runbooks and the worker polls.'),
   })
   .strict()
   .superRefine((config, ctx) => {
