@@ -155,14 +155,17 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
   });
 
   test('a drill whose worker is SIGKILLed mid-restore is finished by a new worker, and its scratch copy is removed', async () => {
+    // Big enough that fetching and checking the copy takes a while: time to kill it.
+    const drillPath = join(lifeboat.dir, 'drill.sqlite');
+    createDatabase(drillPath, 160);
     await lifeboat.writeConfig(
       lifeboat.baseConfig({
-        orders: { type: 'sqlite', path: dbPath, repositories: ['local'], drill: { smokeChecks: [{ name: 'events', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] } },
+        drilled: { type: 'sqlite', path: drillPath, repositories: ['local'], drill: { smokeChecks: [{ name: 'events', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] } },
       }),
     );
     const worker = lifeboat.spawnWorker();
-    await lifeboat.run('backup', { target: 'orders' });
-    const handle = await lifeboat.start('drill', { target: 'orders' });
+    await lifeboat.run('backup', { target: 'drilled' });
+    const handle = await lifeboat.start('drill', { target: 'drilled' });
     const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
     worker.kill('SIGKILL');
     await worker.exited;
@@ -178,9 +181,12 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
   });
 
   test('a drill cancelled mid-restore still removes its scratch copy', async () => {
+    const drillPath = join(lifeboat.dir, 'cancelled-drill.sqlite');
+    createDatabase(drillPath, 160);
+    await lifeboat.writeConfig(lifeboat.baseConfig({ cancelled: { type: 'sqlite', path: drillPath, repositories: ['local'] } }));
     lifeboat.spawnWorker();
-    await lifeboat.run('backup', { target: 'orders' });
-    const handle = await lifeboat.start('drill', { target: 'orders' });
+    await lifeboat.run('backup', { target: 'cancelled' });
+    const handle = await lifeboat.start('drill', { target: 'cancelled' });
     await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
     const description = await handle.query(timelineQuery);
     const scratch = description.find((s) => s.name === 'prepare-scratch')?.detail;

@@ -38,8 +38,8 @@ export interface Lifeboat {
   close(): Promise<void>;
 }
 
-// Test output stays readable: workers log warnings and errors only (children inherit this).
-process.env.LIFEBOAT_LOG_LEVEL ??= 'warn';
+// Test output stays readable: workers log errors only (children inherit this).
+process.env.LIFEBOAT_LOG_LEVEL ??= 'error';
 
 export interface WorkerProcess {
   pid: number | undefined;
