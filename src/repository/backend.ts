@@ -112,3 +112,14 @@ export function sortByKey<T extends { key: string }>(objects: T[]): T[] {
     .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
     .map(({ object }) => object);
 }
+
+/** The error a put rejects with when its AbortSignal fires (both backends). */
+export function abortError(what: string, signal: AbortSignal): Error {
+  const error = new Error(`${what} was aborted`, { cause: signal.reason });
+  error.name = 'AbortError';
+  return error;
+}
+
+export function isAbortError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'AbortError';
+}

@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { S3RepositoryConfig } from '../../src/config/schema.js';
 import { startS3Server, type S3Server } from '../../src/dev/s3-server.js';
 import { LifeboatError, type ErrorType } from '../../src/errors.js';
@@ -32,6 +32,8 @@ interface Subject {
    * multipart uploads (S3). Lets the spec prove a partial upload existed and was cleaned up.
    */
   hiddenLeftovers(keyPrefix: string): Promise<string[]>;
+  /** Leaves what a put killed mid-way (SIGKILL, no cleanup) would leave for key. */
+  leaveInterruptedPut(key: string): Promise<void>;
   /** Backend-specific proof of how a large object was stored (S3: as a multipart upload). */
   assertStoredLarge?(key: string, sizeBytes: number): Promise<void>;
 }
@@ -170,6 +172,21 @@ function describeBackendContract(name: string, subject: () => Subject): void {
       assert.deepEqual(await hiddenLeftovers(base), [], 'no temp file or pending multipart upload remains');
     });
 
+    it('discards what a put killed mid-way left behind, and only under the given prefix', async () => {
+      const { backend, hiddenLeftovers, leaveInterruptedPut } = subject();
+      const base = scope();
+      const other = scope();
+      await leaveInterruptedPut(`${base}backups/1/payload`);
+      await leaveInterruptedPut(`${other}payload`);
+      await backend.put(`${base}backups/1/kept`, Readable.from([Buffer.from('x')]));
+
+      assert.equal(await backend.discardIncomplete(base), 1);
+      assert.deepEqual(await hiddenLeftovers(base), []);
+      assert.equal((await hiddenLeftovers(other)).length, 1, 'other prefixes are left alone');
+      assert.deepEqual(await backend.list(base), [{ key: `${base}backups/1/kept`, sizeBytes: 1 }]);
+      assert.equal(await backend.discardIncomplete(base), 0, 'idempotent');
+    });
+
     it('stores nothing when the signal is already aborted', async () => {
       const { backend } = subject();
       const key = `${scope()}never`;
@@ -226,6 +243,11 @@ describeBackendContract('fs', () => ({
   backend: fsBackend,
   hiddenLeftovers: async (keyPrefix) =>
     (await filesUnder(join(fsRoot, keyPrefix))).filter((name) => /\.tmp-[0-9a-f]{16}$/.test(name)),
+  leaveInterruptedPut: async (key) => {
+    const path = join(fsRoot, key);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(join(dirname(path), `.${basename(path)}.tmp-0123456789abcdef`), randomBytes(1000));
+  },
 }));
 
 describe('fs backend', () => {
@@ -310,6 +332,10 @@ describeBackendContract('s3', () => ({
       new ListMultipartUploadsCommand({ Bucket: s3Target.bucket, Prefix: s3Target.prefix + keyPrefix }),
     );
     return (response.Uploads ?? []).map((upload) => `${upload.Key} (upload ${upload.UploadId})`);
+  },
+  leaveInterruptedPut: async (key) => {
+    const upload = await rawS3.send(new CreateMultipartUploadCommand({ Bucket: s3Target.bucket, Key: s3Target.prefix + key }));
+    await rawS3.send(new UploadPartCommand({ Bucket: s3Target.bucket, Key: s3Target.prefix + key, UploadId: upload.UploadId, PartNumber: 1, Body: randomBytes(5 * MiB) }));
   },
   assertStoredLarge: async (key, sizeBytes) => {
     const head = await rawS3.send(new HeadObjectCommand({ Bucket: s3Target.bucket, Key: s3Target.prefix + key }));

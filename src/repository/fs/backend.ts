@@ -5,7 +5,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
-import { assertValidKey, assertValidPrefix, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /**
  * A repository in a local (or mounted) directory. Each key is a file under the root; "/" in keys
@@ -295,15 +295,6 @@ function prefixConflict(key: string, location: string, cause: unknown): Lifeboat
   );
 }
 
-function abortError(what: string, signal: AbortSignal): Error {
-  const error = new Error(`${what} was aborted`, { cause: signal.reason });
-  error.name = 'AbortError';
-  return error;
-}
-
-function isAbortError(error: unknown): error is Error {
-  return error instanceof Error && error.name === 'AbortError';
-}
 
 function hasCode(error: unknown, ...codes: string[]): boolean {
   const code = (error as { code?: unknown } | null)?.code;

@@ -13,7 +13,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
-import { assertValidKey, assertValidPrefix, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /** Error codes meaning the key pair itself is wrong (unknown key id, wrong secret, expired token). */
 const badCredentialCodes = new Set([
@@ -358,12 +358,3 @@ function describeSdkError(error: unknown): string {
   return parts.filter((part) => part !== undefined && part !== '' && part !== 'UnknownError').join(': ');
 }
 
-function abortError(what: string, signal: AbortSignal): Error {
-  const error = new Error(`${what} was aborted`, { cause: signal.reason });
-  error.name = 'AbortError';
-  return error;
-}
-
-function isAbortError(error: unknown): error is Error {
-  return error instanceof Error && error.name === 'AbortError';
-}
