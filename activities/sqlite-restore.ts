@@ -13,6 +13,7 @@ import { HashingPassThrough } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { startProgress } from './progress.js';
+import type { Repository } from '../src/repository/repository.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
@@ -90,78 +91,107 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
   }
 
   const repositories = openRepositories(target, env);
-  const errors: string[] = [];
+  const unavailable: string[] = [];
+  const damaged: LifeboatError[] = [];
   for (const repository of repositories) {
     const objectKey = repository.objectKey(manifest.target, manifest.id, object.name);
     const info = await repository.backend.head(objectKey).catch((error: Error) => {
-      errors.push(`${repository.name}: ${error.message}`);
+      unavailable.push(`${repository.name}: ${error.message}`);
       return undefined;
     });
     if (!info) continue;
-
-    await mkdir(dirname(destination), { recursive: true });
-    const partial = `${destination}.partial`;
-    const progress = startProgress('download', object.sizeBytes);
-    const storedHash = createHash('sha256');
-    let storedBytes = 0;
-    const decodeInput = new PassThrough({ highWaterMark: 4 << 20 });
-    const sourceHash = new HashingPassThrough();
-    const stages: Duplex[] = [];
-    if (key) stages.push(createDecryptor(key));
-    stages.push(createDecompressor(), sourceHash);
-    let decodeError: unknown;
-    const decoding = pipeline([decodeInput, ...stages, createWriteStream(partial)]).catch((error: unknown) => {
-      decodeError = error;
-    });
     try {
-      for await (const chunk of await repository.backend.get(objectKey)) {
-        const buffer = chunk as Buffer;
-        storedHash.update(buffer);
-        storedBytes += buffer.length;
-        progress.update(storedBytes);
-        if (decodeError === undefined && !decodeInput.destroyed) await feed(decodeInput, buffer);
-      }
-      decodeInput.end();
-      await decoding;
-
-      const storedSha = storedHash.digest('hex');
-      if (storedSha !== object.sha256 || storedBytes !== object.sizeBytes) {
-        throw new LifeboatError(
-          'ChecksumMismatch',
-          `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
-            `sha256 ${storedSha} (${storedBytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-          'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
-        );
-      }
-      if (decodeError !== undefined) throw decodeError;
-      if (sourceHash.sha256 !== manifest.source.sha256 || sourceHash.bytes !== manifest.source.sizeBytes) {
-        throw new LifeboatError(
-          'ChecksumMismatch',
-          `the database decoded from backup ${manifest.id} has sha256 ${sourceHash.sha256} (${sourceHash.bytes} bytes), ` +
-            `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
-          'Restore another backup. The target was not touched',
-        );
-      }
-      await fsyncPath(partial);
-      await rename(partial, destination);
-      await fsyncPath(dirname(destination));
+      const fetched = await decodeInto(repository, objectKey, input, key);
       log.info('backup fetched and verified', { backupId: manifest.id, repository: repository.name, destination });
-      return { path: destination, repository: repository.name, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 };
+      return fetched;
     } catch (error) {
-      decodeInput.destroy();
-      await decoding;
-      await rm(partial, { force: true });
+      // A damaged copy is no reason to give up while another repository may hold a good one.
+      if (error instanceof LifeboatError && (error.type === 'ChecksumMismatch' || error.type === 'BackupCorrupt')) {
+        log.warn('damaged copy, trying the next repository', { repository: repository.name, error: error.message });
+        damaged.push(error);
+        continue;
+      }
       throw error;
-    } finally {
-      progress.stop();
     }
+  }
+  if (damaged.length === 1) throw damaged[0]!;
+  if (damaged.length > 1) {
+    throw new LifeboatError(
+      damaged[0]!.type,
+      `every copy of backup ${manifest.id} is damaged: ${damaged.map((e) => e.message).join(' | ')}`,
+      'Restore another backup. The target was not touched',
+    );
   }
   throw new LifeboatError(
     'BackupNotFound',
     `no repository of target "${target.name}" holds ${object.name} of backup ${manifest.id}` +
-      (errors.length ? ` (${errors.join('; ')})` : ''),
+      (unavailable.length ? ` (${unavailable.join('; ')})` : ''),
     `Run \`lifeboat backups ${target.name}\` to see what each repository holds`,
   );
+}
+
+/**
+ * One download from one repository, decoded into <destination>.partial and renamed into place only
+ * when the stored bytes and the decoded database both match the manifest.
+ */
+async function decodeInto(repository: Repository, objectKey: string, input: FetchInput, key: Buffer | undefined): Promise<FetchedBackup> {
+  const { manifest, destination } = input;
+  const object = manifest.objects[0]!;
+  await mkdir(dirname(destination), { recursive: true });
+  const partial = `${destination}.partial`;
+  const progress = startProgress('download', object.sizeBytes);
+  const storedHash = createHash('sha256');
+  let storedBytes = 0;
+  const decodeInput = new PassThrough({ highWaterMark: 4 << 20 });
+  const sourceHash = new HashingPassThrough();
+  const stages: Duplex[] = [];
+  if (key) stages.push(createDecryptor(key));
+  stages.push(createDecompressor(), sourceHash);
+  let decodeError: unknown;
+  const decoding = pipeline([decodeInput, ...stages, createWriteStream(partial)]).catch((error: unknown) => {
+    decodeError = error;
+  });
+  try {
+    for await (const chunk of await repository.backend.get(objectKey)) {
+      const buffer = chunk as Buffer;
+      storedHash.update(buffer);
+      storedBytes += buffer.length;
+      progress.update(storedBytes);
+      if (decodeError === undefined && !decodeInput.destroyed) await feed(decodeInput, buffer);
+    }
+    decodeInput.end();
+    await decoding;
+
+    const storedSha = storedHash.digest('hex');
+    if (storedSha !== object.sha256 || storedBytes !== object.sizeBytes) {
+      throw new LifeboatError(
+        'ChecksumMismatch',
+        `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
+          `sha256 ${storedSha} (${storedBytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+        'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
+      );
+    }
+    if (decodeError !== undefined) throw decodeError;
+    if (sourceHash.sha256 !== manifest.source.sha256 || sourceHash.bytes !== manifest.source.sizeBytes) {
+      throw new LifeboatError(
+        'ChecksumMismatch',
+        `the database decoded from backup ${manifest.id} has sha256 ${sourceHash.sha256} (${sourceHash.bytes} bytes), ` +
+          `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
+        'Restore another backup. The target was not touched',
+      );
+    }
+    await fsyncPath(partial);
+    await rename(partial, destination);
+    await fsyncPath(dirname(destination));
+    return { path: destination, repository: repository.name, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 };
+  } catch (error) {
+    decodeInput.destroy();
+    await decoding;
+    await rm(partial, { force: true });
+    throw error;
+  } finally {
+    progress.stop();
+  }
 }
 
 /** Runs the SQLite check on a file (in a thread, heartbeating); throws IntegrityCheckFailed listing the first problems. */
@@ -214,46 +244,24 @@ function foldWal(path: string): void {
 export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   const { livePath, stagingPath, safetyPath } = input;
   if (!(await exists(stagingPath))) {
-    if (await exists(livePath)) return { safetyPath: await newestSafetyCopy(safetyPath), swapped: true };
+    if (await exists(livePath)) return { safetyPath: (await exists(safetyPath)) ? safetyPath : null, swapped: true };
     throw new Error(`neither the staged database ${stagingPath} nor the live ${livePath} exists; the restore must fetch again`);
   }
   let kept: string | null = null;
-  if (await exists(livePath)) kept = await keepSafetyCopy(livePath, safetyPath);
+  if (await exists(livePath)) {
+    // The safety name belongs to this run alone (the workflow puts its run id in it), so an
+    // existing one was linked by an attempt of this very swap that died before the rename.
+    if (!(await exists(safetyPath))) {
+      foldWal(livePath);
+      await link(livePath, safetyPath);
+    }
+    kept = safetyPath;
+  }
   for (const sidecar of [...sidecars(livePath), ...sidecars(stagingPath)]) await rm(sidecar, { force: true });
   await rename(stagingPath, livePath);
   await fsyncPath(dirname(livePath));
   log.info('database swapped', { livePath, safetyPath: kept });
   return { safetyPath: kept, swapped: true };
-}
-
-/** safetyPath, then safetyPath-2, -3, ...: the names a safety copy of one second may have. */
-const safetyCandidate = (safetyPath: string, n: number) => (n === 1 ? safetyPath : `${safetyPath}-${n}`);
-
-/**
- * Hard-links the live database to the first free safety name. The safety path is per second, so
- * an earlier restore of the same second may hold it: its copy is never reused or replaced (that
- * would drop the database that is live now). A name that already IS the live file was linked by
- * an attempt of this swap that died before the rename.
- */
-async function keepSafetyCopy(livePath: string, safetyPath: string): Promise<string> {
-  const live = await stat(livePath);
-  for (let n = 1; ; n++) {
-    const candidate = safetyCandidate(safetyPath, n);
-    const existing = await stat(candidate).catch(() => undefined);
-    if (existing === undefined) {
-      foldWal(livePath);
-      await link(livePath, candidate);
-      return candidate;
-    }
-    if (existing.ino === live.ino && existing.dev === live.dev) return candidate;
-  }
-}
-
-/** After a completed swap: the safety copy it made is the last of its second's names. */
-async function newestSafetyCopy(safetyPath: string): Promise<string | null> {
-  let newest: string | null = null;
-  for (let n = 1; await exists(safetyCandidate(safetyPath, n)); n++) newest = safetyCandidate(safetyPath, n);
-  return newest;
 }
 
 /** Compensation: put the safety copy back (same atomic rename), keeping the safety copy itself. */

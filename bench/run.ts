@@ -170,6 +170,9 @@ async function measureMain(options: Options, installation: Installation): Promis
   const backupFs = { lifeboat: variant('lifeboat backup → fs'), baseline: variant('zstd -T2 -3 -c db > out.zst') };
   const restoreFs = { lifeboat: variant('lifeboat restore --into ← fs'), baseline: variant('zstd -d -T2 < object > out.db; sqlite3 integrity_check') };
   const restoreS3 = { lifeboat: variant('lifeboat restore --into ← S3'), baseline: variant('aws s3 cp (download); zstd -d -T2; sqlite3 integrity_check') };
+  // Informational: the same backups with integrityCheck: quick_check, against the same baselines.
+  const backupS3Quick = { lifeboat: variant('lifeboat backup → S3, quick_check'), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
+  const backupFsQuick = { lifeboat: variant('lifeboat backup → fs, quick_check'), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
   const restoreDir = join(installation.workDir, 'restored');
   await mkdir(restoreDir, { recursive: true });
 
@@ -185,6 +188,11 @@ async function measureMain(options: Options, installation: Installation): Promis
     backupS3.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3 })).execution);
     await settle(options, [database.path]);
     backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
+
+    await settle(options, [database.path]);
+    backupFsQuick.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fsQuick })).execution);
+    await settle(options, [database.path]);
+    backupS3Quick.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3Quick })).execution);
 
     // Restores read the newest backup of each target: the one the backups above just made.
     const fsInto = join(restoreDir, `fs-${run}.db`);
@@ -223,10 +231,12 @@ async function measureMain(options: Options, installation: Installation): Promis
     { id: 'backup-fs', title: 'backup to fs', ...backupFs, maxRatio: 1.5, databaseBytes: bytes },
     { id: 'restore-fs', title: 'restore from fs', ...restoreFs, maxRatio: 1.2, databaseBytes: bytes },
     { id: 'restore-s3', title: 'restore from S3', ...restoreS3, maxRatio: 1.2, databaseBytes: bytes },
+    { id: 'backup-s3-quick', title: 'backup to S3 with quick_check', ...backupS3Quick, databaseBytes: bytes },
+    { id: 'backup-fs-quick', title: 'backup to fs with quick_check', ...backupFsQuick, databaseBytes: bytes },
   ];
   return {
     comparisons,
-    backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions],
+    backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions, ...backupS3Quick.lifeboat.executions, ...backupFsQuick.lifeboat.executions],
     restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions],
   };
 }
@@ -284,6 +294,8 @@ function methodNotes(options: Options): string[] {
     'baselines run as shell commands back to back under GNU time; they do not fsync what they write, Lifeboat does',
     'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
     'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before), and in brackets the highest sampled sum of worker + zstd subprocess RSS (every 50 ms); for the baselines the largest peak of any one command',
+    'the "quick_check" rows are informational: the same backups with `integrityCheck: quick_check` on the target, to show what the default full integrity_check costs',
+    'the worker memory limit is checked against the highest VmHWM over every Lifeboat backup (all targets) or restore execution of the run',
     'MB = 10^6 bytes; MB/s = database bytes / wall time',
   ];
 }

@@ -75,15 +75,28 @@ export interface BenchConfigOptions {
 }
 
 /** Target names in every benchmark config. */
-export const benchTargets = { s3: 'bench-s3', fs: 'bench-fs', both: 'bench-both' } as const;
+export const benchTargets = {
+  s3: 'bench-s3',
+  fs: 'bench-fs',
+  both: 'bench-both',
+  /** The same database with `integrityCheck: quick_check`, to show what the full check costs. */
+  s3Quick: 'bench-s3-quick',
+  fsQuick: 'bench-fs-quick',
+} as const;
 
 /**
  * A Lifeboat config with one fs repository (on the same disk as the database) and one S3
  * repository (the local versitygw), default compression (zstd level 3, 2 threads), and targets
- * that back the same database up to S3 only, to fs only, and to both.
+ * that back the same database up to S3 only, to fs only, and to both; plus S3-only and fs-only
+ * targets that use quick_check instead of the default full integrity_check.
  */
 export async function writeBenchConfig(options: BenchConfigOptions): Promise<void> {
-  const target = (repositories: string[]) => ({ type: 'sqlite', path: options.databasePath, repositories });
+  const target = (repositories: string[], integrityCheck: 'integrity_check' | 'quick_check' = 'integrity_check') => ({
+    type: 'sqlite',
+    path: options.databasePath,
+    repositories,
+    integrityCheck,
+  });
   const config = {
     repositories: {
       fs: { type: 'fs', path: options.fsRepositoryPath },
@@ -100,6 +113,8 @@ export async function writeBenchConfig(options: BenchConfigOptions): Promise<voi
       [benchTargets.s3]: target(['s3']),
       [benchTargets.fs]: target(['fs']),
       [benchTargets.both]: target(['fs', 's3']),
+      [benchTargets.s3Quick]: target(['s3'], 'quick_check'),
+      [benchTargets.fsQuick]: target(['fs'], 'quick_check'),
     },
     ...(options.encryptionKeyFile ? { encryption: { keyFile: options.encryptionKeyFile } } : {}),
     temporal: { address: options.temporalAddress, namespace: 'default', taskQueue: options.taskQueue },

@@ -24,7 +24,7 @@ import { createLifeboat, type Lifeboat } from '../test/helpers/lifeboat.js';
 export const fixturesDir = join(projectRoot, 'test', 'fixtures', 'histories');
 
 /** Every path through the runbooks a fixture covers; the file names are these names. */
-export const scenarios = ['backup', 'restore-into', 'restore-in-place', 'restore-rolled-back', 'drill-passed', 'drill-failed'] as const;
+export const scenarios = ['backup', 'restore-into', 'restore-in-place', 'restore-rolled-back', 'restore-health-failed', 'drill-passed', 'drill-failed'] as const;
 export type Scenario = (typeof scenarios)[number];
 
 export interface RecordedHistory {
@@ -50,7 +50,7 @@ function createTinyDatabase(path: string): void {
  */
 export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHistory[]> {
   const path = (name: string) => join(lifeboat.dir, `${name}.sqlite`);
-  for (const name of ['notes', 'hooked']) createTinyDatabase(path(name));
+  for (const name of ['notes', 'hooked', 'unhealthy']) createTinyDatabase(path(name));
   const keyFile = join(lifeboat.dir, 'replay.key');
   await writeFile(keyFile, randomBytes(32));
   const rowsExist = { name: 'rows exist', sql: 'SELECT count(*) FROM notes', expect: 3 };
@@ -62,6 +62,8 @@ export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHisto
         strict: { type: 'sqlite', path: path('notes'), repositories: ['local'], drill: { smokeChecks: [rowsExist, { name: 'impossible', sql: 'SELECT count(*) FROM notes', expect: -1 }] } },
         // The start hook fails after the swap: the restore rolls back to the safety copy and reports HookFailed.
         hooked: { type: 'sqlite', path: path('hooked'), repositories: ['local'], hooks: { stop: 'true', start: 'echo application did not start >&2; exit 3' } },
+        // The application starts but never answers its health URL (nothing listens on port 9): stop, roll back, start.
+        unhealthy: { type: 'sqlite', path: path('unhealthy'), repositories: ['local'], hooks: { stop: 'true', start: 'true', healthUrl: 'http://127.0.0.1:9/health', healthTimeoutSeconds: 1 } },
       },
       { encryption: { keyFile } },
     ),
@@ -76,18 +78,24 @@ export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHisto
     await keep(scenario, handle.workflowId);
   };
 
+  const failedWith = async (scenario: Scenario, handle: Awaited<ReturnType<Lifeboat['start']>>, type: string) => {
+    const failure = await handle.result().then(
+      () => ({ type: undefined, message: 'it succeeded' }),
+      (error: unknown) => runbookFailure(error),
+    );
+    if (failure.type !== type) throw new Error(`${scenario}: ${handle.workflowId} should fail with ${type}, not ${failure.type}: ${failure.message}`);
+    await keep(scenario, handle.workflowId);
+  };
+
   const backup = await lifeboat.start('backup', { target: 'notes' });
   await completed('backup', backup);
   await completed('restore-into', await lifeboat.start('restore', { target: 'notes', into: join(lifeboat.dir, 'restored-notes.sqlite') }));
   await completed('restore-in-place', await lifeboat.start('restore', { target: 'notes' }));
   await lifeboat.run('backup', { target: 'hooked' });
   const rolledBack = await lifeboat.start('restore', { target: 'hooked' });
-  const failure = await rolledBack.result().then(
-    () => ({ type: undefined, message: 'the restore with a failing start hook succeeded' }),
-    (error: unknown) => runbookFailure(error),
-  );
-  if (failure.type !== 'HookFailed') throw new Error(`restore of "hooked" should fail with HookFailed: ${failure.type}: ${failure.message}`);
-  await keep('restore-rolled-back', rolledBack.workflowId);
+  await failedWith('restore-rolled-back', rolledBack, 'HookFailed');
+  await lifeboat.run('backup', { target: 'unhealthy' });
+  await failedWith('restore-health-failed', await lifeboat.start('restore', { target: 'unhealthy' }), 'HealthCheckFailed');
   const passed = await lifeboat.start('drill', { target: 'notes' });
   if (!(await passed.result()).passed) throw new Error('the drill of "notes" did not pass');
   await keep('drill-passed', passed.workflowId);

@@ -60,9 +60,11 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
     return { ...base, restoredTo: into, safetyCopy: null, timeline: timeline.steps };
   }
 
-  const stamp = compactTimestamp(new Date(workflowInfo().startTime));
-  const staging = `${target.path}.lifeboat-restore-${manifest.id}`;
-  const safetyPath = `${target.path}.lifeboat-safety-${stamp}`;
+  // Names of this run alone: two restores in the same second must never share a safety copy.
+  const info = workflowInfo();
+  const run = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;
+  const staging = `${target.path}.lifeboat-restore-${run}`;
+  const safetyPath = `${target.path}.lifeboat-safety-${run}`;
   let stopped = false;
   let swap: SwapResult | undefined;
   try {

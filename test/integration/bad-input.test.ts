@@ -47,7 +47,7 @@ async function directoryState(dir: string): Promise<Record<string, string>> {
   return state;
 }
 
-async function flipOneByte(bytes: Buffer): Promise<Buffer> {
+function flipOneByte(bytes: Buffer): Buffer {
   const copy = Buffer.from(bytes);
   const at = Math.floor(copy.length / 2);
   copy[at] = copy[at]! ^ 0x01;
@@ -128,7 +128,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
   async function corruptStoredObject(repository: 'local' | 's3', target: string, backupId: string, object: string): Promise<void> {
     if (repository === 'local') {
       const path = fsObject(target, backupId, object);
-      await writeFile(path, await flipOneByte(await readFile(path)));
+      await writeFile(path, flipOneByte(await readFile(path)));
       return;
     }
     const s3 = lifeboat.stack.s3!;
@@ -141,7 +141,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
     try {
       const Key = `${s3Config.prefix}${target}/backups/${backupId}/${object}`;
       const stored = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key }))).Body!.transformToByteArray());
-      await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: await flipOneByte(stored) }));
+      await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: flipOneByte(stored) }));
       const reread = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key }))).Body!.transformToByteArray());
       assert.equal(reread.length, stored.length);
       assert.notEqual(sha256(reread), sha256(stored), 'the S3 object now differs by one byte');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -128,6 +128,18 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.ok((await readFile(dbPath)).equals(liveBytes), 'live database untouched');
   });
 
+  test('a restore whose first repository holds a damaged copy takes the good copy from the next one', async () => {
+    const backup = await lifeboat.run('backup', { target: 'shop' });
+    const localCopy = join(lifeboat.dir, 'repository', 'shop', 'backups', backup.backupId, 'db.sqlite.zst.enc');
+    const bytes = await readFile(localCopy);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    await writeFile(localCopy, bytes);
+    const into = join(lifeboat.dir, 'from-s3.sqlite');
+    const result = await lifeboat.run('restore', { target: 'shop', backupId: backup.backupId, into });
+    assert.match(result.timeline.find((s) => s.name === 'fetch-and-verify')?.detail ?? '', /from s3/);
+    assert.deepEqual(fingerprint(into), fingerprint(dbPath));
+  });
+
   test('restore in place keeps the old database as a safety copy and swaps in the backup atomically', async () => {
     const backup = await lifeboat.run('backup', { target: 'shop' });
     const atBackup = fingerprint(dbPath);
@@ -142,7 +154,7 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.deepEqual(fingerprint(dbPath), atBackup, 'live database now holds the backup');
     assert.ok(result.safetyCopy && existsSync(result.safetyCopy));
     assert.deepEqual(fingerprint(result.safetyCopy), changed, 'the safety copy is the database as it was');
-    assert.equal(existsSync(`${dbPath}.lifeboat-restore-${backup.backupId}`), false, 'no staging file left behind');
+    assert.deepEqual((await readdir(lifeboat.dir)).filter((name) => name.includes('.lifeboat-restore-')), [], 'no staging file left behind');
   });
 
   test('restore runs the stop hook before the swap and the start hook after, then waits for the health URL', async () => {
