@@ -40,6 +40,13 @@ export async function resolveTarget(configPath: string, input: { target: string 
       known.length ? `Known targets: ${known.join(', ')}` : 'Define it under targets:',
     );
   }
+  if (target.type !== 'sqlite') {
+    throw new LifeboatError(
+      'InvalidInput',
+      `target "${input.target}" is a ${target.type} target; the backup, restore and drill runbooks handle sqlite targets so far`,
+      'For PostgreSQL, archive WAL with `lifeboat wal-push` (see README)',
+    );
+  }
   const encryption = config.encryption
     ? { keyFile: config.encryption.keyFile, keyId: keyId(await loadKeyFile(config.encryption.keyFile)) }
     : null;

@@ -107,18 +107,22 @@ interface ReportedPayload {
  */
 async function activityBreakdown(client: Client, workflowId: string): Promise<{ steps: Step[]; notes: Record<string, number> }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, { name: string; at: number }>();
+  const scheduled = new Map<string, { name: string; at: number; attempt: number }>();
   const steps: Step[] = [];
   const notes: Record<string, number> = {};
   for (const event of history.events ?? []) {
     const at = tsToMs(event.eventTime);
     const attributes = event.activityTaskScheduledEventAttributes;
-    if (attributes?.activityType?.name) scheduled.set(String(event.eventId), { name: attributes.activityType.name, at });
+    if (attributes?.activityType?.name) scheduled.set(String(event.eventId), { name: attributes.activityType.name, at, attempt: 1 });
+    // With a retry policy the server records only the last attempt's start, with its attempt number.
+    const started = event.activityTaskStartedEventAttributes;
+    const retried = started ? scheduled.get(String(started.scheduledEventId)) : undefined;
+    if (retried && started?.attempt) retried.attempt = started.attempt;
     const completed = event.activityTaskCompletedEventAttributes;
     if (completed) {
       const activity = scheduled.get(String(completed.scheduledEventId));
       if (!activity) continue;
-      steps.push({ name: activity.name, ms: at - activity.at });
+      steps.push({ name: activity.attempt > 1 ? `${activity.name} (attempt ${activity.attempt})` : activity.name, ms: at - activity.at });
       const data = completed.result?.payloads?.[0]?.data;
       if (activity.name === 'snapshotAndUpload' && data) {
         try {

@@ -2,9 +2,9 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { timelineQuery } from '../workflows/queries.js';
 import type { StepRecord } from './repository/manifest.js';
-import { connectClient, runbookFailure, startRunbook, type RunbookKind, type RunbookTypes, type TemporalSettings } from './client.js';
+// The Temporal client loads lazily: wal-push and wal-fetch run for every WAL segment and must start fast.
+import type { RunbookKind, RunbookTypes, TemporalSettings } from './client.js';
 import { configPathFrom, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { exitCodeFor, LifeboatError } from './errors.js';
@@ -56,6 +56,7 @@ function formatStep(step: StepRecord): string {
 /** On a terminal: one line, rewritten every second, with the running step and its byte progress. */
 async function showProgress(client: Client, handle: WorkflowHandle, done: Promise<unknown>): Promise<void> {
   if (!process.stderr.isTTY) return;
+  const { timelineQuery } = await import('../workflows/queries.js');
   let finished = false;
   void done.finally(() => (finished = true)).catch(() => undefined);
   while (!finished) {
@@ -91,6 +92,7 @@ async function run<K extends RunbookKind>(
   const { config, path } = readConfig(global.config, false);
   assertTarget(config, input.target, path);
   const settings = temporalSettings(config);
+  const { connectClient, runbookFailure, startRunbook } = await import('./client.js');
   const client = await connectClient(settings);
   try {
     const handle = await startRunbook(client, settings, kind, input);
@@ -183,7 +185,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { config, path } = readConfig(global().config, false);
       assertTarget(config, target, path);
       if (!options.into && !options.yes) {
-        const livePath = config?.targets[target]?.path ?? '(path from the worker config)';
+        const configured = config?.targets[target];
+        const livePath = configured?.type === 'sqlite' ? configured.path : '(path from the worker config)';
         if (!(await confirmReplace(target, livePath))) {
           throw new InputError('restore would replace the live database: pass --yes to confirm, or --into <path> to restore beside it');
         }
@@ -217,6 +220,42 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
           ],
         })),
       );
+    });
+
+  program
+    .command('wal-push <path>')
+    .description('archive_command: store one WAL file (%p) in the target\'s repositories, compressed and hashed')
+    .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
+    .action(async (path: string, options: { target?: string }) => {
+      const { walPush, walTargetFrom, archiveCommandExitCodes } = await import('./postgres/wal-archive.js');
+      try {
+        await walPush({ configPath: configPathFrom(global().config), target: walTargetFrom(options.target), path });
+        setExitCode(archiveCommandExitCodes.archived);
+      } catch (error) {
+        say(`lifeboat wal-push: ${error instanceof LifeboatError ? `${error.type}: ` : ''}${(error as Error).message}`);
+        setExitCode(archiveCommandExitCodes.failed);
+      }
+    });
+
+  program
+    .command('wal-fetch <name> <destination>')
+    .description('restore_command: fetch WAL file %f to %p, verified; exit 1 when the archive does not have it')
+    .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
+    .action(async (name: string, destination: string, options: { target?: string }) => {
+      const { walFetch, walTargetFrom, restoreCommandExitCodes } = await import('./postgres/wal-archive.js');
+      try {
+        const outcome = await walFetch({
+          configPath: configPathFrom(global().config),
+          target: walTargetFrom(options.target),
+          name,
+          destination,
+        });
+        setExitCode(restoreCommandExitCodes[outcome]);
+      } catch (error) {
+        // Not "missing": PostgreSQL must stop recovery rather than open a database without this WAL.
+        say(`lifeboat wal-fetch: ${error instanceof LifeboatError ? `${error.type}: ` : ''}${(error as Error).message}`);
+        setExitCode(restoreCommandExitCodes.failed);
+      }
     });
 
   program

@@ -85,8 +85,12 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (repository.type === 'fs') repository.path = at(repository.path);
   }
   for (const target of Object.values(config.targets)) {
-    target.path = at(target.path);
-    if (target.drill.scratchDir) target.drill.scratchDir = at(target.drill.scratchDir);
+    if (target.type === 'sqlite') {
+      target.path = at(target.path);
+      if (target.drill.scratchDir) target.drill.scratchDir = at(target.drill.scratchDir);
+    } else if (target.connection.passfile) {
+      target.connection.passfile = at(target.connection.passfile);
+    }
   }
   if (config.encryption) config.encryption.keyFile = at(config.encryption.keyFile);
   return config;

@@ -84,7 +84,26 @@ export const sqliteTargetSchema = z
   })
   .strict();
 
-export const targetSchema = z.discriminatedUnion('type', [sqliteTargetSchema]);
+const postgresConnectionSchema = z
+  .object({
+    host: z.string().default('127.0.0.1').describe('Host name, IP address, or the directory of the Unix socket.'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1).default('postgres'),
+    user: z.string().min(1).default('postgres'),
+    passwordEnv: envVarName.optional().describe('Name of the environment variable holding the password.'),
+    passfile: z.string().optional().describe('A pgpass file (used when passwordEnv is not set).'),
+  })
+  .strict();
+
+export const postgresTargetSchema = z
+  .object({
+    type: z.literal('postgres').describe('A PostgreSQL cluster (WAL archiving today; dumps, base backups and PITR next).'),
+    repositories: z.array(name).min(1).describe('Names of the repositories backups and archived WAL go to; wal-fetch prefers the first.'),
+    connection: postgresConnectionSchema.default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }),
+  })
+  .strict();
+
+export const targetSchema = z.discriminatedUnion('type', [sqliteTargetSchema, postgresTargetSchema]);
 
 export const configSchema = z
   .object({
@@ -136,4 +155,5 @@ export type FsRepositoryConfig = z.output<typeof fsRepositorySchema>;
 export type S3RepositoryConfig = z.output<typeof s3RepositorySchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
+export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
 export type SmokeCheck = z.output<typeof smokeCheckSchema>;

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL's WAL archive in Lifeboat repositories (src/postgres/wal-archive.ts), against a real
- * PostgreSQL 15 whose archive_command and restore_command run test/helpers/wal-archive-command.ts
- * (what `lifeboat wal-push %p` / `lifeboat wal-fetch %f %p` will run), into an fs repository and
+ * PostgreSQL 15 whose archive_command and restore_command are the real `lifeboat wal-push %p` and
+ * `lifeboat wal-fetch %f %p`, into an fs repository and
  * an S3 repository (versitygw on loopback, or the shared one of `npm test`).
  */
 import assert from 'node:assert/strict';
@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
 import { freePort } from '../../src/dev/ports.js';
 import { LifeboatError } from '../../src/errors.js';
 import { adoptDataDirectory, markForRecovery, startCluster, writeClusterSettings, type RunningCluster } from '../../src/postgres/cluster.js';
@@ -36,11 +35,9 @@ import { openBackend } from '../../src/repository/open.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { startTestServers, testBucket, testStackEnv, type TestS3 } from '../helpers/stack.js';
-import { walCommand } from '../helpers/wal-archive-command.js';
+import { runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
 
 const MiB = 1024 * 1024;
-const commandScript = join(import.meta.dirname, '..', 'helpers', 'wal-archive-command.ts');
-const tsxLoader = import.meta.resolve('tsx');
 /** S3 credentials reach the archive commands through the server's environment, under these names. */
 const s3Env = { key: 'LIFEBOAT_TEST_WAL_S3_KEY_ID', secret: 'LIFEBOAT_TEST_WAL_S3_SECRET' };
 
@@ -65,7 +62,7 @@ cleanups.push(async () => {
 describe('the WAL archive of a running PostgreSQL', () => {
   let db: TestCluster;
   let spec: WalArchiveSpec;
-  let specFile: string;
+  let specFile: WalArchiveConfig;
   let archive: WalArchive;
   /** A segment PostgreSQL archived in the first test; later tests push it again. */
   let segment: string;
@@ -85,7 +82,7 @@ describe('the WAL archive of a running PostgreSQL', () => {
     cleanups.push(() => db.close());
     // The archive command runs as the server user: the fs repository lives in its directory.
     spec = archiveSpec('orders', join(db.dir, 'repository'));
-    specFile = await writeSpec(db.dir, 'archive.json', spec);
+    specFile = await writeWalArchiveConfig(db.dir, 'archive.yaml', spec);
     archive = openWalArchive(spec);
     await db.configure({ archive_command: walCommand(specFile, 'push') });
   });
@@ -147,7 +144,7 @@ describe('the WAL archive of a running PostgreSQL', () => {
       return true;
     });
     // What PostgreSQL sees as archive_command: a failure, with the reason in its log.
-    const command = await runCommand(specFile, ['push', impostor]);
+    const command = await runWalCommand(specFile, ['push', impostor]);
     assert.equal(command.exitCode, 1);
     assert.match(command.stderr, /ObjectConflict.*already archived.*different content/);
 
@@ -167,7 +164,7 @@ describe('the WAL archive of a running PostgreSQL', () => {
 
     // An S3 repository nobody listens on.
     const unreachable = archiveSpec('orders', join(db.dir, 'repository'), { endpoint: `http://127.0.0.1:${await freePort()}` });
-    await db.configure({ archive_command: walCommand(await writeSpec(db.dir, 'unreachable.json', unreachable), 'push') });
+    await db.configure({ archive_command: walCommand(await writeWalArchiveConfig(db.dir, 'unreachable.yaml', unreachable), 'push') });
     await db.query(`INSERT INTO ledger (note) VALUES ('while s3 is down')`);
     const stuck = await switchWal(db);
     const failing = await eventually(async () => {
@@ -250,13 +247,13 @@ describe('the WAL archive of a running PostgreSQL', () => {
 describe('wal-push and wal-fetch on their own', () => {
   let dir: string;
   let archive: WalArchive;
-  let specFile: string;
+  let specFile: WalArchiveConfig;
 
   before(async () => {
     dir = await scratchDir();
     const spec = archiveSpec('files', join(dir, 'repository'));
     archive = openWalArchive(spec);
-    specFile = await writeSpec(dir, 'archive.json', spec);
+    specFile = await writeWalArchiveConfig(dir, 'archive.yaml', spec);
   });
 
   it('answers a file that is not archived with "missing", quickly and without writing anything, as restore_command must', async () => {
@@ -269,7 +266,7 @@ describe('wal-push and wal-fetch on their own', () => {
     assert.ok(performance.now() - started < 2_000, `answered in ${Math.round(performance.now() - started)} ms`);
     assert.deepEqual(await readdir(join(dir, 'pg_wal-missing')), [], 'nothing written');
 
-    const command = await runCommand(specFile, ['fetch', '00000063.history', destination]);
+    const command = await runWalCommand(specFile, ['fetch', '00000063.history', destination]);
     assert.equal(command.exitCode, 1, 'the status PostgreSQL reads as "not in the archive"');
     assert.ok(command.durationMs < 20_000, `the command took ${command.durationMs} ms`);
   });
@@ -299,7 +296,7 @@ describe('wal-push and wal-fetch on their own', () => {
     assert.deepEqual(await readdir(join(dir, 'pg_wal-tampered')), [], 'nothing written, no temp file left');
 
     // As restore_command: a status that makes PostgreSQL stop, not one it reads as "end of archive".
-    const command = await runCommand(specFile, ['fetch', name, destination]);
+    const command = await runWalCommand(specFile, ['fetch', name, destination]);
     assert.equal(command.exitCode, 126);
     assert.match(command.stderr, /ChecksumMismatch/);
   });
@@ -446,13 +443,6 @@ function archiveSpec(target: string, fsPath: string, s3Overrides: { endpoint?: s
 }
 
 /** Writes the spec where the server user can read it. */
-async function writeSpec(dir: string, name: string, spec: WalArchiveSpec): Promise<string> {
-  const file = join(dir, name);
-  await writeFile(file, JSON.stringify(spec, null, 2));
-  await chownToServerUser(file);
-  return file;
-}
-
 async function readRecord(repository: Repository, target: string, name: string): Promise<WalRecord> {
   const raw = await buffer(await repository.backend.get(walRecordKey(target, name)));
   return walRecordSchema.parse(JSON.parse(raw.toString('utf8')));
@@ -488,16 +478,6 @@ async function eventually<T>(probe: () => Promise<T | undefined | false>, what: 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-}
-
-/** Runs the archive command script as PostgreSQL would (but as us). */
-async function runCommand(specFile: string, args: string[]): Promise<{ exitCode: number | undefined; stderr: string; durationMs: number }> {
-  const started = performance.now();
-  const result = await execa(process.execPath, ['--import', tsxLoader, commandScript, specFile, ...args], {
-    reject: false,
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
-  return { exitCode: result.exitCode, stderr: String(result.stderr), durationMs: Math.round(performance.now() - started) };
 }
 
 /** Bytes shaped like WAL (long runs of zeros and repeated records), so compression has something to do. */

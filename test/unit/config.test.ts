@@ -25,11 +25,13 @@ function invalidConfigMessage(raw: unknown): string {
 describe('configuration', () => {
   test('a minimal config gets its defaults from the schema', () => {
     const config = parseConfig(valid, 'test');
+    const orders = config.targets.orders;
+    assert.equal(orders?.type, 'sqlite');
     assert.equal(config.compression.level, 3);
     assert.equal(config.compression.threads, 2);
     assert.equal(config.temporal.taskQueue, 'lifeboat');
-    assert.equal(config.targets.orders?.integrityCheck, 'integrity_check');
-    assert.deepEqual(config.targets.orders?.drill.smokeChecks, []);
+    assert.equal(orders.integrityCheck, 'integrity_check');
+    assert.deepEqual(orders.drill.smokeChecks, []);
   });
 
   test('a wrong type names the field, what was expected and what was found', () => {
@@ -65,7 +67,9 @@ describe('configuration', () => {
     const file = join(dir, 'lifeboat.config.yaml');
     await writeFile(file, 'repositories:\n  local: { type: fs, path: repo }\ntargets:\n  orders: { type: sqlite, path: data/orders.sqlite, repositories: [local] }\nencryption:\n  keyFile: keys/backup.key\n');
     const config = loadConfig(file);
-    assert.equal(config.targets.orders?.path, join(dir, 'data/orders.sqlite'));
+    const orders = config.targets.orders;
+    assert.equal(orders?.type, 'sqlite');
+    assert.equal(orders.path, join(dir, 'data/orders.sqlite'));
     assert.deepEqual(config.repositories.local, { type: 'fs', path: join(dir, 'repo') });
     assert.equal(config.encryption?.keyFile, join(dir, 'keys/backup.key'));
   });
