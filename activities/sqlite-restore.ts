@@ -1,18 +1,17 @@
 import { log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { PassThrough, type Duplex, type Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
 import { createDecompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { HashingPassThrough } from '../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
-import { startProgress } from './progress.js';
+import { countBytes, startProgress } from './progress.js';
 import type { Repository } from '../src/repository/repository.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
@@ -44,26 +43,11 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Writes a chunk and waits for the decoder to take it, or for the decoder to fail. */
-function feed(stream: Writable, chunk: Buffer): Promise<void> {
-  if (stream.write(chunk)) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.once('drain', done);
-    stream.once('close', done);
-  });
-}
-
 /**
- * Downloads one backup and decodes it beside the destination in a single pass while hashing both
- * the stored bytes and the decoded database. Only a download whose hashes both match the manifest
- * becomes the destination; anything else leaves no file behind. When decoding fails, the download
- * is still hashed to the end, so a damaged object is reported as ChecksumMismatch (its cause)
- * rather than as whatever the decoder tripped over.
+ * Downloads one backup and decodes it beside the destination, trying the target's repositories in
+ * order: a damaged copy in one is no reason to give up while another holds a good one. Only a
+ * download whose hashes both match the manifest becomes the destination; anything else leaves no
+ * file behind.
  */
 export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Promise<FetchedBackup> {
   const { target, manifest, destination } = input;
@@ -131,8 +115,10 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
 }
 
 /**
- * One download from one repository, decoded into <destination>.partial and renamed into place only
- * when the stored bytes and the decoded database both match the manifest.
+ * One download from one repository, decoded into <destination>.partial in a single pass and renamed
+ * into place only when the stored bytes and the decoded database both match the manifest. When
+ * decoding fails, the stored object is hashed again: a damaged object is reported as
+ * ChecksumMismatch (the cause) rather than as whatever the decoder tripped over.
  */
 async function decodeInto(repository: Repository, objectKey: string, input: FetchInput, key: Buffer | undefined): Promise<FetchedBackup> {
   const { manifest, destination } = input;
@@ -140,38 +126,27 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   await mkdir(dirname(destination), { recursive: true });
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
-  const storedHash = createHash('sha256');
-  let storedBytes = 0;
-  const decodeInput = new PassThrough({ highWaterMark: 4 << 20 });
+  const storedHash = new HashingPassThrough();
   const sourceHash = new HashingPassThrough();
-  const stages: Duplex[] = [];
+  const stages: Duplex[] = [storedHash, countBytes(progress)];
   if (key) stages.push(createDecryptor(key));
   stages.push(createDecompressor(), sourceHash);
-  let decodeError: unknown;
-  const decoding = pipeline([decodeInput, ...stages, createWriteStream(partial)]).catch((error: unknown) => {
-    decodeError = error;
-  });
+  const damaged = (sha256: string, bytes: number) =>
+    new LifeboatError(
+      'ChecksumMismatch',
+      `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
+        `sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+      'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
+    );
   try {
-    for await (const chunk of await repository.backend.get(objectKey)) {
-      const buffer = chunk as Buffer;
-      storedHash.update(buffer);
-      storedBytes += buffer.length;
-      progress.update(storedBytes);
-      if (decodeError === undefined && !decodeInput.destroyed) await feed(decodeInput, buffer);
+    try {
+      await pipeline([await repository.backend.get(objectKey), ...stages, createWriteStream(partial)]);
+    } catch (decodeError) {
+      const stored = await sha256OfStream(await repository.backend.get(objectKey));
+      if (stored.sha256 !== object.sha256 || stored.bytes !== object.sizeBytes) throw damaged(stored.sha256, stored.bytes);
+      throw decodeError;
     }
-    decodeInput.end();
-    await decoding;
-
-    const storedSha = storedHash.digest('hex');
-    if (storedSha !== object.sha256 || storedBytes !== object.sizeBytes) {
-      throw new LifeboatError(
-        'ChecksumMismatch',
-        `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
-          `sha256 ${storedSha} (${storedBytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-        'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
-      );
-    }
-    if (decodeError !== undefined) throw decodeError;
+    if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) throw damaged(storedHash.sha256, storedHash.bytes);
     if (sourceHash.sha256 !== manifest.source.sha256 || sourceHash.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
@@ -185,8 +160,6 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     await fsyncPath(dirname(destination));
     return { path: destination, repository: repository.name, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 };
   } catch (error) {
-    decodeInput.destroy();
-    await decoding;
     await rm(partial, { force: true });
     throw error;
   } finally {

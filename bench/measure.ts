@@ -29,6 +29,8 @@ export interface Execution {
   workerPeakKb?: number;
   /** Lifeboat: highest sampled RSS sum of the worker and its descendants (the zstd subprocess). */
   workerTreePeakKb?: number;
+  /** Lifeboat: highest sampled anonymous RSS of the worker alone (no file-backed pages such as mmap). */
+  workerAnonPeakKb?: number;
   /** Baselines: the highest peak RSS of any one command. */
   toolPeakKb?: number;
   steps: Step[];
@@ -77,7 +79,7 @@ export async function runLifeboat<K extends RunbookKind>(options: {
   const wallMs = performance.now() - started;
   const machineAfter = machineCpuTicks();
   const harness = harnessSeconds(harnessBefore);
-  const workerTreePeakKb = await sampler.stop();
+  const { treeKb: workerTreePeakKb, rootAnonKb: workerAnonPeakKb } = await sampler.stop();
   // The zstd child is reaped shortly after its stream ends; its CPU lands in the worker's cutime then.
   await new Promise((resolve) => setTimeout(resolve, 100));
   const cpu = sumCpu(pids) - cpuBefore;
@@ -91,6 +93,7 @@ export async function runLifeboat<K extends RunbookKind>(options: {
       otherCpuSeconds: Math.max(0, busySecondsBetween(machineBefore, machineAfter) - cpu - harness),
       workerPeakKb,
       workerTreePeakKb,
+      workerAnonPeakKb,
       steps,
       notes,
     },

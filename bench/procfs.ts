@@ -10,7 +10,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 const TICKS_PER_SECOND = 100;
 
 /** A field of /proc/<pid>/status in kB (VmHWM, VmRSS, ...); undefined once the process is gone. */
-export async function statusKb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number | undefined> {
+export async function statusKb(pid: number, field: 'VmHWM' | 'VmRSS' | 'RssAnon'): Promise<number | undefined> {
   try {
     const text = await readFile(`/proc/${pid}/status`, 'utf8');
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
@@ -87,12 +87,14 @@ export function busySecondsBetween(before: { busy: number }, after: { busy: numb
 }
 
 /**
- * Samples the summed RSS of a process tree (a process and every descendant, e.g. the worker and its
- * zstd subprocesses) every intervalMs, keeping the highest sum. RSS sums double-count shared pages,
- * so this is an upper bound; a sampler can also miss a peak that lasts less than one interval.
+ * Samples every intervalMs the summed RSS of a process tree (a process and every descendant, e.g.
+ * the worker and its zstd subprocesses) and the anonymous RSS of the root process alone, keeping
+ * the highest of each. RSS sums double-count shared pages, so the tree figure is an upper bound; a
+ * sampler can also miss a peak that lasts less than one interval.
  */
 export class TreeRssSampler {
-  private peakKb = 0;
+  private treeKb = 0;
+  private rootAnonKb = 0;
   private timer: NodeJS.Timeout | undefined;
   private sampling = false;
 
@@ -102,15 +104,16 @@ export class TreeRssSampler {
   ) {}
 
   start(): void {
-    this.peakKb = 0;
+    this.treeKb = 0;
+    this.rootAnonKb = 0;
     this.timer = setInterval(() => void this.sample(), this.intervalMs);
   }
 
-  /** Stops sampling; returns the highest summed RSS seen, in kB. */
-  async stop(): Promise<number> {
+  /** Stops sampling; returns the highest values seen, in kB. */
+  async stop(): Promise<{ treeKb: number; rootAnonKb: number }> {
     clearInterval(this.timer);
     await this.sample();
-    return this.peakKb;
+    return { treeKb: this.treeKb, rootAnonKb: this.rootAnonKb };
   }
 
   private async sample(): Promise<void> {
@@ -119,7 +122,8 @@ export class TreeRssSampler {
     try {
       let sum = 0;
       for (const pid of await processTree(this.rootPid)) sum += (await statusKb(pid, 'VmRSS')) ?? 0;
-      this.peakKb = Math.max(this.peakKb, sum);
+      this.treeKb = Math.max(this.treeKb, sum);
+      this.rootAnonKb = Math.max(this.rootAnonKb, (await statusKb(this.rootPid, 'RssAnon')) ?? 0);
     } finally {
       this.sampling = false;
     }

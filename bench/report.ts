@@ -26,6 +26,8 @@ export interface MemoryCheck {
   workerPeakKb: number;
   /** Highest sampled worker + zstd subprocess RSS (kB), for context. */
   workerTreePeakKb: number;
+  /** Highest sampled anonymous RSS of the worker (kB): VmHWM without file pages mapped by mmap. */
+  workerAnonPeakKb: number;
   limitBytes: number;
 }
 
@@ -57,7 +59,9 @@ function verdict(comparison: Comparison): string {
 }
 
 function peakOf(execution: Execution): string {
-  if (execution.workerPeakKb !== undefined) return `${mb(execution.workerPeakKb)} (worker+zstd ${mb(execution.workerTreePeakKb)})`;
+  if (execution.workerPeakKb !== undefined) {
+    return `${mb(execution.workerPeakKb)} (anon ${mb(execution.workerAnonPeakKb)}, worker+zstd ${mb(execution.workerTreePeakKb)})`;
+  }
   return mb(execution.toolPeakKb);
 }
 
@@ -101,7 +105,7 @@ export function targetsTable(report: Report): string[] {
     rows.push([
       memory.title,
       `${mb(memory.workerPeakKb)} MB`,
-      `worker+zstd ${mb(memory.workerTreePeakKb)} MB`,
+      `anon ${mb(memory.workerAnonPeakKb)} MB; worker+zstd ${mb(memory.workerTreePeakKb)} MB`,
       '—',
       `≤ ${(memory.limitBytes / 1e6).toFixed(0)} MB`,
       bytes <= memory.limitBytes ? 'PASS' : 'MISS',

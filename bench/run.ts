@@ -31,7 +31,16 @@ import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
 import { waitForQuiet } from './procfs.js';
 import { best, breakdownLines, markdown, ratio, resultsTable, targetsTable, type Comparison, type Report, type Variant } from './report.js';
-import { benchTargets, startBenchStack, startWorkerProcess, writeBenchConfig, type BenchStack, type WorkerProcess } from './stack.js';
+import {
+  benchTargets,
+  defaultIntegrityCheck,
+  otherCheck,
+  startBenchStack,
+  startWorkerProcess,
+  writeBenchConfig,
+  type BenchStack,
+  type WorkerProcess,
+} from './stack.js';
 
 const WORKER_MEMORY_LIMIT_BYTES = 300e6;
 const RESULTS_FILE = join(projectRoot, 'bench', 'RESULTS.md');
@@ -170,9 +179,10 @@ async function measureMain(options: Options, installation: Installation): Promis
   const backupFs = { lifeboat: variant('lifeboat backup → fs'), baseline: variant('zstd -T2 -3 -c db > out.zst') };
   const restoreFs = { lifeboat: variant('lifeboat restore --into ← fs'), baseline: variant('zstd -d -T2 < object > out.db; sqlite3 integrity_check') };
   const restoreS3 = { lifeboat: variant('lifeboat restore --into ← S3'), baseline: variant('aws s3 cp (download); zstd -d -T2; sqlite3 integrity_check') };
-  // Informational: the same backups with integrityCheck: quick_check, against the same baselines.
-  const backupS3Quick = { lifeboat: variant('lifeboat backup → S3, quick_check'), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
-  const backupFsQuick = { lifeboat: variant('lifeboat backup → fs, quick_check'), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
+  // Informational: the same backups with the other integrity check, against the same baselines.
+  const alternative = otherCheck(defaultIntegrityCheck());
+  const backupS3Other = { lifeboat: variant(`lifeboat backup → S3, ${alternative}`), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
+  const backupFsOther = { lifeboat: variant(`lifeboat backup → fs, ${alternative}`), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
   const restoreDir = join(installation.workDir, 'restored');
   await mkdir(restoreDir, { recursive: true });
 
@@ -190,9 +200,9 @@ async function measureMain(options: Options, installation: Installation): Promis
     backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
 
     await settle(options, [database.path]);
-    backupFsQuick.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fsQuick })).execution);
+    backupFsOther.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fsOtherCheck })).execution);
     await settle(options, [database.path]);
-    backupS3Quick.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3Quick })).execution);
+    backupS3Other.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3OtherCheck })).execution);
 
     // Restores read the newest backup of each target: the one the backups above just made.
     const fsInto = join(restoreDir, `fs-${run}.db`);
@@ -231,12 +241,12 @@ async function measureMain(options: Options, installation: Installation): Promis
     { id: 'backup-fs', title: 'backup to fs', ...backupFs, maxRatio: 1.5, databaseBytes: bytes },
     { id: 'restore-fs', title: 'restore from fs', ...restoreFs, maxRatio: 1.2, databaseBytes: bytes },
     { id: 'restore-s3', title: 'restore from S3', ...restoreS3, maxRatio: 1.2, databaseBytes: bytes },
-    { id: 'backup-s3-quick', title: 'backup to S3 with quick_check', ...backupS3Quick, databaseBytes: bytes },
-    { id: 'backup-fs-quick', title: 'backup to fs with quick_check', ...backupFsQuick, databaseBytes: bytes },
+    { id: 'backup-s3-other-check', title: `backup to S3 with ${alternative}`, ...backupS3Other, databaseBytes: bytes },
+    { id: 'backup-fs-other-check', title: `backup to fs with ${alternative}`, ...backupFsOther, databaseBytes: bytes },
   ];
   return {
     comparisons,
-    backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions, ...backupS3Quick.lifeboat.executions, ...backupFsQuick.lifeboat.executions],
+    backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions, ...backupS3Other.lifeboat.executions, ...backupFsOther.lifeboat.executions],
     restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions],
   };
 }
@@ -271,6 +281,23 @@ async function version(command: string, args: string[]): Promise<string> {
   return `${String(result.stdout)} ${String(result.stderr)}`.trim().split('\n')[0] ?? '?';
 }
 
+/** The commit measured, and whether the work tree had changes outside bench/ (other people's work in progress). */
+async function gitState(): Promise<string> {
+  const head = await execa('git', ['rev-parse', '--short', 'HEAD'], { cwd: projectRoot, reject: false });
+  const status = await execa('git', ['status', '--porcelain'], { cwd: projectRoot, reject: false });
+  const changed = String(status.stdout)
+    .split('\n')
+    .map((line) => line.slice(3))
+    .filter((path) => path && !path.startsWith('bench/') && path !== 'scripts/bootstrap-bench.sh');
+  return `${String(head.stdout).trim() || '?'}${changed.length ? ` with uncommitted changes to ${changed.join(', ')}` : ''}`;
+}
+
+/** versitygw built from source prints "Version: git"; the pin it was built from is in its bootstrap stamp. */
+async function versitygwPin(): Promise<string> {
+  const stamp = join(projectRoot, '.tools', 'stamps', 'versitygw');
+  return existsSync(stamp) ? ((await readFile(stamp, 'utf8')).trim().split('@').at(-1) ?? '?') : '?';
+}
+
 async function describeMachine(database: BenchDatabase, workDir: string): Promise<string[]> {
   const cpu = cpus();
   const df = await execa('df', ['-h', '--output=source,fstype,size,avail', workDir], { reject: false });
@@ -278,23 +305,24 @@ async function describeMachine(database: BenchDatabase, workDir: string): Promis
   return [
     `${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${osRelease}, Linux ${release()}`,
     `disk (database, repositories, scratch): ${String(df.stdout).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '?'}`,
-    `Node ${process.version}; ${await version('zstd', ['-V'])}; sqlite3 CLI ${await version('sqlite3', ['--version']).then((v) => v.split(' ')[0])}; gzip ${await version('gzip', ['--version']).then((v) => v.split(' ').at(-1))}; ${await version(aws(), ['--version'])}`,
-    `Temporal ${await version(toolPath('temporal'), ['--version'])}; versitygw ${await version(toolPath('versitygw'), ['--version']).then((v) => v.replace(/\s+/g, ' ').slice(0, 60))}`,
+    `Node ${process.version}; zstd CLI ${await version('zstd', ['-qV'])}; sqlite3 CLI ${await version('sqlite3', ['--version']).then((v) => v.split(' ')[0])}; gzip ${await version('gzip', ['--version']).then((v) => v.split(' ').at(-1))}; ${await version(aws(), ['--version'])}`,
+    `${await version(toolPath('temporal'), ['--version'])}; versitygw ${await versitygwPin()}`,
     `database: ${database.path.replace(`${projectRoot}/`, '')}, ${(database.sizeBytes / 2 ** 20).toFixed(0)} MiB (${database.sizeBytes} bytes), ${database.rows} rows, WAL mode, one table with a secondary index`,
   ];
 }
 
-function methodNotes(options: Options): string[] {
+function methodNotes(options: Options, gitState: string): string[] {
   return [
+    `source: git ${gitState}`,
     `each variant ran ${options.runs} time(s), interleaved (Lifeboat, its baseline, the next pair, ...); the tables show the fastest run and list all runs`,
     'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines); the database and objects fit in RAM many times over, so no variant reads from the disk. Dropping the cache was not used: it would mostly measure the virtual disk',
     `before each execution it waits (up to ${options.quietWaitMs / 1000} s) until the machine's CPU is less than ${(options.quietShare * 100).toFixed(0)}% busy; "other load CPU s" is the busy CPU time during the execution that belongs to none of the measured processes (other people's work on this shared machine): high values mean that row is pessimistic`,
-    'Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process `node bin/lifeboat.js worker` with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, integrity_check, no encryption unless noted), S3 part size 16 MiB',
-    'a Lifeboat backup includes: snapshot pin, the full `PRAGMA integrity_check` of the snapshot (in a thread, concurrently with the upload), sha256 of the source and of the stored object, the upload, the manifest, and the read-back verification of every stored copy; a Lifeboat restore includes: locating the newest backup, download, sha256 of the object and of the database, zstd -d, fsync and rename, and `PRAGMA integrity_check`',
+    `Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process \`node bin/lifeboat.js worker\` with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, integrity check ${defaultIntegrityCheck()}, no encryption unless noted, S3 part size 16 MiB)`,
+    'a Lifeboat backup includes: snapshot pin, the integrity check of the snapshot (in a thread, concurrently with the upload), sha256 of the source and of the stored object, the upload, the manifest, and the read-back verification of every stored copy; a Lifeboat restore includes: locating the newest backup, download, sha256 of the object and of the database, zstd -d, fsync and rename, and the integrity check of the copy',
     'baselines run as shell commands back to back under GNU time; they do not fsync what they write, Lifeboat does',
     'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
-    'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before), and in brackets the highest sampled sum of worker + zstd subprocess RSS (every 50 ms); for the baselines the largest peak of any one command',
-    'the "quick_check" rows are informational: the same backups with `integrityCheck: quick_check` on the target, to show what the default full integrity_check costs',
+    'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before); in brackets the highest sampled (every 50 ms) anonymous RSS of the worker (VmHWM also counts file pages a check maps with mmap, which are page cache) and the highest sampled sum of worker + zstd subprocess RSS; for the baselines the largest peak of any one command',
+    `the "with ${otherCheck(defaultIntegrityCheck())}" rows are informational: the same backups with \`integrityCheck: ${otherCheck(defaultIntegrityCheck())}\` on the target instead of the default ${defaultIntegrityCheck()}`,
     'the worker memory limit is checked against the highest VmHWM over every Lifeboat backup (all targets) or restore execution of the run',
     'MB = 10^6 bytes; MB/s = database bytes / wall time',
   ];
@@ -406,6 +434,7 @@ async function main(): Promise<void> {
       title,
       workerPeakKb: Math.max(...executions.map((e) => e.workerPeakKb ?? 0)),
       workerTreePeakKb: Math.max(...executions.map((e) => e.workerTreePeakKb ?? 0)),
+      workerAnonPeakKb: Math.max(...executions.map((e) => e.workerAnonPeakKb ?? 0)),
       limitBytes: WORKER_MEMORY_LIMIT_BYTES,
     });
     const loadAfter = loadavg();
@@ -415,7 +444,7 @@ async function main(): Promise<void> {
         ...(await describeMachine(database, workDir)),
         `load average before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
       ],
-      method: methodNotes(options),
+      method: methodNotes(options, await gitState()),
       comparisons,
       memory: [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)],
     };

@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { stringify } from 'yaml';
+import { sqliteTargetSchema, type SqliteTargetConfig } from '../src/config/schema.js';
 import { startS3Server, type S3Server } from '../src/dev/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/dev/temporal-server.js';
 import { projectRoot } from '../src/dev/tools.js';
@@ -79,24 +80,34 @@ export const benchTargets = {
   s3: 'bench-s3',
   fs: 'bench-fs',
   both: 'bench-both',
-  /** The same database with `integrityCheck: quick_check`, to show what the full check costs. */
-  s3Quick: 'bench-s3-quick',
-  fsQuick: 'bench-fs-quick',
+  /** The same database with the other integrity check than the config default, for comparison. */
+  s3OtherCheck: 'bench-s3-other-check',
+  fsOtherCheck: 'bench-fs-other-check',
 } as const;
+
+export type CheckKind = SqliteTargetConfig['integrityCheck'];
+
+/** The integrity check a target gets when its config does not name one (the schema's default). */
+export function defaultIntegrityCheck(): CheckKind {
+  return sqliteTargetSchema.parse({ type: 'sqlite', path: 'db', repositories: ['r'] }).integrityCheck;
+}
+
+export const otherCheck = (kind: CheckKind): CheckKind => (kind === 'integrity_check' ? 'quick_check' : 'integrity_check');
 
 /**
  * A Lifeboat config with one fs repository (on the same disk as the database) and one S3
  * repository (the local versitygw), default compression (zstd level 3, 2 threads), and targets
- * that back the same database up to S3 only, to fs only, and to both; plus S3-only and fs-only
- * targets that use quick_check instead of the default full integrity_check.
+ * that back the same database up to S3 only, to fs only, and to both with the default integrity
+ * check; plus S3-only and fs-only targets with the other check.
  */
 export async function writeBenchConfig(options: BenchConfigOptions): Promise<void> {
-  const target = (repositories: string[], integrityCheck: 'integrity_check' | 'quick_check' = 'integrity_check') => ({
+  const target = (repositories: string[], integrityCheck?: CheckKind) => ({
     type: 'sqlite',
     path: options.databasePath,
     repositories,
-    integrityCheck,
+    ...(integrityCheck ? { integrityCheck } : {}),
   });
+  const alternative = otherCheck(defaultIntegrityCheck());
   const config = {
     repositories: {
       fs: { type: 'fs', path: options.fsRepositoryPath },
@@ -113,8 +124,8 @@ export async function writeBenchConfig(options: BenchConfigOptions): Promise<voi
       [benchTargets.s3]: target(['s3']),
       [benchTargets.fs]: target(['fs']),
       [benchTargets.both]: target(['fs', 's3']),
-      [benchTargets.s3Quick]: target(['s3'], 'quick_check'),
-      [benchTargets.fsQuick]: target(['fs'], 'quick_check'),
+      [benchTargets.s3OtherCheck]: target(['s3'], alternative),
+      [benchTargets.fsOtherCheck]: target(['fs'], alternative),
     },
     ...(options.encryptionKeyFile ? { encryption: { keyFile: options.encryptionKeyFile } } : {}),
     temporal: { address: options.temporalAddress, namespace: 'default', taskQueue: options.taskQueue },

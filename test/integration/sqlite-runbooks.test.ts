@@ -101,7 +101,7 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     const manifest = JSON.parse(await readFile(join(lifeboat.dir, 'repository', 'shop', 'backups', result.backupId, 'manifest.json'), 'utf8'));
     assert.equal(manifest.encryption.algorithm, 'aes-256-gcm-chunked');
     assert.equal(manifest.objects[0].name, 'db.sqlite.zst.enc');
-    assert.equal(manifest.source.integrityCheck, 'integrity_check');
+    assert.equal(manifest.source.integrityCheck, 'quick_check', 'the default check of the snapshot');
     const stored = await readFile(join(lifeboat.dir, 'repository', 'shop', 'backups', result.backupId, 'db.sqlite.zst.enc'));
     assert.equal(stored.includes(Buffer.from('lorem ipsum')), false, 'no plaintext in the stored object');
   });
