@@ -183,6 +183,7 @@ async function measureMain(options: Options, installation: Installation): Promis
   const alternative = otherCheck(defaultIntegrityCheck());
   const backupS3Other = { lifeboat: variant(`lifeboat backup → S3, ${alternative}`), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
   const backupFsOther = { lifeboat: variant(`lifeboat backup → fs, ${alternative}`), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
+  const restoreFsOther = { lifeboat: variant(`lifeboat restore --into ← fs, ${alternative}`), baseline: { ...restoreFs.baseline, label: `${restoreFs.baseline.label} (same as above)` } };
   const restoreDir = join(installation.workDir, 'restored');
   await mkdir(restoreDir, { recursive: true });
 
@@ -233,6 +234,11 @@ async function measureMain(options: Options, installation: Installation): Promis
         join(installation.workDir, 'baseline'),
       ),
     );
+
+    const otherInto = join(restoreDir, `fs-other-check-${run}.db`);
+    await settle(options, []);
+    restoreFsOther.lifeboat.executions.push((await lifeboat(installation, 'restore', { target: benchTargets.fsOtherCheck, into: otherInto })).execution);
+    await rm(otherInto, { force: true });
   }
 
   const bytes = database.sizeBytes;
@@ -243,11 +249,12 @@ async function measureMain(options: Options, installation: Installation): Promis
     { id: 'restore-s3', title: 'restore from S3', ...restoreS3, maxRatio: 1.2, databaseBytes: bytes },
     { id: 'backup-s3-other-check', title: `backup to S3 with ${alternative}`, ...backupS3Other, databaseBytes: bytes },
     { id: 'backup-fs-other-check', title: `backup to fs with ${alternative}`, ...backupFsOther, databaseBytes: bytes },
+    { id: 'restore-fs-other-check', title: `restore from fs with ${alternative}`, ...restoreFsOther, databaseBytes: bytes },
   ];
   return {
     comparisons,
     backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions, ...backupS3Other.lifeboat.executions, ...backupFsOther.lifeboat.executions],
-    restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions],
+    restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions, ...restoreFsOther.lifeboat.executions],
   };
 }
 
@@ -322,7 +329,7 @@ function methodNotes(options: Options, gitState: string): string[] {
     'baselines run as shell commands back to back under GNU time; they do not fsync what they write, Lifeboat does',
     'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
     'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before); in brackets the highest sampled (every 50 ms) anonymous RSS of the worker (VmHWM also counts file pages a check maps with mmap, which are page cache) and the highest sampled sum of worker + zstd subprocess RSS; for the baselines the largest peak of any one command',
-    `the "with ${otherCheck(defaultIntegrityCheck())}" rows are informational: the same backups with \`integrityCheck: ${otherCheck(defaultIntegrityCheck())}\` on the target instead of the default ${defaultIntegrityCheck()}`,
+    `the "with ${otherCheck(defaultIntegrityCheck())}" rows are informational: the same backups and restores with \`integrityCheck: ${otherCheck(defaultIntegrityCheck())}\` on the target instead of the default ${defaultIntegrityCheck()}`,
     'the worker memory limit is checked against the highest VmHWM over every Lifeboat backup (all targets) or restore execution of the run',
     'MB = 10^6 bytes; MB/s = database bytes / wall time',
   ];
@@ -361,10 +368,19 @@ async function main(): Promise<void> {
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
   const loadBefore = loadavg();
+  // Taken before the worker starts: the code it loads is what gets measured.
+  const source = await gitState();
 
   say('starting Temporal dev server, versitygw and bundling workflows');
   const stack = await startBenchStack(join(workDir, 'stack'));
   const workers: WorkerProcess[] = [];
+  // Ctrl-C: stop the worker children and the servers too (the workdir is kept for inspection).
+  const interrupted = (signal: NodeJS.Signals): void => {
+    say(`${signal}: stopping the workers and servers; ${workDir} is kept`);
+    void Promise.allSettled([...workers.map((worker) => worker.stop()), stack.close()]).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   let client: Client | undefined;
   let succeeded = false;
   try {
@@ -444,7 +460,7 @@ async function main(): Promise<void> {
         ...(await describeMachine(database, workDir)),
         `load average before: ${loadBefore.map((l) => l.toFixed(2)).join(' ')}; after: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
       ],
-      method: methodNotes(options, await gitState()),
+      method: methodNotes(options, source),
       comparisons,
       memory: [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)],
     };

@@ -82,7 +82,7 @@ export const sqliteTargetSchema = z
       .default('quick_check')
       .describe(
         'The SQLite check a backup runs on its snapshot and a restore or drill on its copy. quick_check verifies every page and b-tree ' +
-          '(about 1 s per GiB here); integrity_check also cross-checks every index against its table (8-13 s per GiB with one index).',
+          '(about 1.5 s per GiB here); integrity_check also cross-checks every index against its table (12 s per GiB with one index).',
       ),
   })
   .strict();

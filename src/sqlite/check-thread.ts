@@ -2,14 +2,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { CheckRequest, CheckResponse } from './check.js';
-import { wholeFileMmapBytes } from './thread.js';
 
 const request = workerData as CheckRequest;
 let response: CheckResponse;
 try {
   const db = new Database(request.path, { fileMustExist: true, readonly: request.readonly });
   try {
-    db.pragma(`mmap_size = ${wholeFileMmapBytes}`);
     const rows = db.pragma(`${request.kind}(${request.maxProblems})`) as Array<Record<string, string>>;
     response = { problems: rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok') };
   } finally {

@@ -11,7 +11,6 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { wholeFileMmapBytes } from './thread.js';
 
 export interface HolderInput {
   path: string;
@@ -98,7 +97,6 @@ function main(): void {
     return;
   }
   const { reader, attempts } = pinned;
-  reader.pragma(`mmap_size = ${wholeFileMmapBytes}`);
 
   const pageSize = reader.pragma('page_size', { simple: true }) as number;
   const pageCount = reader.pragma('page_count', { simple: true }) as number;

@@ -15,9 +15,3 @@ export function startSqliteThread(moduleName: string, workerData: unknown): Work
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
-/**
- * mmap window for connections that read a whole database (checks): page reads through mmap make
- * quick_check about 3x faster than read() calls. SQLite caps it at its compile-time maximum (2 GiB
- * in better-sqlite3's build); the rest of a larger file is read as usual.
- */
-export const wholeFileMmapBytes = 2 ** 40;
