@@ -47,7 +47,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
 
   // A previous attempt killed mid-upload may have left temp files or unfinished multipart uploads.
   await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
-  const snapshot = await openSnapshot(target.path, { integrityCheck: target.integrityCheck });
+  const snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
   try {
     log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
     const progress = startProgress('upload', snapshot.sizeBytes);

@@ -12,7 +12,7 @@ export interface ResolvedTarget {
   name: string;
   type: 'sqlite';
   path: string;
-  integrityCheck: SqliteTargetConfig['integrityCheck'];
+  checks: SqliteTargetConfig['checks'];
   repositories: Array<{ name: string; location: string; config: RepositoryConfig }>;
   hooks?: SqliteTargetConfig['hooks'];
   drill: SqliteTargetConfig['drill'];
@@ -54,7 +54,7 @@ export async function resolveTarget(configPath: string, input: { target: string 
     name: input.target,
     type: target.type,
     path: target.path,
-    integrityCheck: target.integrityCheck,
+    checks: target.checks,
     repositories: target.repositories.map((name) => {
       const repository = config.repositories[name]!;
       return { name, location: describeLocation(repository), config: repository };

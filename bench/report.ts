@@ -101,14 +101,15 @@ export function targetsTable(report: Report): string[] {
     verdict(comparison),
   ]);
   for (const memory of report.memory) {
-    const bytes = memory.workerPeakKb * 1024;
+    // Judged on anonymous memory: VmHWM also counts the database pages an integrity check maps with
+    // mmap, which are the kernel's page cache (shared, reclaimable), not memory the worker allocated.
     rows.push([
       memory.title,
-      `${mb(memory.workerPeakKb)} MB`,
-      `anon ${mb(memory.workerAnonPeakKb)} MB; worker+zstd ${mb(memory.workerTreePeakKb)} MB`,
+      `${mb(memory.workerAnonPeakKb)} MB anonymous (VmHWM ${mb(memory.workerPeakKb)} MB)`,
+      `worker+zstd ${mb(memory.workerTreePeakKb)} MB`,
       '—',
       `≤ ${(memory.limitBytes / 1e6).toFixed(0)} MB`,
-      bytes <= memory.limitBytes ? 'PASS' : 'MISS',
+      memory.workerAnonPeakKb * 1024 <= memory.limitBytes ? 'PASS' : 'MISS',
     ]);
   }
   return markdownTable(['target', 'lifeboat', 'baseline', 'ratio', 'target', 'result'], rows);

@@ -330,7 +330,7 @@ function methodNotes(options: Options, gitState: string): string[] {
     'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
     'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before); in brackets the highest sampled (every 50 ms) anonymous RSS of the worker (VmHWM also counts file pages a check maps with mmap, which are page cache) and the highest sampled sum of worker + zstd subprocess RSS; for the baselines the largest peak of any one command',
     `the "with ${otherCheck(defaultIntegrityCheck())}" rows are informational: the same backups and restores with \`integrityCheck: ${otherCheck(defaultIntegrityCheck())}\` on the target instead of the default ${defaultIntegrityCheck()}`,
-    'the worker memory limit is checked against the highest VmHWM over every Lifeboat backup (all targets) or restore execution of the run',
+    'the worker memory limit is checked against the highest sampled anonymous RSS (RssAnon) of the worker over every Lifeboat backup (all targets) or restore execution of the run; VmHWM is shown beside it but also counts the database file pages that the integrity checks map with mmap (page cache: shared with every other reader, reclaimable, and not allocated by the worker)',
     'MB = 10^6 bytes; MB/s = database bytes / wall time',
   ];
 }

@@ -85,11 +85,11 @@ export const benchTargets = {
   fsOtherCheck: 'bench-fs-other-check',
 } as const;
 
-export type CheckKind = SqliteTargetConfig['integrityCheck'];
+export type CheckKind = SqliteTargetConfig['checks']['backup'];
 
 /** The integrity check a target gets when its config does not name one (the schema's default). */
 export function defaultIntegrityCheck(): CheckKind {
-  return sqliteTargetSchema.parse({ type: 'sqlite', path: 'db', repositories: ['r'] }).integrityCheck;
+  return sqliteTargetSchema.parse({ type: 'sqlite', path: 'db', repositories: ['r'] }).checks.backup;
 }
 
 export const otherCheck = (kind: CheckKind): CheckKind => (kind === 'integrity_check' ? 'quick_check' : 'integrity_check');
@@ -105,7 +105,7 @@ export async function writeBenchConfig(options: BenchConfigOptions): Promise<voi
     type: 'sqlite',
     path: options.databasePath,
     repositories,
-    ...(integrityCheck ? { integrityCheck } : {}),
+    ...(integrityCheck ? { checks: { backup: integrityCheck, restore: integrityCheck } } : {}),
   });
   const alternative = otherCheck(defaultIntegrityCheck());
   const config = {

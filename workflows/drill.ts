@@ -73,7 +73,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath }), (f) =>
       `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
     );
-    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.integrityCheck }));
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.checks.restore }));
     report.checks = await timeline.run('smoke-checks', () => transferSteps.runSmokeChecks({ path: scratch.databasePath, checks: target.drill.smokeChecks }), (checks) =>
       `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
     );

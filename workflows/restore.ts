@@ -52,7 +52,7 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
       await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true }), (f) =>
         `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
       );
-      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.integrityCheck }));
+      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.checks.restore }));
     } catch (error) {
       await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: [`${into}.partial`] }));
       throw error;
@@ -71,7 +71,7 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
     await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging }), (f) =>
       `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
     );
-    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.integrityCheck }));
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore }));
     stopped = true;
     await runHook(timeline, target, 'stop');
     swap = await timeline.run('swap', () => quickSteps.swapIntoPlace({ livePath: target.path, stagingPath: staging, safetyPath }), (s) =>

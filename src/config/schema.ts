@@ -61,6 +61,8 @@ const smokeCheckSchema = z
   })
   .strict();
 
+const checkKind = z.enum(['integrity_check', 'quick_check']);
+
 const drillSchema = z
   .object({
     rtoTargetSeconds: z.number().positive().optional().describe('Recovery time objective the drill is measured against.'),
@@ -77,12 +79,16 @@ export const sqliteTargetSchema = z
     repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
-    integrityCheck: z
-      .enum(['integrity_check', 'quick_check'])
-      .default('quick_check')
+    checks: z
+      .object({
+        backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),
+        restore: checkKind.default('integrity_check').describe('The check of a restored copy before it goes live (restore) or is smoke-tested (drill).'),
+      })
+      .strict()
+      .default({ backup: 'quick_check', restore: 'integrity_check' })
       .describe(
-        'The SQLite check a backup runs on its snapshot and a restore or drill on its copy. quick_check verifies every page and b-tree ' +
-          '(about 1.5 s per GiB here); integrity_check also cross-checks every index against its table (12 s per GiB with one index).',
+        'SQLite checks. quick_check verifies every page and b-tree (about 1.5 s per GiB here); integrity_check also cross-checks ' +
+          'every index against its table (about 12 s per GiB with one index).',
       ),
   })
   .strict();

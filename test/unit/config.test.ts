@@ -30,7 +30,7 @@ describe('configuration', () => {
     assert.equal(config.compression.level, 3);
     assert.equal(config.compression.threads, 2);
     assert.equal(config.temporal.taskQueue, 'lifeboat');
-    assert.equal(orders.integrityCheck, 'quick_check');
+    assert.deepEqual(orders.checks, { backup: 'quick_check', restore: 'integrity_check' });
     assert.deepEqual(orders.drill.smokeChecks, []);
   });
 
