@@ -33,8 +33,8 @@ import { waitForQuiet } from './procfs.js';
 import { best, breakdownLines, markdown, ratio, resultsTable, targetsTable, type Comparison, type Report, type Variant } from './report.js';
 import {
   benchTargets,
-  defaultIntegrityCheck,
-  otherCheck,
+  defaultChecks,
+  otherChecks,
   startBenchStack,
   startWorkerProcess,
   writeBenchConfig,
@@ -180,10 +180,10 @@ async function measureMain(options: Options, installation: Installation): Promis
   const restoreFs = { lifeboat: variant('lifeboat restore --into ← fs'), baseline: variant('zstd -d -T2 < object > out.db; sqlite3 integrity_check') };
   const restoreS3 = { lifeboat: variant('lifeboat restore --into ← S3'), baseline: variant('aws s3 cp (download); zstd -d -T2; sqlite3 integrity_check') };
   // Informational: the same backups with the other integrity check, against the same baselines.
-  const alternative = otherCheck(defaultIntegrityCheck());
-  const backupS3Other = { lifeboat: variant(`lifeboat backup → S3, ${alternative}`), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
-  const backupFsOther = { lifeboat: variant(`lifeboat backup → fs, ${alternative}`), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
-  const restoreFsOther = { lifeboat: variant(`lifeboat restore --into ← fs, ${alternative}`), baseline: { ...restoreFs.baseline, label: `${restoreFs.baseline.label} (same as above)` } };
+  const alternative = otherChecks();
+  const backupS3Other = { lifeboat: variant(`lifeboat backup → S3, ${alternative.backup}`), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
+  const backupFsOther = { lifeboat: variant(`lifeboat backup → fs, ${alternative.backup}`), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
+  const restoreFsOther = { lifeboat: variant(`lifeboat restore --into ← fs, ${alternative.restore}`), baseline: { ...restoreFs.baseline, label: `${restoreFs.baseline.label} (same as above)` } };
   const restoreDir = join(installation.workDir, 'restored');
   await mkdir(restoreDir, { recursive: true });
 
@@ -247,9 +247,9 @@ async function measureMain(options: Options, installation: Installation): Promis
     { id: 'backup-fs', title: 'backup to fs', ...backupFs, maxRatio: 1.5, databaseBytes: bytes },
     { id: 'restore-fs', title: 'restore from fs', ...restoreFs, maxRatio: 1.2, databaseBytes: bytes },
     { id: 'restore-s3', title: 'restore from S3', ...restoreS3, maxRatio: 1.2, databaseBytes: bytes },
-    { id: 'backup-s3-other-check', title: `backup to S3 with ${alternative}`, ...backupS3Other, databaseBytes: bytes },
-    { id: 'backup-fs-other-check', title: `backup to fs with ${alternative}`, ...backupFsOther, databaseBytes: bytes },
-    { id: 'restore-fs-other-check', title: `restore from fs with ${alternative}`, ...restoreFsOther, databaseBytes: bytes },
+    { id: 'backup-s3-other-check', title: `backup to S3 with ${alternative.backup}`, ...backupS3Other, databaseBytes: bytes },
+    { id: 'backup-fs-other-check', title: `backup to fs with ${alternative.backup}`, ...backupFsOther, databaseBytes: bytes },
+    { id: 'restore-fs-other-check', title: `restore from fs with ${alternative.restore}`, ...restoreFsOther, databaseBytes: bytes },
   ];
   return {
     comparisons,
@@ -324,13 +324,13 @@ function methodNotes(options: Options, gitState: string): string[] {
     `each variant ran ${options.runs} time(s), interleaved (Lifeboat, its baseline, the next pair, ...); the tables show the fastest run and list all runs`,
     'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines); the database and objects fit in RAM many times over, so no variant reads from the disk. Dropping the cache was not used: it would mostly measure the virtual disk',
     `before each execution it waits (up to ${options.quietWaitMs / 1000} s) until the machine's CPU is less than ${(options.quietShare * 100).toFixed(0)}% busy; "other load CPU s" is the busy CPU time during the execution that belongs to none of the measured processes (other people's work on this shared machine): high values mean that row is pessimistic`,
-    `Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process \`node bin/lifeboat.js worker\` with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, integrity check ${defaultIntegrityCheck()}, no encryption unless noted, S3 part size 16 MiB)`,
+    `Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process \`node bin/lifeboat.js worker\` with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, checks: backup ${defaultChecks().backup}, restore ${defaultChecks().restore}; no encryption unless noted; S3 part size 16 MiB)`,
     'a Lifeboat backup includes: snapshot pin, the integrity check of the snapshot (in a thread, concurrently with the upload), sha256 of the source and of the stored object, the upload, the manifest, and the read-back verification of every stored copy; a Lifeboat restore includes: locating the newest backup, download, sha256 of the object and of the database, zstd -d, fsync and rename, and the integrity check of the copy',
     'baselines run as shell commands back to back under GNU time; they do not fsync what they write, Lifeboat does',
     'CPU s: user+system seconds of the worker (including its zstd subprocesses) plus the Temporal and versitygw servers for Lifeboat; of the commands plus versitygw for the baselines',
-    'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before); in brackets the highest sampled (every 50 ms) anonymous RSS of the worker (VmHWM also counts file pages a check maps with mmap, which are page cache) and the highest sampled sum of worker + zstd subprocess RSS; for the baselines the largest peak of any one command',
-    `the "with ${otherCheck(defaultIntegrityCheck())}" rows are informational: the same backups and restores with \`integrityCheck: ${otherCheck(defaultIntegrityCheck())}\` on the target instead of the default ${defaultIntegrityCheck()}`,
-    'the worker memory limit is checked against the highest sampled anonymous RSS (RssAnon) of the worker over every Lifeboat backup (all targets) or restore execution of the run; VmHWM is shown beside it but also counts the database file pages that the integrity checks map with mmap (page cache: shared with every other reader, reclaimable, and not allocated by the worker)',
+    'peak RSS: for Lifeboat the worker process VmHWM over that execution (reset with /proc/<pid>/clear_refs just before); in brackets the highest sampled (every 50 ms) anonymous RSS of the worker (VmHWM also counts file-backed pages: the node binary, shared libraries, mmap-ed files) and the highest sampled sum of worker + zstd subprocess RSS; for the baselines the largest peak of any one command',
+    `the "with <check>" rows are informational: the same backups and restores with the other SQLite check than the default (\`checks: { backup: ${otherChecks().backup}, restore: ${otherChecks().restore} }\` on the target), against the same baselines; the restore baselines always run the full integrity_check`,
+    'the worker memory limit is checked against the highest VmHWM of the worker over every Lifeboat backup (all targets) or restore execution of the run; beside it the highest sampled anonymous RSS (RssAnon: what the worker allocated, without file-backed pages such as the node binary, libraries or mmap-ed files)',
     'MB = 10^6 bytes; MB/s = database bytes / wall time',
   ];
 }

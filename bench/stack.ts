@@ -80,34 +80,40 @@ export const benchTargets = {
   s3: 'bench-s3',
   fs: 'bench-fs',
   both: 'bench-both',
-  /** The same database with the other integrity check than the config default, for comparison. */
+  /** The same database with the other SQLite checks than the config defaults, for comparison. */
   s3OtherCheck: 'bench-s3-other-check',
   fsOtherCheck: 'bench-fs-other-check',
 } as const;
 
-export type CheckKind = SqliteTargetConfig['checks']['backup'];
+export type Checks = SqliteTargetConfig['checks'];
+export type CheckKind = Checks['backup'];
 
-/** The integrity check a target gets when its config does not name one (the schema's default). */
-export function defaultIntegrityCheck(): CheckKind {
-  return sqliteTargetSchema.parse({ type: 'sqlite', path: 'db', repositories: ['r'] }).checks.backup;
+/** The checks a target gets when its config names none (the schema's defaults). */
+export function defaultChecks(): Checks {
+  return sqliteTargetSchema.parse({ type: 'sqlite', path: 'db', repositories: ['r'] }).checks;
 }
 
-export const otherCheck = (kind: CheckKind): CheckKind => (kind === 'integrity_check' ? 'quick_check' : 'integrity_check');
+const otherCheck = (kind: CheckKind): CheckKind => (kind === 'integrity_check' ? 'quick_check' : 'integrity_check');
+
+/** The opposite of each default (backup and restore), for the informational rows. */
+export function otherChecks(): Checks {
+  const defaults = defaultChecks();
+  return { backup: otherCheck(defaults.backup), restore: otherCheck(defaults.restore) };
+}
 
 /**
  * A Lifeboat config with one fs repository (on the same disk as the database) and one S3
  * repository (the local versitygw), default compression (zstd level 3, 2 threads), and targets
- * that back the same database up to S3 only, to fs only, and to both with the default integrity
- * check; plus S3-only and fs-only targets with the other check.
+ * that back the same database up to S3 only, to fs only, and to both with the default checks;
+ * plus S3-only and fs-only targets with the other check than the default for backup and restore.
  */
 export async function writeBenchConfig(options: BenchConfigOptions): Promise<void> {
-  const target = (repositories: string[], integrityCheck?: CheckKind) => ({
+  const target = (repositories: string[], checks?: Checks) => ({
     type: 'sqlite',
     path: options.databasePath,
     repositories,
-    ...(integrityCheck ? { checks: { backup: integrityCheck, restore: integrityCheck } } : {}),
+    ...(checks ? { checks } : {}),
   });
-  const alternative = otherCheck(defaultIntegrityCheck());
   const config = {
     repositories: {
       fs: { type: 'fs', path: options.fsRepositoryPath },
@@ -124,8 +130,8 @@ export async function writeBenchConfig(options: BenchConfigOptions): Promise<voi
       [benchTargets.s3]: target(['s3']),
       [benchTargets.fs]: target(['fs']),
       [benchTargets.both]: target(['fs', 's3']),
-      [benchTargets.s3OtherCheck]: target(['s3'], alternative),
-      [benchTargets.fsOtherCheck]: target(['fs'], alternative),
+      [benchTargets.s3OtherCheck]: target(['s3'], otherChecks()),
+      [benchTargets.fsOtherCheck]: target(['fs'], otherChecks()),
     },
     ...(options.encryptionKeyFile ? { encryption: { keyFile: options.encryptionKeyFile } } : {}),
     temporal: { address: options.temporalAddress, namespace: 'default', taskQueue: options.taskQueue },
