@@ -179,7 +179,7 @@ async function measureMain(options: Options, installation: Installation): Promis
   const backupFs = { lifeboat: variant('lifeboat backup → fs'), baseline: variant('zstd -T2 -3 -c db > out.zst') };
   const restoreFs = { lifeboat: variant('lifeboat restore --into ← fs'), baseline: variant('zstd -d -T2 < object > out.db; sqlite3 integrity_check') };
   const restoreS3 = { lifeboat: variant('lifeboat restore --into ← S3'), baseline: variant('aws s3 cp (download); zstd -d -T2; sqlite3 integrity_check') };
-  // Informational: the same backups with the other integrity check, against the same baselines.
+  // Informational: the same backups and restores with the other SQLite check, against the same baselines.
   const alternative = otherChecks();
   const backupS3Other = { lifeboat: variant(`lifeboat backup → S3, ${alternative.backup}`), baseline: { ...backupS3.baseline, label: `${backupS3.baseline.label} (same as above)` } };
   const backupFsOther = { lifeboat: variant(`lifeboat backup → fs, ${alternative.backup}`), baseline: { ...backupFs.baseline, label: `${backupFs.baseline.label} (same as above)` } };
