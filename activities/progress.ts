@@ -10,6 +10,8 @@ export interface Progress {
 export interface ProgressReporter {
   /** Records the running byte count; the next heartbeat carries it. */
   update(bytesDone: number): void;
+  /** Names what the step is doing now (the bytes stay as they are). */
+  setPhase(phase: string): void;
   /** Stops the heartbeats (call in finally). */
   stop(): void;
 }
@@ -19,8 +21,9 @@ export interface ProgressReporter {
  * moved: a compressor can hold a long tail after the last input byte, and silence would look like a
  * dead worker. Heartbeats are also how cancellation reaches the activity.
  */
-export function startProgress(phase: string, bytesTotal: number, intervalMs = 1000): ProgressReporter {
+export function startProgress(initialPhase: string, bytesTotal: number, intervalMs = 1000): ProgressReporter {
   const context = Context.current();
+  let phase = initialPhase;
   let bytesDone = 0;
   const beat = () => context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
   beat();
@@ -28,6 +31,9 @@ export function startProgress(phase: string, bytesTotal: number, intervalMs = 10
   return {
     update(bytes: number) {
       bytesDone = bytes;
+    },
+    setPhase(next: string) {
+      phase = next;
     },
     stop() {
       clearInterval(timer);

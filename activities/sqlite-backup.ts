@@ -64,13 +64,17 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     if (key) stages.push(createEncryptor(key));
     stages.push(storedHash);
 
+    let integrity: IntegrityResult;
     try {
       await Promise.all([pipeline([snapshot.stream(), ...stages, sink], { signal: context.cancellationSignal }), ...uploads]);
+      // The check of the snapshot may outlast the upload: keep heartbeating until it is done, or a
+      // long check would look like a dead worker and the whole step would start again.
+      progress.setPhase('check');
+      integrity = await snapshot.integrity;
     } finally {
       progress.stop();
     }
 
-    const integrity = await snapshot.integrity;
     if (!integrity.ok) {
       await Promise.all(repositories.map((r) => r.backend.delete(r.objectKey(target.name, backupId, objectName))));
       throw new LifeboatError(
