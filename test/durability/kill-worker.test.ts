@@ -12,8 +12,13 @@ import { openBackend } from '../../src/repository/open.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 
+/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
+const pendingActivityStarted = 2;
+
 interface PendingStep {
   activityType: string;
+  /** A worker has the task (not merely scheduled): killing that worker interrupts the step. */
+  started: boolean;
   attempt: number;
   bytesDone?: number;
   bytesTotal?: number;
@@ -24,15 +29,16 @@ async function pendingSteps(client: Client, workflowId: string): Promise<Pending
   return (description.raw.pendingActivities ?? []).map((activity) => {
     const data = activity.heartbeatDetails?.payloads?.[0]?.data;
     const details = data ? (JSON.parse(Buffer.from(data).toString()) as { bytesDone?: number; bytesTotal?: number }) : {};
-    return { activityType: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, ...details };
+    const started = activity.state === pendingActivityStarted;
+    return { activityType: activity.activityType?.name ?? '?', started, attempt: activity.attempt ?? 1, ...details };
   });
 }
 
-/** Polls until a step of the run satisfies the predicate; fails the test if the run gets past it. */
+/** Polls until a started step of the run satisfies the predicate; fails the test if the run gets past it. */
 async function waitForStep(client: Client, workflowId: string, matches: (step: PendingStep) => boolean, timeoutMs = 60_000): Promise<PendingStep> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const step = (await pendingSteps(client, workflowId)).find(matches);
+    const step = (await pendingSteps(client, workflowId)).find((s) => s.started && matches(s));
     if (step) return step;
     const { status } = await client.workflow.getHandle(workflowId).describe();
     if (status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${status.name}) before the awaited step`);
