@@ -76,6 +76,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
   });
 
   test('a backup whose worker is SIGKILLed mid-upload is finished by a new worker, without redoing completed steps', async () => {
+    await lifeboat.killSpawnedWorkers();
     const first = lifeboat.spawnWorker();
     const handle = await lifeboat.start('backup', { target: 'orders' });
     // bytesDone counts bytes read from the database; the compressor and the upload trail behind it.
@@ -110,6 +111,8 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await lifeboat.writeConfig(lifeboat.baseConfig({ live: { type: 'sqlite', path: livePath, repositories: ['local'] } }));
     mark('new');
     const newContent = fingerprint(livePath);
+    // Alone on the task queue: the worker killed below must be the one running the step.
+    await lifeboat.killSpawnedWorkers();
     const worker = lifeboat.spawnWorker();
     const backup = (await lifeboat.run('backup', { target: 'live' })) as { backupId: string };
     mark('old');
@@ -169,6 +172,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
         drilled: { type: 'sqlite', path: drillPath, repositories: ['local'], drill: { smokeChecks: [{ name: 'events', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] } },
       }),
     );
+    await lifeboat.killSpawnedWorkers();
     const worker = lifeboat.spawnWorker();
     await lifeboat.run('backup', { target: 'drilled' });
     const handle = await lifeboat.start('drill', { target: 'drilled' });

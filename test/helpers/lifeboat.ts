@@ -35,6 +35,8 @@ export interface Lifeboat {
   cli(args: string[], options?: { env?: Record<string, string> }): ResultPromise<{ reject: false; all: true }>;
   /** `lifeboat worker` as a child process (for kill tests); close() kills the ones still running. */
   spawnWorker(extraEnv?: Record<string, string>): WorkerProcess;
+  /** Kills every worker process spawned so far, so the next one is alone on the task queue. */
+  killSpawnedWorkers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -134,9 +136,13 @@ export async function createLifeboat(name: string, options: { stack?: TestStack 
       const exited = child.then((result) => ({ exitCode: result.exitCode, signal: result.signal, output: String(result.all ?? '') }));
       return { pid: child.pid, kill: (signal = 'SIGTERM') => void child.kill(signal), exited };
     },
-    async close() {
+    async killSpawnedWorkers() {
       for (const child of children) child.kill('SIGKILL');
       await Promise.all(children);
+      children.length = 0;
+    },
+    async close() {
+      await lifeboat.killSpawnedWorkers();
       await lifeboat.stopWorker();
       await connection.close();
       if (!options.stack) await stack.close();
