@@ -24,6 +24,11 @@ const say = (line: string) => process.stderr.write(`${line}\n`);
 
 class InputError extends Error {}
 
+/** "Type: message" for typed failures, the message alone otherwise (what PostgreSQL logs for WAL commands). */
+function describeFailure(error: unknown): string {
+  return `${error instanceof LifeboatError ? `${error.type}: ` : ''}${error instanceof Error ? error.message : String(error)}`;
+}
+
 /** Loads and validates the config; a missing default file is fine for commands that only talk to Temporal. */
 function readConfig(flag: string | undefined, required: boolean): { config?: Config; path: string } {
   const path = configPathFrom(flag);
@@ -232,7 +237,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         await walPush({ configPath: configPathFrom(global().config), target: walTargetFrom(options.target), path });
         setExitCode(archiveCommandExitCodes.archived);
       } catch (error) {
-        say(`lifeboat wal-push: ${error instanceof LifeboatError ? `${error.type}: ` : ''}${(error as Error).message}`);
+        say(`lifeboat wal-push: ${describeFailure(error)}`);
         setExitCode(archiveCommandExitCodes.failed);
       }
     });
@@ -253,7 +258,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         setExitCode(restoreCommandExitCodes[outcome]);
       } catch (error) {
         // Not "missing": PostgreSQL must stop recovery rather than open a database without this WAL.
-        say(`lifeboat wal-fetch: ${error instanceof LifeboatError ? `${error.type}: ` : ''}${(error as Error).message}`);
+        say(`lifeboat wal-fetch: ${describeFailure(error)}`);
         setExitCode(restoreCommandExitCodes.failed);
       }
     });
