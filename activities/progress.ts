@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { readFileSync } from 'node:fs';
 import { Transform } from 'node:stream';
 
 export interface Progress {
@@ -10,6 +11,8 @@ export interface Progress {
 export interface ProgressReporter {
   /** Records the running byte count; the next heartbeat carries it. */
   update(bytesDone: number): void;
+  /** Asks `sample` for the byte count at every heartbeat (when bytes move outside this process). */
+  sampleWith(sample: () => number | undefined): void;
   /** Names what the step is doing now (the bytes stay as they are). */
   setPhase(phase: string): void;
   /** Stops the heartbeats (call in finally). */
@@ -25,12 +28,19 @@ export function startProgress(initialPhase: string, bytesTotal: number, interval
   const context = Context.current();
   let phase = initialPhase;
   let bytesDone = 0;
-  const beat = () => context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+  let sampler: (() => number | undefined) | undefined;
+  const beat = () => {
+    bytesDone = sampler?.() ?? bytesDone;
+    context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+  };
   beat();
   const timer = setInterval(beat, intervalMs);
   return {
     update(bytes: number) {
       bytesDone = bytes;
+    },
+    sampleWith(sample: () => number | undefined) {
+      sampler = sample;
     },
     setPhase(next: string) {
       phase = next;
@@ -52,4 +62,18 @@ export function countBytes(progress: ProgressReporter): Transform {
       callback(null, chunk);
     },
   });
+}
+
+/**
+ * How far a child process has read through one of its file descriptors (Linux: the `pos:` line of
+ * /proc/<pid>/fdinfo/<fd>); undefined where that is not available, or once the process is gone.
+ */
+export function readOffsetOf(pid: number | undefined, fd = 0): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const match = /^pos:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,14 +1,16 @@
 import { Context, log } from '@temporalio/activity';
-import type { Duplex } from 'node:stream';
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
-import { compressionInfo, createCompressor } from '../src/pipeline/compress.js';
+import { compressionInfo, createCompressor, createFileCompressor } from '../src/pipeline/compress.js';
 import { createEncryptor, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { fanOut } from '../src/pipeline/fan-out.js';
-import { HashingPassThrough } from '../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
 import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
-import { countBytes, startProgress } from './progress.js';
+import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
@@ -51,7 +53,6 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
   try {
     log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
     const progress = startProgress('upload', snapshot.sizeBytes);
-    const sourceHash = new HashingPassThrough();
     const storedHash = new HashingPassThrough();
     const { sink, branches } = fanOut(repositories.length);
     const uploads = repositories.map((repository, index) =>
@@ -60,19 +61,39 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       }),
     );
     uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
-    const stages: Duplex[] = [sourceHash, countBytes(progress), createCompressor(target.compression)];
-    if (key) stages.push(createEncryptor(key));
-    stages.push(storedHash);
 
     let integrity: IntegrityResult;
+    let source: { sha256: string; bytes: number };
+    const file = snapshot.fileMatchesSnapshot ? await open(target.path, 'r') : undefined;
     try {
-      await Promise.all([pipeline([snapshot.stream(), ...stages, sink], { signal: context.cancellationSignal }), ...uploads]);
+      let read: Array<Readable | Duplex>;
+      let sourceHashing: Promise<{ sha256: string; bytes: number }>;
+      if (file) {
+        // zstd reads the database file itself and the source is hashed beside it with one reused
+        // buffer: the gigabyte never crosses a pipe or becomes garbage in this process.
+        const compressor = createFileCompressor({ fd: file.fd, sizeBytes: snapshot.sizeBytes }, target.compression);
+        progress.sampleWith(() => readOffsetOf(compressor.pid));
+        read = [compressor];
+        sourceHashing = sha256OfFile(target.path, { length: snapshot.sizeBytes });
+      } else {
+        const sourceHash = new HashingPassThrough();
+        read = [snapshot.stream(), sourceHash, countBytes(progress), createCompressor(target.compression)];
+        sourceHashing = once(sourceHash, 'end').then(() => ({ sha256: sourceHash.sha256, bytes: sourceHash.bytes }));
+      }
+      sourceHashing.catch(() => undefined); // awaited below; a failed pipeline must not leave it unhandled
+      const stages: Array<Readable | Duplex> = [...read];
+      if (key) stages.push(createEncryptor(key));
+      stages.push(storedHash);
+      await Promise.all([pipeline([...stages, sink], { signal: context.cancellationSignal }), ...uploads]);
+      source = await sourceHashing;
+      progress.update(source.bytes);
       // The check of the snapshot may outlast the upload: keep heartbeating until it is done, or a
       // long check would look like a dead worker and the whole step would start again.
       progress.setPhase('check');
       integrity = await snapshot.integrity;
     } finally {
       progress.stop();
+      await file?.close();
     }
 
     if (!integrity.ok) {
@@ -89,7 +110,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       source: {
         path: target.path,
         sizeBytes: snapshot.sizeBytes,
-        sha256: sourceHash.sha256,
+        sha256: source.sha256,
         pageSize: snapshot.pageSize,
         pageCount: snapshot.pageCount,
         journalMode: snapshot.journalMode,

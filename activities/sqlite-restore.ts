@@ -1,14 +1,13 @@
 import { log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
-import { createWriteStream } from 'node:fs';
 import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
-import { createDecompressor } from '../src/pipeline/compress.js';
+import { createDecompressorToFile } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfStream } from '../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { countBytes, startProgress } from './progress.js';
@@ -127,10 +126,8 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
   const storedHash = new HashingPassThrough();
-  const sourceHash = new HashingPassThrough();
   const stages: Duplex[] = [storedHash, countBytes(progress)];
   if (key) stages.push(createDecryptor(key));
-  stages.push(createDecompressor(), sourceHash);
   const damaged = (sha256: string, bytes: number) =>
     new LifeboatError(
       'ChecksumMismatch',
@@ -139,26 +136,32 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
       'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
     );
   try {
+    // A partial file left by an attempt that died mid-way is ours to replace (zstd will not).
+    await rm(partial, { force: true });
     try {
-      await pipeline([await repository.backend.get(objectKey), ...stages, createWriteStream(partial)]);
+      // zstd writes the decoded database itself: the gigabyte never passes through this process.
+      await pipeline([await repository.backend.get(objectKey), ...stages, createDecompressorToFile(partial)]);
     } catch (decodeError) {
       const stored = await sha256OfStream(await repository.backend.get(objectKey));
       if (stored.sha256 !== object.sha256 || stored.bytes !== object.sizeBytes) throw damaged(stored.sha256, stored.bytes);
       throw decodeError;
     }
     if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) throw damaged(storedHash.sha256, storedHash.bytes);
-    if (sourceHash.sha256 !== manifest.source.sha256 || sourceHash.bytes !== manifest.source.sizeBytes) {
+    // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
+    // is the end-to-end proof. It reads what the kernel just cached, while fsync writes it out.
+    progress.setPhase('verify');
+    const [decoded] = await Promise.all([sha256OfFile(partial), fsyncPath(partial)]);
+    if (decoded.sha256 !== manifest.source.sha256 || decoded.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
-        `the database decoded from backup ${manifest.id} has sha256 ${sourceHash.sha256} (${sourceHash.bytes} bytes), ` +
+        `the database decoded from backup ${manifest.id} has sha256 ${decoded.sha256} (${decoded.bytes} bytes), ` +
           `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
         'Restore another backup. The target was not touched',
       );
     }
-    await fsyncPath(partial);
     await rename(partial, destination);
     await fsyncPath(dirname(destination));
-    return { path: destination, repository: repository.name, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 };
+    return { path: destination, repository: repository.name, sizeBytes: decoded.bytes, sha256: decoded.sha256 };
   } catch (error) {
     await rm(partial, { force: true });
     throw error;

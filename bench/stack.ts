@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import { sqliteTargetSchema, type SqliteTargetConfig } from '../src/config/schema.js';
 import { startS3Server, type S3Server } from '../src/dev/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/dev/temporal-server.js';
+import { recommendedWorkerEnv } from '../src/worker.js';
 import { projectRoot } from '../src/dev/tools.js';
 
 export const benchBucket = 'lifeboat-bench';
@@ -166,6 +167,8 @@ export async function startWorkerProcess(options: {
       LIFEBOAT_TASK_QUEUE: options.taskQueue,
       LIFEBOAT_WORKFLOW_BUNDLE: options.bundlePath,
       LIFEBOAT_LOG_LEVEL: 'warn',
+      // As deployed (Dockerfile, systemd unit in README): see recommendedWorkerEnv.
+      ...recommendedWorkerEnv,
       [s3AccessKeyEnv]: options.s3.accessKeyId,
       [s3SecretKeyEnv]: options.s3.secretAccessKey,
     },

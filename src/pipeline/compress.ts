@@ -30,8 +30,7 @@ export interface CompressionInfo {
   version: string;
 }
 
-/** A zstd compressor: write raw bytes in, read one zstd frame (with content checksum) out. */
-export function createCompressor(options: CompressorOptions): Duplex {
+function compressorArgs(options: CompressorOptions): string[] {
   const { level, threads } = options;
   if (!Number.isInteger(level) || level < 1 || level > MAX_LEVEL) {
     throw new RangeError(`zstd level must be an integer from 1 to ${MAX_LEVEL}, got ${String(level)}`);
@@ -39,7 +38,23 @@ export function createCompressor(options: CompressorOptions): Duplex {
   if (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS) {
     throw new RangeError(`zstd threads must be an integer from 0 to ${MAX_THREADS}, got ${String(threads)}`);
   }
-  return new ZstdProcess('compress', [`-${level}`, `-T${threads}`, '--check']);
+  return [`-${level}`, `-T${threads}`, '--check'];
+}
+
+/** A zstd compressor: write raw bytes in, read one zstd frame (with content checksum) out. */
+export function createCompressor(options: CompressorOptions): Duplex {
+  return new ZstdProcess('compress', compressorArgs(options));
+}
+
+/**
+ * A zstd compressor that reads an open file itself (the file is its stdin, read from offset 0), so
+ * the raw bytes never pass through this process: no copy through a pipe, no garbage from a JS
+ * stream. `--stream-size` makes zstd fail unless it reads exactly `sizeBytes` bytes (and records
+ * the size in the frame header). Only the readable side is used; `inputOffset()` tells how far
+ * zstd has read, for progress.
+ */
+export function createFileCompressor(file: { fd: number; sizeBytes: number }, options: CompressorOptions): ZstdProcess {
+  return new ZstdProcess('compress', [...compressorArgs(options), `--stream-size=${file.sizeBytes}`], { stdinFd: file.fd });
 }
 
 /**
@@ -49,6 +64,16 @@ export function createCompressor(options: CompressorOptions): Duplex {
  */
 export function createDecompressor(): Duplex {
   return new ZstdProcess('decompress', ['-d']);
+}
+
+/**
+ * A zstd decompressor that writes the decoded bytes to `path` itself (write compressed bytes in;
+ * nothing comes out), so a large decoded payload never passes through this process. The stream
+ * finishes only after zstd has exited successfully, i.e. after it checked the frame checksum.
+ * zstd replaces nothing: an existing `path` is an error (-f is not given).
+ */
+export function createDecompressorToFile(path: string): Writable {
+  return new ZstdProcess('decompress', ['-d'], { outputFile: path });
 }
 
 let cachedInfo: Promise<CompressionInfo> | undefined;
@@ -88,16 +113,25 @@ const STREAM_OPTIONS = {
 } as const;
 type ZstdResult = Result<typeof STREAM_OPTIONS>;
 
+interface ZstdProcessOptions {
+  /** zstd reads this open file descriptor instead of what is written to the stream. */
+  stdinFd?: number;
+  /** zstd writes to this file (via -o) instead of the stream's readable side. */
+  outputFile?: string;
+}
+
 /**
  * One zstd process exposed as a Duplex: writes go to its stdin, its stdout is the readable side.
  * The readable side ends only after the process has exited with status 0, so a failure at the very
- * end (a bad checksum, a truncated frame) is an error, never a silently short output. Destroying
- * the stream kills the process and waits for it, so no zombie or orphan is left behind.
+ * end (a bad checksum, a truncated frame) is an error, never a silently short output; when zstd
+ * writes a file instead, the writable side finishes only after that exit. Destroying the stream
+ * kills the process and waits for it, so no zombie or orphan is left behind.
  */
-class ZstdProcess extends Duplex {
+export class ZstdProcess extends Duplex {
   private readonly child: ResultPromise<typeof STREAM_OPTIONS>;
-  private readonly stdin: Writable;
-  private readonly stdout: Readable;
+  private readonly stdin: Writable | null;
+  private readonly stdout: Readable | null;
+  private readonly exit: Promise<ZstdResult>;
   private stderrTail = '';
   private stdoutEnded = false;
   private exitedCleanly = false;
@@ -106,42 +140,76 @@ class ZstdProcess extends Duplex {
   constructor(
     private readonly mode: Mode,
     modeArgs: string[],
+    private readonly options: ZstdProcessOptions = {},
   ) {
     super();
-    this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], STREAM_OPTIONS);
-    this.stdin = this.child.stdin;
-    this.stdout = this.child.stdout;
+    const output = options.outputFile === undefined ? ['-c'] : ['-o', options.outputFile];
+    // execa accepts any file descriptor number for stdin, but its types list only a few literals;
+    // the stream fields that do not exist in these modes are handled as null below.
+    const spawnOptions = {
+      ...STREAM_OPTIONS,
+      ...(options.stdinFd === undefined ? {} : { stdin: options.stdinFd }),
+      ...(options.outputFile === undefined ? {} : { stdout: 'ignore' }),
+    } as unknown as typeof STREAM_OPTIONS;
+    this.child = execa(ZSTD, ['-q', ...output, ...modeArgs], spawnOptions);
+    this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
+    this.stdout = options.outputFile === undefined ? this.child.stdout : null;
+    this.exit = this.child.then((result) => result);
 
-    this.stdout.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) this.stdout.pause();
-    });
-    this.stdout.on('end', () => {
+    if (this.stdout) {
+      const stdout = this.stdout;
+      stdout.on('data', (chunk: Buffer) => {
+        if (!this.push(chunk)) stdout.pause();
+      });
+      stdout.on('end', () => {
+        this.stdoutEnded = true;
+        this.endIfDone();
+      });
+      stdout.on('error', (error: Error) => this.destroy(error));
+    } else {
       this.stdoutEnded = true;
-      this.endIfDone();
-    });
-    this.stdout.on('error', (error: Error) => this.destroy(error));
+      this.push(null);
+    }
     this.child.stderr.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
     // EPIPE here means zstd stopped reading, i.e. it failed; its exit status explains why, so the
     // write error itself is not reported.
-    this.stdin.on('error', () => {});
+    this.stdin?.on('error', () => {});
+    if (!this.stdin) this.end();
 
-    void this.child.then((result) => this.onExit(result));
+    void this.exit.then((result) => this.onExit(result));
+  }
+
+  /** The process id of zstd (for /proc-based progress); undefined if it could not start. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (!this.stdin) {
+      callback(new Error('this zstd process reads a file, not the stream'));
+      return;
+    }
     if (this.stdin.write(chunk)) callback();
     else this.stdin.once('drain', () => callback());
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    // Errors on stdin are reported through the exit status (see the constructor).
-    this.stdin.end(() => callback());
+    if (!this.stdin) {
+      callback();
+      return;
+    }
+    // Errors on stdin are reported through the exit status (see the constructor). When zstd writes
+    // a file, the stream is finished only once zstd has exited cleanly (checksum verified).
+    this.stdin.end(() => {
+      if (this.options.outputFile === undefined) callback();
+      else void this.exit.then((result) => (result.failed ? undefined : callback()));
+    });
   }
 
   override _read(): void {
-    this.stdout.resume();
+    this.stdout?.resume();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -151,10 +219,10 @@ class ZstdProcess extends Duplex {
     }
     // Closing both pipes lets execa settle even if stdout was paused for backpressure; execa
     // escalates the SIGTERM to SIGKILL after 5 s. Waiting for the exit reaps the process.
-    this.stdin.destroy();
-    this.stdout.destroy();
+    this.stdin?.destroy();
+    this.stdout?.destroy();
     this.child.kill();
-    void this.child.then(() => callback(error));
+    void this.exit.then(() => callback(error));
   }
 
   private onExit(result: ZstdResult): void {

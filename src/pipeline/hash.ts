@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -53,4 +54,32 @@ export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promi
     bytes += chunk.length;
   }
   return { sha256: hash.digest('hex'), bytes };
+}
+
+/**
+ * SHA-256 of the first `length` bytes of a file (all of it by default), read with one reused
+ * buffer: no stream, no per-chunk allocations, so hashing a gigabyte leaves no garbage behind.
+ * Throws if the file is shorter than `length`. `onProgress` gets the running byte count.
+ */
+export async function sha256OfFile(
+  path: string,
+  options: { length?: number; bufferBytes?: number; onProgress?: (bytes: number) => void } = {},
+): Promise<{ sha256: string; bytes: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const length = options.length ?? (await handle.stat()).size;
+    const buffer = Buffer.allocUnsafe(Math.min(options.bufferBytes ?? 4 << 20, Math.max(length, 1)));
+    const hash = createHash('sha256');
+    let position = 0;
+    while (position < length) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
+      if (bytesRead === 0) throw new Error(`${path} ended at byte ${position}, expected ${length} bytes`);
+      hash.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+      options.onProgress?.(position);
+    }
+    return { sha256: hash.digest('hex'), bytes: position };
+  } finally {
+    await handle.close();
+  }
 }

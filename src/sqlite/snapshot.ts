@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors.js';
-import type { HolderInput, HolderMessage } from './snapshot-holder.js';
+import type { HolderInput, HolderMessage } from './holder-protocol.js';
 import { startSqliteThread } from './thread.js';
 
 export type IntegrityCheckKind = 'integrity_check' | 'quick_check' | 'none';
@@ -16,7 +16,7 @@ export interface IntegrityResult {
 
 /**
  * A consistent, point-in-time view of a live SQLite database, streamed straight from its main file
- * (no temporary copy) while writers keep committing to the WAL. See snapshot-holder.ts for why the
+ * (no temporary copy) while writers keep committing to the WAL. See snapshot-holder.mjs for why the
  * main file is enough.
  */
 export interface SqliteSnapshot {
@@ -24,6 +24,11 @@ export interface SqliteSnapshot {
   pageSize: number;
   pageCount: number;
   sizeBytes: number;
+  /**
+   * The file is exactly the snapshot's size (the usual case right after the checkpoint), so a
+   * reader of the whole file from offset 0 reads exactly the snapshot.
+   */
+  fileMatchesSnapshot: boolean;
   journalMode: string;
   sqliteVersion: string;
   /** When the snapshot was pinned: the recovery point of a backup made from it. */
@@ -128,6 +133,7 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
     pageSize: pinned.pageSize,
     pageCount: pinned.pageCount,
     sizeBytes,
+    fileMatchesSnapshot: fileSize === sizeBytes,
     journalMode: pinned.journalMode,
     sqliteVersion: pinned.sqliteVersion,
     snapshotAt: pinned.snapshotAt,

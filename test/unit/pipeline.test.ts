@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import { LifeboatError, type ErrorType } from '../../src/errors.js';
-import { compressionInfo, createCompressor, createDecompressor } from '../../src/pipeline/compress.js';
+import { compressionInfo, createCompressor, createDecompressor, createDecompressorToFile, createFileCompressor } from '../../src/pipeline/compress.js';
 import {
   createDecryptor,
   createEncryptor,
@@ -16,7 +16,7 @@ import {
   keyId,
   loadKeyFile,
 } from '../../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfStream } from '../../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../../src/pipeline/hash.js';
 
 const MiB = 1024 * 1024;
 const { headerLength, chunkSize, tagLength } = encryptionFormat;
@@ -189,6 +189,77 @@ describe('zstd compression', () => {
     assert.throws(() => createCompressor({ level: 23, threads: 2 }), RangeError);
     assert.throws(() => createCompressor({ level: 3.5, threads: 2 }), RangeError);
     assert.throws(() => createCompressor({ level: 3, threads: -1 }), RangeError);
+  });
+
+  describe('zstd reading and writing files itself', () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'lifeboat-zstd-files-'));
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('a file compressor reads the open file from its start and the frame decodes to its bytes', async () => {
+      const input = mixedData(3 * MiB + 17);
+      const path = join(dir, 'source.db');
+      await writeFile(path, input);
+      const file = await open(path, 'r');
+      try {
+        const chunks: Buffer[] = [];
+        const collect = new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            chunks.push(chunk);
+            done();
+          },
+        });
+        await pipeline(createFileCompressor({ fd: file.fd, sizeBytes: input.length }, { level: 3, threads: 2 }), collect);
+        const compressed = Buffer.concat(chunks);
+        assert.ok((await run(compressed, [createDecompressor()])).equals(input));
+      } finally {
+        await file.close();
+      }
+    });
+
+    test('a file compressor fails when the file does not hold exactly the announced bytes', async () => {
+      const path = join(dir, 'grown.db');
+      await writeFile(path, mixedData(MiB));
+      const file = await open(path, 'r');
+      try {
+        const compressor = createFileCompressor({ fd: file.fd, sizeBytes: MiB - 1 }, { level: 3, threads: 1 });
+        await assert.rejects(pipeline(compressor, new Writable({ write: (_c, _e, done) => done() })), /zstd compression failed/);
+      } finally {
+        await file.close();
+      }
+    });
+
+    test('a decompressor to a file writes exactly the original bytes and finishes only after zstd has', async () => {
+      const input = mixedData(2 * MiB + 5);
+      const compressed = await run(input, [createCompressor({ level: 3, threads: 1 })]);
+      const out = join(dir, 'restored.db');
+      await pipeline(Readable.from(pieces(compressed, 64 * 1024)), createDecompressorToFile(out));
+      assert.ok((await readFile(out)).equals(input));
+      assert.deepEqual(await zstdChildren(), []);
+    });
+
+    test('a decompressor to a file fails with BackupCorrupt on a damaged frame', async () => {
+      const compressed = Buffer.from(await run(mixedData(2 * MiB), [createCompressor({ level: 3, threads: 1 })]));
+      const middle = Math.floor(compressed.length / 2);
+      compressed[middle] = (compressed[middle] as number) ^ 0x40;
+      await assert.rejects(
+        pipeline(Readable.from(pieces(compressed, 64 * 1024)), createDecompressorToFile(join(dir, 'damaged.db'))),
+        isLifeboatError('BackupCorrupt'),
+      );
+    });
+
+    test('a decompressor to a file never replaces an existing file', async () => {
+      const out = join(dir, 'existing.db');
+      await writeFile(out, 'precious');
+      const compressed = await run(Buffer.from('new'), [createCompressor({ level: 3, threads: 1 })]);
+      await assert.rejects(pipeline(Readable.from([compressed]), createDecompressorToFile(out)));
+      assert.equal(await readFile(out, 'utf8'), 'precious');
+      assert.equal((await stat(out)).size, 8);
+    });
   });
 
   test('compressionInfo names zstd and the CLI version for the manifest', async () => {
@@ -461,6 +532,20 @@ describe('hashing', () => {
     await run(Buffer.alloc(0), [hasher]);
     assert.equal(hasher.sha256, 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
     assert.equal(hasher.bytes, 0);
+  });
+
+  test('sha256OfFile hashes the whole file, or exactly its first bytes, and refuses a short file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-hash-file-'));
+    try {
+      const data = mixedData(5 * MiB + 3);
+      const path = join(dir, 'data');
+      await writeFile(path, data);
+      assert.deepEqual(await sha256OfFile(path, { bufferBytes: 1 << 20 }), { sha256: sha256(data), bytes: data.length });
+      assert.deepEqual(await sha256OfFile(path, { length: MiB + 1 }), { sha256: sha256(data.subarray(0, MiB + 1)), bytes: MiB + 1 });
+      await assert.rejects(sha256OfFile(path, { length: data.length + 1 }), /ended at byte/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('sha256OfStream matches crypto.createHash over the same bytes', async () => {
