@@ -34,7 +34,8 @@ export type PgTool =
   | 'pg_verifybackup'
   | 'pg_waldump'
   | 'pg_controldata'
-  | 'psql';
+  | 'psql'
+  | 'pgbench';
 
 /** The directory holding the PostgreSQL binaries: $LIFEBOAT_PG_BINDIR, else Debian's PostgreSQL 15 directory. */
 export function pgBinDir(env: NodeJS.ProcessEnv = process.env): string {
