@@ -2,6 +2,7 @@ import { reportingFailures, type Reported } from './failures.js';
 import { runSmokeChecks } from './drill.js';
 import { checkHealth, runHook } from './hooks.js';
 import { locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
+import { discardBackup, dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
 import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
@@ -33,12 +34,20 @@ export function createActivities(deps: ActivityDependencies) {
     removeFiles: reportingFailures(removeFiles),
     prepareScratch: reportingFailures(prepareScratch),
     runSmokeChecks: reportingFailures(runSmokeChecks),
+    // PostgreSQL logical backups (pg_dump / pg_restore).
+    dumpAndUpload: reportingFailures((input: Parameters<typeof dumpAndUpload>[0]) => dumpAndUpload(input, env)),
+    restoreDump: reportingFailures((input: Parameters<typeof restoreDump>[0]) => restoreDump(input, env)),
+    inspectDatabase: reportingFailures((input: Parameters<typeof inspectDatabase>[0]) => inspectDatabase(input, env)),
+    swapDatabase: reportingFailures((input: Parameters<typeof swapDatabase>[0]) => swapDatabase(input, env)),
+    dropRunDatabase: reportingFailures((input: Parameters<typeof dropRunDatabase>[0]) => dropRunDatabase(input, env)),
+    discardBackup: reportingFailures((input: Parameters<typeof discardBackup>[0]) => discardBackup(input, env)),
   };
 }
 
 export type LifeboatActivities = ReturnType<typeof createActivities>;
 export type { Reported };
-export type { ResolvedTarget } from './target.js';
+export type { AnyResolvedTarget, ResolvedPostgresTarget, ResolvedSqliteTarget, ResolvedTarget } from './target.js';
+export type { RestoredDump, UploadedDump } from './postgres-dump.js';
 export type { UploadedSnapshot } from './sqlite-backup.js';
 export type { FetchedBackup, SwapResult } from './sqlite-restore.js';
 export type { SmokeCheckResult } from './drill.js';

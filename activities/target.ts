@@ -1,24 +1,46 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { loadConfig } from '../src/config/load.js';
-import type { RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
+import type { Config, PostgresTargetConfig, RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
 import { keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
+
+/** What every resolved target has: where its backups go and how they are transformed. */
+interface ResolvedTargetBase {
+  name: string;
+  repositories: Array<{ name: string; location: string; config: RepositoryConfig }>;
+  compression: { level: number; threads: number };
+  encryption: { keyFile: string; keyId: string } | null;
+}
+
+export interface ResolvedSqliteTarget extends ResolvedTargetBase {
+  type: 'sqlite';
+  path: string;
+  checks: SqliteTargetConfig['checks'];
+  hooks?: SqliteTargetConfig['hooks'];
+  drill: SqliteTargetConfig['drill'];
+}
+
+export interface ResolvedPostgresTarget extends ResolvedTargetBase {
+  type: 'postgres';
+  method: PostgresTargetConfig['method'];
+  /** References only: passwordEnv names a variable and passfile a file; the activities read them. */
+  connection: PostgresTargetConfig['connection'];
+  /** spoolDir is absolute (relative paths in the config are relative to the config file). */
+  dump: PostgresTargetConfig['dump'];
+}
 
 /**
  * Everything a runbook needs to know about a target, resolved once from the worker's config in the
  * first step so that history records the exact settings a run used. Holds references only
- * (env var names, file paths), never secret values.
+ * (env var names, file paths), never secret values. Runbooks dispatch on `type`.
  */
-export interface ResolvedTarget {
-  name: string;
-  type: 'sqlite';
-  path: string;
-  checks: SqliteTargetConfig['checks'];
-  repositories: Array<{ name: string; location: string; config: RepositoryConfig }>;
-  hooks?: SqliteTargetConfig['hooks'];
-  drill: SqliteTargetConfig['drill'];
-  compression: { level: number; threads: number };
-  encryption: { keyFile: string; keyId: string } | null;
-}
+export type AnyResolvedTarget = ResolvedSqliteTarget | ResolvedPostgresTarget;
+
+/**
+ * The SQLite variant under its original name, which the SQLite activities use.
+ * TODO(lead): once activities/sqlite-*.ts import ResolvedSqliteTarget, make this the union.
+ */
+export type ResolvedTarget = ResolvedSqliteTarget;
 
 function describeLocation(config: RepositoryConfig): string {
   return config.type === 'fs'
@@ -26,7 +48,7 @@ function describeLocation(config: RepositoryConfig): string {
     : `s3://${config.bucket}/${config.prefix}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
 }
 
-export async function resolveTarget(configPath: string, input: { target: string }): Promise<ResolvedTarget> {
+export async function resolveTarget(configPath: string, input: { target: string }): Promise<AnyResolvedTarget> {
   if (!input || typeof input.target !== 'string' || input.target.length === 0) {
     throw new LifeboatError('InvalidInput', 'the runbook input needs a "target" field, e.g. {"target": "orders"}');
   }
@@ -40,27 +62,40 @@ export async function resolveTarget(configPath: string, input: { target: string 
       known.length ? `Known targets: ${known.join(', ')}` : 'Define it under targets:',
     );
   }
-  if (target.type !== 'sqlite') {
-    throw new LifeboatError(
-      'InvalidInput',
-      `target "${input.target}" is a ${target.type} target; the backup, restore and drill runbooks handle sqlite targets so far`,
-      'For PostgreSQL, archive WAL with `lifeboat wal-push` (see README)',
-    );
+  const base = await resolveBase(config, input.target, target.repositories);
+  if (target.type === 'postgres') {
+    const spoolDir = target.dump.spoolDir;
+    return {
+      ...base,
+      type: 'postgres',
+      method: target.method,
+      connection: target.connection,
+      dump: { ...target.dump, ...(spoolDir ? { spoolDir: isAbsolute(spoolDir) ? spoolDir : resolve(dirname(configPath), spoolDir) } : {}) },
+    };
   }
+  return {
+    name: base.name,
+    type: target.type,
+    path: target.path,
+    checks: target.checks,
+    repositories: base.repositories,
+    ...(target.hooks ? { hooks: target.hooks } : {}),
+    drill: target.drill,
+    compression: base.compression,
+    encryption: base.encryption,
+  };
+}
+
+async function resolveBase(config: Config, name: string, repositories: string[]): Promise<ResolvedTargetBase> {
   const encryption = config.encryption
     ? { keyFile: config.encryption.keyFile, keyId: keyId(await loadKeyFile(config.encryption.keyFile)) }
     : null;
   return {
-    name: input.target,
-    type: target.type,
-    path: target.path,
-    checks: target.checks,
-    repositories: target.repositories.map((name) => {
-      const repository = config.repositories[name]!;
-      return { name, location: describeLocation(repository), config: repository };
+    name,
+    repositories: repositories.map((repositoryName) => {
+      const repository = config.repositories[repositoryName]!;
+      return { name: repositoryName, location: describeLocation(repository), config: repository };
     }),
-    ...(target.hooks ? { hooks: target.hooks } : {}),
-    drill: target.drill,
     compression: config.compression,
     encryption,
   };

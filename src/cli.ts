@@ -180,29 +180,68 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('restore <target>')
-    .description('restore the newest (or a given) backup, replacing the live database after verification')
+    .description(
+      'restore the newest (or a given) backup. SQLite: replaces the live database after verification (or --into <path>). ' +
+        'PostgreSQL: restores into a new database (or --into <database>; replacing an existing one needs --yes or `lifeboat approve`)',
+    )
     .option('--backup <id>', 'backup id (default: the newest complete backup)')
-    .option('--into <path>', 'restore to this new path instead; the live database is not touched')
-    .option('--yes', 'replace the live database without asking')
+    .option('--into <path|database>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into')
+    .option('--yes', 'SQLite: replace the live database without asking. PostgreSQL: replace the --into database if it exists')
     .addOption(waitOption)
     .addOption(jsonOption)
     .action(async (target: string, options: { backup?: string; into?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
       const { config, path } = readConfig(global().config, false);
       assertTarget(config, target, path);
-      if (!options.into && !options.yes) {
-        const configured = config?.targets[target];
+      const configured = config?.targets[target];
+      const postgres = configured?.type === 'postgres';
+      if (!postgres && !options.into && !options.yes) {
         const livePath = configured?.type === 'sqlite' ? configured.path : '(path from the worker config)';
         if (!(await confirmReplace(target, livePath))) {
           throw new InputError('restore would replace the live database: pass --yes to confirm, or --into <path> to restore beside it');
         }
       }
-      const input = { target, ...(options.backup ? { backupId: options.backup } : {}), ...(options.into ? { into: options.into } : {}) };
+      const input = {
+        target,
+        ...(options.backup ? { backupId: options.backup } : {}),
+        ...(options.into ? { into: options.into } : {}),
+        ...(postgres && options.yes ? { replaceExisting: true } : {}),
+      };
+      if (postgres && options.into && !options.yes) {
+        say(`if database ${options.into} exists, the restore waits for an approval before it replaces it: \`lifeboat approve <workflow id>\` (or --reject)`);
+      }
       setExitCode(
         await run('restore', input, options, global(), (r) => ({
           failed: false,
-          lines: [`restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`, ...r.timeline.map(formatStep)],
+          lines: [
+            postgres
+              ? `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) into database ${r.restoredTo}${r.safetyCopy ? `; the previous database is kept as ${r.safetyCopy}` : ''}`
+              : `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`,
+            ...r.timeline.map(formatStep),
+          ],
         })),
       );
+    });
+
+  program
+    .command('approve <workflowId>')
+    .description('answer a runbook waiting for approval (e.g. a PostgreSQL restore that would replace an existing database)')
+    .option('--reject', 'refuse instead: the runbook drops what it restored and ends without replacing anything')
+    .option('--by <name>', 'who decides, for the runbook\'s timeline')
+    .action(async (workflowId: string, options: { reject?: boolean; by?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { connectClient } = await import('./client.js');
+      const { approveUpdate } = await import('../workflows/approval.js');
+      const client = await connectClient(settings);
+      try {
+        const answer = { approve: !options.reject, ...(options.by ? { by: options.by } : {}) };
+        const result = await client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [answer] });
+        say(`${workflowId}: ${result.decision}`);
+      } catch (error) {
+        throw new InputError(`could not answer ${workflowId}: ${(error as Error).message}`);
+      } finally {
+        await client.connection.close();
+      }
     });
 
   program

@@ -14,6 +14,10 @@ export const errorTypes = {
   EncryptionKeyUnavailable: 'input',
   WrongEncryptionKey: 'input',
   CredentialsUnavailable: 'input',
+  PostgresAuthFailed: 'input',
+  PostgresConnectionFailed: 'input',
+  DatabaseExists: 'input',
+  NotApproved: 'input',
   ChecksumMismatch: 'data',
   BackupCorrupt: 'data',
   IntegrityCheckFailed: 'data',
@@ -22,6 +26,15 @@ export const errorTypes = {
   HookFailed: 'runbook',
   HealthCheckFailed: 'runbook',
   SmokeCheckFailed: 'runbook',
+  // Point-in-time recovery (src/postgres/recovery.ts): the target cannot be reached from what the
+  // repository holds; nothing live is touched when these are raised.
+  RecoveryTargetBeforeBackup: 'input',
+  RecoveryTargetUnreachable: 'input',
+  TimelineNotFound: 'input',
+  WalSegmentMissing: 'data',
+  DumpFailed: 'runbook',
+  RestoreFailed: 'runbook',
+  VerificationFailed: 'data',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

@@ -1,8 +1,10 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
-import type { Manifest } from '../src/repository/manifest.js';
+import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
 import { manifestFormat } from '../src/repository/format.js';
 import { makeBackupId } from '../src/backup-id.js';
+import { backupPostgresDump } from './postgres-dump.js';
 import { formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { describeTarget } from './targets.js';
 
 export interface BackupInput {
   /** Name of a target in the worker's lifeboat.config.yaml. */
@@ -12,12 +14,17 @@ export interface BackupInput {
 export interface BackupResult {
   backupId: string;
   target: string;
+  /** What kind of backup this is (the manifest's kind); absent in results of older runs (SQLite). */
+  kind?: Manifest['kind'];
   snapshotAt: string;
+  /** Bytes of the source as backed up (SQLite: the database file; pg_dump: the dump, uncompressed). */
   sourceBytes: number;
   storedBytes: number;
   repositories: string[];
   /** Seconds from the snapshot to the backup being durable (manifest written): the RPO floor. */
   secondsToDurable: number;
+  /** pg_dump backups: the format, what it holds, and whether a scratch restore verified it. */
+  dump?: { format: 'directory' | 'custom'; tables: number; rows: number; verified: boolean };
   timeline: StepRecord[];
 }
 
@@ -28,23 +35,23 @@ export interface BackupResult {
 export async function backup(input: BackupInput): Promise<BackupResult> {
   const timeline = new Timeline();
   const info = workflowInfo();
-  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) =>
-    `${t.type} ${t.path} -> ${t.repositories.map((r) => r.name).join(', ')}${t.encryption ? ` (encrypted, key ${t.encryption.keyId})` : ''}`,
-  );
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
+  if (target.type === 'postgres') return backupPostgresDump(timeline, target);
   const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
 
   const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
     `${formatBytes(u.source.sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
   );
 
-  const manifest: Manifest = {
+  const manifest: SqliteManifest = {
     format: manifestFormat,
     id: backupId,
     target: target.name,
     kind: 'sqlite',
     createdAt: new Date().toISOString(),
     snapshotAt: uploaded.snapshotAt,
-    source: uploaded.source,
+    // The SQLite step reports a SQLite source (its type names any manifest's source).
+    source: uploaded.source as SqliteManifest['source'],
     objects: [uploaded.object],
     compression: uploaded.compression,
     encryption: uploaded.encryption,

@@ -1,6 +1,7 @@
 import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SmokeCheckResult } from '../activities/index.js';
 import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { describeTarget, sqliteOnly } from './targets.js';
 
 export interface DrillInput {
   target: string;
@@ -44,7 +45,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   const timeline = new Timeline();
   const info = workflowInfo();
   const startedAtMs = Date.now();
-  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => `${t.type} ${t.path}`);
+  const target = sqliteOnly(await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t)), 'drill');
   const report: DrillReport = {
     target: target.name,
     workflowId: info.workflowId,

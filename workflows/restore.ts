@@ -1,22 +1,33 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedTarget, SwapResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
+import { restorePostgresDump } from './postgres-dump.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { describeTarget } from './targets.js';
 
 export interface RestoreInput {
   target: string;
   /** A backup id from `lifeboat backups <target>`; default: the newest complete backup. */
   backupId?: string;
-  /** Restore to this path instead of replacing the live database (which is then not touched). */
+  /**
+   * SQLite: restore to this path instead of replacing the live database (which is then not touched).
+   * PostgreSQL: the database to restore into; default a new one, `<database>_restored_<stamp>`.
+   */
   into?: string;
+  /**
+   * PostgreSQL: replace `into` if it exists (the CLI's --yes). Without it, a restore onto an existing
+   * database waits for an approval (`lifeboat approve`) before it replaces anything.
+   */
+  replaceExisting?: boolean;
 }
 
 export interface RestoreResult {
   target: string;
   backupId: string;
   snapshotAt: string;
+  /** SQLite: the path; PostgreSQL: the database name. */
   restoredTo: string;
-  /** The previous live database, kept whole; null for --into or when there was none. */
+  /** The previous live database (SQLite: a file; PostgreSQL: a renamed database), kept whole; null for --into or when there was none. */
   safetyCopy: string | null;
   timeline: StepRecord[];
 }
@@ -40,7 +51,9 @@ async function runHook(timeline: Timeline, target: ResolvedTarget, name: 'stop' 
  */
 export async function restore(input: RestoreInput): Promise<RestoreResult> {
   const timeline = new Timeline();
-  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => `${t.type} ${t.path}`);
+  const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t));
+  if (resolved.type === 'postgres') return restorePostgresDump(timeline, resolved, input);
+  const target = resolved;
   const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
     `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(m.source.sizeBytes)}`,
   );

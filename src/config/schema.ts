@@ -101,14 +101,52 @@ const postgresConnectionSchema = z
     user: z.string().min(1).default('postgres'),
     passwordEnv: envVarName.optional().describe('Name of the environment variable holding the password.'),
     passfile: z.string().optional().describe('A pgpass file (used when passwordEnv is not set).'),
+    maintenanceDatabase: z
+      .string()
+      .min(1)
+      .default('postgres')
+      .describe('Database Lifeboat connects to for CREATE / DROP / ALTER DATABASE (restores and verification of dumps).'),
+  })
+  .strict();
+
+const postgresDumpSchema = z
+  .object({
+    jobs: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .default(2)
+      .describe(
+        'Parallel pg_dump / pg_restore jobs. 1: custom format, streamed from pg_dump straight into the repositories (no local copy); ' +
+          'more: directory format, spooled to local disk first (needs room for the uncompressed dump).',
+      ),
+    spoolDir: z.string().optional().describe('Where directory-format dumps and every restore are spooled (private 0700 directories, removed afterwards); default: the system temp dir.'),
+    verify: z
+      .boolean()
+      .default(true)
+      .describe(
+        'After each dump, restore it into a scratch database on the same server and compare every table\'s row count and checksum with ' +
+          'what was dumped; the scratch database is always dropped. A backup that fails this never gets a manifest.',
+      ),
+    approvalTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(3600)
+      .describe('How long a restore that would replace an existing database waits for approval (`lifeboat approve`) before it ends, dropping what it restored.'),
   })
   .strict();
 
 export const postgresTargetSchema = z
   .object({
-    type: z.literal('postgres').describe('A PostgreSQL cluster (WAL archiving today; dumps, base backups and PITR next).'),
+    type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump) and WAL archiving.'),
     repositories: z.array(name).min(1).describe('Names of the repositories backups and archived WAL go to; wal-fetch prefers the first.'),
-    connection: postgresConnectionSchema.default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres' }),
+    connection: postgresConnectionSchema
+      .default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', maintenanceDatabase: 'postgres' })
+      .describe('Where the database is and who Lifeboat connects as. The password is never in the config: name an environment variable or a pgpass file.'),
+    method: z.literal('dump').default('dump').describe('How the backup runbook backs the database up: "dump" (pg_dump, a logical backup of connection.database).'),
+    dump: postgresDumpSchema.default({ jobs: 2, verify: true, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
   })
   .strict();
 
@@ -165,4 +203,5 @@ export type S3RepositoryConfig = z.output<typeof s3RepositorySchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
 export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
 export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
+export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;
 export type SmokeCheck = z.output<typeof smokeCheckSchema>;

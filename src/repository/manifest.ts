@@ -26,13 +26,25 @@ export const stepRecordSchema = z.object({
   detail: z.string().optional(),
 });
 
-export const manifestSchema = z.object({
+/** What every kind of backup records: identity, stored objects, how they were transformed, and who wrote them. */
+const commonFields = {
   format: z.literal(manifestFormat),
   id: z.string(),
   target: z.string(),
-  kind: z.literal('sqlite'),
   createdAt: z.string(),
   snapshotAt: z.string(),
+  objects: z.array(storedObjectSchema).min(1),
+  compression: z.object({ algorithm: z.literal('zstd'), level: z.number(), implementation: z.string(), version: z.string() }),
+  encryption: z.object({ algorithm: z.string(), keyId: z.string() }).nullable(),
+  tools: z.record(z.string(), z.string()),
+  parent: z.string().nullable(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
+  timeline: z.array(stepRecordSchema),
+};
+
+export const sqliteManifestSchema = z.object({
+  ...commonFields,
+  kind: z.literal('sqlite'),
   source: z.object({
     path: z.string(),
     sizeBytes: z.number().int().nonnegative(),
@@ -42,15 +54,83 @@ export const manifestSchema = z.object({
     journalMode: z.string(),
     integrityCheck: z.string(),
   }),
-  objects: z.array(storedObjectSchema).min(1),
-  compression: z.object({ algorithm: z.literal('zstd'), level: z.number(), implementation: z.string(), version: z.string() }),
-  encryption: z.object({ algorithm: z.string(), keyId: z.string() }).nullable(),
-  tools: z.record(z.string(), z.string()),
-  parent: z.string().nullable(),
-  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
-  timeline: z.array(stepRecordSchema),
 });
 
+/** One file of a dump (toc.dat, <dumpId>.dat, or the custom-format archive) and the object that stores it. */
+export const dumpFileSchema = z.object({
+  /** The file's name in the dump directory (directory format) or "archive.pgdump" (custom format). */
+  name: z.string().min(1),
+  /** The stored object's name (see objects). */
+  object: z.string().min(1),
+  /** Size and sha256 of the file as pg_dump wrote it (before compression and encryption). */
+  sizeBytes: z.number().int().nonnegative(),
+  sha256,
+});
+
+/** A table's data at dump time: its COPY text's row count and sha256, exactly as pg_dump wrote it. */
+export const tableFingerprintSchema = z.object({
+  dumpId: z.number().int(),
+  schema: z.string(),
+  name: z.string(),
+  /** pg_dump's COPY statement: the columns (and their order) the checksum covers. */
+  copy: z.string(),
+  rows: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  sha256,
+});
+
+export const postgresDumpManifestSchema = z.object({
+  ...commonFields,
+  kind: z.literal('postgres-dump'),
+  source: z.object({
+    database: z.string(),
+    host: z.string(),
+    port: z.number().int(),
+    user: z.string(),
+    serverVersion: z.string(),
+    encoding: z.string(),
+    collate: z.string(),
+    ctype: z.string(),
+    /** pg_database_size at dump time. */
+    databaseSizeBytes: z.number().int().nonnegative(),
+    /** Bytes pg_dump wrote (all files, uncompressed). */
+    sizeBytes: z.number().int().nonnegative(),
+    /**
+     * One digest of the whole dump: sha256 of the lines "<sha256>  <name>\n" of every file, sorted
+     * by name (what `sha256sum * | sha256sum` prints in the dump directory).
+     */
+    sha256,
+  }),
+  dump: z.object({
+    format: z.enum(['directory', 'custom']),
+    jobs: z.number().int().positive(),
+    archiveVersion: z.string(),
+    tocEntries: z.number().int().nonnegative(),
+    files: z.array(dumpFileSchema).min(1),
+    tables: z.array(tableFingerprintSchema),
+    /** The scratch restore that checked the dump before its manifest was written; null when dump.verify is off. */
+    verification: z
+      .object({
+        method: z.literal('scratch-restore'),
+        verifiedAt: z.string(),
+        tables: z.number().int().nonnegative(),
+        rows: z.number().int().nonnegative(),
+        durationMs: z.number().nonnegative(),
+      })
+      .nullable(),
+  }),
+});
+
+/**
+ * Every kind of backup. 'sqlite' is a SQLite snapshot; 'postgres-dump' a pg_dump archive. Kinds to
+ * come (e.g. 'postgres-base' for base backups) add a member here.
+ */
+export const manifestSchema = z.discriminatedUnion('kind', [sqliteManifestSchema, postgresDumpManifestSchema]);
+
 export type Manifest = z.infer<typeof manifestSchema>;
+export type SqliteManifest = z.infer<typeof sqliteManifestSchema>;
+export type PostgresDumpManifest = z.infer<typeof postgresDumpManifestSchema>;
+export type DumpFile = z.infer<typeof dumpFileSchema>;
+export type TableFingerprintRecord = z.infer<typeof tableFingerprintSchema>;
 export type StoredObject = z.infer<typeof storedObjectSchema>;
 export type StepRecord = z.infer<typeof stepRecordSchema>;

@@ -1,0 +1,589 @@
+import { Context, log } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Duplex, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LifeboatError } from '../src/errors.js';
+import { compressionInfo, createCompressor, createDecompressor } from '../src/pipeline/compress.js';
+import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
+import { fanOut } from '../src/pipeline/fan-out.js';
+import { HashingPassThrough } from '../src/pipeline/hash.js';
+import { CopyFingerprinter, CustomArchiveReader, describeTable, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
+import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
+import {
+  copyFingerprint,
+  createDatabase,
+  databaseExists,
+  directoryBytes,
+  dropDatabase,
+  dumpCustomToStdout,
+  dumpToDirectory,
+  listArchive,
+  prepareSpool,
+  restoreInto,
+  setAllowConnections,
+  swapDatabases,
+  terminateSessions,
+} from '../src/postgres/dump.js';
+import type { DumpFile, PostgresDumpManifest, StoredObject } from '../src/repository/manifest.js';
+import type { Repository } from '../src/repository/repository.js';
+import { countBytes, startProgress, type ProgressReporter } from './progress.js';
+import { openRepositories } from './repositories.js';
+import type { ResolvedPostgresTarget } from './target.js';
+
+/** The archive's name in a custom-format dump (one file). */
+export const customArchiveName = 'archive.pgdump';
+
+/** Stored object of one dump file: dump/<file>.zst, or .zst.enc when encrypted. */
+export function dumpObjectName(file: string, encrypted: boolean): string {
+  return `dump/${file}.zst${encrypted ? '.enc' : ''}`;
+}
+
+export interface DumpUploadInput {
+  target: ResolvedPostgresTarget;
+  backupId: string;
+}
+
+/** What the manifest needs from the dump-and-upload step. */
+export interface UploadedDump {
+  snapshotAt: string;
+  source: PostgresDumpManifest['source'];
+  objects: StoredObject[];
+  dump: Omit<PostgresDumpManifest['dump'], 'verification'>;
+  compression: PostgresDumpManifest['compression'];
+  encryption: PostgresDumpManifest['encryption'];
+  tools: Record<string, string>;
+  repositories: string[];
+}
+
+interface SnapshotRow {
+  snapshot: string;
+  at: Date;
+  server_version: string;
+  size: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+}
+
+/** The digest of a whole dump: sha256 of "<sha256>  <name>\n" per file, sorted by name (sha256sum's lines). */
+export function dumpDigest(files: Array<{ name: string; sha256: string }>): string {
+  const hash = createHash('sha256');
+  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) hash.update(`${file.sha256}  ${file.name}\n`);
+  return hash.digest('hex');
+}
+
+/**
+ * Nothing under a backup id counts before its manifest exists, so an attempt starts by removing
+ * what an earlier, interrupted attempt left there (objects, temp files, unfinished multipart
+ * uploads): a retried backup never leaves duplicated or half-written objects behind.
+ */
+async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
+  let removed = 0;
+  for (const repository of repositories) {
+    const prefix = `${repository.backupDir(target, backupId)}/`;
+    if (await repository.backend.head(repository.manifestKey(target, backupId))) {
+      throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${repository.name}"; refusing to overwrite it`);
+    }
+    removed += await repository.backend.discardIncomplete(prefix);
+    for (const object of await repository.backend.list(prefix)) {
+      await repository.backend.delete(object.key);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** Streams `source` through the stages into one object in every repository at once. */
+async function uploadToAll(
+  repositories: Repository[],
+  target: string,
+  backupId: string,
+  objectName: string,
+  source: Readable,
+  stages: Duplex[],
+  signal: AbortSignal,
+): Promise<StoredObject> {
+  const storedHash = new HashingPassThrough();
+  const { sink, branches } = fanOut(repositories.length);
+  const uploads = repositories.map((repository, index) =>
+    repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, { signal }),
+  );
+  uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
+  await Promise.all([pipeline([source, ...stages, storedHash, sink], { signal }), ...uploads]);
+  return { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 };
+}
+
+function tap(consume: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        consume(chunk);
+      } catch (error) {
+        callback(error as Error);
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
+function encodingStages(target: ResolvedPostgresTarget, key: Buffer | undefined): Duplex[] {
+  const stages: Duplex[] = [createCompressor(target.compression)];
+  if (key) stages.push(createEncryptor(key));
+  return stages;
+}
+
+/**
+ * One step: export a snapshot, pg_dump from it, and stream every byte through zstd (and
+ * encryption) into every repository, fingerprinting each table on the way. Directory format
+ * (jobs > 1) spools pg_dump's files locally first; custom format (jobs = 1) streams pg_dump's
+ * stdout with no local copy. `pg_restore --list` must read what was dumped. Safe to run again:
+ * an attempt first removes what an earlier one stored under the same backup id.
+ */
+export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessEnv): Promise<UploadedDump> {
+  const { target, backupId } = input;
+  const context = Context.current();
+  const signal = context.cancellationSignal;
+  const repositories = openRepositories(target, env);
+  const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
+  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId);
+  if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
+
+  const client = await connectTo(target.connection, env);
+  try {
+    // The snapshot pg_dump reads from: everything recorded about the source is what was dumped.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snapshot = (
+      await client.query<SnapshotRow>(
+        `SELECT pg_export_snapshot() AS snapshot, statement_timestamp() AS at, current_setting('server_version') AS server_version,
+                pg_database_size(d.oid)::text AS size, pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype
+           FROM pg_database d WHERE d.datname = current_database()`,
+      )
+    ).rows[0]!;
+    const snapshotAt = snapshot.at.toISOString();
+    log.info('snapshot exported', { target: target.name, backupId, snapshotAt, database: target.connection.database });
+    const progress = startProgress('dump', Number(snapshot.size));
+    try {
+      const dumped =
+        target.dump.jobs > 1
+          ? await dumpDirectory(target, backupId, snapshot.snapshot, repositories, key, progress, context.info.attempt, env, signal)
+          : await dumpCustom(target, backupId, snapshot.snapshot, repositories, key, progress, env, signal);
+      const compression = await compressionInfo();
+      const sizeBytes = dumped.files.reduce((sum, file) => sum + file.sizeBytes, 0);
+      return {
+        snapshotAt,
+        source: {
+          database: target.connection.database,
+          host: target.connection.host,
+          port: target.connection.port,
+          user: target.connection.user,
+          serverVersion: snapshot.server_version,
+          encoding: snapshot.encoding,
+          collate: snapshot.collate,
+          ctype: snapshot.ctype,
+          databaseSizeBytes: Number(snapshot.size),
+          sizeBytes,
+          sha256: dumpDigest(dumped.files),
+        },
+        objects: dumped.objects,
+        dump: {
+          format: target.dump.jobs > 1 ? 'directory' : 'custom',
+          jobs: target.dump.jobs,
+          archiveVersion: dumped.archiveVersion,
+          tocEntries: dumped.tocEntries,
+          files: dumped.files,
+          tables: dumped.tables,
+        },
+        compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
+        encryption: target.encryption ? { algorithm: 'aes-256-gcm-chunked', keyId: target.encryption.keyId } : null,
+        tools: { pg_dump: dumped.pgDumpVersion, postgres: snapshot.server_version, node: process.version, zstd: compression.version },
+        repositories: repositories.map((r) => r.name),
+      };
+    } finally {
+      progress.stop();
+    }
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    await client.end().catch(() => undefined);
+  }
+}
+
+interface Dumped {
+  files: DumpFile[];
+  objects: StoredObject[];
+  tables: TableFingerprint[];
+  tocEntries: number;
+  archiveVersion: string;
+  pgDumpVersion: string;
+}
+
+async function dumpDirectory(
+  target: ResolvedPostgresTarget,
+  backupId: string,
+  snapshot: string,
+  repositories: Repository[],
+  key: Buffer | undefined,
+  progress: ProgressReporter,
+  attempt: number,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+): Promise<Dumped> {
+  const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, attempt);
+  const dumpDir = join(spool, 'dump');
+  try {
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        progress.update(await directoryBytes(dumpDir));
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    })();
+    try {
+      await dumpToDirectory({ connection: target.connection, env, signal, snapshot, directory: dumpDir, jobs: target.dump.jobs });
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    progress.setPhase('list');
+    const listed = await listArchive({ directory: dumpDir }, env);
+    const toc = parseTocFile(await readFile(join(dumpDir, 'toc.dat')));
+    if (listed !== toc.entries.length) throw new LifeboatError('DumpFailed', `pg_restore --list sees ${listed} TOC entries, toc.dat holds ${toc.entries.length}`, 'Run the backup again');
+    const tableByFile = new Map(toc.entries.filter((entry) => isTableData(entry) && entry.filename).map((entry) => [entry.filename!, entry]));
+
+    const names = (await readdir(dumpDir)).sort();
+    const sizes = await Promise.all(names.map(async (name) => (await stat(join(dumpDir, name))).size));
+    const total = sizes.reduce((sum, size) => sum + size, 0);
+    progress.setPhase('upload');
+    let done = 0;
+    const files: DumpFile[] = [];
+    const objects: StoredObject[] = [];
+    const tables: TableFingerprint[] = [];
+    for (const [index, name] of names.entries()) {
+      const entry = tableByFile.get(name);
+      const objectName = dumpObjectName(name, key !== undefined);
+      const fingerprint = new CopyFingerprinter();
+      const sourceHash = entry ? undefined : new HashingPassThrough();
+      let fileDone = 0;
+      const counted = tap((chunk) => progress.update(done + (fileDone += chunk.length)));
+      const stages: Duplex[] = [entry ? tap((chunk) => fingerprint.update(chunk)) : sourceHash!, counted, ...encodingStages(target, key)];
+      const stored = await uploadToAll(repositories, target.name, backupId, objectName, createReadStream(join(dumpDir, name), { highWaterMark: 1 << 20 }), stages, signal);
+      done += sizes[index]!;
+      const table = entry ? fingerprint.finish() : undefined;
+      const decoded = table ?? { sha256: sourceHash!.sha256, bytes: sourceHash!.bytes };
+      if (decoded.bytes !== sizes[index]) throw new Error(`${name} changed while it was uploaded (${decoded.bytes} of ${sizes[index]} bytes)`);
+      if (entry && table) tables.push(describeTable(entry, table));
+      files.push({ name, object: objectName, sizeBytes: decoded.bytes, sha256: decoded.sha256 });
+      objects.push(stored);
+    }
+    progress.update(total);
+    return {
+      files,
+      objects,
+      tables: tables.sort((a, b) => a.dumpId - b.dumpId),
+      tocEntries: toc.entries.length,
+      archiveVersion: toc.header.version,
+      pgDumpVersion: toc.header.pgDumpVersion,
+    };
+  } finally {
+    await rm(spool, { recursive: true, force: true });
+  }
+}
+
+async function dumpCustom(
+  target: ResolvedPostgresTarget,
+  backupId: string,
+  snapshot: string,
+  repositories: Repository[],
+  key: Buffer | undefined,
+  progress: ProgressReporter,
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+): Promise<Dumped> {
+  const dump = dumpCustomToStdout({ connection: target.connection, env, signal, snapshot });
+  const reader = new CustomArchiveReader();
+  const sourceHash = new HashingPassThrough();
+  const objectName = dumpObjectName(customArchiveName, key !== undefined);
+  progress.setPhase('dump-and-upload');
+  let stored: StoredObject;
+  try {
+    const uploading = uploadToAll(repositories, target.name, backupId, objectName, dump.stdout, [tap((chunk) => reader.write(chunk)), sourceHash, countBytes(progress), ...encodingStages(target, key)], signal);
+    // pg_dump's own failure (with its messages) explains a short stream better than the stream does.
+    const [uploaded, dumped] = await Promise.allSettled([uploading, dump.done]);
+    if (dumped.status === 'rejected') throw dumped.reason;
+    if (uploaded.status === 'rejected') throw uploaded.reason;
+    stored = uploaded.value;
+  } catch (error) {
+    dump.kill();
+    throw error;
+  }
+  const archive = reader.finish();
+  progress.setPhase('list');
+  const listed = await listArchive({ tocBytes: reader.tocBytes! }, env);
+  if (listed !== archive.entries.length) throw new LifeboatError('DumpFailed', `pg_restore --list sees ${listed} TOC entries, the archive holds ${archive.entries.length}`, 'Run the backup again');
+  return {
+    files: [{ name: customArchiveName, object: objectName, sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 }],
+    objects: [stored],
+    tables: archive.tables,
+    tocEntries: archive.entries.length,
+    archiveVersion: archive.header.version,
+    pgDumpVersion: archive.header.pgDumpVersion,
+  };
+}
+
+export interface RestoreDumpInput {
+  target: ResolvedPostgresTarget;
+  manifest: PostgresDumpManifest;
+  /** The database this step creates and restores into; named per run, so a retry drops and recreates it. */
+  database: string;
+  /** Compare every table's row count and checksum with the manifest after the restore. */
+  verify: boolean;
+}
+
+export interface RestoredDump {
+  database: string;
+  repository: string;
+  storedBytes: number;
+  fetchMs: number;
+  restoreMs: number;
+  verifyMs: number | null;
+  tables: number;
+  rows: number;
+  /** What pg_restore printed on stderr when it succeeded (notices, warnings). */
+  warnings: string;
+}
+
+const safeFileName = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
+
+async function decryptionKey(target: ResolvedPostgresTarget, manifest: PostgresDumpManifest): Promise<Buffer | undefined> {
+  if (!manifest.encryption) return undefined;
+  if (!target.encryption) {
+    throw new LifeboatError(
+      'EncryptionKeyUnavailable',
+      `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`,
+      'Set encryption.keyFile to the key the backup was made with',
+    );
+  }
+  const key = await loadKeyFile(target.encryption.keyFile);
+  if (keyId(key) !== manifest.encryption.keyId) {
+    throw new LifeboatError(
+      'WrongEncryptionKey',
+      `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`,
+      'Point encryption.keyFile at the key the backup was made with',
+    );
+  }
+  return key;
+}
+
+/** Downloads every file of the dump from one repository into the spool, checking both checksums of each. */
+async function fetchDumpFrom(repository: Repository, manifest: PostgresDumpManifest, spool: string, key: Buffer | undefined, progress: ProgressReporter, signal: AbortSignal): Promise<number> {
+  let done = 0;
+  for (const file of manifest.dump.files) {
+    const object = manifest.objects.find((o) => o.name === file.object);
+    if (!object || !safeFileName.test(file.name)) throw new LifeboatError('BackupCorrupt', `manifest of backup ${manifest.id} lists a bad dump file ${JSON.stringify(file.name)}`, 'Restore another backup');
+    const storedHash = new HashingPassThrough();
+    const decodedHash = new HashingPassThrough();
+    const stages: Duplex[] = [storedHash, tap((chunk) => progress.update((done += chunk.length)))];
+    if (key) stages.push(createDecryptor(key));
+    stages.push(createDecompressor(), decodedHash);
+    const body = await repository.backend.get(repository.objectKey(manifest.target, manifest.id, object.name));
+    await pipeline([body, ...stages, createWriteStream(join(spool, file.name), { mode: 0o600 })], { signal });
+    if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes || decodedHash.sha256 !== file.sha256 || decodedHash.bytes !== file.sizeBytes) {
+      throw new LifeboatError(
+        'ChecksumMismatch',
+        `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: stored sha256 ${storedHash.sha256} ` +
+          `(${storedHash.bytes} bytes, expected ${object.sha256}, ${object.sizeBytes}), decoded sha256 ${decodedHash.sha256} (expected ${file.sha256})`,
+        'The stored copy is damaged; restore another backup. Nothing was restored',
+      );
+    }
+  }
+  if (dumpDigest(manifest.dump.files) !== manifest.source.sha256) {
+    throw new LifeboatError('BackupCorrupt', `the files of backup ${manifest.id} do not add up to its dump digest`, 'Restore another backup');
+  }
+  return done;
+}
+
+/**
+ * Restores a dump into a new database: fetch every object into a private spool and verify its
+ * checksums before anything is created; then (re)create the database (its name belongs to this
+ * run, so dropping a leftover of an earlier attempt is safe), pg_restore -j N into it, and
+ * optionally compare every table with its fingerprint from dump time. The spool is always
+ * removed; the database stays (the caller renames or drops it).
+ */
+export async function restoreDump(input: RestoreDumpInput, env: NodeJS.ProcessEnv): Promise<RestoredDump> {
+  const { target, manifest, database } = input;
+  const context = Context.current();
+  const signal = context.cancellationSignal;
+  const key = await decryptionKey(target, manifest);
+  const storedTotal = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
+  const progress = startProgress('download', storedTotal);
+  const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-restore-${database}`, context.info.attempt);
+  try {
+    const fetchStarted = Date.now();
+    const problems: string[] = [];
+    let fetchedFrom: Repository | undefined;
+    for (const repository of openRepositories(target, env)) {
+      try {
+        await fetchDumpFrom(repository, manifest, spool, key, progress, signal);
+        fetchedFrom = repository;
+        break;
+      } catch (error) {
+        // A damaged or missing copy is no reason to give up while another repository may hold a good one.
+        if (error instanceof LifeboatError && ['ChecksumMismatch', 'BackupCorrupt', 'ObjectNotFound'].includes(error.type)) {
+          log.warn('unusable copy, trying the next repository', { repository: repository.name, error: error.message });
+          problems.push(`${repository.name}: ${error.message}`);
+          for (const name of await readdir(spool)) await rm(join(spool, name), { force: true });
+          continue;
+        }
+        throw error;
+      }
+    }
+    if (!fetchedFrom) {
+      throw new LifeboatError(problems.some((p) => /ObjectNotFound|not found/i.test(p)) ? 'BackupNotFound' : 'ChecksumMismatch', `no repository holds a good copy of backup ${manifest.id}: ${problems.join(' | ')}`, 'Restore another backup. Nothing was restored');
+    }
+    const fetchMs = Date.now() - fetchStarted;
+
+    progress.setPhase('restore');
+    const restoreStarted = Date.now();
+    const admin = await connectTo(target.connection, env, target.connection.maintenanceDatabase);
+    try {
+      if (await dropDatabase(admin, database)) log.info('dropped what an earlier attempt restored', { database });
+      await createDatabase(admin, database, manifest.source);
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+    const format = manifest.dump.format;
+    const { warnings } = await restoreInto({
+      connection: target.connection,
+      env,
+      signal,
+      database,
+      format,
+      jobs: target.dump.jobs,
+      source: format === 'directory' ? spool : join(spool, customArchiveName),
+    });
+    const restoreMs = Date.now() - restoreStarted;
+    await rm(spool, { recursive: true, force: true }); // free the space before the comparison reads
+
+    let verifyMs: number | null = null;
+    if (input.verify) {
+      progress.setPhase('verify');
+      const verifyStarted = Date.now();
+      await compareWithManifest(target, manifest, database, env, signal);
+      verifyMs = Date.now() - verifyStarted;
+    }
+    const rows = manifest.dump.tables.reduce((sum, table) => sum + table.rows, 0);
+    log.info('dump restored', { backupId: manifest.id, database, repository: fetchedFrom.name, fetchMs, restoreMs, verifyMs });
+    return { database, repository: fetchedFrom.name, storedBytes: storedTotal, fetchMs, restoreMs, verifyMs, tables: manifest.dump.tables.length, rows, warnings };
+  } finally {
+    progress.stop();
+    await rm(spool, { recursive: true, force: true });
+  }
+}
+
+/** Every table's COPY text in `database` must have the row count and sha256 recorded at dump time. */
+async function compareWithManifest(target: ResolvedPostgresTarget, manifest: PostgresDumpManifest, database: string, env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<void> {
+  const mismatches: string[] = [];
+  const queue = [...manifest.dump.tables];
+  const worker = async () => {
+    for (let table = queue.shift(); table; table = queue.shift()) {
+      const found = await copyFingerprint({ connection: target.connection, env, signal, database, copy: table.copy, encoding: manifest.source.encoding });
+      if (found.rows !== table.rows || found.sha256 !== table.sha256) {
+        mismatches.push(`${table.schema}.${table.name}: ${found.rows} rows, sha256 ${found.sha256.slice(0, 12)}… (dumped: ${table.rows} rows, ${table.sha256.slice(0, 12)}…)`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, target.dump.jobs) }, worker));
+  if (mismatches.length > 0) {
+    throw new LifeboatError(
+      'VerificationFailed',
+      `the restored copy of backup ${manifest.id} differs from what was dumped in ${mismatches.length} of ${manifest.dump.tables.length} tables: ${mismatches.slice(0, 10).join('; ')}`,
+      'Do not rely on this backup; check the server and the repository, and run the backup again',
+    );
+  }
+}
+
+/** Whether a database exists on the target's server. */
+export async function inspectDatabase(input: { target: ResolvedPostgresTarget; database: string }, env: NodeJS.ProcessEnv): Promise<{ exists: boolean }> {
+  const admin = await connectTo(input.target.connection, env, input.target.connection.maintenanceDatabase);
+  try {
+    return { exists: await databaseExists(admin, input.database) };
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Drops a database this run created (scratch or staging); a missing one is fine (idempotent). */
+export async function dropRunDatabase(input: { target: ResolvedPostgresTarget; database: string }, env: NodeJS.ProcessEnv): Promise<{ dropped: boolean }> {
+  const admin = await connectTo(input.target.connection, env, input.target.connection.maintenanceDatabase);
+  try {
+    return { dropped: await dropDatabase(admin, input.database) };
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+export interface SwapDatabaseInput {
+  target: ResolvedPostgresTarget;
+  /** The verified restore, named per run. */
+  staging: string;
+  /** The name it gets. */
+  into: string;
+  /** Where an existing `into` is kept; null: `into` must not exist (nothing is replaced without approval). */
+  safety: string | null;
+}
+
+/**
+ * Renames the restored database into place. When `into` exists (replacing was approved), it is
+ * closed to new connections, its sessions are ended, and one transaction renames it to the
+ * safety name and the restore to `into`. Idempotent: after a crash it finishes or sees it is done.
+ */
+export async function swapDatabase(input: SwapDatabaseInput, env: NodeJS.ProcessEnv): Promise<{ safetyDatabase: string | null }> {
+  const { target, staging, into, safety } = input;
+  const admin = await connectTo(target.connection, env, target.connection.maintenanceDatabase);
+  try {
+    const [stagingExists, intoExists] = [await databaseExists(admin, staging), await databaseExists(admin, into)];
+    if (!stagingExists) {
+      if (intoExists) return { safetyDatabase: safety && (await databaseExists(admin, safety)) ? safety : null };
+      throw new LifeboatError('RestoreFailed', `the restored database ${staging} is gone before it was renamed to ${into}`, 'Run the restore again');
+    }
+    if (!intoExists) {
+      await terminateSessions(admin, staging);
+      await swapDatabases(admin, { staging, into, safety: null });
+      return { safetyDatabase: null };
+    }
+    if (!safety) {
+      throw new LifeboatError('DatabaseExists', `database ${into} exists on ${describeConnection(target.connection, into)}`, 'Replacing it needs --yes or an approval; the restore was not put in place');
+    }
+    await setAllowConnections(admin, into, false);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        await terminateSessions(admin, into);
+        await terminateSessions(admin, staging);
+        try {
+          await swapDatabases(admin, { staging, into, safety });
+          break;
+        } catch (error) {
+          // 55006: a session was still going away; the database accepts no new ones, so retrying ends.
+          if ((error as { code?: string }).code !== '55006' || attempt >= 20) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    } catch (error) {
+      await setAllowConnections(admin, into, true).catch(() => undefined);
+      throw error;
+    }
+    log.warn('database replaced', { database: into, safetyDatabase: safety });
+    return { safetyDatabase: safety };
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Removes every object of a backup that has no manifest (a failed or unverified dump). */
+export async function discardBackup(input: { target: ResolvedPostgresTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<{ removed: number }> {
+  return { removed: await clearUnfinishedBackup(openRepositories(input.target, env), input.target.name, input.backupId) };
+}

@@ -1,0 +1,345 @@
+/**
+ * PostgreSQL logical backups, specified against a real PostgreSQL 15 cluster, the real Temporal
+ * dev server, versitygw S3 and a worker in a child process, driven through the CLI:
+ *
+ * - a dump restores into a new database with the same content (row counts and checksums of every
+ *   table), in directory format (parallel, spooled) and custom format (streamed);
+ * - every backup was verified by a scratch restore before its manifest was written, and the
+ *   scratch database is gone;
+ * - an existing database is replaced only with --yes or an approval, keeping the old one;
+ * - bad input fails at once with a typed error that says what to fix, storing nothing;
+ * - pg_restore errors fail the restore with pg_restore's own messages;
+ * - the password (a canary) appears in no history, log line, CLI output or repository object.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { WorkflowExecutionInfo } from '@temporalio/client';
+import { loadConfig } from '../../src/config/load.js';
+import { freePort } from '../../src/dev/ports.js';
+import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
+import type { PostgresDumpManifest } from '../../src/repository/manifest.js';
+import { timelineQuery } from '../../workflows/queries.js';
+import { createLifeboat, type Lifeboat, type WorkerProcess } from '../helpers/lifeboat.js';
+import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
+import { testStack, type TestStack } from '../helpers/stack.js';
+
+const passwordEnv = 'LIFEBOAT_TEST_PG_PASSWORD';
+const wrongPasswordEnv = 'LIFEBOAT_TEST_PG_WRONG_PASSWORD';
+const unsetPasswordEnv = `LIFEBOAT_TEST_PG_UNSET_${randomBytes(4).toString('hex').toUpperCase()}`;
+
+interface TableContent {
+  rows: number;
+  md5: string;
+}
+
+/** Row count and an order-independent-of-storage checksum of every user table of a database. */
+async function databaseContent(pg: TestCluster, database: string): Promise<Record<string, TableContent>> {
+  const client = await pg.cluster.connect({ database });
+  try {
+    const { rows: tables } = await client.query<{ name: string }>(
+      `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+    );
+    const content: Record<string, TableContent> = {};
+    for (const { name } of tables) {
+      const { rows } = await client.query<{ rows: string; md5: string | null }>(
+        `SELECT count(*) AS rows, md5(string_agg(t::text, E'\\n' ORDER BY t::text)) AS md5 FROM ${name} t`,
+      );
+      content[name] = { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 ?? '' };
+    }
+    const { rows: sequence } = await client.query<{ last: string }>('SELECT last_value::text AS last FROM public.orders_id_seq');
+    content['sequence orders_id_seq'] = { rows: 1, md5: sequence[0]!.last };
+    return content;
+  } finally {
+    await client.end();
+  }
+}
+
+async function databases(pg: TestCluster): Promise<string[]> {
+  return (await pg.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+}
+
+/** Every spelling of a secret that a careless encoder could produce. */
+function assertAbsent(haystack: string, secret: string, where: string): void {
+  const bytes = Buffer.from(secret);
+  for (const spelling of [secret, bytes.toString('hex'), bytes.toString('base64').replace(/=+$/, ''), encodeURIComponent(secret)]) {
+    const at = haystack.indexOf(spelling);
+    assert.equal(at, -1, `${where} contains the password (as ${JSON.stringify(spelling)}): ...${haystack.slice(Math.max(0, at - 200), at + 200)}...`);
+  }
+}
+
+/**
+ * Text of anything Temporal hands back, with every byte field (payloads, failure details) decoded
+ * as UTF-8, so that a leaked value is visible as text (as in secrets.test.ts).
+ */
+function serialize(value: unknown): string {
+  const open = new Set<object>();
+  const plain = (node: unknown): unknown => {
+    if (node instanceof Uint8Array) return Buffer.from(node).toString('utf8');
+    if (typeof node === 'bigint') return node.toString();
+    if (node === null || typeof node !== 'object') return node;
+    if (node instanceof Date) return node.toISOString();
+    if (open.has(node)) return '[cycle]';
+    open.add(node);
+    try {
+      if (Array.isArray(node)) return node.map(plain);
+      if (node instanceof Map) return [...node].map(([key, entry]) => [plain(key), plain(entry)]);
+      return Object.fromEntries(Object.keys(node).map((key) => [key, plain((node as Record<string, unknown>)[key])]));
+    } finally {
+      open.delete(node);
+    }
+  };
+  return JSON.stringify(plain(value));
+}
+
+describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
+  const canary = `canary-${randomBytes(10).toString('hex')}`;
+  const password = `pw-${canary}`;
+  const wrongPassword = `wrong-${canary}`;
+  let stack: TestStack;
+  let lifeboat: Lifeboat;
+  let pg: TestCluster;
+  let worker: WorkerProcess;
+  const outputs: Array<{ what: string; text: string }> = [];
+  let source: Record<string, TableContent>;
+  let directoryBackup: { backupId: string };
+
+  async function cli(args: string[]) {
+    const result = await lifeboat.cli(args);
+    if (process.env.DEBUG_PGDUMP) console.error(args.join(' '), result.stderr);
+    outputs.push({ what: `lifeboat ${args.join(' ')}`, text: result.all ?? '' });
+    return result;
+  }
+
+  async function manifestOf(repositoryName: string, target: string, backupId: string): Promise<PostgresDumpManifest> {
+    const config = loadConfig(lifeboat.configPath);
+    const manifest = await new Repository(repositoryName, openBackend(config.repositories[repositoryName]!)).readManifest(target, backupId);
+    assert.equal(manifest.kind, 'postgres-dump');
+    return manifest as PostgresDumpManifest;
+  }
+
+  before(async () => {
+    stack = await testStack();
+    [lifeboat, pg] = await Promise.all([createLifeboat('pgdump', { stack }), createTestCluster()]);
+    await pg.query(`ALTER ROLE postgres PASSWORD ${pg.client.escapeLiteral(password)}`);
+    await pg.query('CREATE DATABASE shop');
+    const shop = await pg.cluster.connect({ database: 'shop' });
+    try {
+      await shop.query(`
+        CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, amount numeric(12,2), note text, placed timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00');
+        INSERT INTO orders (customer, amount, note)
+          SELECT 'customer ' || (i % 97), (i * 1.25)::numeric(12,2), CASE WHEN i % 10 = 0 THEN E'multi\\nline\\ttab \\\\ backslash é' ELSE repeat('x', i % 50) END
+          FROM generate_series(1, 20000) i;
+        CREATE TABLE "Line Items" (order_id int REFERENCES orders, sku text, qty int, gone text, total int GENERATED ALWAYS AS (qty * 2) STORED);
+        INSERT INTO "Line Items" (order_id, sku, qty, gone) SELECT 1 + i % 20000, 'sku-' || i, i % 7, 'x' FROM generate_series(1, 30000) i;
+        ALTER TABLE "Line Items" DROP COLUMN gone;
+        CREATE TABLE empty_table (x int);
+        CREATE INDEX ON "Line Items" (sku);
+        CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 100;
+      `);
+    } finally {
+      await shop.end();
+    }
+    source = await databaseContent(pg, 'shop');
+
+    const keyFile = join(lifeboat.dir, 'backup.key');
+    await writeFile(keyFile, randomBytes(32));
+    const connection = { host: '127.0.0.1', port: pg.cluster.port, database: 'shop', user: 'postgres', passwordEnv };
+    await lifeboat.writeConfig(
+      lifeboat.baseConfig(
+        {
+          shop: { type: 'postgres', repositories: ['local', 's3'], connection, dump: { jobs: 2 } },
+          'shop-custom': { type: 'postgres', repositories: ['s3'], connection, dump: { jobs: 1 } },
+          'shop-wait': { type: 'postgres', repositories: ['local'], connection, dump: { jobs: 2, verify: false, approvalTimeoutSeconds: 3 } },
+          'shop-unset': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: unsetPasswordEnv } },
+          'shop-wrong': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: wrongPasswordEnv } },
+          'shop-down': { type: 'postgres', repositories: ['local'], connection: { ...connection, port: await freePort() } },
+        },
+        { encryption: { keyFile } },
+      ),
+    );
+    // One worker in a child process for the whole file, logging all it can, with the passwords in its environment.
+    worker = lifeboat.spawnWorker({ [passwordEnv]: password, [wrongPasswordEnv]: wrongPassword, LIFEBOAT_LOG_LEVEL: 'debug' });
+  });
+
+  after(async () => {
+    await lifeboat?.close();
+    await pg?.close();
+    await stack?.close();
+  });
+
+  test('round trip, directory format (2 jobs, encrypted, fs + S3): verified by a scratch restore, restored into a new database with identical content', async () => {
+    const backup = await cli(['backup', 'shop', '--wait', '--json']);
+    assert.equal(backup.exitCode, 0, backup.all);
+    const result = JSON.parse(backup.stdout) as { backupId: string; kind: string; dump: { format: string; tables: number; rows: number; verified: boolean }; timeline: Array<{ name: string; status: string }> };
+    directoryBackup = result;
+    assert.equal(result.kind, 'postgres-dump');
+    assert.deepEqual(result.dump, { format: 'directory', tables: 3, rows: 50000, verified: true });
+    assert.deepEqual(
+      result.timeline.map((s) => [s.name, s.status]),
+      [['resolve-target', 'completed'], ['dump-and-upload', 'completed'], ['verify-restore', 'completed'], ['drop-scratch', 'completed'], ['write-manifest', 'completed'], ['verify-stored', 'completed']],
+    );
+    assert.deepEqual((await databases(pg)).filter((name) => name.startsWith('lifeboat_')), [], 'the scratch database was dropped');
+
+    const manifest = await manifestOf('local', 'shop', result.backupId);
+    assert.equal(manifest.dump.format, 'directory');
+    assert.ok(manifest.dump.verification, 'the manifest records the verification');
+    assert.equal(manifest.encryption?.algorithm, 'aes-256-gcm-chunked');
+    const tables = Object.fromEntries(manifest.dump.tables.map((t) => [`${t.schema}.${t.name}`, t.rows]));
+    assert.deepEqual(tables, { 'public.orders': 20000, 'public.Line Items': 30000, 'public.empty_table': 0 });
+    assert.equal(manifest.dump.tables.find((t) => t.name === 'Line Items')?.copy, 'COPY public."Line Items" (order_id, sku, qty) FROM stdin;\n');
+    for (const name of ['local', 's3']) {
+      const repository = new Repository(name, openBackend(loadConfig(lifeboat.configPath).repositories[name]!));
+      const stored = (await repository.backend.list(`${repository.backupDir('shop', result.backupId)}/`)).map((o) => o.key.split(`${result.backupId}/`)[1]).sort();
+      assert.deepEqual(stored, [...manifest.objects.map((o) => o.name), 'manifest.json'].sort(), `repository ${name} holds exactly the manifest's objects`);
+      assert.ok(stored.every((key) => key === 'manifest.json' || /^dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
+    }
+
+    const restore = await cli(['restore', 'shop', '--wait', '--json']);
+    assert.equal(restore.exitCode, 0, restore.all);
+    const restored = JSON.parse(restore.stdout) as { restoredTo: string; safetyCopy: string | null; backupId: string };
+    assert.equal(restored.backupId, result.backupId, 'the newest backup');
+    assert.match(restored.restoredTo, /^shop_restored_\d{8}_\d{6}$/);
+    assert.equal(restored.safetyCopy, null);
+    assert.deepEqual(await databaseContent(pg, restored.restoredTo), source, 'same tables, rows and checksums');
+    assert.deepEqual((await databases(pg)).filter((name) => name.startsWith('lifeboat_')), [], 'no staging database left');
+  });
+
+  test('round trip, custom format (1 job, streamed to S3 with no local spool): same table fingerprints, restored with --into a new database', async () => {
+    const { backupId } = await lifeboat.run('backup', { target: 'shop-custom' });
+    const manifest = await manifestOf('s3', 'shop-custom', backupId);
+    assert.equal(manifest.dump.format, 'custom');
+    assert.deepEqual(manifest.objects.map((o) => o.name), ['dump/archive.pgdump.zst.enc']);
+    const directory = await manifestOf('local', 'shop', directoryBackup.backupId);
+    const fingerprints = (m: PostgresDumpManifest) => m.dump.tables.map((t) => [t.schema, t.name, t.rows, t.sha256]).sort();
+    assert.deepEqual(fingerprints(manifest), fingerprints(directory), 'both formats hold the same COPY text of every table');
+
+    const restore = await cli(['restore', 'shop-custom', '--into', 'shop copy', '--wait', '--json']);
+    assert.equal(restore.exitCode, 0, restore.all);
+    assert.equal((JSON.parse(restore.stdout) as { restoredTo: string }).restoredTo, 'shop copy');
+    assert.deepEqual(await databaseContent(pg, 'shop copy'), source);
+  });
+
+  test('an existing database is replaced only with an approval or --yes; without one nothing changes', async () => {
+    const mark = async (database: string, value: string) => {
+      const client = await pg.cluster.connect({ database });
+      await client.query(`CREATE TABLE IF NOT EXISTS marker (v text); DELETE FROM marker; INSERT INTO marker VALUES ('${value}')`);
+      await client.end();
+    };
+    const markOf = async (database: string) => {
+      const client = await pg.cluster.connect({ database });
+      try {
+        return (await client.query<{ v: string }>('SELECT v FROM marker')).rows[0]?.v;
+      } finally {
+        await client.end();
+      }
+    };
+    await pg.query('CREATE DATABASE live');
+    await mark('live', 'old');
+    await lifeboat.run('backup', { target: 'shop-wait' });
+
+    // No --yes, nobody approves within approvalTimeoutSeconds (3 s): the run ends, live untouched.
+    const refused = await cli(['restore', 'shop-wait', '--into', 'live', '--wait']);
+    assert.equal(refused.exitCode, 2, refused.all);
+    assert.match(refused.stderr, /\(NotApproved\).*needs an approval/);
+    assert.equal(await markOf('live'), 'old', 'the existing database was not touched');
+    assert.deepEqual((await databases(pg)).filter((name) => name.startsWith('lifeboat_') || name.includes('safety')), [], 'the restored copy was dropped');
+
+    // An approval (the Update the CLI sends) lets it replace live, keeping the old one.
+    const handle = await lifeboat.start('restore', { target: 'shop', into: 'live' });
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const steps = await handle.query(timelineQuery);
+      if (steps.some((s) => s.name === 'await-approval' && s.status === 'running')) break;
+      assert.ok(Date.now() < deadline, `no approval was awaited: ${JSON.stringify(steps)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const approve = await cli(['approve', handle.workflowId, '--by', 'the test']);
+    assert.equal(approve.exitCode, 0, approve.all);
+    const result = (await handle.result()) as { restoredTo: string; safetyCopy: string };
+    assert.equal(result.restoredTo, 'live');
+    assert.match(result.safetyCopy, /^live_lifeboat_safety_\d{8}_\d{6}$/);
+    assert.deepEqual(await databaseContent(pg, 'live'), source);
+    await pg.query(`ALTER DATABASE ${result.safetyCopy} WITH ALLOW_CONNECTIONS true`);
+    assert.equal(await markOf(result.safetyCopy), 'old', 'the replaced database is kept whole');
+    const timeline = (await handle.query(timelineQuery)).find((s) => s.name === 'await-approval');
+    assert.equal(timeline?.detail, 'approved by the test');
+
+    // --yes replaces without waiting.
+    await mark('live', 'newer');
+    const yes = await cli(['restore', 'shop', '--into', 'live', '--yes', '--wait', '--json']);
+    assert.equal(yes.exitCode, 0, yes.all);
+    const replaced = JSON.parse(yes.stdout) as { safetyCopy: string };
+    assert.ok(replaced.safetyCopy);
+    assert.deepEqual(await databaseContent(pg, 'live'), source);
+  });
+
+  test('bad input: unset password variable, wrong password, unreachable server, unknown backup id: typed, quick, nothing stored', async () => {
+    const unset = await cli(['backup', 'shop-unset', '--wait']);
+    assert.equal(unset.exitCode, 2, unset.all);
+    assert.match(unset.stderr, new RegExp(`\\(CredentialsUnavailable\\).*${unsetPasswordEnv}`));
+
+    const wrong = await cli(['backup', 'shop-wrong', '--wait']);
+    assert.equal(wrong.exitCode, 2, wrong.all);
+    assert.match(wrong.stderr, /\(PostgresAuthFailed\).*127\.0\.0\.1:\d+/);
+    assert.match(wrong.stderr, new RegExp(`\\$${wrongPasswordEnv}`), 'names the variable to fix');
+
+    const down = await cli(['backup', 'shop-down', '--wait']);
+    assert.equal(down.exitCode, 2, down.all);
+    assert.match(down.stderr, /\(PostgresConnectionFailed\): cannot reach PostgreSQL at 127\.0\.0\.1:\d+/);
+
+    const missing = await cli(['restore', 'shop', '--backup', '20000101T000000Z-000000', '--wait']);
+    assert.equal(missing.exitCode, 2, missing.all);
+    assert.match(missing.stderr, /\(BackupNotFound\)/);
+
+    const local = join(lifeboat.dir, 'repository');
+    for (const target of ['shop-unset', 'shop-wrong', 'shop-down']) {
+      assert.deepEqual(await readdir(join(local, target, 'backups')).catch(() => []), [], `nothing stored for ${target}`);
+    }
+  });
+
+  test('pg_restore errors fail the restore with pg_restore\'s messages, and the half-restored database is dropped', async () => {
+    // A table owned by a role that is gone by the time the backup is restored.
+    await pg.query('CREATE ROLE shop_owner');
+    const shop = await pg.cluster.connect({ database: 'shop' });
+    await shop.query('CREATE TABLE owned (x int); ALTER TABLE owned OWNER TO shop_owner');
+    await lifeboat.run('backup', { target: 'shop' });
+    await shop.query('DROP TABLE owned');
+    await shop.end();
+    await pg.query('DROP ROLE shop_owner');
+
+    const before = await databases(pg);
+    const failed = await cli(['restore', 'shop', '--into', 'never_restored', '--wait']);
+    assert.equal(failed.exitCode, 1, failed.all);
+    assert.match(failed.stderr, /\(RestoreFailed\): pg_restore into .* exited with status 1/);
+    assert.match(failed.stderr, /role "shop_owner" does not exist/, 'pg_restore\'s own message');
+    assert.deepEqual(await databases(pg), before, 'neither the target nor a staging database is left');
+  });
+
+  test('the password appears in no history, worker log line, CLI output or repository object', async () => {
+    worker.kill('SIGTERM');
+    const { output } = await worker.exited;
+    outputs.push({ what: 'worker', text: output });
+    assert.match(output, /PostgresAuthFailed/, 'the worker logged the authentication failure');
+    for (const { what, text } of outputs) assertAbsent(text, canary, `output of ${what}`);
+
+    const infos: WorkflowExecutionInfo[] = [];
+    for await (const info of lifeboat.client.workflow.list({ query: `TaskQueue = '${lifeboat.settings.taskQueue}'` })) infos.push(info);
+    assert.ok(infos.length >= 10, `this file's runs are listed (${infos.length})`);
+    let searched = '';
+    for (const info of infos) {
+      const handle = lifeboat.client.workflow.getHandle(info.workflowId, info.runId);
+      const text = serialize({ history: await handle.fetchHistory(), raw: (await handle.describe()).raw });
+      assertAbsent(text, canary, `workflow ${info.workflowId}`);
+      searched += text;
+    }
+    assert.ok(searched.includes(passwordEnv) && searched.includes(wrongPasswordEnv), 'payloads were searched as text (they name the variables)');
+
+    const local = join(lifeboat.dir, 'repository');
+    const files = (await readdir(local, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+    assert.ok(files.some((f) => f.name === 'manifest.json'));
+    for (const file of files) assertAbsent((await readFile(join(file.parentPath, file.name))).toString('latin1'), canary, join(file.parentPath, file.name));
+  });
+});
