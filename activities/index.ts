@@ -46,7 +46,7 @@ export function createActivities(deps: ActivityDependencies) {
 
 export type LifeboatActivities = ReturnType<typeof createActivities>;
 export type { Reported };
-export type { AnyResolvedTarget, ResolvedPostgresTarget, ResolvedSqliteTarget, ResolvedTarget } from './target.js';
+export type { ResolvedPostgresTarget, ResolvedSqliteTarget, ResolvedTarget } from './target.js';
 export type { RestoredDump, UploadedDump } from './postgres-dump.js';
 export type { UploadedSnapshot } from './sqlite-backup.js';
 export type { FetchedBackup, SwapResult } from './sqlite-restore.js';

@@ -1,6 +1,6 @@
 import { openBackend } from '../src/repository/open.js';
 import { Repository } from '../src/repository/repository.js';
-import type { AnyResolvedTarget as ResolvedTarget } from './target.js';
+import type { ResolvedTarget } from './target.js';
 
 /** Opens the target's repositories; credentials are read from the environment here, not before. */
 export function openRepositories(target: ResolvedTarget, env: NodeJS.ProcessEnv): Repository[] {

@@ -4,7 +4,7 @@ import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
-import type { AnyResolvedTarget as ResolvedTarget } from './target.js';
+import type { ResolvedTarget } from './target.js';
 
 /** Writes the manifest to every repository: the last write, which makes the backup exist. */
 export async function writeManifest(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<{ repositories: string[] }> {

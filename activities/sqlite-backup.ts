@@ -12,10 +12,10 @@ import type { Manifest, StoredObject } from '../src/repository/manifest.js';
 import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
-import type { ResolvedTarget } from './target.js';
+import type { ResolvedSqliteTarget } from './target.js';
 
 export interface SnapshotUploadInput {
-  target: ResolvedTarget;
+  target: ResolvedSqliteTarget;
   backupId: string;
 }
 

@@ -13,10 +13,10 @@ import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { countBytes, startProgress } from './progress.js';
 import type { Repository } from '../src/repository/repository.js';
 import { openRepositories } from './repositories.js';
-import type { ResolvedTarget } from './target.js';
+import type { ResolvedSqliteTarget } from './target.js';
 
 export interface FetchInput {
-  target: ResolvedTarget;
+  target: ResolvedSqliteTarget;
   manifest: Manifest;
   /** Where the verified database ends up; written as <destination>.partial first. */
   destination: string;

@@ -1,5 +1,5 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig, targetNamed } from '../src/config/load.js';
 import type { Config, PostgresTargetConfig, RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
 import { keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
@@ -34,13 +34,7 @@ export interface ResolvedPostgresTarget extends ResolvedTargetBase {
  * first step so that history records the exact settings a run used. Holds references only
  * (env var names, file paths), never secret values. Runbooks dispatch on `type`.
  */
-export type AnyResolvedTarget = ResolvedSqliteTarget | ResolvedPostgresTarget;
-
-/**
- * The SQLite variant under its original name, which the SQLite activities use.
- * TODO(lead): once activities/sqlite-*.ts import ResolvedSqliteTarget, make this the union.
- */
-export type ResolvedTarget = ResolvedSqliteTarget;
+export type ResolvedTarget = ResolvedSqliteTarget | ResolvedPostgresTarget;
 
 function describeLocation(config: RepositoryConfig): string {
   return config.type === 'fs'
@@ -48,20 +42,12 @@ function describeLocation(config: RepositoryConfig): string {
     : `s3://${config.bucket}/${config.prefix}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
 }
 
-export async function resolveTarget(configPath: string, input: { target: string }): Promise<AnyResolvedTarget> {
+export async function resolveTarget(configPath: string, input: { target: string }): Promise<ResolvedTarget> {
   if (!input || typeof input.target !== 'string' || input.target.length === 0) {
     throw new LifeboatError('InvalidInput', 'the runbook input needs a "target" field, e.g. {"target": "orders"}');
   }
   const config = loadConfig(configPath);
-  const target = config.targets[input.target];
-  if (!target) {
-    const known = Object.keys(config.targets);
-    throw new LifeboatError(
-      'TargetNotFound',
-      `no target named "${input.target}" in ${configPath}`,
-      known.length ? `Known targets: ${known.join(', ')}` : 'Define it under targets:',
-    );
-  }
+  const target = targetNamed(config.targets, input.target, configPath);
   const base = await resolveBase(config, input.target, target.repositories);
   if (target.type === 'postgres') {
     const spoolDir = target.dump.spoolDir;

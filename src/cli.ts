@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline/promises';
 import type { StepRecord } from './repository/manifest.js';
 // The Temporal client loads lazily: wal-push and wal-fetch run for every WAL segment and must start fast.
 import type { RunbookKind, RunbookTypes, TemporalSettings } from './client.js';
-import { configPathFrom, loadConfig } from './config/load.js';
+import { configPathFrom, loadConfig, targetNamed } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { exitCodeFor, LifeboatError } from './errors.js';
 import { openBackend } from './repository/open.js';
@@ -46,10 +46,7 @@ function temporalSettings(config: Config | undefined): TemporalSettings {
 }
 
 function assertTarget(config: Config | undefined, target: string, path: string): void {
-  if (config && !(target in config.targets)) {
-    const known = Object.keys(config.targets);
-    throw new LifeboatError('TargetNotFound', `no target named "${target}" in ${path}`, known.length ? `Known targets: ${known.join(', ')}` : 'Define it under targets:');
-  }
+  if (config) targetNamed(config.targets, target, path);
 }
 
 function formatStep(step: StepRecord): string {

@@ -1,5 +1,5 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
-import type { ResolvedTarget, SwapResult } from '../activities/index.js';
+import type { ResolvedSqliteTarget, SwapResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { restorePostgresDump } from './postgres-dump.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
@@ -32,7 +32,7 @@ export interface RestoreResult {
   timeline: StepRecord[];
 }
 
-async function runHook(timeline: Timeline, target: ResolvedTarget, name: 'stop' | 'start'): Promise<void> {
+async function runHook(timeline: Timeline, target: ResolvedSqliteTarget, name: 'stop' | 'start'): Promise<void> {
   const command = target.hooks?.[name];
   if (!command) {
     timeline.skip(`${name}-hook`, 'no hook configured');

@@ -117,3 +117,21 @@ export function loadConfig(path: string): Config {
   }
   return resolvePaths(parseConfig(raw, path), dirname(path));
 }
+
+/**
+ * The named target of a config, or TargetNotFound naming the targets there are (only those of
+ * `type`, when the caller needs one kind). One place for the message every entry point shows.
+ */
+export function targetNamed<T extends { type: string }>(targets: Record<string, T>, name: string, source: string, type?: T['type']): T {
+  const target = targets[name];
+  if (target !== undefined) return target;
+  const known = Object.entries(targets)
+    .filter(([, candidate]) => type === undefined || candidate.type === type)
+    .map(([known]) => known);
+  const kind = type === undefined ? 'Known targets' : `Targets of type ${type}`;
+  throw new LifeboatError(
+    'TargetNotFound',
+    `no target named "${name}" in ${source}`,
+    known.length ? `${kind}: ${known.join(', ')}` : `Define ${type === undefined ? 'it' : `a target of type ${type}`} under targets:`,
+  );
+}

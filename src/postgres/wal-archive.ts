@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, targetNamed } from '../config/load.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import { LifeboatError } from '../errors.js';
 import { createCompressor, createDecompressor } from '../pipeline/compress.js';
@@ -102,17 +102,7 @@ export interface WalArchiveConfig {
 
 /** The WAL archive of a postgres target: TargetNotFound, or InvalidInput for a target of another type. */
 export function walArchiveSpec(config: WalArchiveConfig, target: string, configSource = 'the config'): WalArchiveSpec {
-  const targetConfig = config.targets[target];
-  if (targetConfig === undefined) {
-    const known = Object.entries(config.targets)
-      .filter(([, t]) => t.type === 'postgres')
-      .map(([name]) => name);
-    throw new LifeboatError(
-      'TargetNotFound',
-      `no target named "${target}" in ${configSource}`,
-      known.length ? `Postgres targets: ${known.join(', ')}` : 'Define a target of type postgres under targets:',
-    );
-  }
+  const targetConfig = targetNamed(config.targets, target, configSource, 'postgres');
   if (targetConfig.type !== 'postgres') {
     throw new LifeboatError(
       'InvalidInput',
