@@ -9,7 +9,10 @@
  *   worker peak RSS while backing up or restoring                                      <= 300 MB
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres] [--pg-size-mib 2048]
+ *
+ * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
+ * pg_restore, and measures pgBackRest and pg_basebackup on a pgbench cluster as references.
  *
  * It starts its own Temporal dev server (headless), versitygw S3 server and Lifeboat worker child
  * processes under .lifeboat/bench/work (removed at the end unless --keep), generates the database
@@ -28,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
 import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
+import { measurePostgres } from './postgres/suite.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
 import { waitForQuiet } from './procfs.js';
 import { best, breakdownLines, markdown, ratio, resultsTable, targetsTable, type Comparison, type Report, type Variant } from './report.js';
@@ -57,6 +61,8 @@ interface Options {
   write: boolean;
   quietShare: number;
   quietWaitMs: number;
+  suites: Set<'sqlite' | 'postgres'>;
+  pgSizeMiB: number;
 }
 
 function parseOptions(): Options {
@@ -69,6 +75,8 @@ function parseOptions(): Options {
       'no-write': { type: 'boolean', default: false },
       'quiet-share': { type: 'string', default: '0.3' },
       'quiet-wait': { type: 'string', default: '120' },
+      suites: { type: 'string', default: 'sqlite,postgres' },
+      'pg-size-mib': { type: 'string', default: '2048' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -84,7 +92,19 @@ function parseOptions(): Options {
     write: !values['no-write'],
     quietShare: number('quiet-share', values['quiet-share'], 0),
     quietWaitMs: number('quiet-wait', values['quiet-wait'], 0) * 1000,
+    suites: parseSuites(values.suites ?? ''),
+    pgSizeMiB: Math.round(number('pg-size-mib', values['pg-size-mib'], 16)),
   };
+}
+
+function parseSuites(list: string): Set<'sqlite' | 'postgres'> {
+  const suites = new Set<'sqlite' | 'postgres'>();
+  for (const name of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (name !== 'sqlite' && name !== 'postgres') throw new Error(`--suites takes sqlite and/or postgres (comma-separated), got ${name}`);
+    suites.add(name);
+  }
+  if (suites.size === 0) throw new Error('--suites needs at least one of sqlite, postgres');
+  return suites;
 }
 
 /** Everything one execution needs to know about the installation under test. */
@@ -423,26 +443,49 @@ async function main(): Promise<void> {
       return { stack, client, database, workDir, fsRepositoryPath, s3Prefix, settings, worker, accounting, awsEnv };
     };
 
-    const plain = await install('plain');
-    say(`worker pid ${plain.worker.pid}; warm-up backup to fs and S3 (not measured)`);
-    await lifeboat(plain, 'backup', { target: benchTargets.both });
-    const primary = await measureMain(options, plain);
-    await plain.worker.stop();
+    const comparisons: Comparison[] = [];
+    const backups: Execution[] = [];
+    const restores: Execution[] = [];
+    const postgresBackups: Execution[] = [];
+    const postgresRestores: Execution[] = [];
+    if (options.suites.has('sqlite')) {
+      const plain = await install('plain');
+      say(`worker pid ${plain.worker.pid}; warm-up backup to fs and S3 (not measured)`);
+      await lifeboat(plain, 'backup', { target: benchTargets.both });
+      const primary = await measureMain(options, plain);
+      await plain.worker.stop();
 
-    const comparisons = [...primary.comparisons];
-    const backups = [...primary.backups];
-    const restores = [...primary.restores];
-    if (options.encrypted) {
-      const keyFile = join(workDir, 'bench.key');
-      await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-      const encrypted = await install('encrypted', keyFile);
-      // Warm-up: the first backup of a fresh worker loads the S3 SDK and friends.
-      await lifeboat(encrypted, 'backup', { target: benchTargets.fs });
-      const measured = await measureEncrypted(options, encrypted, primary.comparisons);
+      comparisons.push(...primary.comparisons);
+      backups.push(...primary.backups);
+      restores.push(...primary.restores);
+      if (options.encrypted) {
+        const keyFile = join(workDir, 'bench.key');
+        await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+        const encrypted = await install('encrypted', keyFile);
+        // Warm-up: the first backup of a fresh worker loads the S3 SDK and friends.
+        await lifeboat(encrypted, 'backup', { target: benchTargets.fs });
+        const measured = await measureEncrypted(options, encrypted, primary.comparisons);
+        comparisons.push(...measured.comparisons);
+        backups.push(...measured.backups);
+        restores.push(...measured.restores);
+        await encrypted.worker.stop();
+      }
+    }
+    if (options.suites.has('postgres')) {
+      client ??= await connectClient({ address: stack.temporal.address, namespace: 'default', taskQueue: 'unused' });
+      const measured = await measurePostgres({
+        stack,
+        client,
+        workDir,
+        benchRoot,
+        sizeMiB: options.pgSizeMiB,
+        runs: options.runs,
+        settle: (paths) => settle(options, paths),
+        say,
+      });
       comparisons.push(...measured.comparisons);
-      backups.push(...measured.backups);
-      restores.push(...measured.restores);
-      await encrypted.worker.stop();
+      postgresBackups.push(...measured.backups);
+      postgresRestores.push(...measured.restores);
     }
 
     const memory = (title: string, executions: Execution[]) => ({
@@ -461,7 +504,12 @@ async function main(): Promise<void> {
       ],
       method: methodNotes(options, source),
       comparisons,
-      memory: [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)],
+      memory: [
+        ...(backups.length ? [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)] : []),
+        ...(postgresBackups.length
+          ? [memory('worker peak RSS, PostgreSQL dump', postgresBackups), memory('worker peak RSS, PostgreSQL restore', postgresRestores)]
+          : []),
+      ],
     };
 
     const print = (lines: string[]) => console.log(lines.join('\n'));
@@ -472,7 +520,7 @@ async function main(): Promise<void> {
     console.log('\nWhere the time goes\n');
     print(breakdownLines(report));
     const missed = report.comparisons.filter((c) => c.maxRatio !== undefined && ratio(c) > c.maxRatio).map((c) => c.title);
-    console.log(`\n${missed.length === 0 ? 'all ratio targets met' : `missed: ${missed.join(', ')}`}; fastest Lifeboat backup ${(best(backups).wallMs / 1000).toFixed(2)} s`);
+    console.log(`\n${missed.length === 0 ? 'all ratio targets met' : `missed: ${missed.join(', ')}`}${backups.length ? `; fastest Lifeboat SQLite backup ${(best(backups).wallMs / 1000).toFixed(2)} s` : ''}`);
     if (options.write) await writeResults(report);
     succeeded = true;
   } finally {

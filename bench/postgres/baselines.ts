@@ -102,11 +102,11 @@ export const basebackupGzipRestore: ShellStep[] = [
 ];
 
 export const basebackupZstd: ShellStep[] = [
-  { name: 'pg_basebackup -D - -Ft | zstd -T2 -3', script: '"$PGBIN/pg_basebackup" -D - -Ft -X fetch -c fast | zstd -q -T2 -3 -c > "$OUT/base.tar.zst"' },
+  { name: 'pg_basebackup -D - -Ft piped to zstd -T2 -3', script: '"$PGBIN/pg_basebackup" -D - -Ft -X fetch -c fast | zstd -q -T2 -3 -c > "$OUT/base.tar.zst"' },
 ];
 
 export const basebackupZstdRestore: ShellStep[] = [
-  { name: 'zstd -d | tar -x', script: 'mkdir -p "$OUT/basebackup-zst-restore" && zstd -q -d -c "$OUT/base.tar.zst" | tar -x -C "$OUT/basebackup-zst-restore"' },
+  { name: 'zstd -d piped to tar -x', script: 'mkdir -p "$OUT/basebackup-zst-restore" && zstd -q -d -c "$OUT/base.tar.zst" | tar -x -C "$OUT/basebackup-zst-restore"' },
 ];
 
 /** pg_dump with Lifeboat's compression: directory format, two jobs, every file zstd -3. */

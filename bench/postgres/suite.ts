@@ -1,0 +1,184 @@
+/**
+ * The PostgreSQL part of `npm run bench`: Lifeboat's runbooks on a pgbench cluster of about 2 GiB
+ * against pgBackRest, plain pg_basebackup and pg_dump / pg_restore with the same compression.
+ *
+ *   logical backup   vs  pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file          lifeboat <= 1.1x
+ *   logical restore  vs  zstd -d every file; createdb; pg_restore -j2          lifeboat <= 1.1x
+ *   (base backup and restore rows: pgBackRest and pg_basebackup, measured as references)
+ */
+import type { Client } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { RunbookKind, RunbookTypes, TemporalSettings } from '../../src/client.js';
+import type { RunningCluster } from '../../src/postgres/cluster.js';
+import { chownToServerUser } from '../../src/postgres/tools.js';
+import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from '../measure.js';
+import type { Comparison, Variant } from '../report.js';
+import { startWorkerProcess, type BenchStack, type WorkerProcess } from '../stack.js';
+import {
+  baselineEnv,
+  basebackupGzip,
+  basebackupGzipRestore,
+  basebackupZstd,
+  basebackupZstdRestore,
+  dumpZstd,
+  dumpZstdRestore,
+  pgbackrestBackup,
+  pgbackrestRestore,
+  pgbackrestSetup,
+  writePgbackrestConfig,
+} from './baselines.js';
+import { ensureBenchCluster, startBenchCluster, type BenchCluster } from './dataset.js';
+
+export interface PostgresSuiteOptions {
+  stack: BenchStack;
+  client: Client;
+  workDir: string;
+  benchRoot: string;
+  sizeMiB: number;
+  runs: number;
+  /** Waits for a quiet machine and warms the page cache with these paths. */
+  settle: (paths: string[]) => Promise<void>;
+  say: (line: string) => void;
+}
+
+export interface PostgresSuiteResult {
+  cluster: BenchCluster;
+  comparisons: Comparison[];
+  backups: Execution[];
+  restores: Execution[];
+}
+
+const target = 'pgbench';
+
+export async function measurePostgres(options: PostgresSuiteOptions): Promise<PostgresSuiteResult> {
+  const { say, workDir } = options;
+  const dataset = await ensureBenchCluster(options.benchRoot, options.sizeMiB, say);
+  const pgWork = join(workDir, 'postgres');
+  await mkdir(join(pgWork, 'out'), { recursive: true });
+  await mkdir(join(pgWork, 'spool'), { recursive: true });
+  await chownToServerUser(pgWork, { recursive: true });
+  const cluster = await startBenchCluster(dataset.dir, dataset.dataDir);
+  let worker: WorkerProcess | undefined;
+  try {
+    const taskQueue = `bench-postgres-${randomBytes(3).toString('hex')}`;
+    const settings: TemporalSettings = { address: options.stack.temporal.address, namespace: 'default', taskQueue };
+    const configPath = join(pgWork, 'lifeboat.yaml');
+    await writePostgresConfig(configPath, cluster, join(pgWork, 'repository'), join(pgWork, 'spool'), settings);
+    worker = await startWorkerProcess({
+      configPath,
+      taskQueue,
+      temporalAddress: settings.address,
+      bundlePath: options.stack.bundlePath,
+      s3: options.stack.s3,
+      logFile: join(pgWork, 'worker.log'),
+    });
+    const accounting: CpuAccounting = { serverPids: [options.stack.temporal.pid, cluster.pid] };
+    const lifeboat = <K extends RunbookKind>(kind: K, input: RunbookTypes[K]['input']) =>
+      runLifeboat({ client: options.client, settings, kind, input, workerPid: worker!.pid, accounting });
+    const out = join(pgWork, 'out');
+    const env = { ...process.env, ...baselineEnv(cluster, out, await writePgbackrestConfig(join(pgWork, 'pgbackrest'), cluster)) } as Record<string, string>;
+    const shell = async (steps: ShellStep[]) => runShell({ steps, env, scratchDir: pgWork, accounting: { serverPids: [cluster.pid] } });
+    const emptyOut = async () => {
+      await rm(out, { recursive: true, force: true });
+      await mkdir(out, { recursive: true });
+      await chownToServerUser(out);
+    };
+    await shell(pgbackrestSetup);
+
+    say('postgres: warm-up dump (not measured)');
+    await lifeboat('backup', { target });
+
+    const variant = (label: string): Variant => ({ label, executions: [] });
+    const dumpBackup = { lifeboat: variant('lifeboat backup (pg_dump -Fd -j2, zstd, sha256, manifest, read-back)'), baseline: variant('pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file') };
+    const dumpRestore = { lifeboat: variant('lifeboat restore into a new database (verify, pg_restore -j2)'), baseline: variant('zstd -d every file; createdb; pg_restore -j2') };
+    const pgbackrest = { backup: variant('pgbackrest backup --type=full (zst, process-max=2)'), restore: variant('pgbackrest restore') };
+    const basebackup = {
+      gzip: variant('pg_basebackup -Ft -z'),
+      gzipRestore: variant('tar -xzf base.tar.gz'),
+      zstd: variant('pg_basebackup -D - -Ft piped to zstd -T2 -3'),
+      zstdRestore: variant('zstd -d piped to tar -x'),
+    };
+    const restoredDatabases: string[] = [];
+    for (let run = 1; run <= options.runs; run++) {
+      say(`postgres: run ${run}/${options.runs}`);
+      await options.settle([]);
+      const backup = await lifeboat('backup', { target });
+      dumpBackup.lifeboat.executions.push(backup.execution);
+      await emptyOut();
+      await options.settle([]);
+      dumpBackup.baseline.executions.push(await shell(dumpZstd));
+
+      await options.settle([]);
+      const restore = await lifeboat('restore', { target });
+      dumpRestore.lifeboat.executions.push(restore.execution);
+      if (restore.result.restoredTo) restoredDatabases.push(restore.result.restoredTo);
+      await options.settle([]);
+      dumpRestore.baseline.executions.push(await shell(dumpZstdRestore));
+      await dropDatabases(cluster, [...restoredDatabases.splice(0), 'bench_baseline_restore']);
+
+      await emptyOut();
+      await options.settle([]);
+      pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
+      await options.settle([]);
+      pgbackrest.restore.executions.push(await shell(pgbackrestRestore));
+      await emptyOut();
+      await options.settle([]);
+      basebackup.gzip.executions.push(await shell(basebackupGzip));
+      await options.settle([]);
+      basebackup.gzipRestore.executions.push(await shell(basebackupGzipRestore));
+      await emptyOut();
+      await options.settle([]);
+      basebackup.zstd.executions.push(await shell(basebackupZstd));
+      await options.settle([]);
+      basebackup.zstdRestore.executions.push(await shell(basebackupZstdRestore));
+      await emptyOut();
+    }
+    const bytes = dataset.databaseBytes;
+    const clusterBytes = dataset.clusterBytes;
+    return {
+      cluster: dataset,
+      comparisons: [
+        { id: 'pg-dump', title: 'PostgreSQL logical backup', ...dumpBackup, maxRatio: 1.1, databaseBytes: bytes },
+        { id: 'pg-dump-restore', title: 'PostgreSQL logical restore', ...dumpRestore, maxRatio: 1.1, databaseBytes: bytes },
+        { id: 'pg-base-reference', title: 'PostgreSQL base backup: pg_basebackup piped to zstd vs pgBackRest (reference)', lifeboat: basebackup.zstd, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
+        { id: 'pg-base-restore-reference', title: 'PostgreSQL base restore: zstd -d piped to tar -x vs pgBackRest (reference)', lifeboat: basebackup.zstdRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
+        { id: 'pg-basebackup-gzip-reference', title: 'PostgreSQL base backup: pg_basebackup -Ft -z vs pgBackRest (reference)', lifeboat: basebackup.gzip, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
+        { id: 'pg-basebackup-gzip-restore-reference', title: 'PostgreSQL base restore: tar -xzf vs pgBackRest (reference)', lifeboat: basebackup.gzipRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
+      ],
+      backups: dumpBackup.lifeboat.executions,
+      restores: dumpRestore.lifeboat.executions,
+    };
+  } finally {
+    await worker?.stop();
+    await cluster.stop();
+  }
+}
+
+async function writePostgresConfig(path: string, cluster: RunningCluster, repositoryPath: string, spoolDir: string, settings: TemporalSettings): Promise<void> {
+  const config = {
+    repositories: { fs: { type: 'fs', path: repositoryPath } },
+    targets: {
+      [target]: {
+        type: 'postgres',
+        repositories: ['fs'],
+        connection: { host: cluster.socketDir, port: cluster.port, database: 'postgres', user: cluster.user },
+        method: 'dump',
+        dump: { spoolDir },
+      },
+    },
+    temporal: { address: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue },
+  };
+  await writeFile(path, stringify(config));
+}
+
+async function dropDatabases(cluster: RunningCluster, names: string[]): Promise<void> {
+  const client = await cluster.connect();
+  try {
+    for (const name of names) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
