@@ -1,16 +1,16 @@
 import { Context, log } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
-import { compressionInfo, createCompressor, createDecompressor } from '../src/pipeline/compress.js';
+import { compressionInfo, createCompressor, createDecompressor, createFileCompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { fanOut } from '../src/pipeline/fan-out.js';
-import { HashingPassThrough } from '../src/pipeline/hash.js';
+import { HashingPassThrough, scanFile } from '../src/pipeline/hash.js';
 import { CopyFingerprinter, CustomArchiveReader, describeTable, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
 import {
@@ -30,7 +30,7 @@ import {
 } from '../src/postgres/dump.js';
 import type { DumpFile, PostgresDumpManifest, StoredObject } from '../src/repository/manifest.js';
 import type { Repository } from '../src/repository/repository.js';
-import { countBytes, startProgress, type ProgressReporter } from './progress.js';
+import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedPostgresTarget } from './target.js';
 
@@ -265,19 +265,34 @@ async function dumpDirectory(
     for (const [index, name] of names.entries()) {
       const entry = tableByFile.get(name);
       const objectName = dumpObjectName(name, key !== undefined);
-      const fingerprint = new CopyFingerprinter();
-      const sourceHash = entry ? undefined : new HashingPassThrough();
-      let fileDone = 0;
-      const counted = tap((chunk) => progress.update(done + (fileDone += chunk.length)));
-      const stages: Duplex[] = [entry ? tap((chunk) => fingerprint.update(chunk)) : sourceHash!, counted, ...encodingStages(target, key)];
-      const stored = await uploadToAll(repositories, target.name, backupId, objectName, createReadStream(join(dumpDir, name), { highWaterMark: 1 << 20 }), stages, signal);
-      done += sizes[index]!;
-      const table = entry ? fingerprint.finish() : undefined;
-      const decoded = table ?? { sha256: sourceHash!.sha256, bytes: sourceHash!.bytes };
-      if (decoded.bytes !== sizes[index]) throw new Error(`${name} changed while it was uploaded (${decoded.bytes} of ${sizes[index]} bytes)`);
-      if (entry && table) tables.push(describeTable(entry, table));
-      files.push({ name, object: objectName, sizeBytes: decoded.bytes, sha256: decoded.sha256 });
-      objects.push(stored);
+      const path = join(dumpDir, name);
+      const sizeBytes = sizes[index]!;
+      // zstd reads the spooled file itself while this process scans it once for the fingerprint
+      // (or sha256): no byte of the dump is piped through JavaScript.
+      const file = await open(path, 'r');
+      try {
+        const compressor = createFileCompressor({ fd: file.fd, sizeBytes }, target.compression);
+        progress.sampleWith(() => {
+          const offset = readOffsetOf(compressor.pid);
+          return offset === undefined ? undefined : done + offset;
+        });
+        const fingerprint = entry ? new CopyFingerprinter() : undefined;
+        const sourceHash = entry ? undefined : createHash('sha256');
+        const scanning = scanFile(path, (chunk) => (fingerprint ? fingerprint.update(chunk) : sourceHash!.update(chunk)), { length: sizeBytes });
+        scanning.catch(() => undefined); // awaited below
+        const stages: Duplex[] = key ? [createEncryptor(key)] : [];
+        const stored = await uploadToAll(repositories, target.name, backupId, objectName, compressor, stages, signal);
+        await scanning;
+        const table = fingerprint?.finish();
+        const decoded = table ?? { sha256: sourceHash!.digest('hex'), bytes: sizeBytes };
+        if (entry && table) tables.push(describeTable(entry, table));
+        files.push({ name, object: objectName, sizeBytes: decoded.bytes, sha256: decoded.sha256 });
+        objects.push(stored);
+      } finally {
+        await file.close();
+      }
+      done += sizeBytes;
+      progress.update(done);
     }
     progress.update(total);
     return {

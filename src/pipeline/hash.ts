@@ -57,29 +57,46 @@ export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promi
 }
 
 /**
- * SHA-256 of the first `length` bytes of a file (all of it by default), read with one reused
- * buffer: no stream, no per-chunk allocations, so hashing a gigabyte leaves no garbage behind.
- * Throws if the file is shorter than `length`. `onProgress` gets the running byte count.
+ * Reads the first `length` bytes of a file (all of it by default) with one reused buffer and hands
+ * each piece to `onChunk`, which must be done with it when it returns (the buffer is refilled): no
+ * stream, no per-chunk allocations, so scanning a gigabyte leaves no garbage behind. Throws if the
+ * file is shorter than `length`. Returns the bytes read.
  */
-export async function sha256OfFile(
+export async function scanFile(
   path: string,
-  options: { length?: number; bufferBytes?: number; onProgress?: (bytes: number) => void } = {},
-): Promise<{ sha256: string; bytes: number }> {
+  onChunk: (chunk: Buffer, position: number) => void,
+  options: { length?: number; bufferBytes?: number } = {},
+): Promise<number> {
   const handle = await open(path, 'r');
   try {
     const length = options.length ?? (await handle.stat()).size;
     const buffer = Buffer.allocUnsafe(Math.min(options.bufferBytes ?? 4 << 20, Math.max(length, 1)));
-    const hash = createHash('sha256');
     let position = 0;
     while (position < length) {
       const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
       if (bytesRead === 0) throw new Error(`${path} ended at byte ${position}, expected ${length} bytes`);
-      hash.update(buffer.subarray(0, bytesRead));
       position += bytesRead;
-      options.onProgress?.(position);
+      onChunk(buffer.subarray(0, bytesRead), position);
     }
-    return { sha256: hash.digest('hex'), bytes: position };
+    return position;
   } finally {
     await handle.close();
   }
+}
+
+/** SHA-256 of the first `length` bytes of a file (all of it by default); see scanFile. */
+export async function sha256OfFile(
+  path: string,
+  options: { length?: number; bufferBytes?: number; onProgress?: (bytes: number) => void } = {},
+): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  const bytes = await scanFile(
+    path,
+    (chunk, position) => {
+      hash.update(chunk);
+      options.onProgress?.(position);
+    },
+    options,
+  );
+  return { sha256: hash.digest('hex'), bytes };
 }
