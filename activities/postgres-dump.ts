@@ -1,16 +1,15 @@
 import { Context, log } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
-import { compressionInfo, createCompressor, createDecompressor, createFileCompressor } from '../src/pipeline/compress.js';
+import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { fanOut } from '../src/pipeline/fan-out.js';
-import { HashingPassThrough, scanFile } from '../src/pipeline/hash.js';
+import { HashingPassThrough, scanFile, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
 import { CopyFingerprinter, CustomArchiveReader, describeTable, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
 import {
@@ -400,12 +399,27 @@ async function fetchDumpFrom(repository: Repository, manifest: PostgresDumpManif
     const object = manifest.objects.find((o) => o.name === file.object);
     if (!object || !safeFileName.test(file.name)) throw new LifeboatError('BackupCorrupt', `manifest of backup ${manifest.id} lists a bad dump file ${JSON.stringify(file.name)}`, 'Restore another backup');
     const storedHash = new HashingPassThrough();
-    const decodedHash = new HashingPassThrough();
     const stages: Duplex[] = [storedHash, tap((chunk) => progress.update((done += chunk.length)))];
     if (key) stages.push(createDecryptor(key));
-    stages.push(createDecompressor(), decodedHash);
     const body = await repository.backend.get(repository.objectKey(manifest.target, manifest.id, object.name));
-    await pipeline([body, ...stages, createWriteStream(join(spool, file.name), { mode: 0o600 })], { signal });
+    // zstd writes the decoded file itself (into the private spool); one scan hashes it afterwards.
+    const path = join(spool, file.name);
+    try {
+      await pipeline([body, ...stages, createDecompressorToFile(path)], { signal });
+    } catch (decodeError) {
+      // A damaged object trips the decoder before its hash can be compared: report the cause.
+      const stored = await sha256OfStream(await repository.backend.get(repository.objectKey(manifest.target, manifest.id, object.name)));
+      if (stored.sha256 !== object.sha256 || stored.bytes !== object.sizeBytes) {
+        throw new LifeboatError(
+          'ChecksumMismatch',
+          `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: stored sha256 ${stored.sha256} ` +
+            `(${stored.bytes} bytes, expected ${object.sha256}, ${object.sizeBytes})`,
+          'The stored copy is damaged; restore another backup. Nothing was restored',
+        );
+      }
+      throw decodeError;
+    }
+    const decodedHash = await sha256OfFile(path);
     if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes || decodedHash.sha256 !== file.sha256 || decodedHash.bytes !== file.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
