@@ -1,0 +1,708 @@
+import { once } from 'node:events';
+import { Readable, PassThrough, Writable, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { text } from 'node:stream/consumers';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { LifeboatError } from '../errors.js';
+import { compressionInfo, createCompressor } from '../pipeline/compress.js';
+import { createEncryptor, keyId } from '../pipeline/encrypt.js';
+import { fanOut } from '../pipeline/fan-out.js';
+import { HashingPassThrough } from '../pipeline/hash.js';
+import { isAbortError } from '../repository/backend.js';
+import { manifestFormat, stepRecordSchema, storedObjectSchema, type StepRecord } from '../repository/manifest.js';
+import type { Repository } from '../repository/repository.js';
+import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
+import { NotATarStream, TarWalker, type TarPosition } from './tar-walk.js';
+import { pgBinary } from './tools.js';
+
+/**
+ * PostgreSQL physical base backups into Lifeboat repositories.
+ *
+ * `pg_basebackup -D - -Ft -X fetch` writes the whole cluster as one tar stream on stdout: the data
+ * directory, the WAL needed to make it consistent (pg_wal/), and, at the end, backup_manifest (the
+ * size and CRC32C of every file, and the WAL range) that pg_verifybackup checks after a restore.
+ * The stream goes through this process once, with no local copy:
+ *
+ *   pg_basebackup stdout -> tar walk (backup_label, backup_manifest, member positions)
+ *     -> cut into parts of partSizeBytes -> per part: zstd -> (AES-256-GCM) -> sha256 -> every repository
+ *
+ * Layout, per repository:
+ *
+ *   <target>/backups/<backupId>/base.tar.000.zst[.enc], base.tar.001.zst[.enc], ...
+ *   <target>/backups/<backupId>/manifest.json   written last (kind "postgres-base")
+ *
+ * Each part is an independent zstd frame of consecutive bytes of the tar stream, and has its own
+ * sha256: a restore checks every part in full before any of its bytes reaches the extractor (no
+ * unverified byte is ever written, without a local copy of the whole backup), fetches the next
+ * parts while the current one is decoded, and a damaged part is named. `cat base.tar.*.zst |
+ * zstd -d | tar -x` restores by hand. Parts are cut at fixed raw offsets, not at member boundaries
+ * (one relation file can be most of a cluster); the manifest records where each part starts inside
+ * the tar (member, offset), enough for a later extractor that writes one large file from several
+ * parts at once.
+ *
+ * Requirements on the server: a role with REPLICATION (or a superuser) and a pg_hba.conf line for
+ * `replication` connections; one tablespace (pg_default; `-D -` refuses more). -X fetch takes the
+ * WAL written during the backup at its end, so the server must keep it that long (wal_keep_size,
+ * or archiving: segments wait in pg_wal until archived).
+ */
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
+const isoMicros = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+
+export const baseBackupPartSchema = z.object({
+  /** The stored object (see objects). */
+  object: z.string().min(1),
+  /** Where the part's bytes are in the tar stream. */
+  rawOffset: z.number().int().nonnegative(),
+  rawSizeBytes: z.number().int().positive(),
+  /** The tar member the part starts in (null: at a header), and the offset from that member's header. */
+  startsIn: z.object({ member: z.string().nullable(), offsetInMember: z.number().int().nonnegative() }),
+});
+
+/**
+ * The manifest of a base backup (manifest.json, kind "postgres-base"): the fields every Lifeboat
+ * manifest has (see src/repository/manifest.ts) plus what PostgreSQL needs to recover from it and
+ * what a point-in-time recovery needs to choose it.
+ */
+export const baseBackupManifestSchema = z.object({
+  format: z.literal(manifestFormat),
+  id: z.string(),
+  target: z.string(),
+  kind: z.literal('postgres-base'),
+  /** When the backup started (the server's clock, UTC). */
+  createdAt: z.string(),
+  /** When the backup stopped (= base.stopTime): the backup alone restores the cluster as of this moment. */
+  snapshotAt: z.string(),
+  /** The parts, in tar order. */
+  objects: z.array(storedObjectSchema).min(1),
+  compression: z.object({ algorithm: z.literal('zstd'), level: z.number(), implementation: z.string(), version: z.string() }),
+  encryption: z.object({ algorithm: z.string(), keyId: z.string() }).nullable(),
+  tools: z.record(z.string(), z.string()),
+  parent: z.string().nullable(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
+  timeline: z.array(stepRecordSchema),
+  source: z.object({
+    host: z.string(),
+    port: z.number().int(),
+    user: z.string(),
+    /** server_version, e.g. "15.14 (Debian 15.14-0+deb12u1)". */
+    serverVersion: z.string(),
+    serverVersionNum: z.number().int(),
+    /** pg_control's system identifier: WAL from another cluster can never be replayed on this backup. */
+    systemIdentifier: z.string().regex(/^\d+$/),
+    /** The bootstrap superuser (the role with OID 10): a recovered copy is entered as this role. */
+    superuser: z.string(),
+    walSegmentSizeBytes: z.number().int().positive(),
+    dataChecksums: z.boolean(),
+  }),
+  base: z.object({
+    label: z.string(),
+    walMethod: z.literal('fetch'),
+    /** The timeline the backup ended on (the last WAL range of backup_manifest). */
+    timeline: z.number().int().positive(),
+    startLsn: lsn,
+    checkpointLsn: lsn,
+    /** Replay of this backup is consistent from here on: no recovery target may lie before it. */
+    stopLsn: lsn,
+    startTime: isoMicros,
+    /** The server's clock right after the backup stopped: every commit before stopLsn is at or before it. */
+    stopTime: isoMicros,
+    /** The first transaction id not yet assigned at stopTime (64-bit, decimal). */
+    nextXid: z.string().regex(/^\d+$/),
+    /** backup_manifest's own Manifest-Checksum (sha256 of the manifest), checked again after a restore. */
+    manifestChecksum: sha256,
+    /** Checksum algorithm of the files listed in backup_manifest. */
+    fileChecksums: z.string(),
+    tar: z.object({ sizeBytes: z.number().int().positive(), members: z.number().int().positive() }),
+    partSizeBytes: z.number().int().positive(),
+    parts: z.array(baseBackupPartSchema).min(1),
+  }),
+});
+
+export type BaseBackupManifest = z.infer<typeof baseBackupManifestSchema>;
+export type BaseBackupPart = z.infer<typeof baseBackupPartSchema>;
+
+/** What the backup step produces; the manifest adds who ran it (workflow) and its timeline. */
+export type BaseBackupResult = Omit<BaseBackupManifest, 'workflow' | 'timeline'>;
+
+export const baseBackupPayloadPrefix = 'base.tar.';
+
+export function partObjectName(index: number, encrypted: boolean): string {
+  return `${baseBackupPayloadPrefix}${String(index).padStart(3, '0')}.zst${encrypted ? '.enc' : ''}`;
+}
+
+export interface BaseBackupProgress {
+  phase: 'backup';
+  /** Bytes of the tar stream read from pg_basebackup. */
+  bytesDone: number;
+  /** Estimate: the size of every database plus a WAL segment (0 when the role may not see sizes). */
+  bytesTotal: number;
+}
+
+export interface BaseBackupOptions {
+  /** The server, and the role pg_basebackup connects as (needs REPLICATION). */
+  connection: PostgresConnection;
+  /** Environment holding connection.passwordEnv; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Lifeboat target name: the key prefix in the repositories. */
+  target: string;
+  backupId: string;
+  /** Every repository gets every part (one pass over the stream). */
+  repositories: Repository[];
+  compression: { level: number; threads: number };
+  /** 32-byte key (loadKeyFile); parts are then AES-256-GCM encrypted after compression. */
+  encryptionKey?: Buffer;
+  /** Raw tar bytes per part; default 64 MiB. A restore holds up to `lookahead` parts in memory. */
+  partSizeBytes?: number;
+  /** 'fast' (default): an immediate checkpoint; 'spread' waits for a paced one (minutes). */
+  checkpoint?: 'fast' | 'spread';
+  /** Default "lifeboat <backupId>". */
+  label?: string;
+  onProgress?: (progress: BaseBackupProgress) => void;
+  /** Aborting kills pg_basebackup and the uploads; nothing counts without a manifest. */
+  signal?: AbortSignal;
+}
+
+const defaultPartSizeBytes = 64 << 20;
+const maxPartsInFlight = 2;
+
+/**
+ * Takes a base backup with pg_basebackup and streams it into every repository, returning what the
+ * manifest records (the manifest itself is written by writeBaseBackupManifest, last).
+ *
+ * Idempotent: when the backup already has a manifest, that backup is returned as it is; otherwise
+ * whatever an interrupted attempt left under the backup's directory is removed and a new base
+ * backup is taken under the same id.
+ */
+export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBackupResult> {
+  const { connection, repositories, target, backupId, signal } = options;
+  const env = options.env ?? process.env;
+  const partSizeBytes = options.partSizeBytes ?? defaultPartSizeBytes;
+  if (!Number.isInteger(partSizeBytes) || partSizeBytes < 1 << 20) {
+    throw new LifeboatError('InvalidInput', `partSizeBytes must be an integer of at least 1 MiB, got ${partSizeBytes}`);
+  }
+  if (repositories.length === 0) throw new LifeboatError('InvalidInput', `target "${target}" has no repositories to back up to`);
+
+  for (const repository of repositories) {
+    const existing = await readBaseBackupManifestIfAny(repository, target, backupId);
+    if (existing) return withoutRunFields(existing);
+  }
+  await Promise.all(repositories.map((repository) => discardBackupObjects(repository, target, backupId)));
+
+  const client = await connectTo(connection, env);
+  try {
+    const server = await describeServer(client);
+    const encrypted = options.encryptionKey !== undefined;
+    const label = options.label ?? `lifeboat ${backupId}`;
+    const walker = new TarWalker(new Set(['backup_label', 'backup_manifest', 'tablespace_map']));
+    let rawBytes = 0;
+    const progress = (): void => options.onProgress?.({ phase: 'backup', bytesDone: rawBytes, bytesTotal: server.sizeEstimateBytes });
+    progress();
+    const sink = new PartedUpload({
+      partSizeBytes,
+      walker,
+      openPart: (index) => openPartUpload({ ...options, index, encrypted, objectName: partObjectName(index, encrypted) }),
+      onBytes: (bytes) => {
+        rawBytes += bytes;
+        progress();
+      },
+    });
+
+    const args = [
+      '--pgdata=-',
+      '--format=tar',
+      '--wal-method=fetch',
+      `--checkpoint=${options.checkpoint ?? 'fast'}`,
+      `--label=${label}`,
+      '--manifest-checksums=CRC32C',
+      '--verbose',
+      `--dbname=${databaseConninfo(connection.database)}`,
+    ];
+    const child = execa(pgBinary('pg_basebackup'), args, {
+      env: { ...libpqEnvironment(connection, env, 'lifeboat base backup'), LC_MESSAGES: 'C' },
+      extendEnv: false,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: { stdout: false, stderr: true },
+      encoding: 'buffer',
+      reject: false,
+      ...(signal ? { cancelSignal: signal } : {}),
+    });
+    const [streamed, exited] = await Promise.allSettled([pipeline(child.stdout, sink, ...(signal ? [{ signal }] : [])), child]);
+    const stderr = exited.status === 'fulfilled' ? Buffer.from(exited.value.stderr).toString('utf8') : '';
+    if (signal?.aborted) throw abortedBackup(signal);
+    if (exited.status === 'rejected' || exited.value.failed) {
+      const reason = exited.status === 'rejected' ? exited.reason : exited.value;
+      throw replicationRefused(stderr, connection) ?? toolConnectionFailure(stderr, connection, connection.database) ?? basebackupFailure(stderr, reason);
+    }
+    if (streamed.status === 'rejected') {
+      if (streamed.reason instanceof NotATarStream) {
+        throw new LifeboatError('BackupCorrupt', `pg_basebackup's output is not a tar stream: ${streamed.reason.message}`, 'This is a bug or an incompatible pg_basebackup; nothing was recorded');
+      }
+      throw streamed.reason;
+    }
+    // The session sat idle for the whole backup; a server that ends idle sessions may have closed it.
+    const stopped = await stopPoint(client).catch(async () => {
+      const fresh = await connectTo(connection, env);
+      try {
+        return await stopPoint(fresh);
+      } finally {
+        await fresh.end().catch(() => undefined);
+      }
+    });
+
+    const backupLabel = walker.content('backup_label')?.toString('utf8');
+    const backupManifest = walker.content('backup_manifest')?.toString('utf8');
+    // PostgreSQL always writes tablespace_map; it lists nothing with only pg_default (-D - refuses more).
+    if (walker.content('tablespace_map')?.toString('utf8').trim()) {
+      throw new LifeboatError('InvalidInput', 'the cluster has tablespaces besides pg_default; base backups as one stream support only the default tablespace');
+    }
+    if (!walker.complete || backupLabel === undefined || backupManifest === undefined) {
+      throw new Error(
+        `pg_basebackup's tar stream is incomplete (${walker.complete ? 'ends properly' : 'no end-of-archive'}, backup_label ${backupLabel ? 'found' : 'missing'}, backup_manifest ${backupManifest ? 'found' : 'missing'})`,
+      );
+    }
+    const labelFields = parseBackupLabel(backupLabel);
+    const manifestFields = parseBackupManifest(backupManifest);
+    const compression = await compressionInfo();
+    return {
+      format: manifestFormat,
+      id: backupId,
+      target,
+      kind: 'postgres-base',
+      createdAt: server.startTime,
+      snapshotAt: stopped.stopTime,
+      objects: sink.parts.map((part) => part.object),
+      compression: { algorithm: 'zstd', level: options.compression.level, implementation: compression.implementation, version: compression.version },
+      encryption: options.encryptionKey ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(options.encryptionKey) } : null,
+      tools: { postgres: server.serverVersion, pg_basebackup: await clientVersion(), zstd: compression.version, node: process.version },
+      parent: null,
+      source: {
+        host: connection.host,
+        port: connection.port,
+        user: connection.user,
+        serverVersion: server.serverVersion,
+        serverVersionNum: server.serverVersionNum,
+        systemIdentifier: server.systemIdentifier,
+        superuser: server.superuser,
+        walSegmentSizeBytes: server.walSegmentSizeBytes,
+        dataChecksums: server.dataChecksums,
+      },
+      base: {
+        label,
+        walMethod: 'fetch',
+        timeline: manifestFields.timeline,
+        startLsn: labelFields.startLsn,
+        checkpointLsn: labelFields.checkpointLsn,
+        stopLsn: manifestFields.stopLsn,
+        startTime: server.startTime,
+        stopTime: stopped.stopTime,
+        nextXid: stopped.nextXid,
+        manifestChecksum: manifestFields.checksum,
+        fileChecksums: manifestFields.fileChecksums,
+        tar: { sizeBytes: rawBytes, members: walker.members },
+        partSizeBytes,
+        parts: sink.parts.map((part) => part.part),
+      },
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function abortedBackup(signal: AbortSignal): Error {
+  const error = new Error('the base backup was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  return error;
+}
+
+/** The server accepted the role but not for a base backup (no REPLICATION, or no "replication" line in pg_hba.conf). */
+function replicationRefused(stderr: string, connection: PostgresConnection): LifeboatError | undefined {
+  if (!/must be superuser or replication role|permission denied to start WAL sender|no pg_hba\.conf entry for replication connection/i.test(stderr)) return undefined;
+  return new LifeboatError(
+    'PostgresAuthFailed',
+    `${connection.user}@${connection.host}:${connection.port} may not take base backups: ${lastLines(stderr, 3)}`,
+    `Give the role REPLICATION (ALTER ROLE ${connection.user} REPLICATION) and allow it a "replication" line in pg_hba.conf`,
+  );
+}
+
+function basebackupFailure(stderr: string, reason: unknown): Error {
+  const detail = lastLines(stderr, 10);
+  if (/tablespace/i.test(stderr) && /cannot|can only|only one/i.test(stderr)) {
+    return new LifeboatError('InvalidInput', `pg_basebackup refused to write the cluster as one stream: ${detail}`, 'Base backups as one stream support only the default tablespace');
+  }
+  const how = reason instanceof Error ? reason.message.split('\n')[0] : 'failed';
+  return new Error(`pg_basebackup failed (${how}):\n${detail}`, { cause: reason });
+}
+
+function lastLines(text: string, count: number): string {
+  return text.trim().split('\n').slice(-count).join('\n');
+}
+
+interface ServerFacts {
+  serverVersion: string;
+  serverVersionNum: number;
+  systemIdentifier: string;
+  superuser: string;
+  walSegmentSizeBytes: number;
+  dataChecksums: boolean;
+  startTime: string;
+  sizeEstimateBytes: number;
+}
+
+const utcMicros = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+async function describeServer(client: { query: (sql: string) => Promise<{ rows: unknown[] }> }): Promise<ServerFacts> {
+  const { rows } = await client.query(`
+    SELECT current_setting('server_version') AS server_version,
+           current_setting('server_version_num')::int AS server_version_num,
+           (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+           (SELECT rolname FROM pg_roles WHERE oid = 10) AS superuser,
+           current_setting('wal_segment_size') AS wal_segment_size,
+           current_setting('data_checksums') = 'on' AS data_checksums,
+           ${utcMicros} AS start_time`);
+  const row = rows[0] as {
+    server_version: string;
+    server_version_num: number;
+    system_identifier: string;
+    superuser: string;
+    wal_segment_size: string;
+    data_checksums: boolean;
+    start_time: string;
+  };
+  if (row.server_version_num < 150000) {
+    throw new LifeboatError('InvalidInput', `the server runs PostgreSQL ${row.server_version}; base backups need PostgreSQL 15 or newer (backup_manifest in a tar stream)`);
+  }
+  let sizeEstimateBytes = 0;
+  try {
+    // Sizes need CONNECT on every database (or pg_read_all_stats); only the progress estimate depends on it.
+    const size = await client.query(`SELECT (sum(pg_database_size(oid)) + pg_size_bytes(current_setting('wal_segment_size')))::text AS bytes FROM pg_database`);
+    sizeEstimateBytes = Number((size.rows[0] as { bytes: string }).bytes);
+  } catch {
+    sizeEstimateBytes = 0;
+  }
+  return {
+    serverVersion: row.server_version,
+    serverVersionNum: row.server_version_num,
+    systemIdentifier: row.system_identifier,
+    superuser: row.superuser,
+    walSegmentSizeBytes: parseSegmentSize(row.wal_segment_size),
+    dataChecksums: row.data_checksums,
+    startTime: row.start_time,
+    sizeEstimateBytes,
+  };
+}
+
+function parseSegmentSize(setting: string): number {
+  const match = /^(\d+)\s*(kB|MB|GB)?$/.exec(setting.trim());
+  if (!match) throw new Error(`unexpected wal_segment_size ${JSON.stringify(setting)}`);
+  const unit = { kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[match[2] as 'kB' | 'MB' | 'GB'] ?? 1;
+  return Number(match[1]) * unit;
+}
+
+async function stopPoint(client: { query: (sql: string) => Promise<{ rows: unknown[] }> }): Promise<{ stopTime: string; nextXid: string }> {
+  const { rows } = await client.query(`SELECT ${utcMicros} AS stop_time, pg_snapshot_xmax(pg_current_snapshot())::text AS next_xid`);
+  const row = rows[0] as { stop_time: string; next_xid: string };
+  return { stopTime: row.stop_time, nextXid: row.next_xid };
+}
+
+let cachedClientVersion: string | undefined;
+async function clientVersion(): Promise<string> {
+  if (cachedClientVersion) return cachedClientVersion;
+  const result = await execa(pgBinary('pg_basebackup'), ['--version'], { reject: false, stdin: 'ignore' });
+  cachedClientVersion = /(\d+\.\d+)/.exec(String(result.stdout))?.[1] ?? 'unknown';
+  return cachedClientVersion;
+}
+
+/** START WAL LOCATION and CHECKPOINT LOCATION of a backup_label. */
+export function parseBackupLabel(label: string): { startLsn: string; checkpointLsn: string; startTimeline: number } {
+  const field = (name: string) => new RegExp(`^${name}: (\\S+)`, 'm').exec(label)?.[1];
+  const startLsn = field('START WAL LOCATION');
+  const checkpointLsn = field('CHECKPOINT LOCATION');
+  const startTimeline = Number(field('START TIMELINE') ?? '1');
+  if (!startLsn || !checkpointLsn) throw new Error(`backup_label lacks START WAL LOCATION or CHECKPOINT LOCATION:\n${label}`);
+  return { startLsn, checkpointLsn, startTimeline };
+}
+
+const backupManifestSchema = z.object({
+  'PostgreSQL-Backup-Manifest-Version': z.number(),
+  Files: z.array(z.object({ Path: z.string().optional(), 'Checksum-Algorithm': z.string().optional() }).passthrough()),
+  'WAL-Ranges': z.array(z.object({ Timeline: z.number().int(), 'Start-LSN': z.string(), 'End-LSN': z.string() })).min(1),
+  'Manifest-Checksum': sha256,
+});
+
+/** The WAL range and checksum of a backup_manifest (PostgreSQL's, inside the tar). */
+export function parseBackupManifest(textContent: string): { timeline: number; stopLsn: string; checksum: string; fileChecksums: string; files: number } {
+  const parsed = backupManifestSchema.safeParse(JSON.parse(textContent));
+  if (!parsed.success) throw new Error(`backup_manifest is not a PostgreSQL backup manifest: ${parsed.error.issues[0]?.message}`);
+  const last = parsed.data['WAL-Ranges'].at(-1)!;
+  return {
+    timeline: last.Timeline,
+    stopLsn: last['End-LSN'],
+    checksum: parsed.data['Manifest-Checksum'],
+    fileChecksums: parsed.data.Files.find((file) => file['Checksum-Algorithm'])?.['Checksum-Algorithm'] ?? 'NONE',
+    files: parsed.data.Files.length,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stream cut into parts
+
+interface PartUpload {
+  write(chunk: Buffer): Promise<void>;
+  end(): void;
+  destroy(error: Error): void;
+  readonly done: Promise<BaseBackupManifest['objects'][number]>;
+}
+
+/**
+ * One part: its own zstd process (an independent frame), optional encryption, sha256 of what is
+ * stored, fanned out to every repository.
+ */
+function openPartUpload(options: BaseBackupOptions & { index: number; encrypted: boolean; objectName: string }): PartUpload {
+  const { repositories, target, backupId, objectName, signal } = options;
+  const input = new PassThrough({ highWaterMark: 1 << 20 });
+  // Its failures are reported through `done`; destroying it after its pipeline gave up (an abort
+  // reaches both) must not raise an unhandled 'error'.
+  input.on('error', () => undefined);
+  const storedHash = new HashingPassThrough();
+  const stages: Duplex[] = [createCompressor(options.compression)];
+  if (options.encryptionKey) stages.push(createEncryptor(options.encryptionKey));
+  stages.push(storedHash);
+  const { sink, branches } = fanOut(repositories.length);
+  // A branch destroyed by an abort before its backend started reading it would otherwise raise an
+  // unhandled 'error'; what went wrong is reported by the backend's put.
+  for (const branch of branches) branch.on('error', () => undefined);
+  const uploads = repositories.map((repository, index) =>
+    repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, signal ? { signal } : {}),
+  );
+  uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
+  const piping = pipeline([input, ...stages, sink], ...(signal ? [{ signal }] : []));
+  const done = Promise.allSettled([piping, ...uploads]).then((outcomes) => {
+    const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, reason: outcome.reason as unknown }] : []));
+    if (failures.length > 0) {
+      // An upload's own error names the repository; the stream's error is often only its echo.
+      const first = failures.find(({ index, reason }) => index > 0 && !isAbortError(reason)) ?? failures[0]!;
+      const repository = repositories[first.index - 1];
+      const reason = first.reason instanceof Error ? first.reason : new Error(String(first.reason));
+      if (repository && !(reason instanceof LifeboatError)) {
+        throw new Error(`storing ${objectName} of base backup ${backupId} in repository "${repository.name}" (${repository.location}) failed: ${reason.message}`, { cause: reason });
+      }
+      throw reason;
+    }
+    return { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 };
+  });
+  done.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+  return {
+    done,
+    async write(chunk) {
+      if (!input.write(chunk)) await writable(input, done);
+    },
+    end() {
+      input.end();
+    },
+    destroy(error) {
+      if (!input.destroyed) input.destroy(error);
+    },
+  };
+}
+
+/** Resolves when stream drains; rejects when it fails or closes first (then with the part's own error). */
+async function writable(stream: PassThrough, done: Promise<unknown>): Promise<void> {
+  const controller = new AbortController();
+  try {
+    await Promise.race([
+      once(stream, 'drain', { signal: controller.signal }),
+      once(stream, 'close', { signal: controller.signal }).then(async () => {
+        await done;
+        throw new Error('a part of the base backup stopped accepting data');
+      }),
+    ]);
+  } finally {
+    controller.abort();
+  }
+}
+
+/**
+ * The end of the pg_basebackup pipeline: follows the tar stream and cuts it into parts of exactly
+ * partSizeBytes (the last one shorter), each uploaded as it is written. Up to two parts are in
+ * flight, so zstd finishing one part overlaps with the next one starting.
+ */
+class PartedUpload extends Writable {
+  readonly parts: Array<{ object: BaseBackupManifest['objects'][number]; part: BaseBackupPart }> = [];
+  private current: { upload: PartUpload; index: number; rawOffset: number; rawBytes: number; startsIn: TarPosition } | undefined;
+  private readonly inFlight: Array<Promise<void>> = [];
+  private rawOffset = 0;
+  private nextIndex = 0;
+
+  constructor(
+    private readonly settings: {
+      partSizeBytes: number;
+      walker: TarWalker;
+      openPart: (index: number) => PartUpload;
+      onBytes: (bytes: number) => void;
+    },
+  ) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.take(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.finish().then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.current?.upload.destroy(error ?? new Error('the base backup stream was closed early'));
+    callback(error);
+  }
+
+  private async take(chunk: Buffer): Promise<void> {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.current) await this.startPart();
+      const part = this.current!;
+      const piece = chunk.subarray(offset, offset + (this.settings.partSizeBytes - part.rawBytes));
+      this.settings.walker.observe(piece);
+      part.rawBytes += piece.length;
+      this.rawOffset += piece.length;
+      offset += piece.length;
+      await part.upload.write(piece);
+      this.settings.onBytes(piece.length);
+      if (part.rawBytes === this.settings.partSizeBytes) this.endPart();
+    }
+  }
+
+  private async startPart(): Promise<void> {
+    // At most maxPartsInFlight parts are open: the oldest must be stored before another begins.
+    while (this.inFlight.length >= maxPartsInFlight) await this.inFlight.shift();
+    const index = this.nextIndex++;
+    this.current = { upload: this.settings.openPart(index), index, rawOffset: this.rawOffset, rawBytes: 0, startsIn: this.settings.walker.position };
+  }
+
+  private endPart(): void {
+    const part = this.current!;
+    this.current = undefined;
+    part.upload.end();
+    const stored = part.upload.done.then((object) => {
+      this.parts[part.index] = {
+        object,
+        part: { object: object.name, rawOffset: part.rawOffset, rawSizeBytes: part.rawBytes, startsIn: part.startsIn },
+      };
+    });
+    stored.catch(() => undefined);
+    this.inFlight.push(stored);
+  }
+
+  private async finish(): Promise<void> {
+    if (this.current) this.endPart();
+    for (const part of this.inFlight.splice(0)) await part;
+    if (this.parts.length === 0) throw new Error('pg_basebackup wrote nothing');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+
+/** Writes the manifest into every repository: the backup exists from now on. */
+export async function writeBaseBackupManifest(
+  repositories: Repository[],
+  result: BaseBackupResult,
+  run: { workflow: { workflowId: string; runId: string }; timeline?: StepRecord[] },
+): Promise<BaseBackupManifest> {
+  const manifest = baseBackupManifestSchema.parse({ ...result, workflow: run.workflow, timeline: run.timeline ?? [] });
+  const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+  await Promise.all(repositories.map((repository) => repository.backend.put(repository.manifestKey(manifest.target, manifest.id), Readable.from([body]))));
+  return manifest;
+}
+
+function withoutRunFields(manifest: BaseBackupManifest): BaseBackupResult {
+  const { workflow: _workflow, timeline: _timeline, ...result } = manifest;
+  return result;
+}
+
+/** The base backup's manifest in one repository; undefined when it has none; BackupCorrupt when it is not one. */
+export async function readBaseBackupManifestIfAny(repository: Repository, target: string, backupId: string): Promise<BaseBackupManifest | undefined> {
+  const key = repository.manifestKey(target, backupId);
+  let raw: string;
+  try {
+    raw = await text(await repository.backend.get(key));
+  } catch (error) {
+    if (error instanceof LifeboatError && error.type === 'ObjectNotFound') return undefined;
+    throw error;
+  }
+  return parseBaseBackupManifest(raw, `manifest ${key} in repository "${repository.name}" (${repository.location})`, { target, backupId });
+}
+
+function parseBaseBackupManifest(raw: string, where: string, expected: { target: string; backupId: string }): BaseBackupManifest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new LifeboatError('BackupCorrupt', `${where} is not valid JSON`, 'Use another backup');
+  }
+  const result = baseBackupManifestSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new LifeboatError('BackupCorrupt', `${where} is not the manifest of a base backup: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), 'Use another backup');
+  }
+  if (result.data.id !== expected.backupId || result.data.target !== expected.target) {
+    throw new LifeboatError('BackupCorrupt', `${where} describes ${result.data.target}/${result.data.id}, not ${expected.target}/${expected.backupId}`);
+  }
+  return result.data;
+}
+
+export interface BaseBackupListing {
+  /** Newest first (by id, which sorts by time); each backup once, from the first repository that has it. */
+  backups: Array<{ manifest: BaseBackupManifest; repository: string }>;
+  /** Manifests that could not be read, and repositories that did not answer: reported, not fatal. */
+  problems: string[];
+}
+
+/**
+ * Every base backup of a target, from the manifests alone. Manifests of other kinds (SQLite,
+ * dumps) are skipped; a damaged manifest or an unreachable repository is listed in problems (the
+ * other backups stay usable), unless no repository answers at all.
+ */
+export async function listBaseBackups(repositories: Repository[], target: string): Promise<BaseBackupListing> {
+  const found = new Map<string, { manifest: BaseBackupManifest; repository: string }>();
+  const problems: string[] = [];
+  let answered = 0;
+  for (const repository of repositories) {
+    let ids: string[];
+    try {
+      ids = await repository.listBackupIds(target);
+      answered += 1;
+    } catch (error) {
+      problems.push(`repository "${repository.name}" (${repository.location}) did not answer: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    for (const id of ids) {
+      if (found.has(id)) continue;
+      try {
+        const raw = await text(await repository.backend.get(repository.manifestKey(target, id)));
+        if (!/"kind"\s*:\s*"postgres-base"/.test(raw)) continue;
+        found.set(id, { manifest: parseBaseBackupManifest(raw, `manifest of ${id} in repository "${repository.name}"`, { target, backupId: id }), repository: repository.name });
+      } catch (error) {
+        problems.push(error instanceof Error ? error.message : String(error));
+      }
+    }
+  }
+  if (answered === 0 && repositories.length > 0) {
+    throw new Error(`no repository of target "${target}" answered: ${problems.join('; ')}`);
+  }
+  const backups = [...found.values()].sort((a, b) => (a.manifest.id < b.manifest.id ? 1 : a.manifest.id > b.manifest.id ? -1 : 0));
+  return { backups, problems };
+}
+
+/** Removes every object under the backup's directory (an interrupted attempt's parts) and unfinished uploads. */
+async function discardBackupObjects(repository: Repository, target: string, backupId: string): Promise<void> {
+  const prefix = `${repository.backupDir(target, backupId)}/`;
+  await repository.backend.discardIncomplete(prefix);
+  for (const object of await repository.backend.list(prefix)) await repository.backend.delete(object.key);
+}

@@ -1,0 +1,346 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { chmod, mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { addAbortSignal, Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LifeboatError } from '../errors.js';
+import { createDecryptor, keyId } from '../pipeline/encrypt.js';
+import type { Repository } from '../repository/repository.js';
+import type { BaseBackupManifest } from './base-backup.js';
+import { chownToServerUser, runPgTool, serverEnvironment, serverUser } from './tools.js';
+
+/**
+ * Restores a base backup (base-backup.ts) into a new data directory: fetch every part and check
+ * its sha256 against the manifest, decrypt, then one `zstd -d` whose output goes straight into one
+ * `tar -x` running as the server user (so every file belongs to it, and nothing can be written
+ * where that user may not write); then `pg_verifybackup` against the backup_manifest inside the
+ * backup (size and CRC32C of every file, and the WAL the backup needs).
+ *
+ * Measured on this project's 2-core machine (1.1 GB pgbench cluster): decoding parts in parallel
+ * in this process and feeding one tar made the restore 2-3x slower than `zstd -d | tar -x`, because
+ * tar is the bottleneck and every decoded byte then crosses this process. So the decoded bytes
+ * never do: this process only fetches, checks and decrypts the compressed parts, `lookahead`
+ * parts ahead of the one zstd is decoding (hiding the repository's latency), while zstd and tar
+ * work in parallel. The restore then costs what the bare `zstd -d | tar -x` costs, plus
+ * pg_verifybackup.
+ *
+ * The work happens in `<dataDir>.lifeboat-partial` and is renamed to dataDir only once
+ * pg_verifybackup passed: a data directory that exists is always a complete, verified base backup.
+ */
+
+export interface RestoreProgress {
+  phase: 'fetch' | 'verify';
+  /** Stored (compressed) bytes fetched so far. */
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface RestoreBaseBackupOptions {
+  manifest: BaseBackupManifest;
+  /** Tried in order: a damaged or missing copy in one is no reason to give up while another holds a good one. */
+  repositories: Repository[];
+  /** A new data directory: it must not exist, or be empty. Its parent must be searchable by the server user. */
+  dataDir: string;
+  /** The key the backup was encrypted with (loadKeyFile), when it was. */
+  encryptionKey?: Buffer;
+  /** Parts fetched ahead of the one being decoded; default 2 (memory: up to that many stored parts). */
+  lookahead?: number;
+  onProgress?: (progress: RestoreProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface RestoredBaseBackup {
+  dataDir: string;
+  backupId: string;
+  /** The repository the parts came from; null when an earlier attempt had already restored it. */
+  repository: string | null;
+  tarBytes: number;
+  storedBytes: number;
+  /** True when dataDir already held this backup, restored and verified by an earlier attempt. */
+  alreadyRestored: boolean;
+}
+
+/** The staging directory of a restore into dataDir (removed on failure, renamed on success). */
+export function stagingDirFor(dataDir: string): string {
+  return `${resolve(dataDir)}.lifeboat-partial`;
+}
+
+/**
+ * Fetches, verifies and extracts a base backup into dataDir. Idempotent: a dataDir already holding
+ * this backup, restored and never started (backup_label still there), is accepted as it is; a
+ * staging directory left by an interrupted attempt is removed first. Anything else in dataDir is
+ * refused (InvalidInput) and left alone.
+ */
+export async function restoreBaseBackup(options: RestoreBaseBackupOptions): Promise<RestoredBaseBackup> {
+  const { manifest, signal } = options;
+  const dataDir = resolve(options.dataDir);
+  const staging = stagingDirFor(dataDir);
+  const storedBytes = manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0);
+  const result = { dataDir, backupId: manifest.id, tarBytes: manifest.base.tar.sizeBytes, storedBytes };
+
+  if (await isRestoredCopy(dataDir, manifest)) return { ...result, repository: null, alreadyRestored: true };
+  const entries = await readdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  if (entries.length > 0) {
+    throw new LifeboatError('InvalidInput', `cannot restore base backup ${manifest.id} into ${dataDir}: the directory is not empty`, 'Restore into a new or empty directory; nothing was changed');
+  }
+  checkKey(manifest, options.encryptionKey);
+  if (options.repositories.length === 0) throw new LifeboatError('InvalidInput', `no repository to restore base backup ${manifest.id} from`);
+
+  await mkdir(dirname(dataDir), { recursive: true });
+  const damaged: LifeboatError[] = [];
+  const unavailable: string[] = [];
+  for (const repository of options.repositories) {
+    await rm(staging, { recursive: true, force: true });
+    if (!(await holdsEveryPart(repository, manifest, unavailable))) continue;
+    await mkdir(staging, { mode: 0o700 });
+    await chmod(staging, 0o700);
+    await chownToServerUser(staging);
+    try {
+      await extractParts(repository, staging, { ...options, storedBytes });
+      options.onProgress?.({ phase: 'verify', bytesDone: storedBytes, bytesTotal: storedBytes });
+      await verifyRestoredBackup(staging, manifest);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true });
+      if (error instanceof LifeboatError && (error.type === 'ChecksumMismatch' || error.type === 'BackupCorrupt') && !signal?.aborted) {
+        damaged.push(error);
+        continue;
+      }
+      throw error;
+    }
+    // An empty dataDir (allowed above) is replaced; rename cannot replace a directory that has entries.
+    await rmdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await rename(staging, dataDir);
+    return { ...result, repository: repository.name, alreadyRestored: false };
+  }
+  if (damaged.length === 1) throw damaged[0]!;
+  if (damaged.length > 1) {
+    throw new LifeboatError(damaged[0]!.type, `every copy of base backup ${manifest.id} is damaged: ${damaged.map((e) => e.message).join(' | ')}`, 'Restore another backup; nothing was changed');
+  }
+  throw new LifeboatError(
+    'BackupNotFound',
+    `no repository holds every part of base backup ${manifest.id} of target "${manifest.target}"${unavailable.length ? ` (${unavailable.join('; ')})` : ''}`,
+    'Restore another backup, or copy the missing parts from a repository that has them',
+  );
+}
+
+/** dataDir holds this backup, restored and verified, and PostgreSQL never started on it. */
+async function isRestoredCopy(dataDir: string, manifest: BaseBackupManifest): Promise<boolean> {
+  try {
+    await stat(join(dataDir, 'backup_label'));
+    const checksum = /"Manifest-Checksum"\s*:\s*"([0-9a-f]{64})"/.exec(await readFile(join(dataDir, 'backup_manifest'), 'utf8'))?.[1];
+    return checksum === manifest.base.manifestChecksum;
+  } catch {
+    return false;
+  }
+}
+
+function checkKey(manifest: BaseBackupManifest, key: Buffer | undefined): void {
+  if (!manifest.encryption) return;
+  if (!key) {
+    throw new LifeboatError('EncryptionKeyUnavailable', `base backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId}, and no key was given`, 'Set encryption.keyFile to the key the backup was made with');
+  }
+  if (keyId(key) !== manifest.encryption.keyId) {
+    throw new LifeboatError('WrongEncryptionKey', `base backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, not with key ${keyId(key)}`, 'Use the key the backup was made with');
+  }
+}
+
+async function holdsEveryPart(repository: Repository, manifest: BaseBackupManifest, unavailable: string[]): Promise<boolean> {
+  try {
+    for (const object of manifest.objects) {
+      const info = await repository.backend.head(repository.objectKey(manifest.target, manifest.id, object.name));
+      if (!info) {
+        unavailable.push(`"${repository.name}" lacks ${object.name}`);
+        return false;
+      }
+    }
+    return true;
+  } catch (error) {
+    unavailable.push(`"${repository.name}": ${error instanceof Error ? error.message : String(error)}`);
+    return false;
+  }
+}
+
+/**
+ * Every part of the backup, in order, through one `zstd -d` into one `tar -x` (as the server user)
+ * in staging. zstd's output goes straight into tar's input (one pipe between the two processes):
+ * the decoded gigabytes never pass through this process, which only fetches, checks and (when
+ * encrypted) decrypts the compressed parts, `lookahead` parts ahead of the one being decoded.
+ * Each part is checked against its sha256 in full before its first byte reaches zstd, so tar only
+ * ever sees verified bytes.
+ */
+async function extractParts(repository: Repository, staging: string, options: RestoreBaseBackupOptions & { storedBytes: number }): Promise<void> {
+  const { manifest } = options;
+  const lookahead = Math.max(0, options.lookahead ?? 2);
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  let fetched = 0;
+  const report = (bytes: number): void => {
+    fetched += bytes;
+    options.onProgress?.({ phase: 'fetch', bytesDone: fetched, bytesTotal: options.storedBytes });
+  };
+
+  const user = await serverUser();
+  const tar = spawn('tar', ['--extract', '--file=-', `--directory=${staging}`, '--no-same-owner'], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: serverEnvironment(user, { LC_ALL: 'C' }),
+    ...(user.switched ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  const tarExit = exitOf(tar, 'tar');
+  // zstd writes into tar's stdin itself; this process then holds no end of that pipe, so tar sees
+  // the end of its input exactly when zstd exits.
+  const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', tar.stdin!, 'pipe'] });
+  tar.stdin!.destroy();
+  const zstdExit = exitOf(zstd, 'zstd');
+  zstd.stdin!.on('error', () => undefined); // zstd's exit status says why it stopped reading
+
+  const prefetched: Array<Promise<Buffer[]>> = [];
+  const parts = manifest.objects;
+  const fetchNext = (): void => {
+    const index = prefetched.length;
+    if (index >= parts.length) return;
+    const fetching = fetchPart(repository, manifest, index, stop.signal, report);
+    fetching.catch(() => undefined); // a later part may fail first: it is reported when its turn comes
+    prefetched.push(fetching);
+  };
+  try {
+    for (let i = 0; i <= lookahead; i++) fetchNext();
+    for (let index = 0; index < parts.length; index++) {
+      const chunks = await prefetched[index]!;
+      prefetched[index] = Promise.resolve([]); // release the memory
+      fetchNext();
+      const stdin = zstd.stdin!;
+      const feed = async (source: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<void> => {
+        for await (const chunk of source) {
+          if (stop.signal.aborted) throw stop.signal.reason;
+          if (!stdin.write(chunk)) await drained(stdin, zstdExit);
+        }
+      };
+      if (options.encryptionKey) {
+        const decryptor = createDecryptor(options.encryptionKey);
+        await Promise.all([pipeline(Readable.from(chunks), decryptor, { signal: stop.signal }), feed(decryptor)]);
+      } else {
+        await feed(chunks);
+      }
+    }
+    zstd.stdin!.end();
+    const [zstdResult, tarResult] = await Promise.all([zstdExit, tarExit]);
+    if (zstdResult.code !== 0) {
+      throw new LifeboatError('BackupCorrupt', `base backup ${manifest.id} could not be decoded although every part matches its sha256: zstd ${zstdResult.describe}`, 'Restore another backup');
+    }
+    if (tarResult.code !== 0) throw new Error(`tar could not extract base backup ${manifest.id} into ${staging}: tar ${tarResult.describe}`);
+  } catch (error) {
+    stop.abort(error);
+    zstd.kill('SIGKILL');
+    tar.kill('SIGKILL');
+    await Promise.allSettled([zstdExit, tarExit, ...prefetched]);
+    if (options.signal?.aborted) {
+      const aborted = new Error(`the restore of base backup ${manifest.id} was aborted`, { cause: options.signal.reason });
+      aborted.name = 'AbortError';
+      throw aborted;
+    }
+    // A dead tar (disk full, permissions) shows up here as a write error into zstd: say what tar said.
+    const tarResult = await tarExit;
+    if (!(error instanceof LifeboatError) && tarResult.code !== 0 && tarResult.signal !== 'SIGKILL') {
+      throw new Error(`tar could not extract base backup ${manifest.id} into ${staging}: tar ${tarResult.describe}`, { cause: error });
+    }
+    throw error;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function drained(stdin: Writable, exit: Promise<Exit>): Promise<void> {
+  const controller = new AbortController();
+  try {
+    await Promise.race([
+      once(stdin, 'drain', { signal: controller.signal }),
+      exit.then((result) => {
+        throw new Error(`zstd stopped reading (${result.describe})`);
+      }),
+    ]);
+  } finally {
+    controller.abort();
+  }
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** "exited with status 2: <stderr tail>" */
+  describe: string;
+}
+
+function exitOf(child: ChildProcess, name: string): Promise<Exit> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4096);
+  });
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ code: -1, signal: null, describe: `could not be started (${error.message}); is ${name} installed?` }));
+    child.once('close', (code, signal) => {
+      const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+      resolve({ code, signal, describe: stderr.trim() ? `${how}: ${stderr.trim().split('\n').slice(-5).join('\n')}` : how });
+    });
+  });
+}
+
+/** One part's stored bytes, in memory, checked against the manifest's size and sha256. */
+async function fetchPart(repository: Repository, manifest: BaseBackupManifest, index: number, signal: AbortSignal, report: (bytes: number) => void): Promise<Buffer[]> {
+  const object = manifest.objects[index]!;
+  const source = addAbortSignal(signal, await repository.backend.get(repository.objectKey(manifest.target, manifest.id, object.name)));
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    chunks.push(chunk);
+    bytes += chunk.length;
+    report(chunk.length);
+  }
+  const sha256 = hash.digest('hex');
+  if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
+    throw new LifeboatError(
+      'ChecksumMismatch',
+      `${object.name} of base backup ${manifest.id} in repository "${repository.name}" (${repository.location}) does not match its manifest: ` +
+        `sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+      'The stored copy is damaged; restore another backup or copy the part from another repository. Nothing was changed',
+    );
+  }
+  return chunks;
+}
+
+/**
+ * pg_verifybackup, as the server user, against the backup_manifest inside the restored directory,
+ * and that backup_manifest is the one this backup's Lifeboat manifest names.
+ */
+async function verifyRestoredBackup(dir: string, manifest: BaseBackupManifest): Promise<void> {
+  let restoredChecksum: string | undefined;
+  try {
+    restoredChecksum = /"Manifest-Checksum"\s*:\s*"([0-9a-f]{64})"/.exec(await readFile(join(dir, 'backup_manifest'), 'utf8'))?.[1];
+  } catch {
+    restoredChecksum = undefined;
+  }
+  if (restoredChecksum !== manifest.base.manifestChecksum) {
+    throw new LifeboatError(
+      'BackupCorrupt',
+      `the restored base backup ${manifest.id} has ${restoredChecksum ? `backup_manifest checksum ${restoredChecksum}` : 'no backup_manifest'}; its Lifeboat manifest says ${manifest.base.manifestChecksum}`,
+      'Restore another backup',
+    );
+  }
+  try {
+    await runPgTool('pg_verifybackup', ['--quiet', dir], { timeoutMs: 3_600_000, env: { LC_MESSAGES: 'C' } });
+  } catch (error) {
+    throw new LifeboatError('BackupCorrupt', `pg_verifybackup found problems in the restored base backup ${manifest.id}: ${error instanceof Error ? error.message : String(error)}`, 'Restore another backup', {
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * Physical base backups of a real PostgreSQL 15 (src/postgres/base-backup.ts, base-restore.ts):
+ * pg_basebackup streamed into fs and S3 repositories in parts, restored into a new data directory
+ * and checked by pg_verifybackup, then started.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { LifeboatError } from '../../src/errors.js';
+import { keyId } from '../../src/pipeline/encrypt.js';
+import {
+  baseBackupManifestSchema,
+  listBaseBackups,
+  takeBaseBackup,
+  writeBaseBackupManifest,
+  type BaseBackupManifest,
+  type BaseBackupOptions,
+} from '../../src/postgres/base-backup.js';
+import { restoreBaseBackup, stagingDirFor } from '../../src/postgres/base-restore.js';
+import type { PostgresConnection } from '../../src/postgres/dump-connection.js';
+import { connectRecovered, recoverToTarget, removeRecoveredCluster, type RecoveryResult } from '../../src/postgres/recovery.js';
+import { chownToServerUser, serverUser } from '../../src/postgres/tools.js';
+import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
+import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
+import { startTestServers, testBucket, testStackEnv, type TestS3 } from '../helpers/stack.js';
+
+const MiB = 1024 * 1024;
+const target = 'orders';
+const workflow = { workflowId: 'test-base-backup', runId: 'run-1' };
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => console.error('cleanup failed:', error));
+});
+
+describe('a base backup of a running PostgreSQL', () => {
+  let db: TestCluster;
+  let dir: string;
+  let local: Repository;
+  let spare: Repository;
+  let manifest: BaseBackupManifest;
+  let rowsAtBackup: number;
+
+  before(async () => {
+    db = await createTestCluster();
+    cleanups.push(() => db.close());
+    dir = await scratchDir();
+    local = fsRepository('local', join(dir, 'local'));
+    spare = fsRepository('spare', join(dir, 'spare'));
+    await db.query('CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)');
+    // Rows that do not compress away, so the backup spans several parts of the small part size used here.
+    await db.query(`INSERT INTO ledger SELECT g, (SELECT string_agg(md5(random()::text || g || s), '') FROM generate_series(1, 20) s) FROM generate_series(1, 8000) g`);
+    rowsAtBackup = 8000;
+  });
+
+  it('streams the cluster into every repository as zstd parts with their sha256, and records where replay becomes consistent', async () => {
+    const progress: number[] = [];
+    const result = await takeBaseBackup({ ...backupOptions(db, [local, spare], '20261122T010000Z-aaaaaa'), onProgress: (p) => progress.push(p.bytesDone) });
+    manifest = await writeBaseBackupManifest([local, spare], result, { workflow });
+
+    assert.ok(manifest.objects.length >= 3, `several parts (${manifest.objects.length})`);
+    assert.deepEqual(
+      manifest.objects.map((o) => o.name),
+      manifest.objects.map((_, i) => `base.tar.${String(i).padStart(3, '0')}.zst`),
+    );
+    for (const repository of [local, spare]) {
+      for (const object of manifest.objects) {
+        const stored = await buffer(await repository.backend.get(repository.objectKey(target, manifest.id, object.name)));
+        assert.deepEqual({ sizeBytes: stored.length, sha256: sha256(stored) }, { sizeBytes: object.sizeBytes, sha256: object.sha256 }, `${repository.name}/${object.name}`);
+        assert.equal(stored.subarray(0, 4).toString('hex'), '28b52ffd', 'each part is a zstd frame of its own');
+      }
+    }
+    const parts = manifest.base.parts;
+    assert.equal(parts[0]!.rawOffset, 0);
+    for (let i = 1; i < parts.length; i++) assert.equal(parts[i]!.rawOffset, parts[i - 1]!.rawOffset + parts[i - 1]!.rawSizeBytes, 'parts are consecutive');
+    assert.equal(parts.at(-1)!.rawOffset + parts.at(-1)!.rawSizeBytes, manifest.base.tar.sizeBytes);
+    assert.equal(progress.at(-1), manifest.base.tar.sizeBytes, 'progress counts the tar stream');
+
+    // What PostgreSQL says about itself.
+    const [source] = await db.query<{ id: string; tli: number; lsn: string }>(
+      `SELECT system_identifier::text AS id, (SELECT timeline_id FROM pg_control_checkpoint()) AS tli, pg_current_wal_lsn()::text AS lsn FROM pg_control_system()`,
+    );
+    assert.equal(manifest.source.systemIdentifier, source!.id);
+    assert.equal(manifest.source.superuser, 'postgres');
+    assert.equal(manifest.source.serverVersionNum >= 150000 && manifest.source.serverVersionNum < 160000, true);
+    assert.equal(manifest.base.timeline, source!.tli);
+    assert.ok(lsnValue(manifest.base.startLsn) <= lsnValue(manifest.base.stopLsn), 'start <= stop');
+    assert.ok(lsnValue(manifest.base.stopLsn) <= lsnValue(source!.lsn), 'stop <= the server now');
+    assert.ok(manifest.base.startTime <= manifest.base.stopTime && manifest.snapshotAt === manifest.base.stopTime);
+    assert.equal(manifest.base.fileChecksums, 'CRC32C');
+    assert.deepEqual(baseBackupManifestSchema.parse(JSON.parse((await buffer(await local.backend.get(local.manifestKey(target, manifest.id)))).toString())), manifest, 'manifest.json reads back');
+
+    // The parts, concatenated and decoded, are pg_basebackup's tar: backup_label first, backup_manifest last.
+    const tarFile = join(dir, 'whole.tar');
+    const compressed = Buffer.concat(await Promise.all(manifest.objects.map(async (o) => buffer(await local.backend.get(local.objectKey(target, manifest.id, o.name))))));
+    await execa('zstd', ['-d', '-q', '-o', tarFile], { input: compressed });
+    const members = (await execa('tar', ['-tf', tarFile])).stdout.split('\n');
+    assert.equal(members[0], 'backup_label');
+    assert.equal(members.at(-1), 'backup_manifest');
+    assert.ok(members.some((m) => /^pg_wal\/[0-9A-F]{24}$/.test(m)), 'the WAL the backup needs is inside (-X fetch)');
+    const inner = JSON.parse((await execa('tar', ['-xOf', tarFile, 'backup_manifest'])).stdout) as { 'Manifest-Checksum': string; 'WAL-Ranges': Array<{ 'End-LSN': string }> };
+    assert.equal(inner['Manifest-Checksum'], manifest.base.manifestChecksum);
+    assert.equal(inner['WAL-Ranges'].at(-1)!['End-LSN'], manifest.base.stopLsn);
+  });
+
+  it('is listed from the manifests alone, next to backups of other kinds', async () => {
+    await local.backend.put(`${target}/backups/20261122T005959Z-bbbbbb/manifest.json`, Readable.from([Buffer.from('{"kind": "sqlite", "note": "not ours"}')]));
+    const listing = await listBaseBackups([local, spare], target);
+    assert.deepEqual(
+      listing.backups.map((b) => [b.manifest.id, b.repository]),
+      [[manifest.id, 'local']],
+    );
+    assert.deepEqual(listing.problems, []);
+    await local.backend.delete(`${target}/backups/20261122T005959Z-bbbbbb/manifest.json`);
+  });
+
+  it('returns the recorded backup when asked again for the same id (idempotent), without a new pg_basebackup', async () => {
+    const again = await takeBaseBackup(backupOptions(db, [local, spare], manifest.id));
+    const { workflow: _w, timeline: _t, ...recorded } = manifest;
+    assert.deepEqual(again, recorded);
+  });
+
+  it('restores into a new data directory owned by the server user, checked by pg_verifybackup, and the copy starts with the data of the backup', async () => {
+    await db.query(`INSERT INTO ledger VALUES (999999, 'after the backup')`);
+    const dataDir = join(dir, 'restored');
+    const restored = await restoreBaseBackup({ manifest, repositories: [local], dataDir });
+    assert.equal(restored.repository, 'local');
+    assert.equal(restored.alreadyRestored, false);
+    const user = await serverUser();
+    const info = await stat(dataDir);
+    assert.equal(info.mode & 0o777, 0o700);
+    assert.equal(info.uid, user.uid);
+    assert.equal((await stat(join(dataDir, 'base'))).uid, user.uid, 'files belong to the server user');
+    assert.ok(existsSync(join(dataDir, 'backup_label')) && existsSync(join(dataDir, 'backup_manifest')));
+    assert.equal(existsSync(stagingDirFor(dataDir)), false, 'no staging directory left');
+
+    const again = await restoreBaseBackup({ manifest, repositories: [local], dataDir });
+    assert.equal(again.alreadyRestored, true, 'a second run accepts the verified copy');
+
+    const recovered = await recoverToTarget({ dataDir, manifest, recoveryTarget: { kind: 'immediate' }, restoreCommand: 'false' });
+    cleanups.push(() => removeRecoveredCluster(recovered.cluster));
+    assert.deepEqual(await ledgerSummary(recovered), { rows: rowsAtBackup, max: rowsAtBackup }, 'the rows of the backup, not the one inserted after it');
+    assert.equal(recovered.timeline, manifest.base.timeline + 1, 'promoted onto a new timeline');
+    assert.equal(recovered.reached.stop?.record, 'consistency');
+    await removeRecoveredCluster(recovered.cluster);
+  });
+
+  it('refuses a data directory that is not empty, and leaves it alone', async () => {
+    const occupied = join(dir, 'occupied');
+    await mkdir(occupied);
+    await writeFile(join(occupied, 'keep.txt'), 'precious');
+    await assert.rejects(restoreBaseBackup({ manifest, repositories: [local], dataDir: occupied }), lifeboatError('InvalidInput', /not empty/));
+    assert.deepEqual(await readdir(occupied), ['keep.txt']);
+    assert.equal(await readFile(join(occupied, 'keep.txt'), 'utf8'), 'precious');
+  });
+
+  it('takes the next repository when a part is damaged, and refuses when every copy is, leaving nothing behind', async () => {
+    const object = manifest.objects[1]!;
+    await tamper(local, local.objectKey(target, manifest.id, object.name));
+    const dataDir = join(dir, 'from-spare');
+    const restored = await restoreBaseBackup({ manifest, repositories: [local, spare], dataDir });
+    assert.equal(restored.repository, 'spare');
+    await rm(dataDir, { recursive: true, force: true });
+
+    await tamper(spare, spare.objectKey(target, manifest.id, object.name));
+    const nowhere = join(dir, 'nowhere');
+    await assert.rejects(restoreBaseBackup({ manifest, repositories: [local, spare], dataDir: nowhere }), lifeboatError('ChecksumMismatch', new RegExp(`every copy.*${object.name}.*"local".*"spare"`, 's')));
+    assert.equal(existsSync(nowhere), false, 'no data directory');
+    assert.equal(existsSync(stagingDirFor(nowhere)), false, 'no staging directory');
+  });
+
+  it('leaves no manifest when aborted midway, and a new attempt under the same id succeeds', async () => {
+    const id = '20261122T020000Z-cccccc';
+    const controller = new AbortController();
+    const options = backupOptions(db, [local], id);
+    await assert.rejects(
+      takeBaseBackup({ ...options, signal: controller.signal, onProgress: (p) => p.bytesDone > 6 * MiB && controller.abort() }),
+      (error: unknown) => error instanceof Error && error.name === 'AbortError',
+    );
+    assert.equal(await local.backend.head(local.manifestKey(target, id)), undefined, 'an aborted backup does not exist');
+    const result = await takeBaseBackup(options);
+    const stored = (await local.backend.list(`${target}/backups/${id}/`)).map((o) => o.key.split('/').at(-1));
+    assert.deepEqual(stored, result.objects.map((o) => o.name), 'only the parts of the completed attempt are stored');
+  });
+
+  it('refuses a role that may not take base backups, with a typed error', async () => {
+    const env = { LIFEBOAT_TEST_PG_PASSWORD: db.passwordRole.password };
+    const connection: PostgresConnection = { host: '127.0.0.1', port: db.cluster.port, user: db.passwordRole.user, database: 'postgres', maintenanceDatabase: 'postgres', passwordEnv: 'LIFEBOAT_TEST_PG_PASSWORD' };
+    await assert.rejects(takeBaseBackup({ ...backupOptions(db, [local], '20261122T030000Z-dddddd'), connection, env }), lifeboatError('PostgresAuthFailed', /REPLICATION/));
+  });
+});
+
+describe('a base backup through S3, encrypted', () => {
+  let db: TestCluster;
+  let dir: string;
+  let s3: Repository;
+  let manifest: BaseBackupManifest;
+  const key = randomBytes(32);
+
+  before(async () => {
+    db = await createTestCluster();
+    cleanups.push(() => db.close());
+    dir = await scratchDir();
+    s3 = await s3Repository();
+    await db.query(`CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)`);
+    await db.query(`INSERT INTO ledger SELECT g, 'row ' || g FROM generate_series(1, 1000) g`);
+  });
+
+  it('round-trips: stored encrypted in S3, restored with the key, verified and started', async () => {
+    const result = await takeBaseBackup({ ...backupOptions(db, [s3], '20261122T040000Z-eeeeee'), encryptionKey: key });
+    manifest = await writeBaseBackupManifest([s3], result, { workflow });
+    assert.deepEqual(manifest.encryption, { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) });
+    assert.ok(manifest.objects.every((o) => o.name.endsWith('.zst.enc')));
+    const first = await buffer(await s3.backend.get(s3.objectKey(target, manifest.id, manifest.objects[0]!.name)));
+    assert.equal(first.subarray(0, 7).toString('latin1'), 'LBENC1\n', 'what S3 holds is encrypted');
+
+    const dataDir = join(dir, 'restored');
+    const restored = await restoreBaseBackup({ manifest, repositories: [s3], dataDir, encryptionKey: key });
+    assert.equal(restored.repository, 's3');
+    const recovered = await recoverToTarget({ dataDir, manifest, recoveryTarget: { kind: 'immediate' }, restoreCommand: 'false' });
+    cleanups.push(() => removeRecoveredCluster(recovered.cluster));
+    assert.deepEqual(await ledgerSummary(recovered), { rows: 1000, max: 1000 });
+    await removeRecoveredCluster(recovered.cluster);
+  });
+
+  it('needs the right key, and says which one', async () => {
+    const dataDir = join(dir, 'keyless');
+    await assert.rejects(restoreBaseBackup({ manifest, repositories: [s3], dataDir }), lifeboatError('EncryptionKeyUnavailable', new RegExp(keyId(key))));
+    await assert.rejects(restoreBaseBackup({ manifest, repositories: [s3], dataDir, encryptionKey: randomBytes(32) }), lifeboatError('WrongEncryptionKey', new RegExp(keyId(key))));
+    assert.equal(existsSync(dataDir), false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+function backupOptions(db: TestCluster, repositories: Repository[], backupId: string): BaseBackupOptions {
+  return {
+    connection: { host: db.cluster.socketDir, port: db.cluster.port, user: 'postgres', database: 'postgres', maintenanceDatabase: 'postgres' },
+    target,
+    backupId,
+    repositories,
+    compression: { level: 3, threads: 1 },
+    partSizeBytes: 4 * MiB,
+  };
+}
+
+async function ledgerSummary(recovered: RecoveryResult): Promise<{ rows: number; max: number }> {
+  const client = await connectRecovered(recovered.cluster);
+  try {
+    const { rows } = await client.query<{ rows: number; max: number }>('SELECT count(*)::int AS rows, max(id) AS max FROM ledger');
+    return rows[0]!;
+  } finally {
+    await client.end();
+  }
+}
+
+function fsRepository(name: string, path: string): Repository {
+  return new Repository(name, openBackend({ type: 'fs', path }));
+}
+
+let s3Server: TestS3 | undefined;
+async function s3Repository(): Promise<Repository> {
+  s3Server ??= await sharedOrOwnS3();
+  const prefix = `base-backup-test-${randomUUID().slice(0, 8)}/`;
+  const env = { LIFEBOAT_TEST_BB_S3_KEY: s3Server.accessKeyId, LIFEBOAT_TEST_BB_S3_SECRET: s3Server.secretAccessKey };
+  const backend = openBackend(
+    {
+      type: 's3',
+      endpoint: s3Server.endpoint,
+      bucket: s3Server.bucket,
+      prefix,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      accessKeyIdEnv: 'LIFEBOAT_TEST_BB_S3_KEY',
+      secretAccessKeyEnv: 'LIFEBOAT_TEST_BB_S3_SECRET',
+      partSizeMiB: 5,
+    },
+    env,
+  );
+  cleanups.push(async () => {
+    for (const { key } of await backend.list('')) await backend.delete(key);
+  });
+  return new Repository('s3', backend);
+}
+
+/** The S3 server of `npm test` when it shares one, otherwise one of our own (no Temporal needed here). */
+async function sharedOrOwnS3(): Promise<TestS3> {
+  const env = process.env;
+  const endpoint = env[testStackEnv.s3Endpoint];
+  if (endpoint) {
+    return { endpoint, bucket: env[testStackEnv.s3Bucket] ?? testBucket, accessKeyId: env[testStackEnv.s3AccessKeyId] ?? '', secretAccessKey: env[testStackEnv.s3SecretAccessKey] ?? '' };
+  }
+  const stateDir = await mkdtemp(join(tmpdir(), 'lifeboat-bb-s3-'));
+  const servers = await startTestServers({ temporal: false, s3: true, workflowBundle: false, stateDir });
+  cleanups.push(async () => {
+    await servers.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  if (!servers.s3) throw new Error('internal error: the S3 server did not start');
+  return servers.s3;
+}
+
+/** A scratch directory the server user can reach (restored data directories live in it). */
+async function scratchDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-bb-test-'));
+  await chownToServerUser(dir);
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Flips one byte in the middle of a stored object. */
+async function tamper(repository: Repository, key: string): Promise<void> {
+  const stored = await buffer(await repository.backend.get(key));
+  stored[Math.floor(stored.length / 2)]! ^= 0xff;
+  await repository.backend.put(key, Readable.from([stored]));
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function lsnValue(lsn: string): bigint {
+  const [high, low] = lsn.split('/') as [string, string];
+  return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
+}
+
+function lifeboatError(type: string, message?: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof LifeboatError, `expected LifeboatError ${type}, got ${String(error)}`);
+    assert.equal(error.type, type, error.message);
+    if (message) assert.match(error.message, message);
+    return true;
+  };
+}
