@@ -58,6 +58,8 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     const uploads = repositories.map((repository, index) =>
       repository.backend.put(repository.objectKey(target.name, backupId, objectName), branches[index]!, {
         signal: context.cancellationSignal,
+        // zstd never grows data by more than a few bytes per 128 KiB block, encryption by 16 per MiB.
+        maxSizeBytes: Math.ceil(snapshot.sizeBytes * 1.01) + (1 << 20),
       }),
     );
     uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));

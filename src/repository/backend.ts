@@ -25,6 +25,11 @@ export interface PutOptions {
    * requests finish), and then put resolves normally and the object exists.
    */
   signal?: AbortSignal;
+  /**
+   * An upper bound of the body's size when one is known (e.g. the uncompressed source): S3 grows
+   * its part size so that even this many bytes fit in its 10,000 parts.
+   */
+  maxSizeBytes?: number;
 }
 
 export interface Backend {

@@ -44,6 +44,19 @@ const prefixConflictCodes = new Set(['ExistingObjectIsDirectory', 'ObjectParentI
  * (bad key pair, missing bucket, wrong region) become typed LifeboatErrors so that Temporal does
  * not retry them; everything else (network, 5xx, throttling) stays a plain Error and is retried.
  */
+/** S3 allows 10,000 parts; keep a margin for a size hint that is a little off. */
+const maxParts = 9_000;
+const MiB = 1024 * 1024;
+
+/**
+ * The configured part size (small parts keep the worker's memory low: about three parts are
+ * buffered at a time), grown in whole MiB when the body could otherwise need too many parts.
+ */
+export function partSizeFor(configuredBytes: number, maxSizeBytes: number | undefined): number {
+  if (maxSizeBytes === undefined) return configuredBytes;
+  return Math.max(configuredBytes, Math.ceil(maxSizeBytes / maxParts / MiB) * MiB);
+}
+
 export class S3Backend implements Backend {
   readonly location: string;
   private readonly client: S3Client;
@@ -87,6 +100,7 @@ export class S3Backend implements Backend {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const { signal, onProgress } = options;
     const objectKey = this.objectKey(key);
+    const partSize = partSizeFor(this.partSizeBytes, options.maxSizeBytes);
     if (signal?.aborted) {
       body.destroy();
       throw abortError(`put of "${key}" into ${this.location}`, signal);
@@ -108,7 +122,7 @@ export class S3Backend implements Backend {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: objectKey, Body: counted, ContentType: 'application/octet-stream' },
-      partSize: this.partSizeBytes,
+      partSize,
       // Two parts in flight keep a loopback or LAN link busy (4 measured no faster) and bound the
       // buffered parts to about 3 x partSize of worker memory.
       queueSize: 2,
