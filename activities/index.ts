@@ -3,6 +3,8 @@ import { runSmokeChecks } from './drill.js';
 import { checkHealth, runHook } from './hooks.js';
 import { locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
 import { discardBackup, dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
+import { takeBaseBackupStep } from './postgres-base.js';
+import { checkLive, chooseRecoveryBase, cutoverSwap, recoverStep, removeRecoveredStep, restoreBaseStep, rollbackCutover, runPostgresSmokeChecks, startLive } from './postgres-pitr.js';
 import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
@@ -41,6 +43,17 @@ export function createActivities(deps: ActivityDependencies) {
     swapDatabase: reportingFailures((input: Parameters<typeof swapDatabase>[0]) => swapDatabase(input, env)),
     dropRunDatabase: reportingFailures((input: Parameters<typeof dropRunDatabase>[0]) => dropRunDatabase(input, env)),
     discardBackup: reportingFailures((input: Parameters<typeof discardBackup>[0]) => discardBackup(input, env)),
+    // PostgreSQL base backups and point-in-time recovery.
+    takeBaseBackup: reportingFailures((input: Parameters<typeof takeBaseBackupStep>[0]) => takeBaseBackupStep(input, env)),
+    chooseRecoveryBase: reportingFailures((input: Parameters<typeof chooseRecoveryBase>[0]) => chooseRecoveryBase(input, env)),
+    restoreBaseBackup: reportingFailures((input: Parameters<typeof restoreBaseStep>[0]) => restoreBaseStep(input, env)),
+    recoverToTarget: reportingFailures((input: Parameters<typeof recoverStep>[0]) => recoverStep(input, { configPath: deps.configPath, env })),
+    removeRecoveredCluster: reportingFailures(removeRecoveredStep),
+    runPostgresSmokeChecks: reportingFailures((input: Parameters<typeof runPostgresSmokeChecks>[0]) => runPostgresSmokeChecks(input, env)),
+    cutoverSwap: reportingFailures(cutoverSwap),
+    startLive: reportingFailures(startLive),
+    checkLive: reportingFailures((input: Parameters<typeof checkLive>[0]) => checkLive(input, env)),
+    rollbackCutover: reportingFailures(rollbackCutover),
   };
 }
 
@@ -48,6 +61,8 @@ export type LifeboatActivities = ReturnType<typeof createActivities>;
 export type { Reported };
 export type { ResolvedPostgresTarget, ResolvedSqliteTarget, ResolvedTarget } from './target.js';
 export type { RestoredDump, UploadedDump } from './postgres-dump.js';
+export type { ChosenBase, RecoveredCluster, RecoveryResult, RecoveryTarget, RestoredBaseBackup, SmokeCheckSite } from './postgres-pitr.js';
+export type { BaseBackupResult } from '../src/postgres/base-backup.js';
 export type { UploadedSnapshot } from './sqlite-backup.js';
 export type { FetchedBackup, SwapResult } from './sqlite-restore.js';
 export type { SmokeCheckResult } from './drill.js';

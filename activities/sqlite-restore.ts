@@ -8,7 +8,7 @@ import { LifeboatError } from '../src/errors.js';
 import { createDecompressorToFile } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
-import type { Manifest } from '../src/repository/manifest.js';
+import type { SqliteManifest as Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { countBytes, startProgress } from './progress.js';
 import type { Repository } from '../src/repository/repository.js';

@@ -1,4 +1,5 @@
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadConfig, targetNamed } from '../src/config/load.js';
 import type { Config, PostgresTargetConfig, RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
@@ -27,6 +28,11 @@ export interface ResolvedPostgresTarget extends ResolvedTargetBase {
   connection: PostgresTargetConfig['connection'];
   /** spoolDir is absolute (relative paths in the config are relative to the config file). */
   dump: PostgresTargetConfig['dump'];
+  base: PostgresTargetConfig['base'];
+  /** dir is absolute and always set (default: <system temp dir>/lifeboat-recovery). */
+  recovery: PostgresTargetConfig['recovery'] & { dir: string };
+  /** scratchDir is absolute when set. */
+  drill: PostgresTargetConfig['drill'];
 }
 
 /**
@@ -51,12 +57,21 @@ export async function resolveTarget(configPath: string, input: { target: string 
   const base = await resolveBase(config, input.target, target.repositories);
   if (target.type === 'postgres') {
     const spoolDir = target.dump.spoolDir;
+    const scratchDir = target.drill.scratchDir;
+    const absolute = (path: string): string => (isAbsolute(path) ? path : resolve(dirname(configPath), path));
     return {
       ...base,
       type: 'postgres',
       method: target.method,
       connection: target.connection,
-      dump: { ...target.dump, ...(spoolDir ? { spoolDir: isAbsolute(spoolDir) ? spoolDir : resolve(dirname(configPath), spoolDir) } : {}) },
+      dump: { ...target.dump, ...(spoolDir ? { spoolDir: absolute(spoolDir) } : {}) },
+      base: target.base,
+      recovery: {
+        ...target.recovery,
+        dir: absolute(target.recovery.dir ?? join(tmpdir(), 'lifeboat-recovery')),
+        ...(target.recovery.cutover ? { cutover: { ...target.recovery.cutover, dataDir: absolute(target.recovery.cutover.dataDir) } } : {}),
+      },
+      drill: { ...target.drill, ...(scratchDir ? { scratchDir: absolute(scratchDir) } : {}) },
     };
   }
   return {

@@ -164,11 +164,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program
     .command('backup <target>')
     .description('back up a target to every repository it names')
+    .addOption(new Option('--method <method>', 'PostgreSQL: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target\'s method').choices(['dump', 'base']))
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { method?: 'dump' | 'base'; wait?: boolean; json?: boolean }) => {
       setExitCode(
-        await run('backup', { target }, options, global(), (r) => ({
+        await run('backup', { target, ...(options.method ? { method: options.method } : {}) }, options, global(), (r) => ({
           failed: false,
           lines: [`backup ${r.backupId} of ${r.target}: snapshot ${r.snapshotAt}, ${r.sourceBytes} bytes -> ${r.storedBytes} stored in ${r.repositories.join(', ')}`, ...r.timeline.map(formatStep)],
         })),
@@ -264,6 +265,58 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('pitr <target>')
+    .description(
+      'point-in-time recovery of a postgres target into a NEW cluster (new data directory, free port): the newest base backup before ' +
+        'the target, plus archived WAL replayed to it; the live cluster is not touched',
+    )
+    .option('--time <timestamp>', 'recover every transaction committed at or before this time, e.g. 2026-11-21T14:05:00Z (with a UTC offset)')
+    .option('--lsn <lsn>', 'recover up to this WAL position, e.g. 0/3000028')
+    .option('--name <restorePoint>', 'recover up to a restore point made with pg_create_restore_point')
+    .option('--xid <xid>', 'recover up to and including this transaction')
+    .option('--latest', 'recover every archived WAL file (the default)')
+    .option('--exclusive', 'with --time, --lsn or --xid: stop just before the target instead of just after it')
+    .option('--backup <id>', 'start from this base backup (it must have finished before the target)')
+    .option('--cutover', 'then replace the live cluster (recovery.cutover.dataDir) by the recovered one, after `lifeboat approve <workflowId>`; the live data directory is kept as a safety copy')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { time?: string; lsn?: string; name?: string; xid?: string; latest?: boolean; exclusive?: boolean; backup?: string; cutover?: boolean; wait?: boolean; json?: boolean }) => {
+      const { parseRecoveryTarget } = await import('./postgres/recovery-target.js');
+      const given = (['time', 'lsn', 'name', 'xid', 'latest'] as const).filter((kind) => options[kind] !== undefined);
+      if (given.length > 1) throw new InputError(`give one recovery target, not ${given.map((kind) => `--${kind}`).join(' and ')}`);
+      const kind = given[0] ?? 'latest';
+      if (options.exclusive && !['time', 'lsn', 'xid'].includes(kind)) throw new InputError('--exclusive goes with --time, --lsn or --xid');
+      const inclusive = options.exclusive ? { inclusive: false } : {};
+      const candidate =
+        kind === 'time' ? { kind, time: options.time, ...inclusive }
+        : kind === 'lsn' ? { kind, lsn: options.lsn, ...inclusive }
+        : kind === 'xid' ? { kind, xid: options.xid, ...inclusive }
+        : kind === 'name' ? { kind, name: options.name }
+        : { kind };
+      let recoveryTarget;
+      try {
+        recoveryTarget = parseRecoveryTarget(candidate);
+      } catch (error) {
+        throw new InputError((error as Error).message);
+      }
+      const input = { target, recoveryTarget, ...(options.backup ? { backupId: options.backup } : {}), ...(options.cutover ? { cutover: true } : {}) };
+      if (options.cutover) say('the cutover waits for an approval before it replaces the live cluster: `lifeboat approve <workflow id>` (or --reject)');
+      setExitCode(
+        await run('pitr', input, options, global(), (r) => ({
+          failed: false,
+          lines: [
+            `recovered ${r.target} to ${r.recoveryTarget} from base backup ${r.backupId}: reached ${r.reached.lsn}` +
+              `${r.reached.lastTransactionTime ? ` (last commit ${r.reached.lastTransactionTime})` : ''}, timeline ${r.walTimeline}`,
+            `  the recovered cluster runs from ${r.cluster.dataDir} on 127.0.0.1:${r.cluster.port} (socket ${r.cluster.socketDir}, user ${r.cluster.user})`,
+            ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
+            ...(r.cutover ? [`  cut over: the recovered cluster is now live in ${r.cutover.liveDataDir}; the previous one is kept in ${r.cutover.safetyCopy}`] : []),
+            ...r.timeline.map(formatStep),
+          ],
+        })),
+      );
+    });
+
+  program
     .command('wal-push <path>')
     .description('archive_command: store one WAL file (%p) in the target\'s repositories, compressed and hashed')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
@@ -317,7 +370,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
               repository: name,
               id: manifest.id,
               snapshotAt: manifest.snapshotAt,
-              sourceBytes: manifest.source.sizeBytes,
+              sourceBytes: manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes,
               storedBytes: manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0),
               encrypted: manifest.encryption !== null,
             });

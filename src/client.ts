@@ -9,15 +9,17 @@ import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAt
 import { randomBytes } from 'node:crypto';
 import type { BackupInput, BackupResult } from '../workflows/backup.js';
 import type { DrillInput, DrillReport } from '../workflows/drill.js';
+import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
 import { compactTimestamp } from './backup-id.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
   restore: { input: RestoreInput; result: RestoreResult };
   drill: { input: DrillInput; result: DrillReport };
+  pitr: { input: PitrInput; result: PitrResult };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
@@ -46,6 +48,12 @@ function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input'])
       return `Restore of target "${input.target}" from ${restore.backupId ?? 'the newest backup'}${restore.into ? ` into ${restore.into}` : ''}`;
     case 'drill':
       return `Restore drill of target "${input.target}"`;
+    case 'pitr': {
+      const pitr = input as PitrInput;
+      const to = pitr.recoveryTarget ?? { kind: 'latest' };
+      const where = to.kind === 'time' ? to.time : to.kind === 'lsn' ? to.lsn : to.kind === 'xid' ? String(to.xid) : to.kind === 'name' ? `"${to.name}"` : '';
+      return `Point-in-time recovery of target "${input.target}" to ${to.kind}${where ? ` ${where}` : ''}${pitr.backupId ? ` from ${pitr.backupId}` : ''}`;
+    }
   }
 }
 

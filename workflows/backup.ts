@@ -1,7 +1,8 @@
-import { uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
 import { manifestFormat } from '../src/repository/format.js';
 import { makeBackupId } from '../src/backup-id.js';
+import { backupPostgresBase } from './postgres-base.js';
 import { backupPostgresDump } from './postgres-dump.js';
 import { formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
@@ -9,6 +10,8 @@ import { describeTarget } from './targets.js';
 export interface BackupInput {
   /** Name of a target in the worker's lifeboat.config.yaml. */
   target: string;
+  /** PostgreSQL targets: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target's `method`. */
+  method?: 'dump' | 'base';
 }
 
 export interface BackupResult {
@@ -25,6 +28,8 @@ export interface BackupResult {
   secondsToDurable: number;
   /** pg_dump backups: the format, what it holds, and whether a scratch restore verified it. */
   dump?: { format: 'directory' | 'custom'; tables: number; rows: number; verified: boolean };
+  /** Base backups: the WAL range the backup needs, where replay becomes consistent (stopLsn), and how many parts it has. */
+  base?: { startLsn: string; stopLsn: string; stopTime: string; timeline: number; parts: number };
   timeline: StepRecord[];
 }
 
@@ -36,11 +41,20 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   const timeline = new Timeline();
   const info = workflowInfo();
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
-  if (target.type === 'postgres') return backupPostgresDump(timeline, target);
+  if (input.method !== undefined && input.method !== 'dump' && input.method !== 'base') {
+    throw ApplicationFailure.nonRetryable(`"method" is "${String(input.method)}"; a backup's method is "dump" or "base" (PostgreSQL targets only)`, 'InvalidInput');
+  }
+  if (target.type === 'postgres') {
+    const method = input.method ?? target.method;
+    return method === 'base' ? backupPostgresBase(timeline, target) : backupPostgresDump(timeline, target);
+  }
+  if (input.method !== undefined) {
+    throw ApplicationFailure.nonRetryable(`target "${target.name}" is a SQLite target; "method" applies to PostgreSQL targets only`, 'InvalidInput');
+  }
   const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
 
   const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
-    `${formatBytes(u.source.sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
+    `${formatBytes((u.source as SqliteManifest['source']).sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
   );
 
   const manifest: SqliteManifest = {
@@ -71,7 +85,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     backupId,
     target: target.name,
     snapshotAt: uploaded.snapshotAt,
-    sourceBytes: uploaded.source.sizeBytes,
+    sourceBytes: manifest.source.sizeBytes,
     storedBytes: uploaded.object.sizeBytes,
     repositories: uploaded.repositories,
     secondsToDurable: Math.max(0, (durableAt - Date.parse(uploaded.snapshotAt)) / 1000),

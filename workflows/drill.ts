@@ -1,7 +1,8 @@
-import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SmokeCheckResult } from '../activities/index.js';
 import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
-import { describeTarget, sqliteOnly } from './targets.js';
+import { drillPostgres } from './postgres-drill.js';
+import { describeTarget } from './targets.js';
 
 export interface DrillInput {
   target: string;
@@ -29,9 +30,15 @@ export interface DrillReport {
   checks: SmokeCheckResult[];
   reportKeys: string[];
   timeline: StepRecord[];
+  /** PostgreSQL drills: how the copy was made ("base": PITR to the end of the archive; "dump": a restore of the newest dump, compared with it). */
+  method?: 'base' | 'dump';
+  /** method "base": where replay stopped (the newest recoverable point) and on which timeline the scratch copy promoted. */
+  recovery?: { lsn: string; lastTransactionTime: string | null; walFilesRestored: number; walTimeline: number } | null;
+  /** method "dump": the scratch restore's comparison with the dump's fingerprints. */
+  verification?: { tables: number; rows: number } | null;
 }
 
-function objective(seconds: number, targetSeconds: number | undefined): ObjectiveResult {
+export function objective(seconds: number, targetSeconds: number | undefined): ObjectiveResult {
   return { seconds, targetSeconds: targetSeconds ?? null, met: targetSeconds === undefined ? null : seconds <= targetSeconds };
 }
 
@@ -45,7 +52,9 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   const timeline = new Timeline();
   const info = workflowInfo();
   const startedAtMs = Date.now();
-  const target = sqliteOnly(await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t)), 'drill');
+  const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
+  if (resolved.type === 'postgres') return drillPostgres(timeline, resolved, startedAtMs);
+  const target = resolved;
   const report: DrillReport = {
     target: target.name,
     workflowId: info.workflowId,
@@ -66,6 +75,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   let cancelled: unknown;
   try {
     const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target }), (m) => `backup ${m.id}, snapshot ${m.snapshotAt}`);
+    if (manifest.kind !== 'sqlite') throw ApplicationFailure.nonRetryable(`backup ${manifest.id} is a ${manifest.kind} backup, not a SQLite one`, 'BackupCorrupt');
     report.backupId = manifest.id;
     report.snapshotAt = manifest.snapshotAt;
     report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);

@@ -11,6 +11,7 @@ import { approveUpdate, type ApprovalInput } from './approval.js';
 import type { BackupResult } from './backup.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
 import { failureMessage, formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
+import { sourceBytesOf } from './targets.js';
 
 /** PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes. */
 const maxNameBytes = 63;
@@ -164,7 +165,7 @@ async function awaitApproval(timeline: Timeline, what: string, timeoutSeconds: n
 export async function restorePostgresDump(timeline: Timeline, target: ResolvedPostgresTarget, input: RestoreInput): Promise<RestoreResult> {
   const info = workflowInfo();
   const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
-    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(m.source.sizeBytes)}`,
+    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
   );
   if (located.kind !== 'postgres-dump') {
     throw ApplicationFailure.nonRetryable(`backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a pg_dump backup`, 'InvalidInput');

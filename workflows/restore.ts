@@ -1,9 +1,9 @@
-import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedSqliteTarget, SwapResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { restorePostgresDump } from './postgres-dump.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
-import { describeTarget } from './targets.js';
+import { describeTarget, sourceBytesOf } from './targets.js';
 
 export interface RestoreInput {
   target: string;
@@ -55,8 +55,9 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
   if (resolved.type === 'postgres') return restorePostgresDump(timeline, resolved, input);
   const target = resolved;
   const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
-    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(m.source.sizeBytes)}`,
+    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
   );
+  if (manifest.kind !== 'sqlite') throw ApplicationFailure.nonRetryable(`backup ${manifest.id} is a ${manifest.kind} backup, not a SQLite one`, 'BackupCorrupt');
   const base = { target: target.name, backupId: manifest.id, snapshotAt: manifest.snapshotAt };
 
   if (input.into) {

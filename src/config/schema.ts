@@ -33,7 +33,7 @@ export const s3RepositorySchema = z
     forcePathStyle: z.boolean().default(true).describe('Path-style addressing (needed by most S3-compatible servers).'),
     accessKeyIdEnv: envVarName.describe('Name of the environment variable holding the access key id.'),
     secretAccessKeyEnv: envVarName.describe('Name of the environment variable holding the secret access key.'),
-    partSizeMiB: z.number().int().min(5).max(512).default(16).describe('Multipart part size; larger payloads upload in parts.'),
+    partSizeMiB: z.number().int().min(5).max(512).default(8).describe('Multipart part size; larger payloads upload in parts. About three parts are buffered per upload; grown automatically when a payload of known size would need more than 9,000 parts.'),
   })
   .strict();
 
@@ -124,10 +124,11 @@ const postgresDumpSchema = z
     spoolDir: z.string().optional().describe('Where directory-format dumps and every restore are spooled (private 0700 directories, removed afterwards); default: the system temp dir.'),
     verify: z
       .boolean()
-      .default(true)
+      .default(false)
       .describe(
         'After each dump, restore it into a scratch database on the same server and compare every table\'s row count and checksum with ' +
-          'what was dumped; the scratch database is always dropped. A backup that fails this never gets a manifest.',
+          'what was dumped; the scratch database is always dropped. A backup that fails this never gets a manifest. Off by default: ' +
+          'it doubles the cost of every dump, and `lifeboat drill` does the same check on the newest dump on its own schedule.',
       ),
     approvalTimeoutSeconds: z
       .number()
@@ -138,15 +139,84 @@ const postgresDumpSchema = z
   })
   .strict();
 
+const postgresBaseSchema = z
+  .object({
+    partSizeMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(64)
+      .describe('The tar stream is stored in parts of this many MiB (each its own zstd frame); a restore holds a few parts in memory.'),
+    checkpoint: z
+      .enum(['fast', 'spread'])
+      .default('fast')
+      .describe('"fast": pg_basebackup asks for an immediate checkpoint; "spread": it waits for a paced one (less I/O at once, minutes longer).'),
+  })
+  .strict();
+
+const postgresRecoverySchema = z
+  .object({
+    dir: z
+      .string()
+      .optional()
+      .describe(
+        'Directory under which recovered clusters are created, one new data directory per run (<dir>/<target>-<run>); ' +
+          'the server user must be able to reach it. Default: <system temp dir>/lifeboat-recovery.',
+      ),
+    timeoutSeconds: z.number().int().positive().default(3600).describe('How long WAL replay may take before the recovery is stopped and reported as failed.'),
+    cutover: z
+      .object({
+        dataDir: z.string().min(1).describe('The live cluster\'s data directory, which `lifeboat pitr --cutover` replaces (it must be on the same file system as recovery.dir).'),
+        startCommand: z
+          .string()
+          .min(1)
+          .describe('Shell command that starts the live cluster from dataDir (e.g. "systemctl start postgresql@15-main"), run after the swap and again on rollback.'),
+        stopCommand: z
+          .string()
+          .optional()
+          .describe('Shell command that stops the live cluster; default: `pg_ctl stop -m fast` on dataDir, as the server user.'),
+        approvalTimeoutSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(3600)
+          .describe('How long a cutover waits for approval (`lifeboat approve`) before it ends, removing the recovered cluster and leaving the live one alone.'),
+        healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the started cluster may take to accept connections and pass the smoke checks before the cutover rolls back.'),
+      })
+      .strict()
+      .optional()
+      .describe('Replacing the live cluster by a recovered one (pitr with cutover): only after an approval; the live data directory is kept whole as a safety copy.'),
+  })
+  .strict();
+
 export const postgresTargetSchema = z
   .object({
-    type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump) and WAL archiving.'),
+    type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump), base backups (pg_basebackup), WAL archiving and point-in-time recovery.'),
     repositories: z.array(name).min(1).describe('Names of the repositories backups and archived WAL go to; wal-fetch prefers the first.'),
     connection: postgresConnectionSchema
       .default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', maintenanceDatabase: 'postgres' })
       .describe('Where the database is and who Lifeboat connects as. The password is never in the config: name an environment variable or a pgpass file.'),
-    method: z.literal('dump').default('dump').describe('How the backup runbook backs the database up: "dump" (pg_dump, a logical backup of connection.database).'),
-    dump: postgresDumpSchema.default({ jobs: 2, verify: true, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
+    method: z
+      .enum(['dump', 'base'])
+      .default('dump')
+      .describe(
+        'How the backup runbook backs the database up: "dump" (pg_dump, a logical backup of connection.database) or "base" ' +
+          '(pg_basebackup, a physical backup of the whole cluster: with archived WAL, the start of a point-in-time recovery). ' +
+          'A run can override it: {"target": "main", "method": "base"}.',
+      ),
+    dump: postgresDumpSchema.default({ jobs: 2, verify: false, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
+    base: postgresBaseSchema.default({ partSizeMiB: 64, checkpoint: 'fast' }).describe('Physical base backups with pg_basebackup (method "base"). connection.user needs REPLICATION.'),
+    recovery: postgresRecoverySchema
+      .default({ timeoutSeconds: 3600 })
+      .describe('Point-in-time recovery (`lifeboat pitr`) and base-backup drills: where recovered clusters go and how long recovery may take.'),
+    drill: drillSchema
+      .default({ smokeChecks: [] })
+      .describe(
+        'What a drill checks and measures. method "base": recovery of the newest base backup plus all archived WAL into a scratch cluster; ' +
+          'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
+          'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
+      ),
   })
   .strict();
 

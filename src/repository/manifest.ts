@@ -121,15 +121,70 @@ export const postgresDumpManifestSchema = z.object({
   }),
 });
 
+const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
+const isoMicros = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+
 /**
- * Every kind of backup. 'sqlite' is a SQLite snapshot; 'postgres-dump' a pg_dump archive. Kinds to
- * come (e.g. 'postgres-base' for base backups) add a member here.
+ * A physical base backup (pg_basebackup, one tar stream cut into zstd parts): what PostgreSQL needs
+ * to recover from it and what a point-in-time recovery needs to choose it. The same record as
+ * src/postgres/base-backup.ts's baseBackupManifestSchema (which cannot be imported here: that
+ * module imports this one); activities/postgres-base.ts checks at compile time that both agree.
  */
-export const manifestSchema = z.discriminatedUnion('kind', [sqliteManifestSchema, postgresDumpManifestSchema]);
+export const postgresBaseManifestSchema = z.object({
+  ...commonFields,
+  kind: z.literal('postgres-base'),
+  source: z.object({
+    host: z.string(),
+    port: z.number().int(),
+    user: z.string(),
+    serverVersion: z.string(),
+    serverVersionNum: z.number().int(),
+    /** pg_control's system identifier: WAL from another cluster can never be replayed on this backup. */
+    systemIdentifier: z.string().regex(/^\d+$/),
+    /** The bootstrap superuser: a recovered copy is entered as this role. */
+    superuser: z.string(),
+    walSegmentSizeBytes: z.number().int().positive(),
+    dataChecksums: z.boolean(),
+  }),
+  base: z.object({
+    label: z.string(),
+    walMethod: z.literal('fetch'),
+    timeline: z.number().int().positive(),
+    startLsn: lsn,
+    checkpointLsn: lsn,
+    /** Replay of this backup is consistent from here on: no recovery target may lie before it. */
+    stopLsn: lsn,
+    startTime: isoMicros,
+    stopTime: isoMicros,
+    /** The first transaction id not yet assigned at stopTime (64-bit, decimal). */
+    nextXid: z.string().regex(/^\d+$/),
+    manifestChecksum: sha256,
+    fileChecksums: z.string(),
+    tar: z.object({ sizeBytes: z.number().int().positive(), members: z.number().int().positive() }),
+    partSizeBytes: z.number().int().positive(),
+    parts: z
+      .array(
+        z.object({
+          object: z.string().min(1),
+          rawOffset: z.number().int().nonnegative(),
+          rawSizeBytes: z.number().int().positive(),
+          startsIn: z.object({ member: z.string().nullable(), offsetInMember: z.number().int().nonnegative() }),
+        }),
+      )
+      .min(1),
+  }),
+});
+
+/**
+ * Every kind of backup. 'sqlite' is a SQLite snapshot; 'postgres-dump' a pg_dump archive;
+ * 'postgres-base' a physical base backup (the start of a point-in-time recovery).
+ */
+export const manifestSchema = z.discriminatedUnion('kind', [sqliteManifestSchema, postgresDumpManifestSchema, postgresBaseManifestSchema]);
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type SqliteManifest = z.infer<typeof sqliteManifestSchema>;
 export type PostgresDumpManifest = z.infer<typeof postgresDumpManifestSchema>;
+export type PostgresBaseManifest = z.infer<typeof postgresBaseManifestSchema>;
 export type DumpFile = z.infer<typeof dumpFileSchema>;
 export type TableFingerprintRecord = z.infer<typeof tableFingerprintSchema>;
 export type StoredObject = z.infer<typeof storedObjectSchema>;

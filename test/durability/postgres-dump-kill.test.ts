@@ -84,7 +84,7 @@ describe('a PostgreSQL dump survives a killed worker', () => {
             type: 'postgres',
             repositories: ['local', 's3'],
             connection: { host: '127.0.0.1', port: pg.cluster.port, database: 'big', user: 'postgres', passwordEnv },
-            dump: { jobs: 2, spoolDir },
+            dump: { jobs: 2, spoolDir, verify: true },
           },
         },
         { compression: { level: 15, threads: 2 } },

@@ -151,8 +151,8 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     await lifeboat.writeConfig(
       lifeboat.baseConfig(
         {
-          shop: { type: 'postgres', repositories: ['local', 's3'], connection, dump: { jobs: 2 } },
-          'shop-custom': { type: 'postgres', repositories: ['s3'], connection, dump: { jobs: 1 } },
+          shop: { type: 'postgres', repositories: ['local', 's3'], connection, dump: { jobs: 2, verify: true } },
+          'shop-custom': { type: 'postgres', repositories: ['s3'], connection, dump: { jobs: 1, verify: true } },
           'shop-wait': { type: 'postgres', repositories: ['local'], connection, dump: { jobs: 2, verify: false, approvalTimeoutSeconds: 3 } },
           'shop-unset': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: unsetPasswordEnv } },
           'shop-wrong': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: wrongPasswordEnv } },

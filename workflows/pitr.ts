@@ -1,0 +1,266 @@
+import { ApplicationFailure, CancellationScope, condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
+import { compactTimestamp } from '../src/backup-id.js';
+import { approveUpdate, type ApprovalInput } from './approval.js';
+import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { describeTarget } from './targets.js';
+
+export type { RecoveryTarget };
+
+export interface PitrInput {
+  /** A postgres target whose base backups and archived WAL are in its repositories. */
+  target: string;
+  /**
+   * Where to stop: {"kind": "latest"} (default: every archived WAL), {"kind": "time", "time": "2026-11-21T14:05:00Z"},
+   * {"kind": "lsn", "lsn": "0/3000028"}, {"kind": "name", "name": "before-migration"}, {"kind": "xid", "xid": "1234"},
+   * {"kind": "immediate"}; time, lsn and xid take "inclusive": false.
+   */
+  recoveryTarget?: RecoveryTarget;
+  /** Pin a base backup (it must have stopped before the target); default: the newest one that did. */
+  backupId?: string;
+  /** recovery_target_timeline; default "latest". */
+  timeline?: 'latest' | 'current' | number;
+  /**
+   * Replace the live cluster (recovery.cutover.dataDir) by the recovered one, after an approval
+   * (`lifeboat approve <workflowId>`) within recovery.cutover.approvalTimeoutSeconds. The live data
+   * directory is kept whole as a safety copy; a failed start or health check rolls back.
+   */
+  cutover?: boolean;
+}
+
+export interface PitrResult {
+  target: string;
+  backupId: string;
+  /** Why that base backup. */
+  choice: string;
+  /** The recovery target, in words. */
+  recoveryTarget: string;
+  /** The recovered cluster, running and promoted: a new data directory, never the live one. */
+  cluster: RecoveryResult['cluster'];
+  /** Where replay stopped: the LSN, the last transaction's commit time, and PostgreSQL's own "recovery stopping" line. */
+  reached: RecoveryResult['reached'];
+  /** The timeline the recovered cluster now writes (a new one). */
+  walTimeline: number;
+  walFilesRestored: number;
+  checks: SmokeCheckResult[];
+  /**
+   * With cutover: the recovered cluster now runs as the live one from liveDataDir (cluster above
+   * describes it as it was during recovery); the previous live data directory is kept as safetyCopy.
+   */
+  cutover?: { liveDataDir: string; safetyCopy: string; checks: SmokeCheckResult[]; walTimeline: number };
+  timeline: StepRecord[];
+}
+
+/** A recovered copy, running: what the pitr and drill runbooks build. */
+export interface RecoveredCopy {
+  chosen: ChosenBase;
+  restored: RestoredBaseBackup;
+  recovery: RecoveryResult;
+}
+
+/** Narrows to a PostgreSQL target, or fails the run (bad input). */
+export function postgresOnly(target: { type: string; name: string }, runbook: string): asserts target is ResolvedPostgresTarget {
+  if (target.type !== 'postgres') {
+    throw ApplicationFailure.nonRetryable(`target "${target.name}" is a ${target.type} target; the ${runbook} runbook needs a postgres target with base backups`, 'InvalidInput');
+  }
+}
+
+/** A directory name of this run alone (a retry of a step finds the same one; two runs never share one). */
+export function runDirectory(parent: string, target: string, purpose: string): string {
+  const run = workflowInfo().workflowId.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return `${parent.replace(/\/+$/, '')}/${target}-${purpose}-${run}`;
+}
+
+/**
+ * Choose the base backup, fetch and verify it into dataDir (pg_verifybackup), and recover it to
+ * the target in a new server on a free port. Nothing of the live cluster is touched. On failure
+ * the caller removes dataDir (removeRecoveredCopy).
+ */
+export async function recoverCopy(
+  timeline: Timeline,
+  target: ResolvedPostgresTarget,
+  options: { recoveryTarget: RecoveryTarget; backupId?: string; walTimeline?: PitrInput['timeline']; dataDir: string },
+): Promise<RecoveredCopy> {
+  const chosen = await timeline.run(
+    'choose-base-backup',
+    () => quickSteps.chooseRecoveryBase({ target, recoveryTarget: options.recoveryTarget, ...(options.backupId ? { backupId: options.backupId } : {}) }),
+    (c) => `to ${c.description}: ${c.reason}`,
+  );
+  const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: chosen.manifest, dataDir: options.dataDir }), (r) =>
+    r.alreadyRestored
+      ? `${r.dataDir} already held base backup ${r.backupId}, verified`
+      : `${formatBytes(r.storedBytes)} from ${r.repository}, sha256 ok -> ${formatBytes(r.tarBytes)} in ${r.dataDir}; pg_verifybackup ok`,
+  );
+  const recovery = await timeline.run(
+    'recover',
+    () =>
+      transferSteps.recoverToTarget({
+        target,
+        manifest: chosen.manifest,
+        dataDir: restored.dataDir,
+        recoveryTarget: chosen.recoveryTarget,
+        ...(options.walTimeline !== undefined ? { timeline: options.walTimeline } : {}),
+      }),
+    (r) =>
+      `replayed ${r.walFilesRestored} WAL files to ${r.reached.lsn}${r.reached.lastTransactionTime ? ` (last commit ${r.reached.lastTransactionTime})` : ''}; ` +
+      `${r.reached.stop ? `${r.reached.stop.message}; ` : ''}promoted to timeline ${r.timeline}; listening on 127.0.0.1:${r.cluster.port}`,
+  );
+  return { chosen, restored, recovery };
+}
+
+/** Compensation: stop the recovered copy and remove its data directory (runs when the run is cancelled, too). */
+export async function removeRecoveredCopy(timeline: Timeline, dataDir: string, socketDir: string | undefined, why: string): Promise<void> {
+  await CancellationScope.nonCancellable(() =>
+    timeline.run('remove-recovered', () => quickSteps.removeRecoveredCluster({ dataDir, ...(socketDir ? { socketDir } : {}) }), (r) =>
+      r.removed ? `stopped and removed ${dataDir} (${why})` : `nothing to remove (${why})`,
+    ),
+  );
+}
+
+/**
+ * Point-in-time recovery runbook: resolve the target, choose the newest base backup that finished
+ * before the target, fetch and verify it into a new data directory (recovery.dir/<target>-pitr-<run>),
+ * replay archived WAL (`lifeboat wal-fetch`) to the target in a server on a free loopback port,
+ * wait until it promoted, and run the smoke checks (drill.smokeChecks) against it. The result says
+ * where the recovered cluster runs. A run that fails (RecoveryTargetBeforeBackup, BackupNotFound,
+ * RecoveryTargetUnreachable, WalSegmentMissing, TimelineNotFound, SmokeCheckFailed, ...) or is
+ * cancelled stops and removes the new cluster; the live cluster is never touched. With `cutover`,
+ * the recovered cluster then replaces the live one, only after an approval (see cutOver).
+ */
+export async function pitr(input: PitrInput): Promise<PitrResult> {
+  const timeline = new Timeline();
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t, { repositories: true }));
+  postgresOnly(target, 'pitr');
+  const cutover = target.recovery.cutover;
+  if (input.cutover && !cutover) {
+    throw ApplicationFailure.nonRetryable(`target "${target.name}" has no recovery.cutover settings (the live data directory and how to start it); a cutover needs them`, 'InvalidInput');
+  }
+  let decision: ApprovalInput | undefined;
+  if (input.cutover) {
+    // Registered now, so an operator can approve while the recovery is still running.
+    setHandler(approveUpdate, (answer) => {
+      decision = { approve: answer.approve, ...(answer.by ? { by: String(answer.by) } : {}) };
+      return { decision: answer.approve ? 'approved' : 'rejected' };
+    }, {
+      validator: (answer) => {
+        if (typeof answer?.approve !== 'boolean') throw new Error('the approval needs {"approve": true} or {"approve": false}');
+        if (decision !== undefined) throw new Error(`this run was already ${decision.approve ? 'approved' : 'rejected'}`);
+      },
+    });
+  }
+  const dataDir = runDirectory(target.recovery.dir, target.name, 'pitr');
+  let socketDir: string | undefined;
+  try {
+    const { chosen, recovery } = await recoverCopy(timeline, target, {
+      recoveryTarget: input.recoveryTarget ?? { kind: 'latest' },
+      ...(input.backupId ? { backupId: input.backupId } : {}),
+      ...(input.timeline !== undefined ? { walTimeline: input.timeline } : {}),
+      dataDir,
+    });
+    socketDir = recovery.cluster.socketDir;
+    const checks = await runChecks(timeline, target, recovery);
+    const failed = checks.filter((check) => !check.passed);
+    if (failed.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `the recovered cluster failed ${failed.length} of ${checks.length} smoke checks: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
+        'SmokeCheckFailed',
+      );
+    }
+    const replaced = input.cutover && cutover ? await cutOver(timeline, target, cutover, { dataDir, socketDir, decide: () => decision }) : undefined;
+    return {
+      target: target.name,
+      backupId: chosen.manifest.id,
+      choice: chosen.reason,
+      recoveryTarget: chosen.description,
+      cluster: recovery.cluster,
+      reached: recovery.reached,
+      walTimeline: recovery.timeline,
+      walFilesRestored: recovery.walFilesRestored,
+      checks,
+      ...(replaced ? { cutover: replaced } : {}),
+      timeline: timeline.steps,
+    };
+  } catch (error) {
+    await removeRecoveredCopy(timeline, dataDir, socketDir, failureMessage(error)).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The target's smoke checks against connection.database of a recovered cluster. */
+export async function runChecks(timeline: Timeline, target: ResolvedPostgresTarget, recovery: RecoveryResult): Promise<SmokeCheckResult[]> {
+  if (target.drill.smokeChecks.length === 0) {
+    timeline.skip('smoke-checks', 'no drill.smokeChecks configured');
+    return [];
+  }
+  return timeline.run(
+    'smoke-checks',
+    () => quickSteps.runPostgresSmokeChecks({ target, site: { cluster: recovery.cluster, database: target.connection.database }, checks: target.drill.smokeChecks }),
+    (checks) => `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
+  );
+}
+
+/** Cutover steps stop and start servers (minutes at worst), without byte progress to heartbeat. */
+const cutoverSteps = proxyActivities<LifeboatActivities>({
+  startToCloseTimeout: '15 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+});
+
+type CutoverSettings = NonNullable<ResolvedPostgresTarget['recovery']['cutover']>;
+
+/**
+ * Replaces the live cluster by the recovered one: only after the approve Update (or fails with
+ * NotApproved, leaving the live cluster alone), then stop both, keep the live data directory as a
+ * safety copy, move the recovered one into place, start it and check it. A failure from the swap
+ * on puts the safety copy back and starts it (compensation that also runs when cancelled).
+ */
+async function cutOver(
+  timeline: Timeline,
+  target: ResolvedPostgresTarget,
+  cutover: CutoverSettings,
+  run: { dataDir: string; socketDir: string | undefined; decide: () => ApprovalInput | undefined },
+): Promise<NonNullable<PitrResult['cutover']>> {
+  const timeoutSeconds = cutover.approvalTimeoutSeconds;
+  const decision = await timeline.run(
+    'await-approval',
+    async () => {
+      const answered = await condition(() => run.decide() !== undefined, timeoutSeconds * 1000);
+      return { value: answered ? run.decide()! : undefined, attempt: 1 };
+    },
+    (d) => (d ? `${d.approve ? 'approved' : 'rejected'}${d.by ? ` by ${d.by}` : ''}` : `no answer within ${timeoutSeconds} s`),
+  );
+  if (!decision?.approve) {
+    const step = timeline.steps.at(-1);
+    if (step) step.status = 'failed';
+    throw ApplicationFailure.nonRetryable(
+      `replacing the live cluster in ${cutover.dataDir} ${decision ? `was rejected${decision.by ? ` by ${decision.by}` : ''}` : `needs an approval, and none came within ${timeoutSeconds} s`}; ` +
+        'the recovered cluster was removed and the live cluster was not touched',
+      'NotApproved',
+    );
+  }
+  const info = workflowInfo();
+  const run8 = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;
+  const safetyDir = `${cutover.dataDir}.lifeboat-safety-${run8}`;
+  const failedDir = `${cutover.dataDir}.lifeboat-failed-${run8}`;
+  const socketDir = run.socketDir ?? '';
+  let swapStarted = false;
+  try {
+    swapStarted = true;
+    await timeline.run('stop-and-swap', () => cutoverSteps.cutoverSwap({ target, recoveredDataDir: run.dataDir, socketDir, safetyDir }), (s) =>
+      `live cluster stopped and kept as ${s.safetyDir}; the recovered cluster is now in ${cutover.dataDir}`,
+    );
+    await timeline.run('start-live', () => cutoverSteps.startLive({ target }), (s) => (s.started ? 'started' : 'was already running'));
+    const health = await timeline.run('health-check', () => cutoverSteps.checkLive({ target }), (h) =>
+      `accepts connections, out of recovery, timeline ${h.timeline}; ${h.checks.filter((c) => c.passed).length}/${h.checks.length} smoke checks passed`,
+    );
+    return { liveDataDir: cutover.dataDir, safetyCopy: safetyDir, checks: health.checks, walTimeline: health.timeline };
+  } catch (error) {
+    if (swapStarted) {
+      await CancellationScope.nonCancellable(() =>
+        timeline.run('rollback', () => cutoverSteps.rollbackCutover({ target, safetyDir, failedDir }), (r) =>
+          r.restored ? `the previous live cluster is back in ${cutover.dataDir} and started; the recovered one is kept in ${failedDir} (${failureMessage(error)})` : 'nothing to roll back',
+        ),
+      ).catch(() => undefined);
+    }
+    throw error;
+  }
+}
