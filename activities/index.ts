@@ -2,6 +2,7 @@ import { reportingFailures, type Reported } from './failures.js';
 import { runSmokeChecks } from './drill.js';
 import { checkHealth, runHook } from './hooks.js';
 import { locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
+import { checkArchive } from './postgres-archive.js';
 import { discardBackup, dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
 import { takeBaseBackupStep } from './postgres-base.js';
 import { checkLive, chooseRecoveryBase, cutoverSwap, recoverStep, removeRecoveredStep, restoreBaseStep, rollbackCutover, runPostgresSmokeChecks, startLive } from './postgres-pitr.js';
@@ -36,6 +37,8 @@ export function createActivities(deps: ActivityDependencies) {
     removeFiles: reportingFailures(removeFiles),
     prepareScratch: reportingFailures(prepareScratch),
     runSmokeChecks: reportingFailures(runSmokeChecks),
+    // PostgreSQL WAL archive health (pg_stat_archiver).
+    checkArchive: reportingFailures((input: Parameters<typeof checkArchive>[0]) => checkArchive(input, env)),
     // PostgreSQL logical backups (pg_dump / pg_restore).
     dumpAndUpload: reportingFailures((input: Parameters<typeof dumpAndUpload>[0]) => dumpAndUpload(input, env)),
     restoreDump: reportingFailures((input: Parameters<typeof restoreDump>[0]) => restoreDump(input, env)),

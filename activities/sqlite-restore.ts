@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
 import { createDecompressorToFile } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfStream } from '../src/pipeline/hash.js';
 import type { SqliteManifest as Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { countBytes, startProgress } from './progress.js';
@@ -152,9 +152,14 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   try {
     // A partial file left by an attempt that died mid-way is ours to replace (zstd will not).
     await rm(partial, { force: true });
+    let decoding: Promise<{ sha256: string; bytes: number }> | undefined;
     try {
-      // zstd writes the decoded database itself: the gigabyte never passes through this process.
-      await pipeline([await repository.backend.get(objectKey), ...stages, createDecompressorToFile(partial)]);
+      // zstd writes the decoded database itself (the gigabyte never passes through this process)
+      // while the file is hashed as it grows, so the hash is ready when zstd is done.
+      const decoded = pipeline([await repository.backend.get(objectKey), ...stages, createDecompressorToFile(partial)]);
+      decoding = sha256OfGrowingFile(partial, decoded);
+      decoding.catch(() => undefined); // the pipeline's own error is the one reported
+      await decoded;
     } catch (decodeError) {
       const stored = await sha256OfStream(await repository.backend.get(objectKey));
       if (stored.sha256 !== object.sha256 || stored.bytes !== object.sizeBytes) throw damaged(stored.sha256, stored.bytes);
@@ -162,9 +167,9 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     }
     if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) throw damaged(storedHash.sha256, storedHash.bytes);
     // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
-    // is the end-to-end proof. It reads what the kernel just cached, while fsync writes it out.
+    // is the end-to-end proof.
     progress.setPhase('verify');
-    const [decoded] = await Promise.all([sha256OfFile(partial), fsyncPath(partial)]);
+    const [decoded] = await Promise.all([decoding, fsyncPath(partial)]);
     if (decoded.sha256 !== manifest.source.sha256 || decoded.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',

@@ -508,7 +508,7 @@ async function main(): Promise<void> {
       memory: [
         ...(backups.length ? [memory('worker peak RSS while backing up', backups), memory('worker peak RSS while restoring', restores)] : []),
         ...(postgresBackups.length
-          ? [memory('worker peak RSS, PostgreSQL dump', postgresBackups), memory('worker peak RSS, PostgreSQL restore', postgresRestores)]
+          ? [memory('worker peak RSS, PostgreSQL dump and base backups', postgresBackups), memory('worker peak RSS, PostgreSQL restore', postgresRestores)]
           : []),
       ],
     };

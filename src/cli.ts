@@ -353,6 +353,40 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('archive-status <target>')
+    .description('WAL archive health from pg_stat_archiver: last archived segment, failures, lag; exit 1 when archiving fails or lags')
+    .option('--max-lag-segments <n>', 'completed segments not archived yet that still count as healthy', '2')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { json?: boolean; maxLagSegments: string }) => {
+      const { config, path } = readConfig(global().config, true);
+      const targetConfig = targetNamed(config!.targets, target, path, 'postgres');
+      if (targetConfig.type !== 'postgres') throw new LifeboatError('InvalidInput', `target "${target}" is a ${targetConfig.type} target; archive-status is for postgres targets`);
+      const maxLag = Number(options.maxLagSegments);
+      if (!Number.isInteger(maxLag) || maxLag < 0) throw new LifeboatError('InvalidInput', `--max-lag-segments must be a whole number >= 0, got ${options.maxLagSegments}`);
+      const [{ connectTo }, { archiveStatus }] = await Promise.all([import('./postgres/dump-connection.js'), import('./postgres/wal-archive.js')]);
+      const client = await connectTo(targetConfig.connection, process.env);
+      let status;
+      try {
+        status = await archiveStatus(client);
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+      const problems = [
+        ...(status.failing ? [`archive_command is failing (last failure ${status.lastFailedWal ?? '?'} at ${status.lastFailedAt ?? '?'}; see the server log)`] : []),
+        ...(status.lag && status.lag.segments > maxLag ? [`${status.lag.segments} completed segments are not archived yet (more than ${maxLag})`] : []),
+        ...(status.archivedCount === 0 && !status.inRecovery ? ['nothing has been archived since the statistics were reset: is archive_mode on and archive_command set?'] : []),
+      ];
+      if (options.json) process.stdout.write(`${JSON.stringify({ target, healthy: problems.length === 0, problems, ...status })}\n`);
+      say(
+        `${target}: last archived ${status.lastArchivedWal ?? 'nothing'}${status.lastArchivedAt ? ` at ${status.lastArchivedAt}` : ''}; ` +
+          `${status.archivedCount} archived, ${status.failedCount} failed attempts; ` +
+          (status.lag ? `lag ${status.lag.segments} segments (${status.lag.bytes} bytes of WAL not in the archive)` : 'lag unknown'),
+      );
+      for (const problem of problems) say(`  problem: ${problem}`);
+      setExitCode(problems.length === 0 ? 0 : 1);
+    });
+
+  program
     .command('backups <target>')
     .description('list the backups the repositories hold (from their manifests alone), newest first')
     .addOption(jsonOption)

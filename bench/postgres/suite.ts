@@ -4,7 +4,9 @@
  *
  *   logical backup   vs  pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file          lifeboat <= 1.1x
  *   logical restore  vs  zstd -d every file; createdb; pg_restore -j2          lifeboat <= 1.1x
- *   (base backup and restore rows: pgBackRest and pg_basebackup, measured as references)
+ *   base backup      vs  pgbackrest backup --type=full (zst, process-max=2)         lifeboat <= 0.5x
+ *   (base restore: pgBackRest and pg_basebackup restores measured as references; Lifeboat's
+ *    restore of a base backup is part of its PITR runbook, which also replays WAL and promotes)
  */
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
@@ -95,6 +97,7 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
     const dumpBackup = { lifeboat: variant('lifeboat backup (pg_dump -Fd -j2, zstd, sha256, manifest, read-back)'), baseline: variant('pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file') };
     const dumpRestore = { lifeboat: variant('lifeboat restore into a new database (verify, pg_restore -j2)'), baseline: variant('zstd -d every file; createdb; pg_restore -j2') };
     const pgbackrest = { backup: variant('pgbackrest backup --type=full (zst, process-max=2)'), restore: variant('pgbackrest restore') };
+    const baseBackup = variant('lifeboat backup --method base (pg_basebackup -Ft streamed in zstd parts, sha256, manifest, read-back)');
     const basebackup = {
       gzip: variant('pg_basebackup -Ft -z'),
       gzipRestore: variant('tar -xzf base.tar.gz'),
@@ -119,6 +122,8 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       dumpRestore.baseline.executions.push(await shell(dumpZstdRestore));
       await dropDatabases(cluster, [...restoredDatabases.splice(0), 'bench_baseline_restore']);
 
+      await options.settle([]);
+      baseBackup.executions.push((await lifeboat('backup', { target, method: 'base' })).execution);
       await emptyOut();
       await options.settle([]);
       pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
@@ -143,12 +148,13 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       comparisons: [
         { id: 'pg-dump', title: 'PostgreSQL logical backup', ...dumpBackup, maxRatio: 1.1, databaseBytes: bytes },
         { id: 'pg-dump-restore', title: 'PostgreSQL logical restore', ...dumpRestore, maxRatio: 1.1, databaseBytes: bytes },
+        { id: 'pg-base', title: 'PostgreSQL base backup vs pgBackRest', lifeboat: baseBackup, baseline: pgbackrest.backup, maxRatio: 0.5, databaseBytes: clusterBytes },
         { id: 'pg-base-reference', title: 'PostgreSQL base backup: pg_basebackup piped to zstd vs pgBackRest (reference)', lifeboat: basebackup.zstd, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
         { id: 'pg-base-restore-reference', title: 'PostgreSQL base restore: zstd -d piped to tar -x vs pgBackRest (reference)', lifeboat: basebackup.zstdRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
         { id: 'pg-basebackup-gzip-reference', title: 'PostgreSQL base backup: pg_basebackup -Ft -z vs pgBackRest (reference)', lifeboat: basebackup.gzip, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
         { id: 'pg-basebackup-gzip-restore-reference', title: 'PostgreSQL base restore: tar -xzf vs pgBackRest (reference)', lifeboat: basebackup.gzipRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
       ],
-      backups: dumpBackup.lifeboat.executions,
+      backups: [...dumpBackup.lifeboat.executions, ...baseBackup.executions],
       restores: dumpRestore.lifeboat.executions,
     };
   } finally {

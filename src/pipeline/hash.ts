@@ -100,3 +100,55 @@ export async function sha256OfFile(
   );
   return { sha256: hash.digest('hex'), bytes };
 }
+
+/**
+ * SHA-256 of a file while another process is still writing it (appending only), so the hash is
+ * ready moments after the writer finishes instead of costing a second pass afterwards. Reads up
+ * to the size the file has reached, waits briefly when it has caught up, and finishes once
+ * `written` resolves and everything up to the final size is hashed. If `written` rejects, so does
+ * this (the partial digest is never returned).
+ */
+export async function sha256OfGrowingFile(path: string, written: Promise<unknown>, options: { bufferBytes?: number; pollMs?: number } = {}): Promise<{ sha256: string; bytes: number }> {
+  let finished = false;
+  let failure: unknown;
+  const writerDone = written.then(
+    () => {
+      finished = true;
+    },
+    (error: unknown) => {
+      failure = error;
+      finished = true;
+    },
+  );
+  // The writer creates the file: wait until it exists (or the writer has already given up).
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  while (!handle) {
+    handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT' || finished) throw failure ?? error;
+      return undefined;
+    });
+    if (!handle) await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 10));
+  }
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? 4 << 20);
+    let position = 0;
+    for (;;) {
+      const wasFinished = finished;
+      const { size } = await handle.stat();
+      while (position < size) {
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        position += bytesRead;
+      }
+      if (failure !== undefined) throw failure;
+      // Only a size read after the writer had finished is final.
+      if (wasFinished && position >= size) break;
+      if (!finished) await Promise.race([writerDone, new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 10))]);
+    }
+    return { sha256: hash.digest('hex'), bytes: position };
+  } finally {
+    await handle.close();
+  }
+}

@@ -21,12 +21,23 @@ export interface WalArchiveConfig {
   target: string;
 }
 
-/** A Lifeboat config with one postgres target whose repositories are the spec's. */
-export async function writeWalArchiveConfig(dir: string, name: string, spec: WalArchiveSpec): Promise<WalArchiveConfig> {
+/** A Lifeboat config with one postgres target whose repositories are the spec's (and where the server is, if given). */
+export async function writeWalArchiveConfig(
+  dir: string,
+  name: string,
+  spec: WalArchiveSpec,
+  connection?: { host: string; port: number; user: string },
+): Promise<WalArchiveConfig> {
   const configFile = join(dir, name);
   const config = {
     repositories: Object.fromEntries(spec.repositories.map(({ name: repository, repository: settings }) => [repository, settings])),
-    targets: { [spec.target]: { type: 'postgres', repositories: spec.repositories.map(({ name: repository }) => repository) } },
+    targets: {
+      [spec.target]: {
+        type: 'postgres',
+        repositories: spec.repositories.map(({ name: repository }) => repository),
+        ...(connection ? { connection } : {}),
+      },
+    },
     compression: spec.compression,
   };
   await writeFile(configFile, stringify(config));
@@ -49,4 +60,10 @@ export async function runWalCommand(
   const [mode, ...rest] = args;
   const result = await execa(process.execPath, [cli, '--config', archive.configFile, `wal-${mode}`, ...rest, '--target', archive.target], { reject: false });
   return { exitCode: result.exitCode, stderr: String(result.stderr), durationMs: Math.round(performance.now() - started) };
+}
+
+/** `lifeboat archive-status <target> --json`: its exit code and the JSON document it printed. */
+export async function runArchiveStatus(archive: WalArchiveConfig): Promise<{ exitCode: number | undefined; report: { healthy: boolean; problems: string[] }; stderr: string }> {
+  const result = await execa(process.execPath, [cli, '--config', archive.configFile, 'archive-status', archive.target, '--json'], { reject: false });
+  return { exitCode: result.exitCode, report: JSON.parse(String(result.stdout)) as { healthy: boolean; problems: string[] }, stderr: String(result.stderr) };
 }

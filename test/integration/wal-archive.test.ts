@@ -35,7 +35,7 @@ import { openBackend } from '../../src/repository/open.js';
 import type { Repository } from '../../src/repository/repository.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { startTestServers, testBucket, testStackEnv, type TestS3 } from '../helpers/stack.js';
-import { runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
+import { runArchiveStatus, runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
 
 const MiB = 1024 * 1024;
 /** S3 credentials reach the archive commands through the server's environment, under these names. */
@@ -176,6 +176,12 @@ describe('the WAL archive of a running PostgreSQL', () => {
     assert.ok(failing.lag !== null && failing.lag.segments >= 1, `${stuck} is waiting (lag ${JSON.stringify(failing.lag)})`);
     assert.equal(await archive.repositories[0]!.backend.head(walRecordKey('orders', stuck)), undefined, 'a failed push records nothing, not even in the reachable repository');
     assert.match(await readFile(db.logFile, 'utf8'), new RegExp(`lifeboat wal-push: .*${stuck}.*repository "s3".*ECONNREFUSED`), 'the reason is in the server log');
+    // What an operator or a monitoring check sees: `lifeboat archive-status` fails and says why.
+    const statusConfig = await writeWalArchiveConfig(db.dir, 'status.yaml', spec, { host: db.cluster.socketDir, port: db.cluster.port, user: db.cluster.user });
+    const unhealthy = await runArchiveStatus(statusConfig);
+    assert.equal(unhealthy.exitCode, 1, unhealthy.stderr);
+    assert.equal(unhealthy.report.healthy, false);
+    assert.match(unhealthy.report.problems.join(' '), /archive_command is failing/);
 
     await db.configure({ archive_command: walCommand(specFile, 'push') });
     const recovered = await eventually(async () => {
@@ -184,6 +190,9 @@ describe('the WAL archive of a running PostgreSQL', () => {
     }, `${stuck} to be archived once the repository is back`);
     assert.ok(recovered.failedCount >= failing.failedCount, 'the failures stay counted');
     assert.equal(recovered.lag?.segments, 0);
+    const healthyAgain = await runArchiveStatus(statusConfig);
+    assert.equal(healthyAgain.exitCode, 0, healthyAgain.stderr);
+    assert.deepEqual(healthyAgain.report.problems, []);
   });
 
   it("archives PostgreSQL's backup label of a base backup", async () => {

@@ -16,7 +16,7 @@ import {
   keyId,
   loadKeyFile,
 } from '../../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfStream } from '../../src/pipeline/hash.js';
 
 const MiB = 1024 * 1024;
 const { headerLength, chunkSize, tagLength } = encryptionFormat;
@@ -543,6 +543,27 @@ describe('hashing', () => {
       assert.deepEqual(await sha256OfFile(path, { bufferBytes: 1 << 20 }), { sha256: sha256(data), bytes: data.length });
       assert.deepEqual(await sha256OfFile(path, { length: MiB + 1 }), { sha256: sha256(data.subarray(0, MiB + 1)), bytes: MiB + 1 });
       await assert.rejects(sha256OfFile(path, { length: data.length + 1 }), /ended at byte/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('sha256OfGrowingFile hashes a file while it is being appended to, finishing with the writer; a failed writer fails it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-hash-growing-'));
+    try {
+      const data = mixedData(3 * MiB + 11);
+      const path = join(dir, 'growing');
+      const write = (async () => {
+        await new Promise((resolve) => setTimeout(resolve, 30)); // the file does not exist yet at first
+        const handle = await open(path, 'w');
+        for (let at = 0; at < data.length; at += 256 * 1024) {
+          await handle.write(data.subarray(at, at + 256 * 1024));
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+        await handle.close();
+      })();
+      assert.deepEqual(await sha256OfGrowingFile(path, write, { bufferBytes: 64 * 1024, pollMs: 1 }), { sha256: sha256(data), bytes: data.length });
+      await assert.rejects(sha256OfGrowingFile(join(dir, 'never'), Promise.reject(new Error('writer failed'))), /writer failed/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

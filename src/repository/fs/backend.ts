@@ -98,7 +98,8 @@ export class FsBackend implements Backend {
       await handle.close();
       throw this.notFound(key);
     }
-    return handle.createReadStream();
+    // 1 MiB reads: a restore or a verification reads gigabytes, 64 KiB at a time costs 16x the calls.
+    return handle.createReadStream({ highWaterMark: 1 << 20 });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
