@@ -52,8 +52,8 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
 }
 
 /** The manifest of the given backup, or of the newest complete backup in any of the target's repositories. */
-export async function locateBackup(input: { target: ResolvedTarget; backupId?: string }, env: NodeJS.ProcessEnv): Promise<Manifest> {
-  const { target, backupId } = input;
+export async function locateBackup(input: { target: ResolvedTarget; backupId?: string; kind?: Manifest['kind'] }, env: NodeJS.ProcessEnv): Promise<Manifest> {
+  const { target, backupId, kind } = input;
   const repositories = openRepositories(target, env);
   const failures: string[] = [];
   if (backupId) {
@@ -67,11 +67,18 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
     }
     throw new LifeboatError('BackupNotFound', `backup ${backupId} of target "${target.name}" is in none of its repositories`, `Run \`lifeboat backups ${target.name}\` to list them`);
   }
-  let newest: { id: string; repository: (typeof repositories)[number] } | undefined;
+  let newest: Manifest | undefined;
   for (const repository of repositories) {
     try {
-      const id = await repository.latestBackupId(target.name);
-      if (id && (!newest || id > newest.id)) newest = { id, repository };
+      // Newest first; with a kind (a target may hold dumps and base backups), the newest of that kind.
+      for (const id of await repository.listBackupIds(target.name)) {
+        if (newest && id <= newest.id) break;
+        const manifest = await repository.readManifest(target.name, id);
+        if (kind === undefined || manifest.kind === kind) {
+          newest = manifest;
+          break;
+        }
+      }
     } catch (error) {
       failures.push(`${repository.name}: ${(error as Error).message}`);
     }
@@ -79,11 +86,13 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
   if (!newest) {
     throw new LifeboatError(
       'BackupNotFound',
-      `target "${target.name}" has no complete backup in ${target.repositories.map((r) => r.name).join(', ')}${failures.length ? ` (${failures.join('; ')})` : ''}`,
-      `Run \`lifeboat backup ${target.name}\` first`,
+      `target "${target.name}" has no complete ${kind === undefined ? '' : `${kind} `}backup in ${target.repositories.map((r) => r.name).join(', ')}${failures.length ? ` (${failures.join('; ')})` : ''}`,
+      kind === 'postgres-dump'
+        ? `Run \`lifeboat backup ${target.name} --method dump\` first; base backups are restored with \`lifeboat pitr ${target.name}\``
+        : `Run \`lifeboat backup ${target.name}${kind === 'postgres-base' ? ' --method base' : ''}\` first`,
     );
   }
-  return newest.repository.readManifest(target.name, newest.id);
+  return newest;
 }
 
 /** Stores a drill or verification report in every repository of the target. */

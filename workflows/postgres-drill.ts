@@ -95,7 +95,7 @@ function scratchDatabaseName(): string {
 }
 
 async function drillDump(timeline: Timeline, target: ResolvedPostgresTarget, report: DrillReport, startedAtMs: number, cleanups: Array<() => Promise<void>>): Promise<void> {
-  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target }), (m) => `backup ${m.id} (${m.kind}), snapshot ${m.snapshotAt}`);
+  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, kind: 'postgres-dump' }), (m) => `backup ${m.id} (${m.kind}), snapshot ${m.snapshotAt}`);
   if (located.kind !== 'postgres-dump') {
     throw ApplicationFailure.nonRetryable(`the newest backup of target "${target.name}", ${located.id}, is a ${located.kind} backup, not a pg_dump backup`, 'InvalidInput');
   }

@@ -164,7 +164,7 @@ async function awaitApproval(timeline: Timeline, what: string, timeoutSeconds: n
  */
 export async function restorePostgresDump(timeline: Timeline, target: ResolvedPostgresTarget, input: RestoreInput): Promise<RestoreResult> {
   const info = workflowInfo();
-  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
+  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : { kind: 'postgres-dump' }) }), (m) =>
     `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
   );
   if (located.kind !== 'postgres-dump') {

@@ -237,6 +237,14 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.deepEqual(databases.filter((name) => name.startsWith('lifeboat_')), [], 'the scratch database was dropped');
   });
 
+  test('a target holding dumps and base backups: restore takes the newest dump, whatever was backed up after it', async () => {
+    const dump = await lifeboat.run('backup', { target, method: 'dump' });
+    await lifeboat.run('backup', { target, method: 'base' });
+    const restored = await lifeboat.run('restore', { target });
+    assert.equal(restored.backupId, dump.backupId);
+    await source.db.query(`DROP DATABASE ${JSON.stringify(restored.restoredTo)}`);
+  });
+
   test('pitr --cutover: rejected, the recovered cluster is removed and the live one is not touched', async () => {
     const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'time', time: timeBetween(log[9]!, log[10]!) }, cutover: true });
     await waitForStep(lifeboat, handle.workflowId, 'await-approval');
