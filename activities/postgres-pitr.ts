@@ -15,7 +15,8 @@ import { chooseBaseBackup, describeRecoveryTarget, parseRecoveryTarget, type Rec
 import { chownToServerUser } from '../src/postgres/tools.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { SmokeCheckResult } from './drill.js';
-import { encryptionKeyOf, heartbeatEverySecond } from './postgres-base.js';
+import { encryptionKeyOf } from './postgres-base.js';
+import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedPostgresTarget } from './target.js';
 
@@ -62,7 +63,7 @@ export async function chooseRecoveryBase(
 export async function restoreBaseStep(input: { target: ResolvedPostgresTarget; manifest: PostgresBaseManifest; dataDir: string }, env: NodeJS.ProcessEnv): Promise<RestoredBaseBackup> {
   const context = Context.current();
   const storedBytes = input.manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0);
-  const progress = heartbeatEverySecond({ phase: 'fetch', bytesDone: 0, bytesTotal: storedBytes });
+  const progress = startProgress('fetch', storedBytes);
   try {
     const key = await encryptionKeyOf(input.target);
     return await restoreBaseBackup({
@@ -70,7 +71,7 @@ export async function restoreBaseStep(input: { target: ResolvedPostgresTarget; m
       repositories: openRepositories(input.target, env),
       dataDir: input.dataDir,
       ...(key ? { encryptionKey: key } : {}),
-      onProgress: (p) => progress.update(p),
+      onProgress: (p) => progress.set(p),
       signal: context.cancellationSignal,
     });
   } finally {
@@ -109,7 +110,7 @@ export async function recoverStep(
 ): Promise<RecoveryResult> {
   const { target } = input;
   const context = Context.current();
-  const progress = heartbeatEverySecond({ phase: 'recover', bytesDone: 0, bytesTotal: 0 });
+  const progress = startProgress('recover', 0);
   try {
     const result = await recoverToTarget({
       dataDir: input.dataDir,
@@ -120,7 +121,7 @@ export async function recoverStep(
       serverEnv: restoreCommandEnvironment(target, deps.env),
       archive: { repositories: openRepositories(target, deps.env), target: target.name },
       timeoutSeconds: target.recovery.timeoutSeconds,
-      onProgress: (p) => progress.update({ phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      onProgress: (p) => progress.set(p),
       signal: context.cancellationSignal,
       // The recovered cluster is the runbook's result: it must outlive this worker process.
       stopOnExit: false,

@@ -13,6 +13,8 @@ export interface ProgressReporter {
   update(bytesDone: number): void;
   /** Asks `sample` for the byte count at every heartbeat (when bytes move outside this process). */
   sampleWith(sample: () => number | undefined): void;
+  /** Replaces any of phase, bytesDone and bytesTotal at once (e.g. from a module's progress callback). */
+  set(progress: Partial<Progress>): void;
   /** Names what the step is doing now (the bytes stay as they are). */
   setPhase(phase: string): void;
   /** Stops the heartbeats (call in finally). */
@@ -24,10 +26,11 @@ export interface ProgressReporter {
  * moved: a compressor can hold a long tail after the last input byte, and silence would look like a
  * dead worker. Heartbeats are also how cancellation reaches the activity.
  */
-export function startProgress(initialPhase: string, bytesTotal: number, intervalMs = 1000): ProgressReporter {
+export function startProgress(initialPhase: string, initialBytesTotal: number, intervalMs = 1000): ProgressReporter {
   const context = Context.current();
   let phase = initialPhase;
   let bytesDone = 0;
+  let bytesTotal = initialBytesTotal;
   let sampler: (() => number | undefined) | undefined;
   const beat = () => {
     bytesDone = sampler?.() ?? bytesDone;
@@ -38,6 +41,11 @@ export function startProgress(initialPhase: string, bytesTotal: number, interval
   return {
     update(bytes: number) {
       bytesDone = bytes;
+    },
+    set(progress: Partial<Progress>) {
+      phase = progress.phase ?? phase;
+      bytesDone = progress.bytesDone ?? bytesDone;
+      bytesTotal = progress.bytesTotal ?? bytesTotal;
     },
     sampleWith(sample: () => number | undefined) {
       sampler = sample;

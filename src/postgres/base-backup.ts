@@ -10,7 +10,7 @@ import { createEncryptor, keyId } from '../pipeline/encrypt.js';
 import { fanOut } from '../pipeline/fan-out.js';
 import { HashingPassThrough } from '../pipeline/hash.js';
 import { isAbortError } from '../repository/backend.js';
-import { manifestFormat, stepRecordSchema, storedObjectSchema, type StepRecord } from '../repository/manifest.js';
+import { manifestFormat, postgresBaseManifestSchema, type StepRecord } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
 import { NotATarStream, TarWalker, type TarPosition } from './tar-walk.js';
@@ -47,79 +47,12 @@ import { pgBinary } from './tools.js';
  * or archiving: segments wait in pg_wal until archived).
  */
 
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
-const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
-const isoMicros = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
-
-export const baseBackupPartSchema = z.object({
-  /** The stored object (see objects). */
-  object: z.string().min(1),
-  /** Where the part's bytes are in the tar stream. */
-  rawOffset: z.number().int().nonnegative(),
-  rawSizeBytes: z.number().int().positive(),
-  /** The tar member the part starts in (null: at a header), and the offset from that member's header. */
-  startsIn: z.object({ member: z.string().nullable(), offsetInMember: z.number().int().nonnegative() }),
-});
-
 /**
- * The manifest of a base backup (manifest.json, kind "postgres-base"): the fields every Lifeboat
- * manifest has (see src/repository/manifest.ts) plus what PostgreSQL needs to recover from it and
- * what a point-in-time recovery needs to choose it.
+ * The manifest of a base backup (manifest.json, kind "postgres-base"), defined once with the other
+ * manifest kinds in src/repository/manifest.ts.
  */
-export const baseBackupManifestSchema = z.object({
-  format: z.literal(manifestFormat),
-  id: z.string(),
-  target: z.string(),
-  kind: z.literal('postgres-base'),
-  /** When the backup started (the server's clock, UTC). */
-  createdAt: z.string(),
-  /** When the backup stopped (= base.stopTime): the backup alone restores the cluster as of this moment. */
-  snapshotAt: z.string(),
-  /** The parts, in tar order. */
-  objects: z.array(storedObjectSchema).min(1),
-  compression: z.object({ algorithm: z.literal('zstd'), level: z.number(), implementation: z.string(), version: z.string() }),
-  encryption: z.object({ algorithm: z.string(), keyId: z.string() }).nullable(),
-  tools: z.record(z.string(), z.string()),
-  parent: z.string().nullable(),
-  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
-  timeline: z.array(stepRecordSchema),
-  source: z.object({
-    host: z.string(),
-    port: z.number().int(),
-    user: z.string(),
-    /** server_version, e.g. "15.14 (Debian 15.14-0+deb12u1)". */
-    serverVersion: z.string(),
-    serverVersionNum: z.number().int(),
-    /** pg_control's system identifier: WAL from another cluster can never be replayed on this backup. */
-    systemIdentifier: z.string().regex(/^\d+$/),
-    /** The bootstrap superuser (the role with OID 10): a recovered copy is entered as this role. */
-    superuser: z.string(),
-    walSegmentSizeBytes: z.number().int().positive(),
-    dataChecksums: z.boolean(),
-  }),
-  base: z.object({
-    label: z.string(),
-    walMethod: z.literal('fetch'),
-    /** The timeline the backup ended on (the last WAL range of backup_manifest). */
-    timeline: z.number().int().positive(),
-    startLsn: lsn,
-    checkpointLsn: lsn,
-    /** Replay of this backup is consistent from here on: no recovery target may lie before it. */
-    stopLsn: lsn,
-    startTime: isoMicros,
-    /** The server's clock right after the backup stopped: every commit before stopLsn is at or before it. */
-    stopTime: isoMicros,
-    /** The first transaction id not yet assigned at stopTime (64-bit, decimal). */
-    nextXid: z.string().regex(/^\d+$/),
-    /** backup_manifest's own Manifest-Checksum (sha256 of the manifest), checked again after a restore. */
-    manifestChecksum: sha256,
-    /** Checksum algorithm of the files listed in backup_manifest. */
-    fileChecksums: z.string(),
-    tar: z.object({ sizeBytes: z.number().int().positive(), members: z.number().int().positive() }),
-    partSizeBytes: z.number().int().positive(),
-    parts: z.array(baseBackupPartSchema).min(1),
-  }),
-});
+export const baseBackupManifestSchema = postgresBaseManifestSchema;
+export const baseBackupPartSchema = postgresBaseManifestSchema.shape.base.shape.parts.element;
 
 export type BaseBackupManifest = z.infer<typeof baseBackupManifestSchema>;
 export type BaseBackupPart = z.infer<typeof baseBackupPartSchema>;
@@ -431,7 +364,7 @@ const backupManifestSchema = z.object({
   'PostgreSQL-Backup-Manifest-Version': z.number(),
   Files: z.array(z.object({ Path: z.string().optional(), 'Checksum-Algorithm': z.string().optional() }).passthrough()),
   'WAL-Ranges': z.array(z.object({ Timeline: z.number().int(), 'Start-LSN': z.string(), 'End-LSN': z.string() })).min(1),
-  'Manifest-Checksum': sha256,
+  'Manifest-Checksum': z.string().regex(/^[0-9a-f]{64}$/),
 });
 
 /** The WAL range and checksum of a backup_manifest (PostgreSQL's, inside the tar). */

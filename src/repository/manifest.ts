@@ -125,10 +125,11 @@ const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
 const isoMicros = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
 
 /**
- * A physical base backup (pg_basebackup, one tar stream cut into zstd parts): what PostgreSQL needs
- * to recover from it and what a point-in-time recovery needs to choose it. The same record as
- * src/postgres/base-backup.ts's baseBackupManifestSchema (which cannot be imported here: that
- * module imports this one); activities/postgres-base.ts checks at compile time that both agree.
+ * A physical base backup (pg_basebackup, one tar stream cut into zstd parts; see
+ * src/postgres/base-backup.ts): what PostgreSQL needs to recover from it and what a point-in-time
+ * recovery needs to choose it. createdAt is when the backup started, snapshotAt when it stopped
+ * (= base.stopTime): the backup alone restores the cluster as of that moment; objects are the
+ * parts, in tar order.
  */
 export const postgresBaseManifestSchema = z.object({
   ...commonFields,
@@ -165,9 +166,12 @@ export const postgresBaseManifestSchema = z.object({
     parts: z
       .array(
         z.object({
+          /** The stored object (see objects). */
           object: z.string().min(1),
+          /** Where the part's bytes are in the tar stream. */
           rawOffset: z.number().int().nonnegative(),
           rawSizeBytes: z.number().int().positive(),
+          /** The tar member the part starts in (null: at a header), and the offset from that member's header. */
           startsIn: z.object({ member: z.string().nullable(), offsetInMember: z.number().int().nonnegative() }),
         }),
       )
