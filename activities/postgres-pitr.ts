@@ -5,13 +5,12 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import type pg from 'pg';
 import type { SmokeCheck } from '../src/config/schema.js';
-import { listBaseBackups } from '../src/postgres/base-backup.js';
 import { restoreBaseBackup, stagingDirFor, type RestoredBaseBackup } from '../src/postgres/base-restore.js';
 import { LifeboatError } from '../src/errors.js';
 import { isClusterRunning, removeCluster, stopCluster } from '../src/postgres/cluster.js';
 import { connectTo } from '../src/postgres/dump-connection.js';
-import { connectRecovered, recoverToTarget, stopRecoveredCluster, walFetchCommand, type RecoveredCluster, type RecoveryResult } from '../src/postgres/recovery.js';
-import { chooseBaseBackup, describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from '../src/postgres/recovery-target.js';
+import { chooseBaseBackupFrom, connectRecovered, recoverToTarget, stopRecoveredCluster, walFetchCommand, type RecoveredCluster, type RecoveryResult } from '../src/postgres/recovery.js';
+import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from '../src/postgres/recovery-target.js';
 import { chownToServerUser } from '../src/postgres/tools.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { SmokeCheckResult } from './drill.js';
@@ -41,17 +40,8 @@ export async function chooseRecoveryBase(
   env: NodeJS.ProcessEnv,
 ): Promise<ChosenBase> {
   const recoveryTarget = parseRecoveryTarget(input.recoveryTarget);
-  const listing = await listBaseBackups(openRepositories(input.target, env), input.target.name);
-  for (const problem of listing.problems) log.warn('base backup listing problem', { problem });
-  const points = listing.backups.map(({ manifest }) => ({
-    id: manifest.id,
-    stopLsn: manifest.base.stopLsn,
-    stopTime: manifest.base.stopTime,
-    nextXid: manifest.base.nextXid,
-    timeline: manifest.base.timeline,
-    manifest,
-  }));
-  const choice = chooseBaseBackup(points, recoveryTarget, { targetName: input.target.name, ...(input.backupId ? { backupId: input.backupId } : {}) });
+  const choice = await chooseBaseBackupFrom(openRepositories(input.target, env), input.target.name, recoveryTarget, input.backupId);
+  for (const problem of choice.problems) log.warn('base backup listing problem', { problem });
   return { manifest: choice.backup.manifest, reason: choice.reason, recoveryTarget, description: describeRecoveryTarget(recoveryTarget) };
 }
 

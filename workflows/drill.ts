@@ -42,21 +42,11 @@ export function objective(seconds: number, targetSeconds: number | undefined): O
   return { seconds, targetSeconds: targetSeconds ?? null, met: targetSeconds === undefined ? null : seconds <= targetSeconds };
 }
 
-/**
- * Restore drill: restore the newest backup into a scratch directory, run the smoke checks, measure
- * RTO and RPO against the targets, store a JSON report in the repositories, and always remove the
- * scratch copy (also when the drill fails or is cancelled). A failed drill completes with
- * passed=false and a report; only bad input (unknown target, broken config) fails the run itself.
- */
-export async function drill(input: DrillInput): Promise<DrillReport> {
-  const timeline = new Timeline();
+/** A drill's report before anything has happened: not passed, nothing measured yet. */
+export function newDrillReport(target: string, startedAtMs: number, timeline: Timeline): DrillReport {
   const info = workflowInfo();
-  const startedAtMs = Date.now();
-  const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
-  if (resolved.type === 'postgres') return drillPostgres(timeline, resolved, startedAtMs);
-  const target = resolved;
-  const report: DrillReport = {
-    target: target.name,
+  return {
+    target,
     workflowId: info.workflowId,
     runId: info.runId,
     startedAt: new Date(startedAtMs).toISOString(),
@@ -70,6 +60,22 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     reportKeys: [],
     timeline: timeline.steps,
   };
+}
+
+/**
+ * Restore drill: restore the newest backup into a scratch directory, run the smoke checks, measure
+ * RTO and RPO against the targets, store a JSON report in the repositories, and always remove the
+ * scratch copy (also when the drill fails or is cancelled). A failed drill completes with
+ * passed=false and a report; only bad input (unknown target, broken config) fails the run itself.
+ */
+export async function drill(input: DrillInput): Promise<DrillReport> {
+  const timeline = new Timeline();
+  const info = workflowInfo();
+  const startedAtMs = Date.now();
+  const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
+  if (resolved.type === 'postgres') return drillPostgres(timeline, resolved, startedAtMs);
+  const target = resolved;
+  const report = newDrillReport(target.name, startedAtMs, timeline);
 
   let scratchDir: string | undefined;
   let cancelled: unknown;

@@ -3,12 +3,13 @@
  * repository, the manifest (kind "postgres-base") last, then every stored part read back.
  * backup.ts dispatches here after resolve-target.
  */
-import { CancellationScope, uuid4, workflowInfo } from '@temporalio/workflow';
+import { uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../activities/index.js';
 import { makeBackupId } from '../src/backup-id.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { BackupResult } from './backup.js';
-import { failureMessage, formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
+import { formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
+import { discardUnfinishedBackup } from './postgres-dump.js';
 
 /**
  * Base backup of a postgres target. The backup id is chosen once, in the workflow, so a retried
@@ -56,11 +57,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
       timeline: timeline.steps,
     };
   } catch (error) {
-    if (!manifestWritten) {
-      await CancellationScope.nonCancellable(() =>
-        timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
-      ).catch(() => undefined);
-    }
+    if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
     throw error;
   }
 }

@@ -14,26 +14,13 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
-import { objective, type DrillReport } from './drill.js';
+import { newDrillReport, objective, type DrillReport } from './drill.js';
 import { recoverCopy, runChecks, runDirectory } from './pitr.js';
 import { failureMessage, failureType, formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
 
 export async function drillPostgres(timeline: Timeline, target: ResolvedPostgresTarget, startedAtMs: number): Promise<DrillReport> {
-  const info = workflowInfo();
   const report: DrillReport = {
-    target: target.name,
-    workflowId: info.workflowId,
-    runId: info.runId,
-    startedAt: new Date(startedAtMs).toISOString(),
-    passed: false,
-    failure: null,
-    backupId: null,
-    snapshotAt: null,
-    rto: null,
-    rpo: null,
-    checks: [],
-    reportKeys: [],
-    timeline: timeline.steps,
+    ...newDrillReport(target.name, startedAtMs, timeline),
     method: target.method,
     ...(target.method === 'base' ? { recovery: null } : { verification: null }),
   };
@@ -57,7 +44,7 @@ export async function drillPostgres(timeline: Timeline, target: ResolvedPostgres
     });
   }
   if (cancelled !== undefined) throw cancelled;
-  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: info.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
+  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: report.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
   report.reportKeys = stored.keys;
   return report;
 }

@@ -123,15 +123,20 @@ export async function backupPostgresDump(timeline: Timeline, target: ResolvedPos
       timeline: timeline.steps,
     };
   } catch (error) {
-    // Without a manifest the objects are garbage: remove them (best effort; the next attempt of a
-    // backup with this id, should there be one, clears them too).
-    if (!manifestWritten) {
-      await CancellationScope.nonCancellable(() =>
-        timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
-      ).catch(() => undefined);
-    }
+    if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
     throw error;
   }
+}
+
+/**
+ * Removes what a backup that failed before its manifest stored: without a manifest the objects are
+ * garbage. Best effort and not cancellable (the next attempt of a backup with this id, should
+ * there be one, clears them too); the error the run reports stays the one that failed it.
+ */
+export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedPostgresTarget, backupId: string, error: unknown): Promise<void> {
+  await CancellationScope.nonCancellable(() =>
+    timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
+  ).catch(() => undefined);
 }
 
 /** Waits for the approve Update (or the timeout); throws NotApproved unless it says yes. */

@@ -393,14 +393,12 @@ export interface PointInTimeRecoveryResult extends RecoveryResult {
 }
 
 /**
- * Chooses the base backup, restores it into a new data directory and recovers it to the target.
- * The target is validated first (InvalidInput), and the choice made before anything is written
- * (RecoveryTargetBeforeBackup, BackupNotFound).
+ * The base backup a recovery target needs (the newest that stopped before it, or the pinned one),
+ * chosen from what the repositories hold; listing problems (unreadable manifests) are returned
+ * for the caller to log.
  */
-export async function pointInTimeRecovery(options: PointInTimeRecoveryOptions): Promise<PointInTimeRecoveryResult> {
-  const recoveryTarget = parseRecoveryTarget(options.recoveryTarget);
-  const dataDir = resolve(options.dataDir);
-  const listing = await listBaseBackups(options.repositories, options.target);
+export async function chooseBaseBackupFrom(repositories: Repository[], target: string, recoveryTarget: RecoveryTarget, backupId?: string) {
+  const listing = await listBaseBackups(repositories, target);
   const points = listing.backups.map(({ manifest }) => ({
     id: manifest.id,
     stopLsn: manifest.base.stopLsn,
@@ -409,7 +407,19 @@ export async function pointInTimeRecovery(options: PointInTimeRecoveryOptions): 
     timeline: manifest.base.timeline,
     manifest,
   }));
-  const choice = chooseBaseBackup(points, recoveryTarget, { targetName: options.target, ...(options.backupId ? { backupId: options.backupId } : {}) });
+  const choice = chooseBaseBackup(points, recoveryTarget, { targetName: target, ...(backupId ? { backupId } : {}) });
+  return { ...choice, problems: listing.problems };
+}
+
+/**
+ * Chooses the base backup, restores it into a new data directory and recovers it to the target.
+ * The target is validated first (InvalidInput), and the choice made before anything is written
+ * (RecoveryTargetBeforeBackup, BackupNotFound).
+ */
+export async function pointInTimeRecovery(options: PointInTimeRecoveryOptions): Promise<PointInTimeRecoveryResult> {
+  const recoveryTarget = parseRecoveryTarget(options.recoveryTarget);
+  const dataDir = resolve(options.dataDir);
+  const choice = await chooseBaseBackupFrom(options.repositories, options.target, recoveryTarget, options.backupId);
   const restore = await restoreBaseBackup({
     manifest: choice.backup.manifest,
     repositories: options.repositories,
