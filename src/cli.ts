@@ -1,6 +1,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { StepRecord } from './repository/manifest.js';
 // The Temporal client loads lazily: wal-push and wal-fetch run for every WAL segment and must start fast.
@@ -47,6 +48,19 @@ function temporalSettings(config: Config | undefined): TemporalSettings {
 
 function assertTarget(config: Config | undefined, target: string, path: string): void {
   if (config) targetNamed(config.targets, target, path);
+}
+
+/** The first line a finished restore prints, by what was restored. */
+function restoredLine(r: RunbookTypes['restore']['result']): string {
+  const what = `backup ${r.backupId} (snapshot ${r.snapshotAt})`;
+  switch (r.backupKind) {
+    case 'postgres-base':
+      return `restored base backup ${r.backupId} (snapshot ${r.snapshotAt}) as data directory ${r.restoredTo}, verified by pg_verifybackup; started as it is (pg_ctl -D), it replays the WAL inside and opens as of the snapshot. Set its port, and archive_mode = off unless it replaces the live cluster, before starting it`;
+    case 'postgres-dump':
+      return `restored ${what} into database ${r.restoredTo}${r.safetyCopy ? `; the previous database is kept as ${r.safetyCopy}` : ''}`;
+    default:
+      return `restored ${what} to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`;
+  }
 }
 
 function formatStep(step: StepRecord): string {
@@ -180,42 +194,45 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('restore <target>')
     .description(
       'restore the newest (or a given) backup. SQLite: replaces the live database after verification (or --into <path>). ' +
-        'PostgreSQL: restores into a new database (or --into <database>; replacing an existing one needs --yes or `lifeboat approve`)',
+        'PostgreSQL dump: restores into a new database (or --into <database>; replacing an existing one needs --yes or `lifeboat approve`). ' +
+        'PostgreSQL base: lays the base backup out as a new data directory (--into <dir>), verified by pg_verifybackup',
     )
     .option('--backup <id>', 'backup id (default: the newest complete backup)')
-    .option('--into <path|database>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into')
-    .option('--yes', 'SQLite: replace the live database without asking. PostgreSQL: replace the --into database if it exists')
+    .option('--into <path|database|dir>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into, or (base) the new data directory')
+    .addOption(new Option('--method <method>', 'PostgreSQL: restore a pg_dump backup ("dump") or a base backup ("base"); default: the target\'s backup method').choices(['dump', 'base']))
+    .option('--yes', 'SQLite: replace the live database without asking. PostgreSQL dump: replace the --into database if it exists')
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { backup?: string; into?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { backup?: string; into?: string; method?: 'dump' | 'base'; yes?: boolean; wait?: boolean; json?: boolean }) => {
       const { config, path } = readConfig(global().config, false);
       assertTarget(config, target, path);
       const configured = config?.targets[target];
       const postgres = configured?.type === 'postgres';
+      const method = postgres ? (options.method ?? configured.method) : undefined;
+      if (options.method && configured && !postgres) throw new InputError(`--method is for postgres targets; "${target}" is a ${configured.type} target`);
       if (!postgres && !options.into && !options.yes) {
         const livePath = configured?.type === 'sqlite' ? configured.path : '(path from the worker config)';
         if (!(await confirmReplace(target, livePath))) {
           throw new InputError('restore would replace the live database: pass --yes to confirm, or --into <path> to restore beside it');
         }
       }
+      if (method === 'base' && options.yes) throw new InputError('--yes: a base backup is restored into a new data directory only; to replace the live cluster use `lifeboat pitr --cutover`');
+      // A data directory is a path on the worker's host: made absolute here, where the operator typed it.
+      const into = options.into && method === 'base' ? resolvePath(options.into) : options.into;
       const input = {
         target,
+        ...(options.method ? { method: options.method } : {}),
         ...(options.backup ? { backupId: options.backup } : {}),
-        ...(options.into ? { into: options.into } : {}),
-        ...(postgres && options.yes ? { replaceExisting: true } : {}),
+        ...(into ? { into } : {}),
+        ...(method === 'dump' && options.yes ? { replaceExisting: true } : {}),
       };
-      if (postgres && options.into && !options.yes) {
+      if (method === 'dump' && options.into && !options.yes) {
         say(`if database ${options.into} exists, the restore waits for an approval before it replaces it: \`lifeboat approve <workflow id>\` (or --reject)`);
       }
       setExitCode(
         await run('restore', input, options, global(), (r) => ({
           failed: false,
-          lines: [
-            postgres
-              ? `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) into database ${r.restoredTo}${r.safetyCopy ? `; the previous database is kept as ${r.safetyCopy}` : ''}`
-              : `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`,
-            ...r.timeline.map(formatStep),
-          ],
+          lines: [restoredLine(r), ...r.timeline.map(formatStep)],
         })),
       );
     });

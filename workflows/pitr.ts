@@ -86,11 +86,7 @@ export async function recoverCopy(
     () => quickSteps.chooseRecoveryBase({ target, recoveryTarget: options.recoveryTarget, ...(options.backupId ? { backupId: options.backupId } : {}) }),
     (c) => `to ${c.description}: ${c.reason}`,
   );
-  const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: chosen.manifest, dataDir: options.dataDir }), (r) =>
-    r.alreadyRestored
-      ? `${r.dataDir} already held base backup ${r.backupId}, verified`
-      : `${formatBytes(r.storedBytes)} from ${r.repository}, sha256 ok -> ${formatBytes(r.tarBytes)} in ${r.dataDir}; pg_verifybackup ok`,
-  );
+  const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: chosen.manifest, dataDir: options.dataDir }), describeRestoredBase);
   const recovery = await timeline.run(
     'recover',
     () =>
@@ -106,6 +102,13 @@ export async function recoverCopy(
       `${r.reached.stop ? `${r.reached.stop.message}; ` : ''}promoted to timeline ${r.timeline}; listening on 127.0.0.1:${r.cluster.port}`,
   );
   return { chosen, restored, recovery };
+}
+
+/** The timeline's detail of a restore-base-backup step. */
+export function describeRestoredBase(restored: RestoredBaseBackup): string {
+  return restored.alreadyRestored
+    ? `${restored.dataDir} already held base backup ${restored.backupId}, verified`
+    : `${formatBytes(restored.storedBytes)} from ${restored.repository}, sha256 ok -> ${formatBytes(restored.tarBytes)} in ${restored.dataDir}; pg_verifybackup ok`;
 }
 
 /** Compensation: stop the recovered copy and remove its data directory (runs when the run is cancelled, too). */

@@ -1,15 +1,19 @@
 /**
- * The base-backup path of the backup runbook (method "base"): pg_basebackup streamed into every
- * repository, the manifest (kind "postgres-base") last, then every stored part read back.
- * backup.ts dispatches here after resolve-target.
+ * The base-backup paths of the backup and restore runbooks (method "base"). Backup: pg_basebackup
+ * streamed into every repository, the manifest (kind "postgres-base") last, then every stored
+ * part read back. Restore: the base backup laid out as a new data directory, verified by
+ * pg_verifybackup. backup.ts and restore.ts dispatch here after resolve-target.
  */
-import { uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../activities/index.js';
 import { makeBackupId } from '../src/backup-id.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { BackupResult } from './backup.js';
-import { formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
+import { describeRestoredBase, runDirectory } from './pitr.js';
 import { discardUnfinishedBackup } from './postgres-dump.js';
+import type { RestoreInput, RestoreResult } from './restore.js';
+import { formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
+import { sourceBytesOf } from './targets.js';
 
 /**
  * Base backup of a postgres target. The backup id is chosen once, in the workflow, so a retried
@@ -22,8 +26,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
   let manifestWritten = false;
   try {
     const taken = await timeline.run('take-base-backup', () => transferSteps.takeBaseBackup({ target, backupId }), (b) =>
-      `pg_basebackup of ${b.source.host}:${b.source.port} (PostgreSQL ${b.source.serverVersion}): ${formatBytes(b.base.tar.sizeBytes)} tar, ` +
-      `${b.base.tar.members} files -> ${b.objects.length} ${b.objects.length === 1 ? 'part' : 'parts'}, ${formatBytes(b.objects.reduce((sum, o) => sum + o.sizeBytes, 0))} stored; ` +
+      `pg_basebackup of ${b.source.host}:${b.source.port} (PostgreSQL ${b.source.serverVersion}): ${formatBytes(b.base.tar.sizeBytes)} tar -> ${b.objects.length} ${b.objects.length === 1 ? 'part' : 'parts'}, ${formatBytes(b.objects.reduce((sum, o) => sum + o.sizeBytes, 0))} stored; ` +
       `WAL ${b.base.startLsn} .. ${b.base.stopLsn} on timeline ${b.base.timeline}, stopped ${b.base.stopTime}`,
     );
     const manifest: PostgresBaseManifest = {
@@ -58,6 +61,43 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
     };
   } catch (error) {
     if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
+    throw error;
+  }
+}
+
+/**
+ * Restore of a base backup as a new data directory (what `pgbackrest restore` does): the newest
+ * base backup (or the given one), every part checked against its sha256 before it is decoded,
+ * extracted as the server user beside the destination, checked by pg_verifybackup, then renamed
+ * into place. Nothing that exists is touched: the destination must be new or empty. Started as
+ * it is, the copy replays the WAL inside the backup and opens as of the end of the backup (for
+ * another point in time, use the pitr runbook).
+ */
+export async function restorePostgresBase(timeline: Timeline, target: ResolvedPostgresTarget, input: RestoreInput): Promise<RestoreResult> {
+  if (input.replaceExisting) {
+    throw ApplicationFailure.nonRetryable('a base backup is restored into a new data directory only; to replace the live cluster use `lifeboat pitr --cutover`', 'InvalidInput');
+  }
+  if (input.into !== undefined && !input.into.startsWith('/')) {
+    throw ApplicationFailure.nonRetryable(`"${input.into}" is not an absolute path; a base backup is restored into the data directory at an absolute path on the worker's host`, 'InvalidInput');
+  }
+  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : { kind: 'postgres-base' }) }), (m) =>
+    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
+  );
+  if (located.kind !== 'postgres-base') {
+    throw ApplicationFailure.nonRetryable(
+      `backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a base backup${located.kind === 'postgres-dump' ? '; restore it into a database with method "dump" (--method dump)' : ''}`,
+      'InvalidInput',
+    );
+  }
+  const dataDir = input.into ?? runDirectory(target.recovery.dir, target.name, 'restore');
+  try {
+    const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: located, dataDir }), describeRestoredBase);
+    return { target: target.name, backupId: located.id, backupKind: located.kind, snapshotAt: located.snapshotAt, restoredTo: restored.dataDir, safetyCopy: null, timeline: timeline.steps };
+  } catch (error) {
+    // The step removes its staging directory when it fails; this covers a run cancelled while no worker was alive.
+    await CancellationScope.nonCancellable(() =>
+      timeline.run('cleanup', () => quickSteps.removeFiles({ paths: [`${dataDir.replace(/\/+$/, '')}.lifeboat-partial`] }), (r) => (r.removed ? 'removed the staging directory' : 'nothing to remove')),
+    ).catch(() => undefined);
     throw error;
   }
 }

@@ -173,7 +173,10 @@ export async function restorePostgresDump(timeline: Timeline, target: ResolvedPo
     `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
   );
   if (located.kind !== 'postgres-dump') {
-    throw ApplicationFailure.nonRetryable(`backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a pg_dump backup`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(
+      `backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a pg_dump backup${located.kind === 'postgres-base' ? '; restore it as a data directory with method "base" (--method base)' : ''}`,
+      'InvalidInput',
+    );
   }
   const manifest = located;
   const stamp = nameStamp(new Date(info.startTime));
@@ -182,7 +185,7 @@ export async function restorePostgresDump(timeline: Timeline, target: ResolvedPo
     throw ApplicationFailure.nonRetryable(`"${into}" is not a valid database name (1 to ${maxNameBytes} bytes)`, 'InvalidInput');
   }
   const staging = fitName('lifeboat_restore_', `${stamp}_${info.runId.replace(/-/g, '').slice(-8)}`);
-  const base = { target: target.name, backupId: manifest.id, snapshotAt: manifest.snapshotAt };
+  const base = { target: target.name, backupId: manifest.id, backupKind: manifest.kind, snapshotAt: manifest.snapshotAt };
 
   const destination = await timeline.run('inspect-destination', () => quickSteps.inspectDatabase({ target, database: into }), (d) =>
     d.exists ? `${into} exists: replacing it ${input.replaceExisting ? 'was confirmed (--yes)' : 'needs an approval'}` : `${into} is a new database`,

@@ -1,17 +1,25 @@
 import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedSqliteTarget, SwapResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import { restorePostgresBase } from './postgres-base.js';
 import { restorePostgresDump } from './postgres-dump.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget, sourceBytesOf } from './targets.js';
 
 export interface RestoreInput {
   target: string;
+  /**
+   * PostgreSQL: "dump" restores a pg_dump backup into a database; "base" lays a base backup out as
+   * a new data directory (into: its absolute path). Default: the target's backup method.
+   */
+  method?: 'dump' | 'base';
   /** A backup id from `lifeboat backups <target>`; default: the newest complete backup. */
   backupId?: string;
   /**
    * SQLite: restore to this path instead of replacing the live database (which is then not touched).
-   * PostgreSQL: the database to restore into; default a new one, `<database>_restored_<stamp>`.
+   * PostgreSQL dump: the database to restore into; default a new one, `<database>_restored_<stamp>`.
+   * PostgreSQL base: the new data directory (absolute); default under recovery.dir.
    */
   into?: string;
   /**
@@ -24,8 +32,9 @@ export interface RestoreInput {
 export interface RestoreResult {
   target: string;
   backupId: string;
+  backupKind: Manifest['kind'];
   snapshotAt: string;
-  /** SQLite: the path; PostgreSQL: the database name. */
+  /** SQLite: the path; PostgreSQL: the database name, or the data directory of a base backup. */
   restoredTo: string;
   /** The previous live database (SQLite: a file; PostgreSQL: a renamed database), kept whole; null for --into or when there was none. */
   safetyCopy: string | null;
@@ -52,13 +61,16 @@ async function runHook(timeline: Timeline, target: ResolvedSqliteTarget, name: '
 export async function restore(input: RestoreInput): Promise<RestoreResult> {
   const timeline = new Timeline();
   const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t));
-  if (resolved.type === 'postgres') return restorePostgresDump(timeline, resolved, input);
+  if (resolved.type === 'postgres') {
+    const method = input.method ?? resolved.method;
+    return method === 'base' ? restorePostgresBase(timeline, resolved, input) : restorePostgresDump(timeline, resolved, input);
+  }
   const target = resolved;
   const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : {}) }), (m) =>
     `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
   );
   if (manifest.kind !== 'sqlite') throw ApplicationFailure.nonRetryable(`backup ${manifest.id} is a ${manifest.kind} backup, not a SQLite one`, 'BackupCorrupt');
-  const base = { target: target.name, backupId: manifest.id, snapshotAt: manifest.snapshotAt };
+  const base = { target: target.name, backupId: manifest.id, backupKind: manifest.kind, snapshotAt: manifest.snapshotAt };
 
   if (input.into) {
     const into = input.into;

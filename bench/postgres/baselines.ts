@@ -81,6 +81,9 @@ export const pgbackrestSetup: ShellStep[] = [{ name: 'pgbackrest stanza-create',
 
 export const pgbackrestBackup: ShellStep[] = [{ name: 'pgbackrest backup (full)', script: `${pgbackrest} --type=full backup` }];
 
+/** The same at zstd level 1, the level Lifeboat's base backups use by default. */
+export const pgbackrestBackupLevel1: ShellStep[] = [{ name: 'pgbackrest backup (full, compress-level=1)', script: `${pgbackrest} --type=full --compress-level=1 backup` }];
+
 /** Restores the newest pgBackRest backup into $OUT/pgbackrest-restore (a new, empty directory). */
 export const pgbackrestRestore: ShellStep[] = [
   {

@@ -5,8 +5,8 @@
  *   logical backup   vs  pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file          lifeboat <= 1.1x
  *   logical restore  vs  zstd -d every file; createdb; pg_restore -j2          lifeboat <= 1.1x
  *   base backup      vs  pgbackrest backup --type=full (zst, process-max=2)         lifeboat <= 0.5x
- *   (base restore: pgBackRest and pg_basebackup restores measured as references; Lifeboat's
- *    restore of a base backup is part of its PITR runbook, which also replays WAL and promotes)
+ *   base restore     vs  pgbackrest restore (into a new directory)                 lifeboat <= 1.0x
+ *   (references: pgBackRest at Lifeboat's zstd level 1, pg_basebackup -z, pg_basebackup | zstd)
  */
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +28,7 @@ import {
   dumpZstd,
   dumpZstdRestore,
   pgbackrestBackup,
+  pgbackrestBackupLevel1,
   pgbackrestRestore,
   pgbackrestSetup,
   writePgbackrestConfig,
@@ -96,8 +97,13 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
     const variant = (label: string): Variant => ({ label, executions: [] });
     const dumpBackup = { lifeboat: variant('lifeboat backup (pg_dump -Fd -j2, zstd, sha256, manifest, read-back)'), baseline: variant('pg_dump -Fd -j2 -Z0; zstd -T2 -3 every file') };
     const dumpRestore = { lifeboat: variant('lifeboat restore into a new database (verify, pg_restore -j2)'), baseline: variant('zstd -d every file; createdb; pg_restore -j2') };
-    const pgbackrest = { backup: variant('pgbackrest backup --type=full (zst, process-max=2)'), restore: variant('pgbackrest restore') };
-    const baseBackup = variant('lifeboat backup --method base (pg_basebackup -Ft streamed in zstd parts, sha256, manifest, read-back)');
+    const pgbackrest = {
+      backup: variant('pgbackrest backup --type=full (zst level 3, process-max=2)'),
+      backupLevel1: variant('pgbackrest backup --type=full (zst level 1, process-max=2)'),
+      restore: variant('pgbackrest restore'),
+    };
+    const baseBackup = variant('lifeboat backup --method base (pg_basebackup client-zstd level 1, parts with sha256, manifest, read-back)');
+    const baseRestore = variant('lifeboat restore --method base (fetch, sha256, zstd -d | tar -x, pg_verifybackup)');
     const basebackup = {
       gzip: variant('pg_basebackup -Ft -z'),
       gzipRestore: variant('tar -xzf base.tar.gz'),
@@ -126,10 +132,15 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       baseBackup.executions.push((await lifeboat('backup', { target, method: 'base' })).execution);
       await emptyOut();
       await options.settle([]);
+      baseRestore.executions.push((await lifeboat('restore', { target, method: 'base', into: join(out, 'lifeboat-restore') })).execution);
+      await emptyOut();
+      await options.settle([]);
       pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
       await options.settle([]);
       pgbackrest.restore.executions.push(await shell(pgbackrestRestore));
       await emptyOut();
+      await options.settle([]);
+      pgbackrest.backupLevel1.executions.push(await shell(pgbackrestBackupLevel1));
       await options.settle([]);
       basebackup.gzip.executions.push(await shell(basebackupGzip));
       await options.settle([]);
@@ -149,13 +160,15 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
         { id: 'pg-dump', title: 'PostgreSQL logical backup', ...dumpBackup, maxRatio: 1.1, databaseBytes: bytes },
         { id: 'pg-dump-restore', title: 'PostgreSQL logical restore', ...dumpRestore, maxRatio: 1.1, databaseBytes: bytes },
         { id: 'pg-base', title: 'PostgreSQL base backup vs pgBackRest', lifeboat: baseBackup, baseline: pgbackrest.backup, maxRatio: 0.5, databaseBytes: clusterBytes },
+        { id: 'pg-base-restore', title: 'PostgreSQL base restore vs pgBackRest', lifeboat: baseRestore, baseline: pgbackrest.restore, maxRatio: 1.0, databaseBytes: clusterBytes },
+        { id: 'pg-base-level1-reference', title: 'PostgreSQL base backup vs pgBackRest at the same zstd level 1 (reference)', lifeboat: baseBackup, baseline: pgbackrest.backupLevel1, databaseBytes: clusterBytes },
         { id: 'pg-base-reference', title: 'PostgreSQL base backup: pg_basebackup piped to zstd vs pgBackRest (reference)', lifeboat: basebackup.zstd, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
         { id: 'pg-base-restore-reference', title: 'PostgreSQL base restore: zstd -d piped to tar -x vs pgBackRest (reference)', lifeboat: basebackup.zstdRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
         { id: 'pg-basebackup-gzip-reference', title: 'PostgreSQL base backup: pg_basebackup -Ft -z vs pgBackRest (reference)', lifeboat: basebackup.gzip, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
         { id: 'pg-basebackup-gzip-restore-reference', title: 'PostgreSQL base restore: tar -xzf vs pgBackRest (reference)', lifeboat: basebackup.gzipRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
       ],
       backups: [...dumpBackup.lifeboat.executions, ...baseBackup.executions],
-      restores: dumpRestore.lifeboat.executions,
+      restores: [...dumpRestore.lifeboat.executions, ...baseRestore.executions],
     };
   } finally {
     await worker?.stop();

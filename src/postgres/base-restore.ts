@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors.js';
 import { createDecryptor, keyId } from '../pipeline/encrypt.js';
 import type { Repository } from '../repository/repository.js';
-import type { BaseBackupManifest } from './base-backup.js';
+import { parseBackupLabel, type BaseBackupManifest } from './base-backup.js';
 import { chownToServerUser, runPgTool, serverEnvironment, serverUser } from './tools.js';
 
 /**
@@ -133,11 +133,30 @@ export async function restoreBaseBackup(options: RestoreBaseBackupOptions): Prom
 /** dataDir holds this backup, restored and verified, and PostgreSQL never started on it. */
 async function isRestoredCopy(dataDir: string, manifest: BaseBackupManifest): Promise<boolean> {
   try {
-    await stat(join(dataDir, 'backup_label'));
-    const checksum = /"Manifest-Checksum"\s*:\s*"([0-9a-f]{64})"/.exec(await readFile(join(dataDir, 'backup_manifest'), 'utf8'))?.[1];
-    return checksum === manifest.base.manifestChecksum;
+    await stat(join(dataDir, 'backup_manifest'));
+    return (await backupLabelMismatch(dataDir, manifest)) === undefined;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Why the backup_label in dir is not the one of this backup (undefined when it is): its LABEL
+ * ("lifeboat <backupId>") and START WAL LOCATION must be what the manifest recorded.
+ */
+async function backupLabelMismatch(dir: string, manifest: BaseBackupManifest): Promise<string | undefined> {
+  let content: string;
+  try {
+    content = await readFile(join(dir, 'backup_label'), 'utf8');
+  } catch {
+    return 'no backup_label';
+  }
+  try {
+    const found = parseBackupLabel(content);
+    if (found.label === manifest.base.label && found.startLsn === manifest.base.startLsn) return undefined;
+    return `a backup_label of "${found.label}" starting at ${found.startLsn}, not of "${manifest.base.label}" starting at ${manifest.base.startLsn}`;
+  } catch (error) {
+    return error instanceof Error ? error.message.split('\n')[0] : String(error);
   }
 }
 
@@ -319,22 +338,14 @@ async function fetchPart(repository: Repository, manifest: BaseBackupManifest, i
 }
 
 /**
- * pg_verifybackup, as the server user, against the backup_manifest inside the restored directory,
- * and that backup_manifest is the one this backup's Lifeboat manifest names.
+ * The restored directory is this backup (its backup_label), and pg_verifybackup, as the server
+ * user, finds every file the backup_manifest inside lists, with its size and CRC32C, and the WAL
+ * the backup needs.
  */
 async function verifyRestoredBackup(dir: string, manifest: BaseBackupManifest): Promise<void> {
-  let restoredChecksum: string | undefined;
-  try {
-    restoredChecksum = /"Manifest-Checksum"\s*:\s*"([0-9a-f]{64})"/.exec(await readFile(join(dir, 'backup_manifest'), 'utf8'))?.[1];
-  } catch {
-    restoredChecksum = undefined;
-  }
-  if (restoredChecksum !== manifest.base.manifestChecksum) {
-    throw new LifeboatError(
-      'BackupCorrupt',
-      `the restored base backup ${manifest.id} has ${restoredChecksum ? `backup_manifest checksum ${restoredChecksum}` : 'no backup_manifest'}; its Lifeboat manifest says ${manifest.base.manifestChecksum}`,
-      'Restore another backup',
-    );
+  const mismatch = await backupLabelMismatch(dir, manifest);
+  if (mismatch) {
+    throw new LifeboatError('BackupCorrupt', `the restored base backup ${manifest.id} has ${mismatch}`, 'Restore another backup');
   }
   try {
     await runPgTool('pg_verifybackup', ['--quiet', dir], { timeoutMs: 3_600_000, env: { LC_MESSAGES: 'C' } });

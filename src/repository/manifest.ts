@@ -125,11 +125,12 @@ const lsn = z.string().regex(/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/);
 const isoMicros = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
 
 /**
- * A physical base backup (pg_basebackup, one tar stream cut into zstd parts; see
+ * A physical base backup (pg_basebackup, one zstd-compressed tar stream cut into parts; see
  * src/postgres/base-backup.ts): what PostgreSQL needs to recover from it and what a point-in-time
  * recovery needs to choose it. createdAt is when the backup started, snapshotAt when it stopped
  * (= base.stopTime): the backup alone restores the cluster as of that moment; objects are the
- * parts, in tar order.
+ * parts, in stream order. (Manifests of older backups also hold checkpointLsn, manifestChecksum,
+ * tar.members and the raw offsets of parts; they parse, those fields are ignored.)
  */
 export const postgresBaseManifestSchema = z.object({
   ...commonFields,
@@ -152,30 +153,18 @@ export const postgresBaseManifestSchema = z.object({
     walMethod: z.literal('fetch'),
     timeline: z.number().int().positive(),
     startLsn: lsn,
-    checkpointLsn: lsn,
     /** Replay of this backup is consistent from here on: no recovery target may lie before it. */
     stopLsn: lsn,
     startTime: isoMicros,
     stopTime: isoMicros,
     /** The first transaction id not yet assigned at stopTime (64-bit, decimal). */
     nextXid: z.string().regex(/^\d+$/),
-    manifestChecksum: sha256,
     fileChecksums: z.string(),
-    tar: z.object({ sizeBytes: z.number().int().positive(), members: z.number().int().positive() }),
+    /** The size of the cluster's files as pg_basebackup counted them (to the kB); the tar is that plus the backup_manifest it appends. */
+    tar: z.object({ sizeBytes: z.number().int().positive() }),
     partSizeBytes: z.number().int().positive(),
-    parts: z
-      .array(
-        z.object({
-          /** The stored object (see objects). */
-          object: z.string().min(1),
-          /** Where the part's bytes are in the tar stream. */
-          rawOffset: z.number().int().nonnegative(),
-          rawSizeBytes: z.number().int().positive(),
-          /** The tar member the part starts in (null: at a header), and the offset from that member's header. */
-          startsIn: z.object({ member: z.string().nullable(), offsetInMember: z.number().int().nonnegative() }),
-        }),
-      )
-      .min(1),
+    /** The stored objects, in stream order: consecutive pieces of one zstd stream of the tar. */
+    parts: z.array(z.object({ object: z.string().min(1) })).min(1),
   }),
 });
 

@@ -55,9 +55,9 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
     lifeboat = await createLifeboat('pg-pitr-kill', { stack });
     source = await archivedSource(lifeboat, target);
     const config = lifeboat.baseConfig(
-      { [target]: { type: 'postgres', repositories: ['local'], connection: source.connection, method: 'base', base: { partSizeMiB: 2 }, recovery: { dir: source.recoveryDir, timeoutSeconds: 120 } } },
-      // A slow compressor: the backup streams for seconds, time to kill it.
-      { compression: { level: 12, threads: 1 } },
+      { [target]: { type: 'postgres', repositories: ['local'], connection: source.connection, method: 'base', base: { partSizeMiB: 1, compressionLevel: 12 }, recovery: { dir: source.recoveryDir, timeoutSeconds: 120 } } },
+      // A slow compressor (level 12, one thread): the backup streams for seconds, time to kill it.
+      { compression: { level: 3, threads: 1 } },
     );
     (config.repositories as Record<string, unknown>).local = { type: 'fs', path: source.repositoryPath };
     await lifeboat.writeConfig(config);

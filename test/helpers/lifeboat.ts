@@ -32,7 +32,8 @@ export interface Lifeboat {
   start<K extends RunbookKind>(kind: K, input: RunbookTypes[K]['input']): Promise<WorkflowHandle>;
   run<K extends RunbookKind>(kind: K, input: RunbookTypes[K]['input']): Promise<RunbookTypes[K]['result']>;
   /** Runs `lifeboat ...` as a child process with this installation's config and env. */
-  cli(args: string[], options?: { env?: Record<string, string> }): ResultPromise<{ reject: false; all: true }>;
+  /** The lifeboat CLI against this stack's config; cwd: where the operator runs it (default: this process's). */
+  cli(args: string[], options?: { env?: Record<string, string>; cwd?: string }): ResultPromise<{ reject: false; all: true }>;
   /** `lifeboat worker` as a child process (for kill tests); close() kills the ones still running. */
   spawnWorker(extraEnv?: Record<string, string>): WorkerProcess;
   /** Kills every worker process spawned so far, so the next one is alone on the task queue. */
@@ -118,6 +119,7 @@ export async function createLifeboat(name: string, options: { stack?: TestStack 
         reject: false,
         all: true,
         env: { ...env, TEMPORAL_ADDRESS: stack.temporalAddress, LIFEBOAT_TASK_QUEUE: taskQueue, ...cliOptions.env },
+        ...(cliOptions.cwd ? { cwd: cliOptions.cwd } : {}),
       });
     },
     spawnWorker(extraEnv = {}) {

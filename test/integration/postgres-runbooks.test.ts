@@ -15,17 +15,18 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runbookFailure } from '../../src/client.js';
-import { removeRecoveredCluster } from '../../src/postgres/recovery.js';
+import { recoverToTarget, removeRecoveredCluster } from '../../src/postgres/recovery.js';
 import { pgBinary } from '../../src/postgres/tools.js';
 import { isoFromMicros, parseTimestamp } from '../../src/postgres/recovery-target.js';
-import { manifestSchema } from '../../src/repository/manifest.js';
+import { manifestSchema, type PostgresBaseManifest } from '../../src/repository/manifest.js';
 import type { BackupResult } from '../../workflows/backup.js';
 import type { DrillReport } from '../../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../../workflows/pitr.js';
+import type { RestoreResult } from '../../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type ArchivedSource, type Commit } from '../helpers/pitr-workload.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
@@ -237,12 +238,47 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.deepEqual(databases.filter((name) => name.startsWith('lifeboat_')), [], 'the scratch database was dropped');
   });
 
-  test('a target holding dumps and base backups: restore takes the newest dump, whatever was backed up after it', async () => {
+  test('a target holding dumps and base backups: restore with method "dump" takes the newest dump, whatever was backed up after it', async () => {
     const dump = await lifeboat.run('backup', { target, method: 'dump' });
     await lifeboat.run('backup', { target, method: 'base' });
-    const restored = await lifeboat.run('restore', { target });
+    const restored = await lifeboat.run('restore', { target, method: 'dump' });
     assert.equal(restored.backupId, dump.backupId);
+    assert.equal(restored.backupKind, 'postgres-dump');
     await source.db.query(`DROP DATABASE ${JSON.stringify(restored.restoredTo)}`);
+  });
+
+  test('restore of a base backup through the CLI (the target\'s method): a new data directory, verified, that starts as of the backup; an occupied one is refused', async () => {
+    const relative = `restored-${Date.now()}`;
+    const cli = await lifeboat.cli(['restore', target, '--backup', second.backupId, '--into', relative, '--wait', '--json'], { cwd: source.recoveryDir });
+    assert.equal(cli.exitCode, 0, cli.all);
+    const result = JSON.parse(cli.stdout) as RestoreResult;
+    const dataDir = join(source.recoveryDir, relative);
+    assert.deepEqual([result.backupId, result.backupKind, result.restoredTo, result.safetyCopy], [second.backupId, 'postgres-base', dataDir, null], 'the relative --into is where the operator typed it');
+    assert.deepEqual(result.timeline.map((step) => [step.name, step.status]), [['resolve-target', 'completed'], ['locate-backup', 'completed'], ['restore-base-backup', 'completed']]);
+    assert.match(await readFile(join(dataDir, 'backup_label'), 'utf8'), new RegExp(`^LABEL: lifeboat ${second.backupId}$`, 'm'));
+    assert.equal(existsSync(`${dataDir}.lifeboat-partial`), false);
+
+    const manifest = await source.repository.readManifest(target, second.backupId);
+    assert.equal(manifest.kind, 'postgres-base');
+    const recovered = await recoverToTarget({ dataDir, manifest: manifest as PostgresBaseManifest, recoveryTarget: { kind: 'immediate' }, restoreCommand: 'false' });
+    try {
+      assert.deepEqual(await recoveredIds(recovered.cluster), log.slice(0, 40).map((c) => c.id), 'the rows committed before the backup');
+    } finally {
+      await removeRecoveredCluster(recovered.cluster);
+    }
+
+    const occupied = join(source.recoveryDir, `occupied-${Date.now()}`);
+    try {
+      await mkdir(occupied);
+      await writeFile(join(occupied, 'keep.txt'), 'precious');
+      const refused = await lifeboat.cli(['restore', target, '--method', 'base', '--into', occupied, '--wait']);
+      assert.equal(refused.exitCode, 2, refused.all);
+      assert.match(refused.stderr, /InvalidInput.*not empty/s);
+      assert.deepEqual(await readdir(occupied), ['keep.txt']);
+      assert.equal(existsSync(`${occupied}.lifeboat-partial`), false);
+    } finally {
+      await Promise.all([dataDir, occupied].map((dir) => rm(dir, { recursive: true, force: true })));
+    }
   });
 
   test('pitr --cutover: rejected, the recovered cluster is removed and the live one is not touched', async () => {
