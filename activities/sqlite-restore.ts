@@ -2,15 +2,16 @@ import { log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
 import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex, Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
 import { createDecompressorToFile } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfStream } from '../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfOpenFile, sha256OfStream } from '../src/pipeline/hash.js';
+import { syncWhileGrowing, wholeFileDescriptor } from '../src/pipeline/local-file.js';
 import type { SqliteManifest as Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
-import { countBytes, startProgress } from './progress.js';
+import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
 import type { Repository } from '../src/repository/repository.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedSqliteTarget } from './target.js';
@@ -127,11 +128,16 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
   );
 }
 
+interface Decoded {
+  sha256: string;
+  bytes: number;
+}
+
 /**
  * One download from one repository, decoded into <destination>.partial in a single pass and renamed
- * into place only when the stored bytes and the decoded database both match the manifest. When
- * decoding fails, the stored object is hashed again: a damaged object is reported as
- * ChecksumMismatch (the cause) rather than as whatever the decoder tripped over.
+ * into place only when the stored bytes and the decoded database both match the manifest and the
+ * file is on disk. A damaged stored object is reported as ChecksumMismatch (the cause) rather than
+ * as whatever the decoder tripped over.
  */
 async function decodeInto(repository: Repository, objectKey: string, input: FetchInput, key: Buffer | undefined): Promise<FetchedBackup> {
   const { manifest, destination } = input;
@@ -139,37 +145,27 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   await mkdir(dirname(destination), { recursive: true });
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
-  const storedHash = new HashingPassThrough();
-  const stages: Duplex[] = [storedHash, countBytes(progress)];
-  if (key) stages.push(createDecryptor(key));
-  const damaged = (sha256: string, bytes: number) =>
-    new LifeboatError(
-      'ChecksumMismatch',
-      `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
-        `sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-      'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
-    );
+  const stored: StoredCopy = {
+    matches: (hash) => hash.sha256 === object.sha256 && hash.bytes === object.sizeBytes,
+    damaged: (hash) =>
+      new LifeboatError(
+        'ChecksumMismatch',
+        `${object.name} of backup ${manifest.id} in repository "${repository.name}" does not match its manifest: ` +
+          `sha256 ${hash.sha256} (${hash.bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+        'The stored copy is damaged; restore another backup or copy it from another repository. The target was not touched',
+      ),
+  };
   try {
     // A partial file left by an attempt that died mid-way is ours to replace (zstd will not).
     await rm(partial, { force: true });
-    let decoding: Promise<{ sha256: string; bytes: number }> | undefined;
-    try {
-      // zstd writes the decoded database itself (the gigabyte never passes through this process)
-      // while the file is hashed as it grows, so the hash is ready when zstd is done.
-      const decoded = pipeline([await repository.backend.get(objectKey), ...stages, createDecompressorToFile(partial)]);
-      decoding = sha256OfGrowingFile(partial, decoded);
-      decoding.catch(() => undefined); // the pipeline's own error is the one reported
-      await decoded;
-    } catch (decodeError) {
-      const stored = await sha256OfStream(await repository.backend.get(objectKey));
-      if (stored.sha256 !== object.sha256 || stored.bytes !== object.sizeBytes) throw damaged(stored.sha256, stored.bytes);
-      throw decodeError;
-    }
-    if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) throw damaged(storedHash.sha256, storedHash.bytes);
+    const body = await repository.backend.get(objectKey);
+    const localFd = key ? undefined : wholeFileDescriptor(body);
+    const decoded =
+      localFd === undefined
+        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored })
+        : await decodeLocalFile(body, localFd, { partial, progress, stored });
     // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
     // is the end-to-end proof.
-    progress.setPhase('verify');
-    const [decoded] = await Promise.all([decoding, fsyncPath(partial)]);
     if (decoded.sha256 !== manifest.source.sha256 || decoded.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
@@ -187,6 +183,92 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   } finally {
     progress.stop();
   }
+}
+
+interface StoredCopy {
+  matches(hash: Decoded): boolean;
+  damaged(hash: Decoded): LifeboatError;
+}
+
+/**
+ * The stored object is a local file (fs repository, no encryption): zstd reads it itself and writes
+ * the database itself, so no byte of either passes through a pipe from this process, and zstd never
+ * waits for this process. Meanwhile the stored object is hashed through the same descriptor
+ * (positioned reads), the decoded file is hashed as it grows and flushed to disk as it grows.
+ * A stored hash that does not match stops zstd at once. Resolves with the decoded file's hash once
+ * it is fully on disk; the caller compares it with the manifest.
+ */
+async function decodeLocalFile(
+  body: Readable,
+  fd: number,
+  context: { partial: string; progress: ProgressReporter; stored: StoredCopy },
+): Promise<Decoded> {
+  const { partial, progress, stored } = context;
+  const zstd = createDecompressorToFile(partial, { inputFd: fd });
+  try {
+    progress.sampleWith(() => readOffsetOf(zstd.pid));
+    // Nothing reads zstd's (empty) readable side: its end is never emitted, only its finish.
+    const decodedOk = finished(zstd, { readable: false });
+    const decoding = sha256OfGrowingFile(partial, decodedOk);
+    const durable = syncWhileGrowing(partial, decodedOk);
+    // Their errors are the decoder's, reported through decodedOk; each is awaited below.
+    decoding.catch(() => undefined);
+    durable.catch(() => undefined);
+    const storedHash = sha256OfOpenFile(fd).then((hash) => {
+      if (!stored.matches(hash)) zstd.destroy(stored.damaged(hash));
+      return hash;
+    });
+    const [hash, decodeError] = await Promise.all([storedHash, decodedOk.then(() => undefined, (error: unknown) => error)]);
+    progress.sampleWith(() => undefined);
+    progress.update(hash.bytes);
+    if (!stored.matches(hash)) throw stored.damaged(hash);
+    if (decodeError !== undefined) throw decodeError;
+    progress.setPhase('verify');
+    const [decoded] = await Promise.all([decoding, durable]);
+    return decoded;
+  } finally {
+    // zstd must be gone before the caller removes the partial file; destroying waits for its exit.
+    zstd.destroy();
+    await finished(zstd).catch(() => undefined);
+    body.destroy();
+  }
+}
+
+/**
+ * Any other stored object (S3, or encrypted): streamed through this process into zstd, hashed on
+ * the way; the decoded file is hashed and flushed as it grows. When decoding fails, the stored
+ * object is hashed again to tell a damaged copy from a decoder failure.
+ */
+async function decodeStream(
+  body: Readable,
+  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy },
+): Promise<Decoded> {
+  const { repository, objectKey, partial, key, progress, stored } = context;
+  const storedHash = new HashingPassThrough();
+  const stages: Duplex[] = [storedHash, countBytes(progress)];
+  if (key) stages.push(createDecryptor(key));
+  let decoding: Promise<Decoded>;
+  let durable: Promise<void>;
+  try {
+    // zstd writes the decoded database itself (the gigabyte never passes through this process)
+    // while the file is hashed and flushed as it grows, so both are done soon after zstd is.
+    const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)]);
+    decoding = sha256OfGrowingFile(partial, decoded);
+    durable = syncWhileGrowing(partial, decoded);
+    // The pipeline's own error is the one reported.
+    decoding.catch(() => undefined);
+    durable.catch(() => undefined);
+    await decoded;
+  } catch (decodeError) {
+    const rehashed = await sha256OfStream(await repository.backend.get(objectKey));
+    if (!stored.matches(rehashed)) throw stored.damaged(rehashed);
+    throw decodeError;
+  }
+  const hash = { sha256: storedHash.sha256, bytes: storedHash.bytes };
+  if (!stored.matches(hash)) throw stored.damaged(hash);
+  progress.setPhase('verify');
+  const [decoded] = await Promise.all([decoding, durable]);
+  return decoded;
 }
 
 /** Runs the SQLite check on a file (in a thread, heartbeating); throws IntegrityCheckFailed listing the first problems. */

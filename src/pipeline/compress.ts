@@ -71,9 +71,14 @@ export function createDecompressor(): Duplex {
  * nothing comes out), so a large decoded payload never passes through this process. The stream
  * finishes only after zstd has exited successfully, i.e. after it checked the frame checksum.
  * zstd replaces nothing: an existing `path` is an error (-f is not given).
+ *
+ * With `inputFd`, zstd reads that open file itself (as its stdin, from the descriptor's current
+ * offset) and nothing is written to the stream, so neither side of the data passes through this
+ * process: `finished(stream, { readable: false })` resolves on zstd's clean exit. `pid` with
+ * readOffsetOf gives progress.
  */
-export function createDecompressorToFile(path: string): Writable {
-  return new ZstdProcess('decompress', ['-d'], { outputFile: path });
+export function createDecompressorToFile(path: string, options: { inputFd?: number } = {}): ZstdProcess {
+  return new ZstdProcess('decompress', ['-d'], { outputFile: path, ...(options.inputFd === undefined ? {} : { stdinFd: options.inputFd }) });
 }
 
 let cachedInfo: Promise<CompressionInfo> | undefined;
@@ -196,16 +201,18 @@ export class ZstdProcess extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (!this.stdin) {
-      callback();
-      return;
-    }
-    // Errors on stdin are reported through the exit status (see the constructor). When zstd writes
-    // a file, the stream is finished only once zstd has exited cleanly (checksum verified).
-    this.stdin.end(() => {
+    // When zstd writes a file, the stream is finished only once zstd has exited cleanly (checksum
+    // verified); a failed exit destroys the stream instead (see onExit).
+    const finish = () => {
       if (this.options.outputFile === undefined) callback();
       else void this.exit.then((result) => (result.failed ? undefined : callback()));
-    });
+    };
+    if (!this.stdin) {
+      finish();
+      return;
+    }
+    // Errors on stdin are reported through the exit status (see the constructor).
+    this.stdin.end(finish);
   }
 
   override _read(): void {

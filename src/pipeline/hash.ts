@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
+import { read } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -99,6 +101,26 @@ export async function sha256OfFile(
     options,
   );
   return { sha256: hash.digest('hex'), bytes };
+}
+
+const readAt = promisify(read);
+
+/**
+ * SHA-256 of a file that is already open, from byte 0 to its end, with positioned reads: the
+ * descriptor's offset does not move, so another reader sharing it (a subprocess that inherited it
+ * as stdin) reads undisturbed at the same time.
+ */
+export async function sha256OfOpenFile(fd: number, options: { bufferBytes?: number } = {}): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(options.bufferBytes ?? 4 << 20);
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await readAt(fd, buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return { sha256: hash.digest('hex'), bytes: position };
 }
 
 /**
