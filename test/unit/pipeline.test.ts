@@ -16,7 +16,9 @@ import {
   keyId,
   loadKeyFile,
 } from '../../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfStream } from '../../src/pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfOpenFile, sha256OfStream } from '../../src/pipeline/hash.js';
+import { wholeFileDescriptor } from '../../src/pipeline/local-file.js';
+import { FsBackend } from '../../src/repository/fs/backend.js';
 
 const MiB = 1024 * 1024;
 const { headerLength, chunkSize, tagLength } = encryptionFormat;
@@ -589,5 +591,45 @@ describe('the backup chain', () => {
     const restored = await run(stored, [downloadHash, createDecryptor(key), createDecompressor()]);
     assert.equal(downloadHash.sha256, storedHash.sha256);
     assert.ok(restored.equals(original));
+  });
+});
+
+describe('reading a stored object in place (fs repository restores)', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-local-file-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('sha256OfOpenFile hashes the whole file without moving the descriptor that zstd shares', async () => {
+    const data = randomBytes(3 * MiB + 5);
+    const path = join(dir, 'object');
+    await writeFile(path, data);
+    const handle = await open(path, 'r');
+    try {
+      const head = Buffer.alloc(10);
+      await handle.read(head, 0, 10, null);
+      assert.deepEqual(await sha256OfOpenFile(handle.fd, { bufferBytes: 64 * 1024 }), { sha256: sha256(data), bytes: data.length });
+      const next = Buffer.alloc(10);
+      await handle.read(next, 0, 10, null);
+      assert.ok(next.equals(data.subarray(10, 20)), 'the shared position is where the other reader left it');
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test('wholeFileDescriptor recognises what the fs backend returns, and nothing else', async () => {
+    const backend = new FsBackend({ path: dir });
+    await backend.put('t/object', Readable.from([Buffer.from('stored bytes')]));
+    const fresh = await backend.get('t/object');
+    assert.equal(typeof wholeFileDescriptor(fresh), 'number', 'an unread whole file');
+    fresh.destroy();
+
+    const read = await backend.get('t/object');
+    for await (const _chunk of read) break;
+    assert.equal(wholeFileDescriptor(read), undefined, 'a stream already read from');
+    assert.equal(wholeFileDescriptor(Readable.from([Buffer.from('x')])), undefined, 'not a file');
   });
 });
