@@ -166,7 +166,8 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
   test('a drill whose worker is SIGKILLed mid-restore is finished by a new worker, and its scratch copy is removed', async () => {
     // Big enough that fetching and checking the copy takes a while: time to kill it.
     const drillPath = join(lifeboat.dir, 'drill.sqlite');
-    createDatabase(drillPath, 160);
+    // 320 MiB: on a loaded machine the check of 160 MiB once finished between noticing it and the kill.
+    createDatabase(drillPath, 320);
     await lifeboat.writeConfig(
       lifeboat.baseConfig({
         drilled: { type: 'sqlite', path: drillPath, repositories: ['local'], drill: { smokeChecks: [{ name: 'events', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] } },
