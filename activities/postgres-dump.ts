@@ -9,14 +9,14 @@ import { LifeboatError } from '../src/errors.js';
 import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { fanOut } from '../src/pipeline/fan-out.js';
-import { HashingPassThrough, scanFile, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
-import { CopyFingerprinter, CustomArchiveReader, describeTable, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
+import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
+import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
+import { finalSizeOf, scanGrowingFile, storeAsWritten, type FileInProgress } from '../src/postgres/dump-follow.js';
 import {
   copyFingerprint,
   createDatabase,
   databaseExists,
-  directoryBytes,
   dropDatabase,
   dumpCustomToStdout,
   dumpToDirectory,
@@ -108,6 +108,10 @@ async function uploadToAll(
 ): Promise<StoredObject> {
   const storedHash = new HashingPassThrough();
   const { sink, branches } = fanOut(repositories.length);
+  // A failed upload destroys every branch with its error, also those of puts that failed before
+  // they read their branch: the error is reported by the put (and the pipeline), not as an
+  // unhandled 'error' event that would end the worker.
+  for (const branch of branches) branch.on('error', () => undefined);
   const uploads = repositories.map((repository, index) =>
     repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, { signal }),
   );
@@ -220,6 +224,48 @@ interface Dumped {
   pgDumpVersion: string;
 }
 
+/** A stored dump file: what the manifest records of it. */
+interface StoredDumpFile {
+  file: DumpFile;
+  object: StoredObject;
+  /** A data file's rows: undefined when it does not end with pg_dump's end marker (not complete COPY text). */
+  rows?: number | undefined;
+}
+
+/** pg_dump -Fd names a table's data file after its dump id. */
+const dataFileName = /^\d+\.dat$/;
+
+/** Raw bytes of the dump that zstd has read so far: the files done, plus how far each running zstd got. */
+class CompressedBytes {
+  private done = 0;
+  private readonly running = new Set<{ pid: number | undefined }>();
+
+  get total(): number {
+    let total = this.done;
+    for (const compressor of this.running) total += readOffsetOf(compressor.pid) ?? 0;
+    return total;
+  }
+
+  async track<T>(compressor: { pid: number | undefined }, sizeBytes: number, compressing: Promise<T>): Promise<T> {
+    this.running.add(compressor);
+    try {
+      const result = await compressing;
+      this.done += sizeBytes;
+      return result;
+    } finally {
+      this.running.delete(compressor);
+    }
+  }
+}
+
+/**
+ * pg_dump -Fd -j N into a private spool, storing every file while pg_dump is still writing the
+ * others (see dump-follow.ts): a table's data file is fingerprinted (sha256 and rows of its COPY
+ * text) while it grows and compressed (and encrypted) into every repository once it ends with
+ * pg_dump's end marker; toc.dat, written last, and any other file follow pg_dump's exit, N files
+ * at a time. `pg_restore --list` must read the directory, and every file must have been stored
+ * whole (the bytes read are its final size).
+ */
 async function dumpDirectory(
   target: ResolvedPostgresTarget,
   backupId: string,
@@ -233,67 +279,108 @@ async function dumpDirectory(
 ): Promise<Dumped> {
   const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, attempt);
   const dumpDir = join(spool, 'dump');
+  // One failure (pg_dump's, a repository's) stops pg_dump and every upload in progress.
+  const stop = new AbortController();
+  const stopping = AbortSignal.any([signal, stop.signal]);
+  // Progress: bytes fingerprinted while pg_dump runs (it is close behind pg_dump), then bytes compressed.
+  let scanned = 0;
+  const compressedBytes = new CompressedBytes();
+  progress.setPhase('dump');
+  progress.sampleWith(() => scanned);
   try {
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        progress.update(await directoryBytes(dumpDir));
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    })();
-    try {
-      await dumpToDirectory({ connection: target.connection, env, signal, snapshot, directory: dumpDir, jobs: target.dump.jobs });
-    } finally {
-      sampling = false;
-      await sampler;
-    }
-    progress.setPhase('list');
-    const listed = await listArchive({ directory: dumpDir }, env);
-    const toc = parseTocFile(await readFile(join(dumpDir, 'toc.dat')));
-    if (listed !== toc.entries.length) throw new LifeboatError('DumpFailed', `pg_restore --list sees ${listed} TOC entries, toc.dat holds ${toc.entries.length}`, 'Run the backup again');
-    const tableByFile = new Map(toc.entries.filter((entry) => isTableData(entry) && entry.filename).map((entry) => [entry.filename!, entry]));
+    const dumped = dumpToDirectory({ connection: target.connection, env, signal: stopping, snapshot, directory: dumpDir, jobs: target.dump.jobs }).then(async () => {
+      progress.setPhase('upload');
+      progress.sampleWith(() => compressedBytes.total);
+      const toc = parseTocFile(await readFile(join(dumpDir, 'toc.dat')));
+      const listed = await listArchive({ directory: dumpDir }, env);
+      if (listed !== toc.entries.length) throw new LifeboatError('DumpFailed', `pg_restore --list sees ${listed} TOC entries, toc.dat holds ${toc.entries.length}`, 'Run the backup again');
+      const sizes = new Map<string, number>();
+      for (const name of await readdir(dumpDir)) sizes.set(name, (await stat(join(dumpDir, name))).size);
+      progress.set({ bytesTotal: [...sizes.values()].reduce((sum, size) => sum + size, 0) });
+      return { toc, sizes };
+    });
+    dumped.catch(() => undefined); // storeAsWritten reports it; awaited below once everything settled
 
-    const names = (await readdir(dumpDir)).sort();
-    const sizes = await Promise.all(names.map(async (name) => (await stat(join(dumpDir, name))).size));
-    const total = sizes.reduce((sum, size) => sum + size, 0);
-    progress.setPhase('upload');
-    let done = 0;
+    const storeFile = async (file: FileInProgress): Promise<StoredDumpFile> => {
+      const copy = dataFileName.test(file.name) ? new CopyFingerprinter() : undefined;
+      const hash = copy ? undefined : createHash('sha256');
+      const objectName = dumpObjectName(file.name, key !== undefined);
+      // Either half failing stops the other (the step's own abort comes only once this rejects).
+      const failed = new AbortController();
+      const halted = AbortSignal.any([stopping, failed.signal]);
+      const following = { writerFinished: file.writerFinished, waitForData: file.waitForData, signal: halted };
+      const settle = <T>(work: Promise<T>) =>
+        work.catch((error: unknown) => {
+          failed.abort(error);
+          throw error;
+        });
+      // zstd starts on the file once its size is final, even while the fingerprint still catches up.
+      const compressing = settle(
+        finalSizeOf(file.path, { ...following, tailBytes: copyTextTailBytes, ended: (tail) => copy !== undefined && endsCopyText(tail) }).then(async (sizeBytes) => {
+          const handle = await open(file.path, 'r');
+          try {
+            // zstd reads the file itself, and fails unless it holds exactly sizeBytes (--stream-size).
+            const compressor = createFileCompressor({ fd: handle.fd, sizeBytes }, target.compression);
+            const stages: Duplex[] = key ? [createEncryptor(key)] : [];
+            const object = await compressedBytes.track(compressor, sizeBytes, uploadToAll(repositories, target.name, backupId, objectName, compressor, stages, halted));
+            return { object, sizeBytes };
+          } finally {
+            await handle.close();
+          }
+        }),
+      );
+      const scanning = settle(
+        scanGrowingFile(file.path, { ...following, complete: () => copy?.ended() ?? false }, (chunk) => {
+          if (copy) copy.update(chunk);
+          else hash!.update(chunk);
+          scanned += chunk.length;
+        }),
+      );
+      const [upload, scan] = await Promise.allSettled([compressing, scanning]);
+      if (upload.status === 'rejected') throw upload.reason;
+      if (scan.status === 'rejected') throw scan.reason;
+      const { object, sizeBytes } = upload.value;
+      const decoded: { rows?: number | undefined; bytes: number; sha256: string } = copy ? copy.finishFile() : { bytes: scan.value, sha256: hash!.digest('hex') };
+      if (decoded.bytes !== sizeBytes) throw new Error(`${file.path}: ${decoded.bytes} bytes were fingerprinted, but zstd compressed ${sizeBytes}`);
+      return { file: { name: file.name, object: objectName, sizeBytes: decoded.bytes, sha256: decoded.sha256 }, object, ...(copy ? { rows: decoded.rows } : {}) };
+    };
+
+    const stored = await storeAsWritten<StoredDumpFile>({
+      directory: dumpDir,
+      writer: dumped.then(() => undefined),
+      follow: (name) => dataFileName.test(name),
+      concurrency: target.dump.jobs,
+      abort: (reason) => stop.abort(reason),
+      store: storeFile,
+    });
+    const { toc, sizes } = await dumped;
     const files: DumpFile[] = [];
     const objects: StoredObject[] = [];
-    const tables: TableFingerprint[] = [];
-    for (const [index, name] of names.entries()) {
-      const entry = tableByFile.get(name);
-      const objectName = dumpObjectName(name, key !== undefined);
-      const path = join(dumpDir, name);
-      const sizeBytes = sizes[index]!;
-      // zstd reads the spooled file itself while this process scans it once for the fingerprint
-      // (or sha256): no byte of the dump is piped through JavaScript.
-      const file = await open(path, 'r');
-      try {
-        const compressor = createFileCompressor({ fd: file.fd, sizeBytes }, target.compression);
-        progress.sampleWith(() => {
-          const offset = readOffsetOf(compressor.pid);
-          return offset === undefined ? undefined : done + offset;
-        });
-        const fingerprint = entry ? new CopyFingerprinter() : undefined;
-        const sourceHash = entry ? undefined : createHash('sha256');
-        const scanning = scanFile(path, (chunk) => (fingerprint ? fingerprint.update(chunk) : sourceHash!.update(chunk)), { length: sizeBytes });
-        scanning.catch(() => undefined); // awaited below
-        const stages: Duplex[] = key ? [createEncryptor(key)] : [];
-        const stored = await uploadToAll(repositories, target.name, backupId, objectName, compressor, stages, signal);
-        await scanning;
-        const table = fingerprint?.finish();
-        const decoded = table ?? { sha256: sourceHash!.digest('hex'), bytes: sizeBytes };
-        if (entry && table) tables.push(describeTable(entry, table));
-        files.push({ name, object: objectName, sizeBytes: decoded.bytes, sha256: decoded.sha256 });
-        objects.push(stored);
-      } finally {
-        await file.close();
+    for (const [name, size] of [...sizes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const file = stored.get(name);
+      if (!file || file.file.sizeBytes !== size) {
+        throw new LifeboatError('DumpFailed', `${name} of the dump holds ${size} bytes, but ${file ? `${file.file.sizeBytes} bytes were` : 'nothing was'} stored`, 'Run the backup again');
       }
-      done += sizeBytes;
-      progress.update(done);
+      files.push(file.file);
+      objects.push(file.object);
     }
-    progress.update(total);
+    const tables: TableFingerprint[] = [];
+    for (const entry of toc.entries) {
+      if (!isTableData(entry) || !entry.filename) continue;
+      const data = stored.get(entry.filename);
+      if (data?.rows === undefined) {
+        throw new LifeboatError(
+          'DumpFailed',
+          data
+            ? `${entry.filename} (the data of ${entry.namespace}.${entry.tag}) does not end with pg_dump's end-of-data marker: the dump is incomplete`
+            : `toc.dat names ${entry.filename} as the data of ${entry.namespace}.${entry.tag}, but the dump has no such file`,
+          'Run the backup again',
+        );
+      }
+      tables.push(describeTable(entry, { rows: data.rows, bytes: data.file.sizeBytes, sha256: data.file.sha256 }));
+    }
+    progress.sampleWith(() => undefined);
+    progress.update(compressedBytes.total);
     return {
       files,
       objects,
@@ -303,6 +390,7 @@ async function dumpDirectory(
       pgDumpVersion: toc.header.pgDumpVersion,
     };
   } finally {
+    stop.abort(new Error('the dump step ended'));
     await rm(spool, { recursive: true, force: true });
   }
 }

@@ -167,6 +167,22 @@ export interface TableFingerprint {
 /** What pg_dump writes after the last row of a table's COPY data. */
 export const copyEndMarker = Buffer.from('\\.\n\n\n');
 
+/** The end marker as the last line of COPY text (after a row's newline); nothing but an empty table's data starts with it. */
+const markerLine = Buffer.concat([Buffer.from('\n'), copyEndMarker]);
+
+/** How many of the last bytes of a table's data endsCopyText needs. */
+export const copyTextTailBytes = markerLine.length;
+
+/**
+ * Whether data whose last min(size, copyTextTailBytes) bytes are `tail` is complete COPY text:
+ * it ends with pg_dump's end marker as its own line. COPY text escapes every backslash, so a line
+ * "\." occurs nowhere but at the end, and pg_dump writes nothing after it: a data file that ends
+ * so is complete even while pg_dump still has it open.
+ */
+export function endsCopyText(tail: Buffer): boolean {
+  return tail.equals(markerLine) || tail.equals(copyEndMarker);
+}
+
 /**
  * Hashes and counts one table's COPY text as it streams by. A custom-format archive holds one
  * chunk per row: they are gathered into a buffer first, so that hashing and counting run over
@@ -178,7 +194,7 @@ export class CopyFingerprinter {
   private batched = 0;
   private lines = 0;
   private byteCount = 0;
-  private readonly tail = Buffer.alloc(copyEndMarker.length);
+  private readonly tail = Buffer.alloc(copyTextTailBytes);
   private tailLength = 0;
 
   update(chunk: Buffer): void {
@@ -208,12 +224,26 @@ export class CopyFingerprinter {
     this.tailLength = Math.min(this.tail.length, this.tailLength + keep);
   }
 
+  /** Whether the text so far ends with pg_dump's end marker, i.e. holds the whole table (see endsCopyText). */
+  ended(): boolean {
+    this.flush();
+    return endsCopyText(this.tail.subarray(this.tail.length - this.tailLength));
+  }
+
   /** Rows are the lines before pg_dump's end marker (COPY text escapes newlines inside values). */
   finish(): { rows: number; bytes: number; sha256: string } {
-    this.flush();
-    const terminated = this.tailLength === this.tail.length && this.tail.equals(copyEndMarker);
-    if (!terminated) throw new Error(`table data does not end with pg_dump's end-of-data marker (${this.byteCount} bytes): the dump is incomplete`);
-    return { rows: this.lines - 3, bytes: this.byteCount, sha256: this.hash.digest('hex') };
+    const { rows, bytes, sha256 } = this.finishFile();
+    if (rows === undefined) throw new Error(`table data does not end with pg_dump's end-of-data marker (${bytes} bytes): the dump is incomplete`);
+    return { rows, bytes, sha256 };
+  }
+
+  /**
+   * sha256 and length of the bytes, and the rows when they are complete COPY text (undefined when
+   * they do not end with the end marker): for a data file that is checked against the TOC later.
+   */
+  finishFile(): { rows: number | undefined; bytes: number; sha256: string } {
+    const ended = this.ended();
+    return { rows: ended ? this.lines - 3 : undefined, bytes: this.byteCount, sha256: this.hash.digest('hex') };
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
@@ -178,15 +178,6 @@ export async function copyFingerprint(run: ToolRun & { database: string; copy: s
   }
   hash.update(copyEndMarker);
   return { rows: lines, sha256: hash.digest('hex') };
-}
-
-/** Bytes in a directory (one level: a dump directory), for progress. */
-export async function directoryBytes(directory: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(directory).catch(() => [] as string[])) {
-    total += (await stat(join(directory, name)).catch(() => undefined))?.size ?? 0;
-  }
-  return total;
 }
 
 /**

@@ -4,6 +4,8 @@
  *
  * - a dump restores into a new database with the same content (row counts and checksums of every
  *   table), in directory format (parallel, spooled) and custom format (streamed);
+ * - in directory format every file pg_dump writes (table data, large objects, toc.dat) is stored
+ *   whole, while pg_dump is still writing the others;
  * - every backup was verified by a scratch restore before its manifest was written, and the
  *   scratch database is gone;
  * - an existing database is replaced only with --yes or an approval, keeping the old one;
@@ -145,6 +147,18 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     }
     source = await databaseContent(pg, 'shop');
 
+    // Many tables (pg_dump -j2 writes them two at a time while Lifeboat stores the finished ones) and large objects (blobs.toc, blob_<oid>.dat).
+    await pg.query('CREATE DATABASE archive');
+    const archive = await pg.cluster.connect({ database: 'archive' });
+    try {
+      const tables = Array.from({ length: 40 }, (_, i) => `CREATE TABLE part_${i} (id int, v text); INSERT INTO part_${i} SELECT g, md5(g::text) FROM generate_series(1, ${i * 250}) g;`);
+      await archive.query(`${tables.join('\n')}
+        CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 4) AS v FROM generate_series(1, 200000) g;
+        SELECT lo_from_bytea(1000 + g, convert_to(repeat('large object ' || g || ' ', 5000), 'UTF8')) FROM generate_series(1, 3) g;`);
+    } finally {
+      await archive.end();
+    }
+
     const keyFile = join(lifeboat.dir, 'backup.key');
     await writeFile(keyFile, randomBytes(32));
     const connection = { host: '127.0.0.1', port: pg.cluster.port, database: 'shop', user: 'postgres', passwordEnv };
@@ -153,6 +167,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
         {
           shop: { type: 'postgres', repositories: ['local', 's3'], connection, dump: { jobs: 2, verify: true } },
           'shop-custom': { type: 'postgres', repositories: ['s3'], connection, dump: { jobs: 1, verify: true } },
+          archive: { type: 'postgres', repositories: ['local'], connection: { ...connection, database: 'archive' }, dump: { jobs: 2, verify: true } },
           'shop-wait': { type: 'postgres', repositories: ['local'], connection, dump: { jobs: 2, verify: false, approvalTimeoutSeconds: 3 } },
           'shop-unset': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: unsetPasswordEnv } },
           'shop-wrong': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: wrongPasswordEnv } },
@@ -221,6 +236,31 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     assert.equal(restore.exitCode, 0, restore.all);
     assert.equal((JSON.parse(restore.stdout) as { restoredTo: string }).restoredTo, 'shop copy');
     assert.deepEqual(await databaseContent(pg, 'shop copy'), source);
+  });
+
+  test('many tables and large objects, directory format: every file pg_dump writes is stored whole, each table fingerprinted; the restore has the large objects', async () => {
+    const { backupId } = (await lifeboat.run('backup', { target: 'archive' })) as { backupId: string };
+    const manifest = await manifestOf('local', 'archive', backupId);
+    assert.equal(manifest.dump.tables.length, 41);
+    assert.equal(manifest.dump.tables.find((t) => t.name === 'big')?.rows, 200000);
+    assert.equal(manifest.dump.tables.find((t) => t.name === 'part_39')?.rows, 39 * 250);
+    const names = manifest.dump.files.map((f) => f.name);
+    assert.ok(names.includes('toc.dat') && names.includes('blobs.toc'), names.join(', '));
+    assert.deepEqual(names.filter((name) => name.startsWith('blob_')), ['blob_1001.dat', 'blob_1002.dat', 'blob_1003.dat']);
+    assert.deepEqual(manifest.objects.map((o) => o.name), manifest.dump.files.map((f) => f.object), 'one object per file, in the same order');
+    assert.deepEqual(names, [...names].sort(), 'files in name order');
+
+    const restored = (await lifeboat.run('restore', { target: 'archive', into: 'archive_copy' })) as { restoredTo: string };
+    const copy = await pg.cluster.connect({ database: restored.restoredTo });
+    try {
+      const { rows } = await copy.query<{ oid: number; text: string }>("SELECT oid::int AS oid, convert_from(lo_get(oid), 'UTF8') AS text FROM pg_largeobject_metadata ORDER BY oid");
+      assert.deepEqual(
+        rows.map((r) => [r.oid, r.text]),
+        [1, 2, 3].map((g) => [1000 + g, `large object ${g} `.repeat(5000)]),
+      );
+    } finally {
+      await copy.end();
+    }
   });
 
   test('an existing database is replaced only with an approval or --yes; without one nothing changes', async () => {
