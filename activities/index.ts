@@ -5,7 +5,18 @@ import { locateBackup, verifyStoredBackup, writeManifest, writeReport } from './
 import { checkArchive } from './postgres-archive.js';
 import { discardBackup, dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
 import { takeBaseBackupStep } from './postgres-base.js';
-import { checkLive, chooseRecoveryBase, cutoverSwap, recoverStep, removeRecoveredStep, restoreBaseStep, rollbackCutover, runPostgresSmokeChecks, startLive } from './postgres-pitr.js';
+import {
+  checkLive,
+  chooseRecoveryBase,
+  cutoverSwap,
+  discardRestoreStaging,
+  recoverStep,
+  removeRecoveredStep,
+  restoreBaseStep,
+  rollbackCutover,
+  runPostgresSmokeChecks,
+  startLive,
+} from './postgres-pitr.js';
 import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
@@ -50,6 +61,7 @@ export function createActivities(deps: ActivityDependencies) {
     takeBaseBackup: reportingFailures((input: Parameters<typeof takeBaseBackupStep>[0]) => takeBaseBackupStep(input, env)),
     chooseRecoveryBase: reportingFailures((input: Parameters<typeof chooseRecoveryBase>[0]) => chooseRecoveryBase(input, env)),
     restoreBaseBackup: reportingFailures((input: Parameters<typeof restoreBaseStep>[0]) => restoreBaseStep(input, env)),
+    discardRestoreStaging: reportingFailures(discardRestoreStaging),
     recoverToTarget: reportingFailures((input: Parameters<typeof recoverStep>[0]) => recoverStep(input, { configPath: deps.configPath, env })),
     removeRecoveredCluster: reportingFailures(removeRecoveredStep),
     runPostgresSmokeChecks: reportingFailures((input: Parameters<typeof runPostgresSmokeChecks>[0]) => runPostgresSmokeChecks(input, env)),

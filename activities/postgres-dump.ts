@@ -12,7 +12,8 @@ import { fanOut } from '../src/pipeline/fan-out.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
 import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
-import { finalSizeOf, scanGrowingFile, storeAsWritten, type FileInProgress } from '../src/postgres/dump-follow.js';
+import { scanGrowingFile } from '../src/pipeline/growing-file.js';
+import { finalSizeOf, storeAsWritten, type FileInProgress } from '../src/postgres/dump-follow.js';
 import {
   copyFingerprint,
   createDatabase,
@@ -173,8 +174,8 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
     try {
       const dumped =
         target.dump.jobs > 1
-          ? await dumpDirectory(target, backupId, snapshot.snapshot, repositories, key, progress, context.info.attempt, env, signal)
-          : await dumpCustom(target, backupId, snapshot.snapshot, repositories, key, progress, env, signal);
+          ? await dumpDirectory({ target, backupId, snapshot: snapshot.snapshot, repositories, key, progress, env, signal }, context.info.attempt)
+          : await dumpCustom({ target, backupId, snapshot: snapshot.snapshot, repositories, key, progress, env, signal });
       const compression = await compressionInfo();
       const sizeBytes = dumped.files.reduce((sum, file) => sum + file.sizeBytes, 0);
       return {
@@ -224,6 +225,20 @@ interface Dumped {
   pgDumpVersion: string;
 }
 
+/** One dump of a target into its repositories, from an exported snapshot. */
+interface DumpRun {
+  target: ResolvedPostgresTarget;
+  backupId: string;
+  /** The exported snapshot pg_dump reads (pg_export_snapshot()). */
+  snapshot: string;
+  repositories: Repository[];
+  /** The encryption key, when the target encrypts. */
+  key: Buffer | undefined;
+  progress: ProgressReporter;
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+}
+
 /** A stored dump file: what the manifest records of it. */
 interface StoredDumpFile {
   file: DumpFile;
@@ -266,17 +281,8 @@ class CompressedBytes {
  * at a time. `pg_restore --list` must read the directory, and every file must have been stored
  * whole (the bytes read are its final size).
  */
-async function dumpDirectory(
-  target: ResolvedPostgresTarget,
-  backupId: string,
-  snapshot: string,
-  repositories: Repository[],
-  key: Buffer | undefined,
-  progress: ProgressReporter,
-  attempt: number,
-  env: NodeJS.ProcessEnv,
-  signal: AbortSignal,
-): Promise<Dumped> {
+async function dumpDirectory(run: DumpRun, attempt: number): Promise<Dumped> {
+  const { target, backupId, snapshot, repositories, key, progress, env, signal } = run;
   const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, attempt);
   const dumpDir = join(spool, 'dump');
   // One failure (pg_dump's, a repository's) stops pg_dump and every upload in progress.
@@ -395,16 +401,8 @@ async function dumpDirectory(
   }
 }
 
-async function dumpCustom(
-  target: ResolvedPostgresTarget,
-  backupId: string,
-  snapshot: string,
-  repositories: Repository[],
-  key: Buffer | undefined,
-  progress: ProgressReporter,
-  env: NodeJS.ProcessEnv,
-  signal: AbortSignal,
-): Promise<Dumped> {
+async function dumpCustom(run: DumpRun): Promise<Dumped> {
+  const { target, backupId, snapshot, repositories, key, progress, env, signal } = run;
   const dump = dumpCustomToStdout({ connection: target.connection, env, signal, snapshot });
   const reader = new CustomArchiveReader();
   const sourceHash = new HashingPassThrough();

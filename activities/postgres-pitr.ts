@@ -136,6 +136,17 @@ export async function removeRecoveredStep(input: { dataDir: string; socketDir?: 
   return { removed: existed };
 }
 
+/**
+ * Removes what an interrupted restore of a base backup into dataDir left beside it (its staging
+ * directory), never dataDir itself: that exists only once complete and verified, or was there before.
+ */
+export async function discardRestoreStaging(input: { dataDir: string }): Promise<{ removed: boolean }> {
+  const staging = stagingDirFor(resolve(input.dataDir));
+  const existed = existsSync(staging);
+  await rm(staging, { recursive: true, force: true });
+  return { removed: existed };
+}
+
 /** Where smoke checks run: a recovered cluster (through its private socket), or a database on the target's server. */
 export type SmokeCheckSite = { cluster: RecoveredCluster; database: string } | { database: string };
 

@@ -55,7 +55,7 @@ function restoredLine(r: RunbookTypes['restore']['result']): string {
   const what = `backup ${r.backupId} (snapshot ${r.snapshotAt})`;
   switch (r.backupKind) {
     case 'postgres-base':
-      return `restored base backup ${r.backupId} (snapshot ${r.snapshotAt}) as data directory ${r.restoredTo}, verified by pg_verifybackup; started as it is (pg_ctl -D), it replays the WAL inside and opens as of the snapshot. Set its port, and archive_mode = off unless it replaces the live cluster, before starting it`;
+      return `restored base ${what} as data directory ${r.restoredTo}, verified by pg_verifybackup; started as it is (pg_ctl -D), it replays the WAL inside and opens as of the snapshot. Set its port, and archive_mode = off unless it replaces the live cluster, before starting it`;
     case 'postgres-dump':
       return `restored ${what} into database ${r.restoredTo}${r.safetyCopy ? `; the previous database is kept as ${r.safetyCopy}` : ''}`;
     default:

@@ -1,4 +1,5 @@
-import { defineUpdate } from '@temporalio/workflow';
+import { ApplicationFailure, condition, defineUpdate, setHandler } from '@temporalio/workflow';
+import type { Timeline } from './runbook.js';
 
 /** An operator's answer to a runbook that waits before a destructive step (e.g. replacing a database). */
 export interface ApprovalInput {
@@ -17,3 +18,50 @@ export interface ApprovalResult {
  * reject it.
  */
 export const approveUpdate = defineUpdate<ApprovalResult, [ApprovalInput]>('approve');
+
+/** An approval the run accepts answers for (see acceptApproval). */
+export interface PendingApproval {
+  /**
+   * The await-approval step: waits up to timeoutSeconds for the answer. Returns when approved;
+   * otherwise the step is marked failed and the run fails with NotApproved, `refused` saying what
+   * was rejected or timed out and what was left as it was.
+   */
+  awaitAnswer(timeline: Timeline, timeoutSeconds: number, refused: (decision: ApprovalInput | undefined) => string): Promise<void>;
+}
+
+/**
+ * Registers the approve Update's handler now, so that an operator can answer while the steps
+ * before the approval still run; the first answer counts, a second one is rejected.
+ */
+export function acceptApproval(): PendingApproval {
+  let decision: ApprovalInput | undefined;
+  setHandler(
+    approveUpdate,
+    (answer) => {
+      decision = { approve: answer.approve, ...(answer.by ? { by: String(answer.by) } : {}) };
+      return { decision: answer.approve ? 'approved' : 'rejected' };
+    },
+    {
+      validator: (answer) => {
+        if (typeof answer?.approve !== 'boolean') throw new Error('the approval needs {"approve": true} or {"approve": false}');
+        if (decision !== undefined) throw new Error(`this run was already ${decision.approve ? 'approved' : 'rejected'}`);
+      },
+    },
+  );
+  return {
+    async awaitAnswer(timeline, timeoutSeconds, refused) {
+      const answer = await timeline.run(
+        'await-approval',
+        async () => {
+          const answered = await condition(() => decision !== undefined, timeoutSeconds * 1000);
+          return { value: answered ? decision : undefined, attempt: 1 };
+        },
+        (d) => (d ? `${d.approve ? 'approved' : 'rejected'}${d.by ? ` by ${d.by}` : ''}` : `no answer within ${timeoutSeconds} s`),
+      );
+      if (answer?.approve) return;
+      const step = timeline.steps.at(-1);
+      if (step) step.status = 'failed';
+      throw ApplicationFailure.nonRetryable(refused(answer), 'NotApproved');
+    },
+  };
+}

@@ -4,7 +4,7 @@ import { manifestFormat } from '../src/repository/format.js';
 import { makeBackupId } from '../src/backup-id.js';
 import { backupPostgresBase } from './postgres-base.js';
 import { backupPostgresDump } from './postgres-dump.js';
-import { formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { formatBytes, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 
 export interface BackupInput {
@@ -74,12 +74,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     workflow: { workflowId: info.workflowId, runId: info.runId },
     timeline: timeline.steps.map((step) => ({ ...step })),
   };
-  await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
-  const durableAt = Date.now();
-
-  await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-    `${copies.length} stored ${copies.length === 1 ? 'copy' : 'copies'} read back, sha256 match`,
-  );
+  const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'copy', many: 'copies' });
 
   return {
     backupId,

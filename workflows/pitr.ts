@@ -1,7 +1,7 @@
-import { ApplicationFailure, CancellationScope, condition, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
-import { approveUpdate, type ApprovalInput } from './approval.js';
+import { acceptApproval, type PendingApproval } from './approval.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 
@@ -138,19 +138,8 @@ export async function pitr(input: PitrInput): Promise<PitrResult> {
   if (input.cutover && !cutover) {
     throw ApplicationFailure.nonRetryable(`target "${target.name}" has no recovery.cutover settings (the live data directory and how to start it); a cutover needs them`, 'InvalidInput');
   }
-  let decision: ApprovalInput | undefined;
-  if (input.cutover) {
-    // Registered now, so an operator can approve while the recovery is still running.
-    setHandler(approveUpdate, (answer) => {
-      decision = { approve: answer.approve, ...(answer.by ? { by: String(answer.by) } : {}) };
-      return { decision: answer.approve ? 'approved' : 'rejected' };
-    }, {
-      validator: (answer) => {
-        if (typeof answer?.approve !== 'boolean') throw new Error('the approval needs {"approve": true} or {"approve": false}');
-        if (decision !== undefined) throw new Error(`this run was already ${decision.approve ? 'approved' : 'rejected'}`);
-      },
-    });
-  }
+  // Accepted from now on, so an operator can approve while the recovery is still running.
+  const approval = input.cutover ? acceptApproval() : undefined;
   const dataDir = runDirectory(target.recovery.dir, target.name, 'pitr');
   let socketDir: string | undefined;
   try {
@@ -169,7 +158,7 @@ export async function pitr(input: PitrInput): Promise<PitrResult> {
         'SmokeCheckFailed',
       );
     }
-    const replaced = input.cutover && cutover ? await cutOver(timeline, target, cutover, { dataDir, socketDir, decide: () => decision }) : undefined;
+    const replaced = approval && cutover ? await cutOver(timeline, target, cutover, { dataDir, socketDir, approval }) : undefined;
     return {
       target: target.name,
       backupId: chosen.manifest.id,
@@ -220,26 +209,13 @@ async function cutOver(
   timeline: Timeline,
   target: ResolvedPostgresTarget,
   cutover: CutoverSettings,
-  run: { dataDir: string; socketDir: string | undefined; decide: () => ApprovalInput | undefined },
+  run: { dataDir: string; socketDir: string | undefined; approval: PendingApproval },
 ): Promise<NonNullable<PitrResult['cutover']>> {
   const timeoutSeconds = cutover.approvalTimeoutSeconds;
-  const decision = await timeline.run(
-    'await-approval',
-    async () => {
-      const answered = await condition(() => run.decide() !== undefined, timeoutSeconds * 1000);
-      return { value: answered ? run.decide()! : undefined, attempt: 1 };
-    },
-    (d) => (d ? `${d.approve ? 'approved' : 'rejected'}${d.by ? ` by ${d.by}` : ''}` : `no answer within ${timeoutSeconds} s`),
+  await run.approval.awaitAnswer(timeline, timeoutSeconds, (decision) =>
+    `replacing the live cluster in ${cutover.dataDir} ${decision ? `was rejected${decision.by ? ` by ${decision.by}` : ''}` : `needs an approval, and none came within ${timeoutSeconds} s`}; ` +
+      'the recovered cluster was removed and the live cluster was not touched',
   );
-  if (!decision?.approve) {
-    const step = timeline.steps.at(-1);
-    if (step) step.status = 'failed';
-    throw ApplicationFailure.nonRetryable(
-      `replacing the live cluster in ${cutover.dataDir} ${decision ? `was rejected${decision.by ? ` by ${decision.by}` : ''}` : `needs an approval, and none came within ${timeoutSeconds} s`}; ` +
-        'the recovered cluster was removed and the live cluster was not touched',
-      'NotApproved',
-    );
-  }
   const info = workflowInfo();
   const run8 = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;
   const safetyDir = `${cutover.dataDir}.lifeboat-safety-${run8}`;

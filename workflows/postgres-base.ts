@@ -12,8 +12,8 @@ import type { BackupResult } from './backup.js';
 import { describeRestoredBase, runDirectory } from './pitr.js';
 import { discardUnfinishedBackup } from './postgres-dump.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
-import { sourceBytesOf } from './targets.js';
+import { formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { locatePostgresBackup } from './targets.js';
 
 /**
  * Base backup of a postgres target. The backup id is chosen once, in the workflow, so a retried
@@ -34,12 +34,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
       workflow: { workflowId: info.workflowId, runId: info.runId },
       timeline: timeline.steps.map((step) => ({ ...step })),
     };
-    await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
-    manifestWritten = true;
-    const durableAt = Date.now();
-    await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-      `${copies.length} stored ${copies.length === 1 ? 'part' : 'parts'} read back, sha256 match`,
-    );
+    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'part', many: 'parts' }, () => (manifestWritten = true));
     const storedBytes = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
     return {
       backupId,
@@ -80,15 +75,7 @@ export async function restorePostgresBase(timeline: Timeline, target: ResolvedPo
   if (input.into !== undefined && !input.into.startsWith('/')) {
     throw ApplicationFailure.nonRetryable(`"${input.into}" is not an absolute path; a base backup is restored into the data directory at an absolute path on the worker's host`, 'InvalidInput');
   }
-  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : { kind: 'postgres-base' }) }), (m) =>
-    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
-  );
-  if (located.kind !== 'postgres-base') {
-    throw ApplicationFailure.nonRetryable(
-      `backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a base backup${located.kind === 'postgres-dump' ? '; restore it into a database with method "dump" (--method dump)' : ''}`,
-      'InvalidInput',
-    );
-  }
+  const located = await locatePostgresBackup(timeline, target, 'postgres-base', input.backupId);
   const dataDir = input.into ?? runDirectory(target.recovery.dir, target.name, 'restore');
   try {
     const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: located, dataDir }), describeRestoredBase);
@@ -96,7 +83,7 @@ export async function restorePostgresBase(timeline: Timeline, target: ResolvedPo
   } catch (error) {
     // The step removes its staging directory when it fails; this covers a run cancelled while no worker was alive.
     await CancellationScope.nonCancellable(() =>
-      timeline.run('cleanup', () => quickSteps.removeFiles({ paths: [`${dataDir.replace(/\/+$/, '')}.lifeboat-partial`] }), (r) => (r.removed ? 'removed the staging directory' : 'nothing to remove')),
+      timeline.run('cleanup', () => quickSteps.discardRestoreStaging({ dataDir }), (r) => (r.removed ? 'removed the staging directory' : 'nothing to remove')),
     ).catch(() => undefined);
     throw error;
   }

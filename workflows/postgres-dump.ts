@@ -2,16 +2,16 @@
  * The PostgreSQL logical-backup paths of the backup and restore runbooks (pg_dump / pg_restore).
  * backup.ts and restore.ts dispatch here after resolve-target when the target is a postgres one.
  */
-import { ApplicationFailure, CancellationScope, condition, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget, RestoredDump } from '../activities/index.js';
 import { compactTimestamp, makeBackupId } from '../src/backup-id.js';
 import { manifestFormat } from '../src/repository/format.js';
 import type { PostgresDumpManifest } from '../src/repository/manifest.js';
-import { approveUpdate, type ApprovalInput } from './approval.js';
+import { acceptApproval } from './approval.js';
 import type { BackupResult } from './backup.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { failureMessage, formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
-import { sourceBytesOf } from './targets.js';
+import { failureMessage, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { locatePostgresBackup } from './targets.js';
 
 /** PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes. */
 const maxNameBytes = 63;
@@ -99,12 +99,7 @@ export async function backupPostgresDump(timeline: Timeline, target: ResolvedPos
     }
 
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
-    await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
-    manifestWritten = true;
-    const durableAt = Date.now();
-    await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-      `${copies.length} stored ${copies.length === 1 ? 'object' : 'objects'} read back, sha256 match`,
-    );
+    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'object', many: 'objects' }, () => (manifestWritten = true));
     return {
       backupId,
       target: target.name,
@@ -139,27 +134,6 @@ export async function discardUnfinishedBackup(timeline: Timeline, target: Resolv
   ).catch(() => undefined);
 }
 
-/** Waits for the approve Update (or the timeout); throws NotApproved unless it says yes. */
-async function awaitApproval(timeline: Timeline, what: string, timeoutSeconds: number, decide: () => ApprovalInput | undefined): Promise<void> {
-  const decision = await timeline.run(
-    'await-approval',
-    async () => {
-      const answered = await condition(() => decide() !== undefined, timeoutSeconds * 1000);
-      return { value: answered ? decide()! : undefined, attempt: 1 };
-    },
-    (d) => (d ? `${d.approve ? 'approved' : 'rejected'}${d.by ? ` by ${d.by}` : ''}` : `no answer within ${timeoutSeconds} s`),
-  );
-  if (decision?.approve) return;
-  const step = timeline.steps.at(-1);
-  if (step) step.status = 'failed';
-  throw ApplicationFailure.nonRetryable(
-    decision
-      ? `replacing database ${what} was rejected${decision.by ? ` by ${decision.by}` : ''}; the restored copy was dropped and ${what} was not touched`
-      : `replacing database ${what} needs an approval, and none came within ${timeoutSeconds} s; the restored copy was dropped and ${what} was not touched`,
-    'NotApproved',
-  );
-}
-
 /**
  * Restore of a postgres target into a database: a new one by default (`<db>_restored_<stamp>`), or
  * `into`. The dump is fetched and verified, then restored into a staging database named per run;
@@ -169,15 +143,7 @@ async function awaitApproval(timeline: Timeline, what: string, timeoutSeconds: n
  */
 export async function restorePostgresDump(timeline: Timeline, target: ResolvedPostgresTarget, input: RestoreInput): Promise<RestoreResult> {
   const info = workflowInfo();
-  const located = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target, ...(input.backupId ? { backupId: input.backupId } : { kind: 'postgres-dump' }) }), (m) =>
-    `backup ${m.id}, snapshot ${m.snapshotAt}, ${formatBytes(sourceBytesOf(m))}`,
-  );
-  if (located.kind !== 'postgres-dump') {
-    throw ApplicationFailure.nonRetryable(
-      `backup ${located.id} of target "${target.name}" is a ${located.kind} backup, not a pg_dump backup${located.kind === 'postgres-base' ? '; restore it as a data directory with method "base" (--method base)' : ''}`,
-      'InvalidInput',
-    );
-  }
+  const located = await locatePostgresBackup(timeline, target, 'postgres-dump', input.backupId);
   const manifest = located;
   const stamp = nameStamp(new Date(info.startTime));
   const into = input.into ?? fitName(manifest.source.database, `_restored_${stamp}`);
@@ -190,19 +156,8 @@ export async function restorePostgresDump(timeline: Timeline, target: ResolvedPo
   const destination = await timeline.run('inspect-destination', () => quickSteps.inspectDatabase({ target, database: into }), (d) =>
     d.exists ? `${into} exists: replacing it ${input.replaceExisting ? 'was confirmed (--yes)' : 'needs an approval'}` : `${into} is a new database`,
   );
-  let decision: ApprovalInput | undefined;
-  if (destination.exists && !input.replaceExisting) {
-    // Registered now, so an operator can approve while the restore is still running.
-    setHandler(approveUpdate, (answer) => {
-      decision = { approve: answer.approve, ...(answer.by ? { by: String(answer.by) } : {}) };
-      return { decision: answer.approve ? 'approved' : 'rejected' };
-    }, {
-      validator: (answer) => {
-        if (typeof answer?.approve !== 'boolean') throw new Error('the approval needs {"approve": true} or {"approve": false}');
-        if (decision !== undefined) throw new Error(`this run was already ${decision.approve ? 'approved' : 'rejected'}`);
-      },
-    });
-  }
+  // Accepted from now on, so an operator can approve while the restore is still running.
+  const approval = destination.exists && !input.replaceExisting ? acceptApproval() : undefined;
 
   let swapped = false;
   try {
@@ -210,7 +165,13 @@ export async function restorePostgresDump(timeline: Timeline, target: ResolvedPo
     let safety: string | null = null;
     if (destination.exists) {
       if (input.replaceExisting) timeline.skip('await-approval', 'replacing was confirmed up front (--yes)');
-      else await awaitApproval(timeline, into, target.dump.approvalTimeoutSeconds, () => decision);
+      else {
+        await approval!.awaitAnswer(timeline, target.dump.approvalTimeoutSeconds, (decision) =>
+          decision
+            ? `replacing database ${into} was rejected${decision.by ? ` by ${decision.by}` : ''}; the restored copy was dropped and ${into} was not touched`
+            : `replacing database ${into} needs an approval, and none came within ${target.dump.approvalTimeoutSeconds} s; the restored copy was dropped and ${into} was not touched`,
+        );
+      }
       safety = fitName(into, `_lifeboat_safety_${stamp}`);
     }
     const swap = await timeline.run('swap', () => quickSteps.swapDatabase({ target, staging, into, safety }), (s) =>

@@ -4,8 +4,8 @@
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { LifeboatActivities, Reported } from '../activities/index.js';
-import type { StepRecord } from '../src/repository/manifest.js';
+import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
+import type { Manifest, StepRecord } from '../src/repository/manifest.js';
 import { timelineQuery } from './queries.js';
 
 export type { StepRecord };
@@ -86,4 +86,25 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/**
+ * The end of every backup: write-manifest (last, into every repository: the backup exists from
+ * then on; onWritten is told at once, so that a later failure does not discard it), then
+ * verify-stored (every stored object read back). Returns when the backup became durable.
+ */
+export async function writeManifestAndVerify(
+  timeline: Timeline,
+  target: ResolvedTarget,
+  manifest: Manifest,
+  objects: { one: string; many: string },
+  onWritten: () => void = () => undefined,
+): Promise<{ durableAt: number }> {
+  await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
+  onWritten();
+  const durableAt = Date.now();
+  await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
+    `${copies.length} stored ${copies.length === 1 ? objects.one : objects.many} read back, sha256 match`,
+  );
+  return { durableAt };
 }

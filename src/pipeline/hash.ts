@@ -3,6 +3,7 @@ import { read } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
+import { openOnceCreated, pause, scanGrowingFile, watchWriter } from './growing-file.js';
 
 /**
  * Passes bytes through untouched while hashing them, so the checksum of what is uploaded (or
@@ -64,7 +65,7 @@ export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promi
  * stream, no per-chunk allocations, so scanning a gigabyte leaves no garbage behind. Throws if the
  * file is shorter than `length`. Returns the bytes read.
  */
-export async function scanFile(
+async function scanFile(
   path: string,
   onChunk: (chunk: Buffer, position: number) => void,
   options: { length?: number; bufferBytes?: number } = {},
@@ -131,46 +132,22 @@ export async function sha256OfOpenFile(fd: number, options: { bufferBytes?: numb
  * this (the partial digest is never returned).
  */
 export async function sha256OfGrowingFile(path: string, written: Promise<unknown>, options: { bufferBytes?: number; pollMs?: number } = {}): Promise<{ sha256: string; bytes: number }> {
-  let finished = false;
-  let failure: unknown;
-  const writerDone = written.then(
-    () => {
-      finished = true;
-    },
-    (error: unknown) => {
-      failure = error;
-      finished = true;
-    },
-  );
+  const pollMs = options.pollMs ?? 10;
+  const writer = watchWriter(written);
   // The writer creates the file: wait until it exists (or the writer has already given up).
-  let handle: Awaited<ReturnType<typeof open>> | undefined;
-  while (!handle) {
-    handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT' || finished) throw failure ?? error;
-      return undefined;
-    });
-    if (!handle) await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 10));
-  }
+  await (await openOnceCreated(path, writer, pollMs)).close();
+  const hash = createHash('sha256');
+  let bytes: number;
   try {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? 4 << 20);
-    let position = 0;
-    for (;;) {
-      const wasFinished = finished;
-      const { size } = await handle.stat();
-      while (position < size) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
-        if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
-        position += bytesRead;
-      }
-      if (failure !== undefined) throw failure;
-      // Only a size read after the writer had finished is final.
-      if (wasFinished && position >= size) break;
-      if (!finished) await Promise.race([writerDone, new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 10))]);
-    }
-    return { sha256: hash.digest('hex'), bytes: position };
-  } finally {
-    await handle.close();
+    bytes = await scanGrowingFile(
+      path,
+      { complete: () => false, writerFinished: writer.ended, waitForData: () => pause(pollMs, writer.settled), ...(options.bufferBytes ? { bufferBytes: options.bufferBytes } : {}) },
+      (chunk) => hash.update(chunk),
+    );
+  } catch (error) {
+    throw writer.failure()?.error ?? error;
   }
+  const failure = writer.failure();
+  if (failure) throw failure.error;
+  return { sha256: hash.digest('hex'), bytes };
 }

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
-import { Readable, PassThrough, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { text } from 'node:stream/consumers';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
@@ -55,10 +54,8 @@ import { pgBinary } from './tools.js';
  * manifest kinds in src/repository/manifest.ts.
  */
 export const baseBackupManifestSchema = postgresBaseManifestSchema;
-export const baseBackupPartSchema = postgresBaseManifestSchema.shape.base.shape.parts.element;
 
 export type BaseBackupManifest = z.infer<typeof baseBackupManifestSchema>;
-export type BaseBackupPart = z.infer<typeof baseBackupPartSchema>;
 
 /** What the backup step produces; the manifest adds who ran it (workflow) and its timeline. */
 export type BaseBackupResult = Omit<BaseBackupManifest, 'workflow' | 'timeline'>;
@@ -196,6 +193,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
     });
 
     const walRange = report.walRange();
+    const pgBasebackupVersion = await clientVersion();
     return {
       format: manifestFormat,
       id: backupId,
@@ -204,9 +202,9 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
       createdAt: server.startTime,
       snapshotAt: stopped.stopTime,
       objects: sink.parts,
-      compression: { algorithm: 'zstd', level, implementation: 'pg_basebackup --compress=client-zstd (libzstd)', version: await clientVersion() },
+      compression: { algorithm: 'zstd', level, implementation: 'pg_basebackup --compress=client-zstd (libzstd)', version: pgBasebackupVersion },
       encryption: options.encryptionKey ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(options.encryptionKey) } : null,
-      tools: { postgres: server.serverVersion, pg_basebackup: await clientVersion(), node: process.version },
+      tools: { postgres: server.serverVersion, pg_basebackup: pgBasebackupVersion, node: process.version },
       parent: null,
       source: {
         host: connection.host,
@@ -573,8 +571,7 @@ export async function writeBaseBackupManifest(
   run: { workflow: { workflowId: string; runId: string }; timeline?: StepRecord[] },
 ): Promise<BaseBackupManifest> {
   const manifest = baseBackupManifestSchema.parse({ ...result, workflow: run.workflow, timeline: run.timeline ?? [] });
-  const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
-  await Promise.all(repositories.map((repository) => repository.backend.put(repository.manifestKey(manifest.target, manifest.id), Readable.from([body]))));
+  await Promise.all(repositories.map((repository) => repository.writeManifest(manifest)));
   return manifest;
 }
 
@@ -584,34 +581,10 @@ function withoutRunFields(manifest: BaseBackupManifest): BaseBackupResult {
 }
 
 /** The base backup's manifest in one repository; undefined when it has none; BackupCorrupt when it is not one. */
-export async function readBaseBackupManifestIfAny(repository: Repository, target: string, backupId: string): Promise<BaseBackupManifest | undefined> {
-  const key = repository.manifestKey(target, backupId);
-  let raw: string;
-  try {
-    raw = await text(await repository.backend.get(key));
-  } catch (error) {
-    if (error instanceof LifeboatError && error.type === 'ObjectNotFound') return undefined;
-    throw error;
-  }
-  return parseBaseBackupManifest(raw, `manifest ${key} in repository "${repository.name}" (${repository.location})`, { target, backupId });
-}
-
-function parseBaseBackupManifest(raw: string, where: string, expected: { target: string; backupId: string }): BaseBackupManifest {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new LifeboatError('BackupCorrupt', `${where} is not valid JSON`, 'Use another backup');
-  }
-  const result = baseBackupManifestSchema.safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new LifeboatError('BackupCorrupt', `${where} is not the manifest of a base backup: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), 'Use another backup');
-  }
-  if (result.data.id !== expected.backupId || result.data.target !== expected.target) {
-    throw new LifeboatError('BackupCorrupt', `${where} describes ${result.data.target}/${result.data.id}, not ${expected.target}/${expected.backupId}`);
-  }
-  return result.data;
+async function readBaseBackupManifestIfAny(repository: Repository, target: string, backupId: string): Promise<BaseBackupManifest | undefined> {
+  const manifest = await repository.readManifestIfAny(target, backupId);
+  if (manifest === undefined || manifest.kind === 'postgres-base') return manifest;
+  throw new LifeboatError('BackupCorrupt', `backup ${backupId} of target "${target}" in repository "${repository.name}" is a ${manifest.kind} backup, not a base backup`, 'Use another backup id');
 }
 
 export interface BaseBackupListing {
@@ -642,9 +615,8 @@ export async function listBaseBackups(repositories: Repository[], target: string
     for (const id of ids) {
       if (found.has(id)) continue;
       try {
-        const raw = await text(await repository.backend.get(repository.manifestKey(target, id)));
-        if (!/"kind"\s*:\s*"postgres-base"/.test(raw)) continue;
-        found.set(id, { manifest: parseBaseBackupManifest(raw, `manifest of ${id} in repository "${repository.name}"`, { target, backupId: id }), repository: repository.name });
+        const manifest = await repository.readManifestIfAny(target, id, 'postgres-base');
+        if (manifest?.kind === 'postgres-base') found.set(id, { manifest, repository: repository.name });
       } catch (error) {
         problems.push(error instanceof Error ? error.message : String(error));
       }

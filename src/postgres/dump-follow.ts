@@ -1,5 +1,6 @@
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { GrowingFileOptions } from '../pipeline/growing-file.js';
 
 /*
  * Storing a directory-format dump while pg_dump is still writing it. pg_dump -Fd -j N writes each
@@ -36,51 +37,6 @@ export class Wakeup {
 
   notify(): void {
     for (const waiter of [...this.waiters]) waiter();
-  }
-}
-
-export interface GrowingFileOptions {
-  /**
-   * Whether what was read so far is all the file will ever hold, judged from its content (a
-   * table's COPY text ends with an end marker). Asked only when every byte written so far was read.
-   */
-  complete(): boolean;
-  /** Whether the writer has exited successfully, so that the size of the file is final. */
-  writerFinished(): boolean;
-  /** Waits a little while for more bytes (or for the writer to exit). */
-  waitForData(): Promise<void>;
-  signal?: AbortSignal;
-  bufferBytes?: number;
-}
-
-/**
- * Reads a file that another process appends to, from its first byte until it is complete: either
- * its content says so, or the writer has exited and every byte up to the final size was read.
- * One reused buffer: `onChunk` must be done with each piece when it returns. Returns the bytes read.
- */
-export async function scanGrowingFile(path: string, options: GrowingFileOptions, onChunk: (chunk: Buffer) => void): Promise<number> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? 4 << 20);
-    let position = 0;
-    for (;;) {
-      options.signal?.throwIfAborted();
-      // Only a size read after the writer had exited is final.
-      const writerFinished = options.writerFinished();
-      const { size } = await handle.stat();
-      if (size < position) throw new Error(`${path} shrank from ${position} to ${size} bytes while it was read`);
-      while (position < size) {
-        options.signal?.throwIfAborted();
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
-        if (bytesRead === 0) throw new Error(`${path} ended at byte ${position}, expected ${size} bytes`);
-        position += bytesRead;
-        onChunk(buffer.subarray(0, bytesRead));
-      }
-      if (writerFinished || options.complete()) return position;
-      await options.waitForData();
-    }
-  } finally {
-    await handle.close();
   }
 }
 

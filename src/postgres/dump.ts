@@ -47,13 +47,28 @@ function failureOf(
   return new LifeboatError(type, `${what} ${how}${detail ? `:\n${detail}` : ''}`, hint);
 }
 
+/**
+ * How a libpq tool runs: with the connection's environment only (the password from its
+ * reference, nothing else inherited), no stdin, cancelled by run.signal, and never throwing
+ * (failures are read from the result, with the tool's stderr).
+ */
+function libpqToolOptions(run: ToolRun, applicationName: string, extraEnv: Record<string, string> = {}) {
+  return {
+    env: { ...libpqEnvironment(run.connection, run.env, applicationName), ...extraEnv },
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    ...(run.signal ? { cancelSignal: run.signal } : {}),
+  } as const;
+}
+
 /** pg_dump -Fd -j N into an empty spool directory, from an exported snapshot. */
 export async function dumpToDirectory(run: ToolRun & { snapshot: string; directory: string; jobs: number }): Promise<void> {
   const { connection } = run;
   const result = await execa(
     pgBinary('pg_dump'),
     ['--format=directory', `--jobs=${run.jobs}`, '--compress=0', `--snapshot=${run.snapshot}`, '--no-password', '--file', run.directory, '--dbname', databaseConninfo(connection.database)],
-    { env: libpqEnvironment(connection, run.env, 'lifeboat-dump'), extendEnv: false, reject: false, stdin: 'ignore', ...(run.signal ? { cancelSignal: run.signal } : {}) },
+    libpqToolOptions(run, 'lifeboat-dump'),
   );
   if (result.failed) {
     throw failureOf('DumpFailed', `pg_dump of ${describeConnection(connection)}`, { ...result, stderr: String(result.stderr) }, run, connection.database, 'Nothing was stored; fix what pg_dump reports and run the backup again');
@@ -73,15 +88,7 @@ export function dumpCustomToStdout(run: ToolRun & { snapshot: string }): CustomD
   const child: ResultPromise<{ reject: false; stdin: 'ignore'; encoding: 'buffer'; buffer: { stdout: false; stderr: true } }> = execa(
     pgBinary('pg_dump'),
     ['--format=custom', '--compress=0', `--snapshot=${run.snapshot}`, '--no-password', '--dbname', databaseConninfo(connection.database)],
-    {
-      env: libpqEnvironment(connection, run.env, 'lifeboat-dump'),
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
-      encoding: 'buffer',
-      buffer: { stdout: false, stderr: true },
-      ...(run.signal ? { cancelSignal: run.signal } : {}),
-    },
+    { ...libpqToolOptions(run, 'lifeboat-dump'), encoding: 'buffer', buffer: { stdout: false, stderr: true } },
   );
   const done = child.then((result) => {
     if (!result.failed) return;
@@ -127,7 +134,7 @@ export async function restoreInto(run: ToolRun & { database: string; source: str
   const result = await execa(
     pgBinary('pg_restore'),
     [`--format=${run.format}`, `--jobs=${run.jobs}`, '--no-password', '--dbname', databaseConninfo(run.database), run.source],
-    { env: libpqEnvironment(connection, run.env, 'lifeboat-restore'), extendEnv: false, reject: false, stdin: 'ignore', ...(run.signal ? { cancelSignal: run.signal } : {}) },
+    libpqToolOptions(run, 'lifeboat-restore'),
   );
   const stderr = String(result.stderr);
   if (result.failed) {
@@ -156,13 +163,9 @@ export async function copyFingerprint(run: ToolRun & { database: string; copy: s
     pgBinary('psql'),
     ['--no-psqlrc', '--quiet', '--no-password', '--set', 'ON_ERROR_STOP=1', '--command', 'SET synchronize_seqscans = off', '--command', statement, '--dbname', databaseConninfo(run.database)],
     {
-      env: { ...libpqEnvironment(run.connection, run.env, 'lifeboat-verify'), PGCLIENTENCODING: run.encoding },
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
+      ...libpqToolOptions(run, 'lifeboat-verify', { PGCLIENTENCODING: run.encoding }),
       encoding: 'buffer',
       buffer: { stdout: false, stderr: true },
-      ...(run.signal ? { cancelSignal: run.signal } : {}),
     },
   );
   const hash = createHash('sha256');

@@ -3,7 +3,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { text } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { loadConfig, targetNamed } from '../config/load.js';
@@ -12,6 +11,7 @@ import { LifeboatError } from '../errors.js';
 import { createCompressor, createDecompressor } from '../pipeline/compress.js';
 import { fanOut } from '../pipeline/fan-out.js';
 import { HashingPassThrough, sha256OfStream } from '../pipeline/hash.js';
+import { readTextIfAny } from '../repository/backend.js';
 import { openBackend } from '../repository/open.js';
 import { Repository } from '../repository/repository.js';
 
@@ -177,13 +177,8 @@ export type WalRecord = z.output<typeof walRecordSchema>;
 /** The record of name in repository, undefined when it has none; BackupCorrupt when it is unreadable. */
 async function readRecord(repository: Repository, target: string, name: string): Promise<WalRecord | undefined> {
   const key = walRecordKey(target, name);
-  let raw: string;
-  try {
-    raw = await text(await repository.backend.get(key));
-  } catch (error) {
-    if (error instanceof LifeboatError && error.type === 'ObjectNotFound') return undefined;
-    throw error;
-  }
+  const raw = await readTextIfAny(repository.backend, key);
+  if (raw === undefined) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);

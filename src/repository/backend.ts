@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { LifeboatError } from '../errors.js';
 
 /**
@@ -127,4 +128,14 @@ export function abortError(what: string, signal: AbortSignal): Error {
 
 export function isAbortError(error: unknown): error is Error {
   return error instanceof Error && error.name === 'AbortError';
+}
+
+/** A small object's content as text; undefined when there is no such object. */
+export async function readTextIfAny(backend: Backend, key: string): Promise<string | undefined> {
+  try {
+    return await text(await backend.get(key));
+  } catch (error) {
+    if (error instanceof LifeboatError && error.type === 'ObjectNotFound') return undefined;
+    throw error;
+  }
 }

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
-import { text } from 'node:stream/consumers';
 import { LifeboatError } from '../errors.js';
-import type { Backend } from './backend.js';
+import { readTextIfAny, type Backend } from './backend.js';
 import { manifestSchema, type Manifest } from './manifest.js';
 
 /**
@@ -44,26 +43,31 @@ export class Repository {
 
   /** The manifest of one backup; BackupNotFound when it has none (incomplete backups do not exist). */
   async readManifest(target: string, backupId: string): Promise<Manifest> {
+    const manifest = await this.readManifestIfAny(target, backupId);
+    if (manifest) return manifest;
+    throw new LifeboatError(
+      'BackupNotFound',
+      `backup ${backupId} of target "${target}" does not exist in repository "${this.name}" (${this.location})`,
+      `Run \`lifeboat backups ${target}\` to see the backups it holds`,
+    );
+  }
+
+  /**
+   * The manifest of one backup, undefined when it has none; with `kind`, also undefined when it
+   * describes a backup of another kind (which is then not validated). BackupCorrupt when it is
+   * not a manifest of this backup.
+   */
+  async readManifestIfAny(target: string, backupId: string, kind?: Manifest['kind']): Promise<Manifest | undefined> {
     const key = this.manifestKey(target, backupId);
-    let raw: string;
-    try {
-      raw = await text(await this.backend.get(key));
-    } catch (error) {
-      if (error instanceof LifeboatError && error.type === 'ObjectNotFound') {
-        throw new LifeboatError(
-          'BackupNotFound',
-          `backup ${backupId} of target "${target}" does not exist in repository "${this.name}" (${this.location})`,
-          `Run \`lifeboat backups ${target}\` to see the backups it holds`,
-        );
-      }
-      throw error;
-    }
+    const raw = await readTextIfAny(this.backend, key);
+    if (raw === undefined) return undefined;
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
     } catch {
       throw new LifeboatError('BackupCorrupt', `manifest ${key} in repository "${this.name}" is not valid JSON`, 'Restore another backup');
     }
+    if (kind !== undefined && (parsed as { kind?: unknown } | null)?.kind !== kind) return undefined;
     const result = manifestSchema.safeParse(parsed);
     if (!result.success) {
       const issue = result.error.issues[0];

@@ -222,3 +222,28 @@ function required<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new Error(`internal error: the test stack has no ${what}`);
   return value;
 }
+
+/**
+ * The S3 server of `npm test` when it shares one, otherwise one of our own (for suites that need
+ * no Temporal); its shutdown is pushed onto cleanups.
+ */
+export async function sharedOrOwnS3(cleanups: Array<() => Promise<void>>): Promise<TestS3> {
+  const env = process.env;
+  const endpoint = env[testStackEnv.s3Endpoint];
+  if (endpoint) {
+    return {
+      endpoint,
+      bucket: env[testStackEnv.s3Bucket] ?? testBucket,
+      accessKeyId: env[testStackEnv.s3AccessKeyId] ?? '',
+      secretAccessKey: env[testStackEnv.s3SecretAccessKey] ?? '',
+    };
+  }
+  const stateDir = await mkdtemp(join(tmpdir(), 'lifeboat-test-s3-'));
+  const servers = await startTestServers({ temporal: false, s3: true, workflowBundle: false, stateDir });
+  cleanups.push(async () => {
+    await servers.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  if (!servers.s3) throw new Error('internal error: the S3 server did not start');
+  return servers.s3;
+}

@@ -4,7 +4,7 @@
  * and checked by pg_verifybackup, then started.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,6 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { LifeboatError } from '../../src/errors.js';
 import { keyId } from '../../src/pipeline/encrypt.js';
 import {
   baseBackupManifestSchema,
@@ -29,8 +28,9 @@ import { connectRecovered, recoverToTarget, removeRecoveredCluster, type Recover
 import { chownToServerUser, serverUser } from '../../src/postgres/tools.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
+import { lifeboatError, sha256, tamper } from '../helpers/assertions.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
-import { startTestServers, testBucket, testStackEnv, type TestS3 } from '../helpers/stack.js';
+import { sharedOrOwnS3, type TestS3 } from '../helpers/stack.js';
 
 const MiB = 1024 * 1024;
 const target = 'orders';
@@ -274,7 +274,7 @@ function fsRepository(name: string, path: string): Repository {
 
 let s3Server: TestS3 | undefined;
 async function s3Repository(): Promise<Repository> {
-  s3Server ??= await sharedOrOwnS3();
+  s3Server ??= await sharedOrOwnS3(cleanups);
   const prefix = `base-backup-test-${randomUUID().slice(0, 8)}/`;
   const env = { LIFEBOAT_TEST_BB_S3_KEY: s3Server.accessKeyId, LIFEBOAT_TEST_BB_S3_SECRET: s3Server.secretAccessKey };
   const backend = openBackend(
@@ -297,22 +297,6 @@ async function s3Repository(): Promise<Repository> {
   return new Repository('s3', backend);
 }
 
-/** The S3 server of `npm test` when it shares one, otherwise one of our own (no Temporal needed here). */
-async function sharedOrOwnS3(): Promise<TestS3> {
-  const env = process.env;
-  const endpoint = env[testStackEnv.s3Endpoint];
-  if (endpoint) {
-    return { endpoint, bucket: env[testStackEnv.s3Bucket] ?? testBucket, accessKeyId: env[testStackEnv.s3AccessKeyId] ?? '', secretAccessKey: env[testStackEnv.s3SecretAccessKey] ?? '' };
-  }
-  const stateDir = await mkdtemp(join(tmpdir(), 'lifeboat-bb-s3-'));
-  const servers = await startTestServers({ temporal: false, s3: true, workflowBundle: false, stateDir });
-  cleanups.push(async () => {
-    await servers.close();
-    await rm(stateDir, { recursive: true, force: true });
-  });
-  if (!servers.s3) throw new Error('internal error: the S3 server did not start');
-  return servers.s3;
-}
 
 /** A scratch directory the server user can reach (restored data directories live in it). */
 async function scratchDir(): Promise<string> {
@@ -322,27 +306,8 @@ async function scratchDir(): Promise<string> {
   return dir;
 }
 
-/** Flips one byte in the middle of a stored object. */
-async function tamper(repository: Repository, key: string): Promise<void> {
-  const stored = await buffer(await repository.backend.get(key));
-  stored[Math.floor(stored.length / 2)]! ^= 0xff;
-  await repository.backend.put(key, Readable.from([stored]));
-}
-
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 function lsnValue(lsn: string): bigint {
   const [high, low] = lsn.split('/') as [string, string];
   return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
-}
-
-function lifeboatError(type: string, message?: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof LifeboatError, `expected LifeboatError ${type}, got ${String(error)}`);
-    assert.equal(error.type, type, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
 }

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { LifeboatError } from '../../src/errors.js';
 import { initCluster, isClusterRunning, removeCluster, startCluster, writeClusterSettings, type RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser, pgBinary, serverUser } from '../../src/postgres/tools.js';
+import { lifeboatError } from '../helpers/assertions.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 
 describe('a throwaway PostgreSQL cluster', () => {
@@ -190,15 +190,6 @@ describe('PostgreSQL programs', () => {
     assert.throws(() => pgBinary('pg_ctl', { LIFEBOAT_PG_BINDIR: '/nonexistent/bin' }), /pg_ctl not found at \/nonexistent\/bin\/pg_ctl.*npm run bootstrap/);
   });
 });
-
-function lifeboatError(type: string, message: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof LifeboatError, `expected LifeboatError ${type}, got ${String(error)}`);
-    assert.equal(error.type, type);
-    assert.match(error.message, message);
-    return true;
-  };
-}
 
 async function processUid(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');

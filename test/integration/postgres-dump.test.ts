@@ -25,6 +25,7 @@ import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
 import type { PostgresDumpManifest } from '../../src/repository/manifest.js';
 import { timelineQuery } from '../../workflows/queries.js';
+import { serialize } from '../helpers/assertions.js';
 import { createLifeboat, type Lifeboat, type WorkerProcess } from '../helpers/lifeboat.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
@@ -73,29 +74,6 @@ function assertAbsent(haystack: string, secret: string, where: string): void {
   }
 }
 
-/**
- * Text of anything Temporal hands back, with every byte field (payloads, failure details) decoded
- * as UTF-8, so that a leaked value is visible as text (as in secrets.test.ts).
- */
-function serialize(value: unknown): string {
-  const open = new Set<object>();
-  const plain = (node: unknown): unknown => {
-    if (node instanceof Uint8Array) return Buffer.from(node).toString('utf8');
-    if (typeof node === 'bigint') return node.toString();
-    if (node === null || typeof node !== 'object') return node;
-    if (node instanceof Date) return node.toISOString();
-    if (open.has(node)) return '[cycle]';
-    open.add(node);
-    try {
-      if (Array.isArray(node)) return node.map(plain);
-      if (node instanceof Map) return [...node].map(([key, entry]) => [plain(key), plain(entry)]);
-      return Object.fromEntries(Object.keys(node).map((key) => [key, plain((node as Record<string, unknown>)[key])]));
-    } finally {
-      open.delete(node);
-    }
-  };
-  return JSON.stringify(plain(value));
-}
 
 describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
   const canary = `canary-${randomBytes(10).toString('hex')}`;

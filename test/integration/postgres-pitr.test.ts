@@ -12,7 +12,6 @@ import { chmod, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LifeboatError } from '../../src/errors.js';
 import { takeBaseBackup, writeBaseBackupManifest, type BaseBackupManifest } from '../../src/postgres/base-backup.js';
 import { stagingDirFor } from '../../src/postgres/base-restore.js';
 import {
@@ -28,6 +27,7 @@ import { chownToServerUser } from '../../src/postgres/tools.js';
 import { walObjectKey, walRecordKey, type WalArchiveSpec } from '../../src/postgres/wal-archive.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
+import { lifeboatError } from '../helpers/assertions.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { walCommand, writeWalArchiveConfig } from '../helpers/wal-archive-command.js';
 
@@ -318,13 +318,4 @@ async function waitUntilArchived(repository: Repository, segment: string, db: Te
 /** An integer in [min, max]. */
 function randomInt(min: number, max: number): number {
   return min + Math.floor(Math.random() * (max - min + 1));
-}
-
-function lifeboatError(type: string, message?: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof LifeboatError, `expected LifeboatError ${type}, got ${error instanceof Error ? error.stack : String(error)}`);
-    assert.equal(error.type, type, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
 }

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { startS3Server, type S3Server } from '../../src/dev/s3-server.js';
+import { serialize } from '../helpers/assertions.js';
 import { createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 
@@ -24,30 +25,6 @@ const env = {
 } as const;
 const bucket = 'vault';
 
-/**
- * Text of anything Temporal or the SDK hands back, with every byte field (payloads, failure
- * details) decoded as UTF-8, so that a leaked value is visible as text. (JSON.stringify alone
- * would not do: protobuf messages and Buffers serialize their bytes as base64 or number lists.)
- */
-function serialize(value: unknown): string {
-  const open = new Set<object>();
-  const plain = (node: unknown): unknown => {
-    if (node instanceof Uint8Array) return Buffer.from(node).toString('utf8');
-    if (typeof node === 'bigint') return node.toString();
-    if (node === null || typeof node !== 'object') return node;
-    if (node instanceof Date) return node.toISOString();
-    if (open.has(node)) return '[cycle]';
-    open.add(node);
-    try {
-      if (Array.isArray(node)) return node.map(plain);
-      if (node instanceof Map) return [...node].map(([key, entry]) => [plain(key), plain(entry)]);
-      return Object.fromEntries(Object.keys(node).map((key) => [key, plain((node as Record<string, unknown>)[key])]));
-    } finally {
-      open.delete(node);
-    }
-  };
-  return JSON.stringify(plain(value));
-}
 
 /** Every spelling of a secret that a careless encoder could produce. */
 function spellings(secret: string): string[] {

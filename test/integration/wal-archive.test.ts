@@ -5,7 +5,7 @@
  * an S3 repository (versitygw on loopback, or the shared one of `npm test`).
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../src/dev/ports.js';
 import { LifeboatError } from '../../src/errors.js';
 import { adoptDataDirectory, markForRecovery, startCluster, writeClusterSettings, type RunningCluster } from '../../src/postgres/cluster.js';
-import { chownToServerUser, runPgTool } from '../../src/postgres/tools.js';
+import { runPgTool } from '../../src/postgres/tools.js';
 import {
   archiveStatus,
   fetchWal,
@@ -33,8 +33,9 @@ import {
 } from '../../src/postgres/wal-archive.js';
 import { openBackend } from '../../src/repository/open.js';
 import type { Repository } from '../../src/repository/repository.js';
+import { lifeboatError, sha256, tamper } from '../helpers/assertions.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
-import { startTestServers, testBucket, testStackEnv, type TestS3 } from '../helpers/stack.js';
+import { sharedOrOwnS3, testStackEnv } from '../helpers/stack.js';
 import { runArchiveStatus, runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
 
 const MiB = 1024 * 1024;
@@ -48,7 +49,7 @@ after(async () => {
 
 // As bin/lifeboat.js does: the SDK's notice about future Node versions says nothing actionable.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-const s3 = await sharedOrOwnS3();
+const s3 = await sharedOrOwnS3(cleanups);
 // In-process pushes and fetches read the S3 credentials under the same names the archive commands do.
 Object.assign(process.env, { [s3Env.key]: s3.accessKeyId, [s3Env.secret]: s3.secretAccessKey });
 const s3Prefix = `wal-test-${randomUUID().slice(0, 8)}/`;
@@ -497,16 +498,6 @@ async function walLike(path: string, size: number): Promise<Buffer> {
   return content;
 }
 
-/** Flips one byte in the middle of a stored object. */
-async function tamper(repository: Repository, key: string): Promise<void> {
-  const stored = await buffer(await repository.backend.get(key));
-  stored[Math.floor(stored.length / 2)]! ^= 0xff;
-  await repository.backend.put(key, Readable.from([stored]));
-}
-
-function sha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 async function scratchDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-wal-test-'));
@@ -515,34 +506,4 @@ async function scratchDir(): Promise<string> {
   return dir;
 }
 
-function lifeboatError(type: string, message?: RegExp) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof LifeboatError, `expected LifeboatError ${type}, got ${String(error)}`);
-    assert.equal(error.type, type, error.message);
-    if (message) assert.match(error.message, message);
-    return true;
-  };
-}
-
-/** The S3 server of `npm test` when it shares one, otherwise one of our own (no Temporal needed here). */
-async function sharedOrOwnS3(): Promise<TestS3> {
-  const env = process.env;
-  const endpoint = env[testStackEnv.s3Endpoint];
-  if (endpoint) {
-    return {
-      endpoint,
-      bucket: env[testStackEnv.s3Bucket] ?? testBucket,
-      accessKeyId: env[testStackEnv.s3AccessKeyId] ?? '',
-      secretAccessKey: env[testStackEnv.s3SecretAccessKey] ?? '',
-    };
-  }
-  const stateDir = await mkdtemp(join(tmpdir(), 'lifeboat-wal-s3-'));
-  const servers = await startTestServers({ temporal: false, s3: true, workflowBundle: false, stateDir });
-  cleanups.push(async () => {
-    await servers.close();
-    await rm(stateDir, { recursive: true, force: true });
-  });
-  if (!servers.s3) throw new Error('internal error: the S3 server did not start');
-  return servers.s3;
-}
 

@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import { dumpDigest } from '../../activities/postgres-dump.js';
 import { CopyFingerprinter, copyEndMarker, copyTextTailBytes, endsCopyText } from '../../src/postgres/dump-archive.js';
 import { databaseConninfo, pgpassLookup } from '../../src/postgres/dump-connection.js';
-import { finalSizeOf, scanGrowingFile, storeAsWritten, Wakeup } from '../../src/postgres/dump-follow.js';
+import { scanGrowingFile } from '../../src/pipeline/growing-file.js';
+import { finalSizeOf, storeAsWritten, Wakeup } from '../../src/postgres/dump-follow.js';
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
