@@ -1,6 +1,8 @@
 /**
- * Backup ids sort by time: "20261121T020000Z-3f9a1c". Pure, so workflows can use it with their
- * deterministic clock and random source.
+ * Backup ids sort by time, to the millisecond: "20261121T020000Z-3e7a1c" is the UTC second, then
+ * the millisecond as three hex digits (3e7 = 999), then three random hex digits. Two backups of a
+ * target in the same second still list newest first (and "the newest backup" is the right one).
+ * Pure, so workflows can use it with their deterministic clock and random source.
  */
 const backupIdPattern = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
@@ -9,7 +11,9 @@ export function compactTimestamp(date: Date): string {
 }
 
 export function makeBackupId(date: Date, randomHex: string): string {
-  return `${compactTimestamp(date)}-${randomHex.replace(/[^0-9a-f]/gi, '').toLowerCase().padEnd(6, '0').slice(0, 6)}`;
+  const millisecond = date.getUTCMilliseconds().toString(16).padStart(3, '0');
+  const random = randomHex.replace(/[^0-9a-f]/gi, '').toLowerCase().padEnd(3, '0').slice(0, 3);
+  return `${compactTimestamp(date)}-${millisecond}${random}`;
 }
 
 export function isBackupId(value: string): boolean {

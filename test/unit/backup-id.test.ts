@@ -7,14 +7,21 @@ describe('backup ids', () => {
   test('they start with the UTC time, so sorting them sorts by time', () => {
     const earlier = makeBackupId(new Date('2026-11-21T02:00:00.999Z'), 'ffffff');
     const later = makeBackupId(new Date('2026-11-21T02:00:01.000Z'), '000000');
-    assert.equal(earlier, '20261121T020000Z-ffffff');
+    assert.equal(earlier, '20261121T020000Z-3e7fff');
     assert.ok(earlier < later);
     assert.ok(isBackupId(earlier));
   });
 
-  test('the random part is six lowercase hex digits whatever it is made from', () => {
-    assert.equal(makeBackupId(new Date('2026-01-01T00:00:00Z'), 'AB-CD-EF-12'), '20260101T000000Z-abcdef');
-    assert.equal(makeBackupId(new Date('2026-01-01T00:00:00Z'), 'a'), '20260101T000000Z-a00000');
+  test('within one second they sort by the millisecond, whatever the random part', () => {
+    const earlier = makeBackupId(new Date('2026-11-21T02:00:00.009Z'), 'ffffff');
+    const later = makeBackupId(new Date('2026-11-21T02:00:00.010Z'), '000000');
+    assert.deepEqual([earlier, later], ['20261121T020000Z-009fff', '20261121T020000Z-00a000']);
+    assert.ok(earlier < later);
+  });
+
+  test('the random part is three lowercase hex digits whatever it is made from', () => {
+    assert.equal(makeBackupId(new Date('2026-01-01T00:00:00Z'), 'AB-CD-EF-12'), '20260101T000000Z-000abc');
+    assert.equal(makeBackupId(new Date('2026-01-01T00:00:00Z'), 'a'), '20260101T000000Z-000a00');
   });
 
   test('compact timestamps drop separators and milliseconds', () => {
