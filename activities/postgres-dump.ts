@@ -109,10 +109,6 @@ async function uploadToAll(
 ): Promise<StoredObject> {
   const storedHash = new HashingPassThrough();
   const { sink, branches } = fanOut(repositories.length);
-  // A failed upload destroys every branch with its error, also those of puts that failed before
-  // they read their branch: the error is reported by the put (and the pipeline), not as an
-  // unhandled 'error' event that would end the worker.
-  for (const branch of branches) branch.on('error', () => undefined);
   const uploads = repositories.map((repository, index) =>
     repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, { signal }),
   );

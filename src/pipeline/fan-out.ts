@@ -6,6 +6,10 @@ import { PassThrough, Writable } from 'node:stream';
  */
 export function fanOut(count: number, highWaterMark = 4 << 20): { sink: Writable; branches: PassThrough[] } {
   const branches = Array.from({ length: count }, () => new PassThrough({ highWaterMark }));
+  // Destroying the sink spreads its error to every branch, also to one whose reader is gone (a put
+  // that failed before it read): that error is reported by the reader and the sink's pipeline;
+  // unobserved on the branch it would be an 'error' event without listener and end the process.
+  for (const branch of branches) branch.on('error', () => undefined);
   const whenWritable = (branch: PassThrough) =>
     new Promise<void>((resolve, reject) => {
       const onDrain = () => {

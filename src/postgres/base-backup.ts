@@ -433,9 +433,6 @@ function openPartUpload(options: BaseBackupOptions & { index: number; encrypted:
   if (options.encryptionKey) stages.push(createEncryptor(options.encryptionKey));
   stages.push(storedHash);
   const { sink, branches } = fanOut(repositories.length);
-  // A branch destroyed by an abort before its backend started reading it would otherwise raise an
-  // unhandled 'error'; what went wrong is reported by the backend's put.
-  for (const branch of branches) branch.on('error', () => undefined);
   const uploads = repositories.map((repository, index) =>
     repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, signal ? { signal } : {}),
   );

@@ -39,4 +39,16 @@ describe('fan-out to several repositories', () => {
     assert.deepEqual(await sinkError, [failure]);
     for (const reader of readers) await assert.rejects(reader, /source failed/);
   });
+
+  test('a branch nobody reads (its upload failed before it started) takes the error quietly: the process does not crash', async () => {
+    const { sink, branches } = fanOut(2);
+    const failure = new Error('upload failed');
+    const sinkError = once(sink, 'error');
+    const reader = buffer(branches[0]!); // branches[1] has no reader at all
+    sink.destroy(failure);
+    assert.deepEqual(await sinkError, [failure]);
+    await assert.rejects(reader, /upload failed/);
+    assert.equal(branches[1]!.destroyed, true);
+    await new Promise((resolve) => setImmediate(resolve)); // an unhandled 'error' would have thrown by now
+  });
 });
