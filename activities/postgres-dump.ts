@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
 import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../src/pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { fanOut } from '../src/pipeline/fan-out.js';
+import { storeInEvery } from '../src/repository/store.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
 import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
@@ -107,14 +107,12 @@ async function uploadToAll(
   stages: Duplex[],
   signal: AbortSignal,
 ): Promise<StoredObject> {
-  const storedHash = new HashingPassThrough();
-  const { sink, branches } = fanOut(repositories.length);
-  const uploads = repositories.map((repository, index) =>
-    repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, { signal }),
-  );
-  uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
-  await Promise.all([pipeline([source, ...stages, storedHash, sink], { signal }), ...uploads]);
-  return { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 };
+  const stored = await storeInEvery(repositories, [source, ...stages], {
+    keyOf: (repository) => repository.objectKey(target, backupId, objectName),
+    action: (repository) => `storing ${objectName} of backup ${backupId} in repository "${repository.name}" (${repository.location})`,
+    signal,
+  });
+  return { name: objectName, ...stored };
 }
 
 function tap(consume: (chunk: Buffer) => void): Transform {

@@ -2,13 +2,12 @@ import { Context, log } from '@temporalio/activity';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
 import { compressionInfo, createCompressor, createFileCompressor } from '../src/pipeline/compress.js';
 import { createEncryptor, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { fanOut } from '../src/pipeline/fan-out.js';
 import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
+import { storeInEvery } from '../src/repository/store.js';
 import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
@@ -53,19 +52,10 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
   try {
     log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
     const progress = startProgress('upload', snapshot.sizeBytes);
-    const storedHash = new HashingPassThrough();
-    const { sink, branches } = fanOut(repositories.length);
-    const uploads = repositories.map((repository, index) =>
-      repository.backend.put(repository.objectKey(target.name, backupId, objectName), branches[index]!, {
-        signal: context.cancellationSignal,
-        // zstd never grows data by more than a few bytes per 128 KiB block, encryption by 16 per MiB.
-        maxSizeBytes: Math.ceil(snapshot.sizeBytes * 1.01) + (1 << 20),
-      }),
-    );
-    uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
 
     let integrity: IntegrityResult;
     let source: { sha256: string; bytes: number };
+    let stored: { sizeBytes: number; sha256: string };
     const file = snapshot.fileMatchesSnapshot ? await open(target.path, 'r') : undefined;
     try {
       let read: Array<Readable | Duplex>;
@@ -85,8 +75,13 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       sourceHashing.catch(() => undefined); // awaited below; a failed pipeline must not leave it unhandled
       const stages: Array<Readable | Duplex> = [...read];
       if (key) stages.push(createEncryptor(key));
-      stages.push(storedHash);
-      await Promise.all([pipeline([...stages, sink], { signal: context.cancellationSignal }), ...uploads]);
+      stored = await storeInEvery(repositories, stages, {
+        keyOf: (repository) => repository.objectKey(target.name, backupId, objectName),
+        action: (repository) => `storing ${objectName} of backup ${backupId} in repository "${repository.name}" (${repository.location})`,
+        signal: context.cancellationSignal,
+        // zstd never grows data by more than a few bytes per 128 KiB block, encryption by 16 per MiB.
+        maxSizeBytes: Math.ceil(snapshot.sizeBytes * 1.01) + (1 << 20),
+      });
       source = await sourceHashing;
       progress.update(source.bytes);
       // The check of the snapshot may outlast the upload: keep heartbeating until it is done, or a
@@ -118,7 +113,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
         journalMode: snapshot.journalMode,
         integrityCheck: integrity.kind,
       },
-      object: { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 },
+      object: { name: objectName, ...stored },
       compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
       encryption: target.encryption ? { algorithm: 'aes-256-gcm-chunked', keyId: target.encryption.keyId } : null,
       tools: { sqlite: snapshot.sqliteVersion, node: process.version, zstd: compression.version },

@@ -1,15 +1,13 @@
 import { once } from 'node:events';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { createEncryptor, keyId } from '../pipeline/encrypt.js';
-import { fanOut } from '../pipeline/fan-out.js';
-import { HashingPassThrough } from '../pipeline/hash.js';
-import { isAbortError } from '../repository/backend.js';
 import { manifestFormat, postgresBaseManifestSchema, type StepRecord } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
+import { storeInEvery } from '../repository/store.js';
 import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
 import { pgBinary } from './tools.js';
 
@@ -428,30 +426,13 @@ function openPartUpload(options: BaseBackupOptions & { index: number; encrypted:
   // Its failures are reported through `done`; destroying it after its pipeline gave up (an abort
   // reaches both) must not raise an unhandled 'error'.
   input.on('error', () => undefined);
-  const storedHash = new HashingPassThrough();
-  const stages: Duplex[] = [];
+  const stages: Array<Readable | Duplex> = [input];
   if (options.encryptionKey) stages.push(createEncryptor(options.encryptionKey));
-  stages.push(storedHash);
-  const { sink, branches } = fanOut(repositories.length);
-  const uploads = repositories.map((repository, index) =>
-    repository.backend.put(repository.objectKey(target, backupId, objectName), branches[index]!, signal ? { signal } : {}),
-  );
-  uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
-  const piping = pipeline([input, ...stages, sink], ...(signal ? [{ signal }] : []));
-  const done = Promise.allSettled([piping, ...uploads]).then((outcomes) => {
-    const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, reason: outcome.reason as unknown }] : []));
-    if (failures.length > 0) {
-      // An upload's own error names the repository; the stream's error is often only its echo.
-      const first = failures.find(({ index, reason }) => index > 0 && !isAbortError(reason)) ?? failures[0]!;
-      const repository = repositories[first.index - 1];
-      const reason = first.reason instanceof Error ? first.reason : new Error(String(first.reason));
-      if (repository && !(reason instanceof LifeboatError)) {
-        throw new Error(`storing ${objectName} of base backup ${backupId} in repository "${repository.name}" (${repository.location}) failed: ${reason.message}`, { cause: reason });
-      }
-      throw reason;
-    }
-    return { name: objectName, sizeBytes: storedHash.bytes, sha256: storedHash.sha256 };
-  });
+  const done = storeInEvery(repositories, stages, {
+    keyOf: (repository) => repository.objectKey(target, backupId, objectName),
+    action: (repository) => `storing ${objectName} of base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
+    ...(signal ? { signal } : {}),
+  }).then((stored) => ({ name: objectName, ...stored }));
   done.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
   return {
     done,

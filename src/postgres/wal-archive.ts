@@ -9,7 +9,7 @@ import { loadConfig, targetNamed } from '../config/load.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import { LifeboatError } from '../errors.js';
 import { createCompressor, createDecompressor } from '../pipeline/compress.js';
-import { fanOut } from '../pipeline/fan-out.js';
+import { storeInEvery } from '../repository/store.js';
 import { HashingPassThrough, sha256OfStream } from '../pipeline/hash.js';
 import { readTextIfAny } from '../repository/backend.js';
 import { openBackend } from '../repository/open.js';
@@ -303,20 +303,11 @@ async function store(
 ): Promise<{ record: WalRecord; sourceSha256: string; sourceBytes: number }> {
   const objectKey = walObjectKey(archive.target, name);
   const sourceHash = new HashingPassThrough();
-  const storedHash = new HashingPassThrough();
-  const { sink, branches } = fanOut(repositories.length);
-  const uploads = repositories.map((repository, index) => repository.backend.put(objectKey, branches[index]!));
-  uploads.forEach((upload) => upload.catch((error: Error) => sink.destroy(error)));
-  const piping = pipeline(createReadStream(source), sourceHash, createCompressor(archive.compression), storedHash, sink);
-  // Settle everything before reporting, so no upload is still running when the command exits.
-  const outcomes = await Promise.allSettled([piping, ...uploads]);
-  const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ index, reason: outcome.reason as unknown }] : []));
-  if (failures.length > 0) {
-    // Prefer an upload's own error (it names the repository) over the stream's echo of it.
-    const first = failures.find(({ index }) => index > 0) ?? failures[0]!;
-    const repository = repositories[first.index - 1];
-    throw repository ? naming(first.reason, `archiving ${name} into repository "${repository.name}" (${repository.location})`) : first.reason;
-  }
+  // Settled before it returns, so no upload is still running when the command exits.
+  const stored = await storeInEvery(repositories, [createReadStream(source), sourceHash, createCompressor(archive.compression)], {
+    keyOf: () => objectKey,
+    action: (repository) => `archiving ${name} into repository "${repository.name}" (${repository.location})`,
+  });
 
   const record: WalRecord = {
     format: walRecordFormat,
@@ -326,8 +317,8 @@ async function store(
     original: { sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 },
     stored: {
       object: basename(objectKey),
-      sizeBytes: storedHash.bytes,
-      sha256: storedHash.sha256,
+      sizeBytes: stored.sizeBytes,
+      sha256: stored.sha256,
       compression: { algorithm: 'zstd', level: archive.compression.level },
     },
     archivedAt: new Date().toISOString(),
