@@ -76,24 +76,10 @@ export function dumpDigest(files: Array<{ name: string; sha256: string }>): stri
   return hash.digest('hex');
 }
 
-/**
- * Nothing under a backup id counts before its manifest exists, so an attempt starts by removing
- * what an earlier, interrupted attempt left there (objects, temp files, unfinished multipart
- * uploads): a retried backup never leaves duplicated or half-written objects behind.
- */
+/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
 async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
   let removed = 0;
-  for (const repository of repositories) {
-    const prefix = `${repository.backupDir(target, backupId)}/`;
-    if (await repository.backend.head(repository.manifestKey(target, backupId))) {
-      throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${repository.name}"; refusing to overwrite it`);
-    }
-    removed += await repository.backend.discardIncomplete(prefix);
-    for (const object of await repository.backend.list(prefix)) {
-      await repository.backend.delete(object.key);
-      removed++;
-    }
-  }
+  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
   return removed;
 }
 

@@ -122,7 +122,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
     const existing = await readBaseBackupManifestIfAny(repository, target, backupId);
     if (existing) return withoutRunFields(existing);
   }
-  await Promise.all(repositories.map((repository) => discardBackupObjects(repository, target, backupId)));
+  await Promise.all(repositories.map((repository) => repository.discardUnfinishedBackup(target, backupId)));
 
   const client = await connectTo(connection, env);
   try {
@@ -605,11 +605,4 @@ export async function listBaseBackups(repositories: Repository[], target: string
   }
   const backups = [...found.values()].sort((a, b) => (a.manifest.id < b.manifest.id ? 1 : a.manifest.id > b.manifest.id ? -1 : 0));
   return { backups, problems };
-}
-
-/** Removes every object under the backup's directory (an interrupted attempt's parts) and unfinished uploads. */
-async function discardBackupObjects(repository: Repository, target: string, backupId: string): Promise<void> {
-  const prefix = `${repository.backupDir(target, backupId)}/`;
-  await repository.backend.discardIncomplete(prefix);
-  for (const object of await repository.backend.list(prefix)) await repository.backend.delete(object.key);
 }

@@ -83,6 +83,25 @@ export class Repository {
     return result.data;
   }
 
+  /**
+   * Nothing under a backup id counts before its manifest exists, so a backup attempt starts by
+   * removing what an earlier, interrupted attempt left there (objects, temp files, unfinished
+   * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
+   * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
+   */
+  async discardUnfinishedBackup(target: string, backupId: string): Promise<number> {
+    if (await this.backend.head(this.manifestKey(target, backupId))) {
+      throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${this.name}"; refusing to overwrite it`);
+    }
+    const prefix = `${this.backupDir(target, backupId)}/`;
+    let removed = await this.backend.discardIncomplete(prefix);
+    for (const object of await this.backend.list(prefix)) {
+      await this.backend.delete(object.key);
+      removed++;
+    }
+    return removed;
+  }
+
   /** Ids of complete backups (those with a manifest), newest first. */
   async listBackupIds(target: string): Promise<string[]> {
     const prefix = `${target}/backups/`;
