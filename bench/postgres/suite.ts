@@ -128,25 +128,31 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       dumpRestore.baseline.executions.push(await shell(dumpZstdRestore));
       await dropDatabases(cluster, [...restoredDatabases.splice(0), 'bench_baseline_restore']);
 
-      await options.settle([]);
+      // Every base backup variant starts from a checkpointed cluster: otherwise the first one pays
+      // for flushing what the restores above dirtied, in its own immediate checkpoint.
+      const settleBase = async () => {
+        await checkpoint(cluster);
+        await options.settle([]);
+      };
+      await settleBase();
       baseBackup.executions.push((await lifeboat('backup', { target, method: 'base' })).execution);
       await emptyOut();
       await options.settle([]);
       baseRestore.executions.push((await lifeboat('restore', { target, method: 'base', into: join(out, 'lifeboat-restore') })).execution);
       await emptyOut();
-      await options.settle([]);
+      await settleBase();
       pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
       await options.settle([]);
       pgbackrest.restore.executions.push(await shell(pgbackrestRestore));
       await emptyOut();
-      await options.settle([]);
+      await settleBase();
       pgbackrest.backupLevel1.executions.push(await shell(pgbackrestBackupLevel1));
-      await options.settle([]);
+      await settleBase();
       basebackup.gzip.executions.push(await shell(basebackupGzip));
       await options.settle([]);
       basebackup.gzipRestore.executions.push(await shell(basebackupGzipRestore));
       await emptyOut();
-      await options.settle([]);
+      await settleBase();
       basebackup.zstd.executions.push(await shell(basebackupZstd));
       await options.settle([]);
       basebackup.zstdRestore.executions.push(await shell(basebackupZstdRestore));
@@ -191,6 +197,15 @@ async function writePostgresConfig(path: string, cluster: RunningCluster, reposi
     temporal: { address: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue },
   };
   await writeFile(path, stringify(config));
+}
+
+async function checkpoint(cluster: RunningCluster): Promise<void> {
+  const client = await cluster.connect();
+  try {
+    await client.query('CHECKPOINT');
+  } finally {
+    await client.end();
+  }
 }
 
 async function dropDatabases(cluster: RunningCluster, names: string[]): Promise<void> {
