@@ -124,7 +124,12 @@ interface Installation {
 /** Reads files once so every execution starts with them in the page cache (see the method notes). */
 async function warm(paths: string[]): Promise<void> {
   for (const path of paths) {
-    await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), new Writable({ write: (_chunk, _encoding, done) => done() }));
+    try {
+      await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), new Writable({ write: (_chunk, _encoding, done) => done() }));
+    } catch (error) {
+      // A server's short-lived file (statistics, a removed segment) may go between listing and reading.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
   }
 }
 
@@ -211,37 +216,44 @@ async function measureMain(options: Options, installation: Installation): Promis
     say(`run ${run}/${options.runs}`);
 
     await settle(options, [database.path]);
-    backupFs.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fs })).execution);
+    const fsBackup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
+    backupFs.lifeboat.executions.push(fsBackup.execution);
     await settle(options, [database.path]);
     backupFs.baseline.executions.push(await shell(installation, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }], {}, join(installation.workDir, 'baseline')));
 
     await settle(options, [database.path]);
-    backupS3.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3 })).execution);
+    const s3Backup = await lifeboat(installation, 'backup', { target: benchTargets.s3 });
+    backupS3.lifeboat.executions.push(s3Backup.execution);
     await settle(options, [database.path]);
     backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
 
     await settle(options, [database.path]);
-    backupFsOther.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.fsOtherCheck })).execution);
+    const fsOtherBackup = await lifeboat(installation, 'backup', { target: benchTargets.fsOtherCheck });
+    backupFsOther.lifeboat.executions.push(fsOtherBackup.execution);
     await settle(options, [database.path]);
     backupS3Other.lifeboat.executions.push((await lifeboat(installation, 'backup', { target: benchTargets.s3OtherCheck })).execution);
 
-    // Restores read the newest backup of each target: the one the backups above just made.
+    // Restores read the newest backup of each target: the one the backups above just made. Lifeboat
+    // and its baseline start with the same stored object read once (see warm).
     const fsInto = join(restoreDir, `fs-${run}.db`);
-    await settle(options, []);
+    const fsObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', fsBackup.result.backupId, objectName);
+    await settle(options, [fsObject]);
     const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
     restoreFs.lifeboat.executions.push(fromFs.execution);
+    sameBackup(fromFs.result.backupId, fsBackup.result.backupId);
     await rm(fsInto, { force: true });
-    const fsObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', fromFs.result.backupId, objectName);
     await settle(options, [fsObject]);
     restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
 
     const s3Into = join(restoreDir, `s3-${run}.db`);
-    await settle(options, []);
+    const s3Key = `${installation.s3Prefix}${benchTargets.s3}/backups/${s3Backup.result.backupId}/${objectName}`;
+    const s3Object = join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key);
+    await settle(options, [s3Object]);
     const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
     restoreS3.lifeboat.executions.push(fromS3.execution);
+    sameBackup(fromS3.result.backupId, s3Backup.result.backupId);
     await rm(s3Into, { force: true });
-    const s3Key = `${installation.s3Prefix}${benchTargets.s3}/backups/${fromS3.result.backupId}/${objectName}`;
-    await settle(options, [join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key)]);
+    await settle(options, [s3Object]);
     restoreS3.baseline.executions.push(
       await shell(
         installation,
@@ -256,7 +268,7 @@ async function measureMain(options: Options, installation: Installation): Promis
     );
 
     const otherInto = join(restoreDir, `fs-other-check-${run}.db`);
-    await settle(options, []);
+    await settle(options, [join(installation.fsRepositoryPath, benchTargets.fsOtherCheck, 'backups', fsOtherBackup.result.backupId, objectName)]);
     restoreFsOther.lifeboat.executions.push((await lifeboat(installation, 'restore', { target: benchTargets.fsOtherCheck, into: otherInto })).execution);
     await rm(otherInto, { force: true });
   }
@@ -278,6 +290,11 @@ async function measureMain(options: Options, installation: Installation): Promis
   };
 }
 
+/** The restores are measured against the object warmed beforehand: the backup just made. */
+function sameBackup(restored: string, backedUp: string): void {
+  if (restored !== backedUp) throw new Error(`the restore read backup ${restored}, not ${backedUp} made just before it: another process wrote to the benchmark's repository`);
+}
+
 /** One encrypted backup to fs and one restore from it, against the unencrypted baselines. */
 async function measureEncrypted(options: Options, installation: Installation, baselines: Comparison[]): Promise<{ comparisons: Comparison[]; backups: Execution[]; restores: Execution[] }> {
   const baselineOf = (id: string): Variant => {
@@ -289,8 +306,10 @@ async function measureEncrypted(options: Options, installation: Installation, ba
   await settle(options, [installation.database.path]);
   const backup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
   const into = join(installation.workDir, 'restored', 'encrypted.db');
-  await settle(options, []);
+  const encryptedObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', backup.result.backupId, `${objectName}.enc`);
+  await settle(options, [encryptedObject]);
   const restore = await lifeboat(installation, 'restore', { target: benchTargets.fs, into });
+  sameBackup(restore.result.backupId, backup.result.backupId);
   await rm(into, { force: true });
   const bytes = installation.database.sizeBytes;
   return {
@@ -342,7 +361,7 @@ function methodNotes(options: Options, gitState: string): string[] {
   return [
     `source: git ${gitState}`,
     `each variant ran ${options.runs} time(s), interleaved (Lifeboat, its baseline, the next pair, ...); the tables show the fastest run and list all runs`,
-    'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines); the database and objects fit in RAM many times over, so no variant reads from the disk. Dropping the cache was not used: it would mostly measure the virtual disk',
+    'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines; for the PostgreSQL dumps and base backups every file of the data directory but pg_wal, after a CHECKPOINT before each base backup); the inputs fit in RAM many times over, so no variant reads from the disk. This matters on this VM: its host reclaims the guest\'s page cache within minutes, idle or not, so without it the first variant after a long one would read from the virtual disk and warm the cache for the next. Dropping the cache was not used: it would mostly measure the virtual disk',
     `before each execution it waits (up to ${options.quietWaitMs / 1000} s) until the machine's CPU is less than ${(options.quietShare * 100).toFixed(0)}% busy; "other load CPU s" is the busy CPU time during the execution that belongs to none of the measured processes (other people's work on this shared machine): high values mean that row is pessimistic`,
     `Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process \`node bin/lifeboat.js worker\` started as deployed (MALLOC_ARENA_MAX=2, as the Dockerfile and the README's systemd unit set it) with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, checks: backup ${defaultChecks().backup}, restore ${defaultChecks().restore}; no encryption unless noted; S3 part size 8 MiB)`,
     'a Lifeboat backup includes: snapshot pin, the integrity check of the snapshot (in a thread, concurrently with the upload), sha256 of the source and of the stored object, the upload, the manifest, and the read-back verification of every stored copy; a Lifeboat restore includes: locating the newest backup, download, sha256 of the object and of the database, zstd -d, fsync and rename, and the integrity check of the copy',
