@@ -7,6 +7,46 @@ import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
 import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
+/** Written bytes after which put starts flushing them to disk in the background. */
+const flushEveryBytes = 8 << 20;
+
+/**
+ * Flushes a file's data to disk while it is being written, one fdatasync at a time in the
+ * background. Without it the kernel starts writing a new file back only after about 30 s, so the
+ * sync that commits an object would wait for all of it at the end (about 0.5 s per 64 MiB on this
+ * project's virtual disk), after the backup's source is done; with it, for the last few MiB.
+ */
+export class FlushBehind {
+  private pending: Promise<void> | undefined;
+  private unflushed = 0;
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly handle: Pick<FileHandle, 'datasync'>,
+    private readonly everyBytes: number,
+  ) {}
+
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < this.everyBytes || this.pending || this.failure) return;
+    this.unflushed = 0;
+    this.pending = this.handle
+      .datasync()
+      .catch((error: unknown) => {
+        this.failure = { error };
+      })
+      .finally(() => {
+        this.pending = undefined;
+      });
+  }
+
+  /** Waits for the flush in progress; throws the error of any that failed. */
+  async settle(): Promise<void> {
+    await this.pending;
+    if (this.failure) throw this.failure.error;
+  }
+}
+
 /**
  * A repository in a local (or mounted) directory. Each key is a file under the root; "/" in keys
  * becomes a directory level.
@@ -39,11 +79,13 @@ export class FsBackend implements Backend {
 
     let sizeBytes = 0;
     let closed = false;
+    const flush = new FlushBehind(handle, flushEveryBytes);
     try {
       const sink = new Writable({
         write(chunk: Buffer, _encoding, done) {
           writeFully(handle, chunk).then(() => {
             sizeBytes += chunk.length;
+            flush.wrote(chunk.length);
             onProgress?.(sizeBytes);
             done();
           }, done);
@@ -52,6 +94,7 @@ export class FsBackend implements Backend {
       await (signal ? pipeline(body, sink, { signal }) : pipeline(body, sink));
       // The data must be on disk before the rename makes it visible, or a crash could leave a
       // complete-looking but empty or torn file under the final name.
+      await flush.settle();
       await handle.sync();
       closed = true;
       await handle.close();
@@ -62,7 +105,11 @@ export class FsBackend implements Backend {
         throw error;
       });
     } catch (error) {
-      if (!closed) await handle.close().catch(() => undefined);
+      if (!closed) {
+        // Never close the descriptor under a datasync still running on it.
+        await flush.settle().catch(() => undefined);
+        await handle.close().catch(() => undefined);
+      }
       await unlink(temp).catch(() => undefined);
       throw this.describe(error, `put "${key}" into`);
     }
