@@ -14,7 +14,7 @@ import { stringify } from 'yaml';
 import { sqliteTargetSchema, type SqliteTargetConfig } from '../src/config/schema.js';
 import { startS3Server, type S3Server } from '../src/dev/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/dev/temporal-server.js';
-import { recommendedWorkerEnv } from '../src/worker.js';
+import { recommendedWorkerEnv, recommendedWorkerNodeFlags } from '../src/worker.js';
 import { projectRoot } from '../src/dev/tools.js';
 
 export const benchBucket = 'lifeboat-bench';
@@ -160,14 +160,14 @@ export async function startWorkerProcess(options: {
   logFile: string;
 }): Promise<WorkerProcess> {
   const log = createWriteStream(options.logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', options.configPath, 'worker'], {
+  const child: ChildProcess = spawn(process.execPath, [...recommendedWorkerNodeFlags, join(projectRoot, 'bin', 'lifeboat.js'), '--config', options.configPath, 'worker'], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: options.temporalAddress,
       LIFEBOAT_TASK_QUEUE: options.taskQueue,
       LIFEBOAT_WORKFLOW_BUNDLE: options.bundlePath,
       LIFEBOAT_LOG_LEVEL: 'warn',
-      // As deployed (Dockerfile, systemd unit in README): see recommendedWorkerEnv.
+      // As deployed (Dockerfile, systemd unit in README): see recommendedWorkerEnv and recommendedWorkerNodeFlags.
       ...recommendedWorkerEnv,
       [s3AccessKeyEnv]: options.s3.accessKeyId,
       [s3SecretKeyEnv]: options.s3.secretAccessKey,
