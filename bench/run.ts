@@ -28,6 +28,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { payloadName } from '../activities/sqlite-backup.js';
+import { backupObjectKey } from '../src/repository/repository.js';
 import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
 import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
@@ -193,7 +195,7 @@ const decompressAndCheckSteps: ShellStep[] = [
   { name: 'sqlite3 integrity_check', script: 'test "$(sqlite3 "$OUT/out.db" "PRAGMA integrity_check")" = ok' },
 ];
 
-const objectName = 'db.sqlite.zst';
+const objectName = payloadName(false);
 
 /** Runs the interleaved measurements of one installation (one worker config). */
 async function measureMain(options: Options, installation: Installation): Promise<{ comparisons: Comparison[]; backups: Execution[]; restores: Execution[] }> {
@@ -236,7 +238,7 @@ async function measureMain(options: Options, installation: Installation): Promis
     // Restores read the newest backup of each target: the one the backups above just made. Lifeboat
     // and its baseline start with the same stored object read once (see warm).
     const fsInto = join(restoreDir, `fs-${run}.db`);
-    const fsObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', fsBackup.result.backupId, objectName);
+    const fsObject = fsObjectPath(installation, benchTargets.fs, fsBackup.result.backupId, objectName);
     await settle(options, [fsObject]);
     const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
     restoreFs.lifeboat.executions.push(fromFs.execution);
@@ -246,7 +248,7 @@ async function measureMain(options: Options, installation: Installation): Promis
     restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
 
     const s3Into = join(restoreDir, `s3-${run}.db`);
-    const s3Key = `${installation.s3Prefix}${benchTargets.s3}/backups/${s3Backup.result.backupId}/${objectName}`;
+    const s3Key = `${installation.s3Prefix}${backupObjectKey(benchTargets.s3, s3Backup.result.backupId, objectName)}`;
     const s3Object = join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key);
     await settle(options, [s3Object]);
     const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
@@ -268,7 +270,7 @@ async function measureMain(options: Options, installation: Installation): Promis
     );
 
     const otherInto = join(restoreDir, `fs-other-check-${run}.db`);
-    await settle(options, [join(installation.fsRepositoryPath, benchTargets.fsOtherCheck, 'backups', fsOtherBackup.result.backupId, objectName)]);
+    await settle(options, [fsObjectPath(installation, benchTargets.fsOtherCheck, fsOtherBackup.result.backupId, objectName)]);
     restoreFsOther.lifeboat.executions.push((await lifeboat(installation, 'restore', { target: benchTargets.fsOtherCheck, into: otherInto })).execution);
     await rm(otherInto, { force: true });
   }
@@ -290,6 +292,11 @@ async function measureMain(options: Options, installation: Installation): Promis
   };
 }
 
+/** The file of a stored object in the benchmark's fs repository. */
+function fsObjectPath(installation: Installation, target: string, backupId: string, name: string): string {
+  return join(installation.fsRepositoryPath, backupObjectKey(target, backupId, name));
+}
+
 /** The restores are measured against the object warmed beforehand: the backup just made. */
 function sameBackup(restored: string, backedUp: string): void {
   if (restored !== backedUp) throw new Error(`the restore read backup ${restored}, not ${backedUp} made just before it: another process wrote to the benchmark's repository`);
@@ -306,7 +313,7 @@ async function measureEncrypted(options: Options, installation: Installation, ba
   await settle(options, [installation.database.path]);
   const backup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
   const into = join(installation.workDir, 'restored', 'encrypted.db');
-  const encryptedObject = join(installation.fsRepositoryPath, benchTargets.fs, 'backups', backup.result.backupId, `${objectName}.enc`);
+  const encryptedObject = fsObjectPath(installation, benchTargets.fs, backup.result.backupId, payloadName(true));
   await settle(options, [encryptedObject]);
   const restore = await lifeboat(installation, 'restore', { target: benchTargets.fs, into });
   sameBackup(restore.result.backupId, backup.result.backupId);

@@ -34,6 +34,11 @@ export function baselineEnv(cluster: RunningCluster, out: string, pgbackrestConf
   };
 }
 
+/** pgBackRest's repository (repo1-path) in the directory given to writePgbackrestConfig. */
+export function pgbackrestRepositoryIn(dir: string): string {
+  return join(dir, 'repo');
+}
+
 /**
  * A pgBackRest configuration for one stanza "bench" on the benchmark cluster, repository and logs
  * under dir (owned by the server user: pgBackRest runs as that user, as it must to read the data
@@ -41,7 +46,7 @@ export function baselineEnv(cluster: RunningCluster, out: string, pgbackrestConf
  * WAL archiving configured would otherwise wait for a segment that never comes.
  */
 export async function writePgbackrestConfig(dir: string, cluster: RunningCluster): Promise<string> {
-  await mkdir(join(dir, 'repo'), { recursive: true });
+  await mkdir(pgbackrestRepositoryIn(dir), { recursive: true });
   await mkdir(join(dir, 'log'), { recursive: true });
   await mkdir(join(dir, 'lock'), { recursive: true });
   const path = join(dir, 'pgbackrest.conf');
@@ -49,7 +54,7 @@ export async function writePgbackrestConfig(dir: string, cluster: RunningCluster
     path,
     [
       '[global]',
-      `repo1-path=${join(dir, 'repo')}`,
+      `repo1-path=${pgbackrestRepositoryIn(dir)}`,
       'repo1-retention-full=100',
       'compress-type=zst',
       'compress-level=3',

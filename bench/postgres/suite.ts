@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { RunbookKind, RunbookTypes, TemporalSettings } from '../../src/client.js';
 import type { RunningCluster } from '../../src/postgres/cluster.js';
+import { backupDirKey } from '../../src/repository/repository.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from '../measure.js';
 import type { Comparison, Variant } from '../report.js';
@@ -29,6 +30,7 @@ import {
   dumpZstdRestore,
   pgbackrestBackup,
   pgbackrestBackupLevel1,
+  pgbackrestRepositoryIn,
   pgbackrestRestore,
   pgbackrestSetup,
   writePgbackrestConfig,
@@ -83,7 +85,7 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       runLifeboat({ client: options.client, settings, kind, input, workerPid: worker!.pid, accounting });
     const out = join(pgWork, 'out');
     const pgbackrestDir = join(pgWork, 'pgbackrest');
-    const pgbackrestRepository = join(pgbackrestDir, 'repo'); // repo1-path in writePgbackrestConfig
+    const pgbackrestRepository = pgbackrestRepositoryIn(pgbackrestDir);
     const env = { ...process.env, ...baselineEnv(cluster, out, await writePgbackrestConfig(pgbackrestDir, cluster)) } as Record<string, string>;
     const shell = async (steps: ShellStep[]) => runShell({ steps, env, scratchDir: pgWork, accounting: { serverPids: [cluster.pid] } });
     const emptyOut = async () => {
@@ -97,9 +99,10 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
     // would read the cluster from disk and the next ones from the cache it warmed. Every variant
     // that reads the cluster starts with its files read once, like the SQLite suite's database.
     const settleCluster = async () => options.settle(await filesUnder(cluster.dataDir, ['pg_wal']));
-    // Restores start with what they read in the page cache too: Lifeboat's repository, pgBackRest's, the baselines' output.
+    // Restores start with what they read in the page cache too: the backup in Lifeboat's repository, pgBackRest's repository, the baselines' output.
     const repositoryDir = join(pgWork, 'repository');
     const settleReading = async (dir: string) => options.settle(await filesUnder(dir));
+    const settleBackup = async (backupId: string) => settleReading(join(repositoryDir, backupDirKey(target, backupId)));
 
     say('postgres: warm-up dump (not measured)');
     await lifeboat('backup', { target });
@@ -130,7 +133,7 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       await settleCluster();
       dumpBackup.baseline.executions.push(await shell(dumpZstd));
 
-      await settleReading(repositoryDir);
+      await settleBackup(backup.result.backupId);
       const restore = await lifeboat('restore', { target });
       dumpRestore.lifeboat.executions.push(restore.execution);
       if (restore.result.restoredTo) restoredDatabases.push(restore.result.restoredTo);
@@ -146,9 +149,10 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
         await settleCluster();
       };
       await settleBase();
-      baseBackup.executions.push((await lifeboat('backup', { target, method: 'base' })).execution);
+      const base = await lifeboat('backup', { target, method: 'base' });
+      baseBackup.executions.push(base.execution);
       await emptyOut();
-      await settleReading(repositoryDir);
+      await settleBackup(base.result.backupId);
       baseRestore.executions.push((await lifeboat('restore', { target, method: 'base', into: join(out, 'lifeboat-restore') })).execution);
       await emptyOut();
       await settleBase();

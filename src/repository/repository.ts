@@ -10,6 +10,15 @@ import { manifestSchema, type Manifest } from './manifest.js';
  *   <target>/backups/<backupId>/<payload>
  *   <target>/reports/<runId>.json
  */
+/** Where a backup's objects live under a repository's root (also for tools reading a repository's files, like the benchmark). */
+export function backupDirKey(target: string, backupId: string): string {
+  return `${target}/backups/${backupId}`;
+}
+
+export function backupObjectKey(target: string, backupId: string, objectName: string): string {
+  return `${backupDirKey(target, backupId)}/${objectName}`;
+}
+
 export class Repository {
   constructor(
     readonly name: string,
@@ -21,11 +30,11 @@ export class Repository {
   }
 
   backupDir(target: string, backupId: string): string {
-    return `${target}/backups/${backupId}`;
+    return backupDirKey(target, backupId);
   }
 
   objectKey(target: string, backupId: string, objectName: string): string {
-    return `${this.backupDir(target, backupId)}/${objectName}`;
+    return backupObjectKey(target, backupId, objectName);
   }
 
   manifestKey(target: string, backupId: string): string {
