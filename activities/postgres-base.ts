@@ -32,10 +32,13 @@ export async function takeBaseBackupStep(input: { target: ResolvedPostgresTarget
       ...(key ? { encryptionKey: key } : {}),
       partSizeBytes: target.base.partSizeMiB * 1024 * 1024,
       checkpoint: target.base.checkpoint,
+      compressAt: target.base.compressAt,
+      ...(target.base.spoolDir ? { spoolDir: target.base.spoolDir } : {}),
+      attempt: context.info.attempt,
       onProgress: (p) => progress.set(p),
       signal: context.cancellationSignal,
     });
-    log.info('base backup stored', { backupId, parts: result.objects.length, tarBytes: result.base.tar.sizeBytes, attempt: context.info.attempt });
+    log.info('base backup stored', { backupId, parts: result.base.parts.length, tarBytes: result.base.tar.sizeBytes, attempt: context.info.attempt });
     return result;
   } finally {
     progress.stop();

@@ -26,7 +26,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
   let manifestWritten = false;
   try {
     const taken = await timeline.run('take-base-backup', () => transferSteps.takeBaseBackup({ target, backupId }), (b) =>
-      `pg_basebackup of ${b.source.host}:${b.source.port} (PostgreSQL ${b.source.serverVersion}): ${formatBytes(b.base.tar.sizeBytes)} tar -> ${b.objects.length} ${b.objects.length === 1 ? 'part' : 'parts'}, ${formatBytes(b.objects.reduce((sum, o) => sum + o.sizeBytes, 0))} stored; ` +
+      `pg_basebackup of ${b.source.host}:${b.source.port} (PostgreSQL ${b.source.serverVersion}): ${formatBytes(b.base.tar.sizeBytes)} tar -> ${b.base.parts.length} ${b.base.parts.length === 1 ? 'part' : 'parts'}, ${formatBytes(b.objects.reduce((sum, o) => sum + o.sizeBytes, 0))} stored; ` +
       `WAL ${b.base.startLsn} .. ${b.base.stopLsn} on timeline ${b.base.timeline}, stopped ${b.base.stopTime}`,
     );
     const manifest: PostgresBaseManifest = {
@@ -34,7 +34,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
       workflow: { workflowId: info.workflowId, runId: info.runId },
       timeline: timeline.steps.map((step) => ({ ...step })),
     };
-    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'part', many: 'parts' }, () => (manifestWritten = true));
+    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'object', many: 'objects' }, () => (manifestWritten = true));
     const storedBytes = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
     return {
       backupId,
@@ -50,7 +50,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
         stopLsn: manifest.base.stopLsn,
         stopTime: manifest.base.stopTime,
         timeline: manifest.base.timeline,
-        parts: manifest.objects.length,
+        parts: manifest.base.parts.length,
       },
       timeline: timeline.steps,
     };

@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { execa } from 'execa';
 
 /*
  * Files that another process is still writing (appending only): zstd decoding a restore, pg_dump
@@ -69,9 +70,32 @@ export interface GrowingFileOptions {
  * One reused buffer: `onChunk` must be done with each piece when it returns. Returns the bytes read.
  */
 export async function scanGrowingFile(path: string, options: GrowingFileOptions, onChunk: (chunk: Buffer) => void): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of growingFileChunks(path, { ...options, reuseBuffer: true })) {
+    bytes += chunk.length;
+    onChunk(chunk);
+  }
+  return bytes;
+}
+
+export interface GrowingFileChunksOptions extends GrowingFileOptions {
+  /** Yield the same buffer every time (the consumer is done with a chunk when it asks for the next). */
+  reuseBuffer?: boolean;
+  /**
+   * Punch a hole (fallocate) in what was handed on, every this many bytes: a file that only passes
+   * through (written by one process, streamed away by this one) then takes about this much disk, not
+   * its whole size. Best effort: on a file system without hole punching the file keeps its blocks.
+   */
+  releaseEveryBytes?: number;
+}
+
+/** The chunks of a growing file, as scanGrowingFile reads them, for streaming (a fresh buffer each unless reuseBuffer). */
+export async function* growingFileChunks(path: string, options: GrowingFileChunksOptions): AsyncGenerator<Buffer> {
   const handle = await open(path, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(options.bufferBytes ?? 4 << 20);
+    const bufferBytes = options.bufferBytes ?? 4 << 20;
+    const shared = options.reuseBuffer ? Buffer.allocUnsafe(bufferBytes) : undefined;
+    const releaser = options.releaseEveryBytes ? new ReadRangeReleaser(path, options.releaseEveryBytes) : undefined;
     let position = 0;
     for (;;) {
       options.signal?.throwIfAborted();
@@ -81,16 +105,37 @@ export async function scanGrowingFile(path: string, options: GrowingFileOptions,
       if (size < position) throw new Error(`${path} shrank from ${position} to ${size} bytes while it was read`);
       while (position < size) {
         options.signal?.throwIfAborted();
+        const buffer = shared ?? Buffer.allocUnsafe(Math.min(bufferBytes, size - position));
         const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
         if (bytesRead === 0) throw new Error(`${path} ended at byte ${position}, expected ${size} bytes`);
         position += bytesRead;
-        onChunk(buffer.subarray(0, bytesRead));
+        yield buffer.subarray(0, bytesRead);
+        await releaser?.handedOn(position);
       }
-      if (writerFinished || options.complete()) return position;
+      if (writerFinished || options.complete()) return;
       await options.waitForData();
     }
   } finally {
     await handle.close();
+  }
+}
+
+/** Punches holes in the part of a file already read, in steps of `everyBytes`; gives up quietly where the file system cannot. */
+class ReadRangeReleaser {
+  private releasedTo = 0;
+  private supported = true;
+
+  constructor(
+    private readonly path: string,
+    private readonly everyBytes: number,
+  ) {}
+
+  async handedOn(position: number): Promise<void> {
+    if (!this.supported || position - this.releasedTo < this.everyBytes) return;
+    // Node has no fallocate(2); util-linux's fallocate is in every Debian (essential package).
+    const result = await execa('fallocate', ['--punch-hole', `--offset=${this.releasedTo}`, `--length=${position - this.releasedTo}`, this.path], { reject: false, stdin: 'ignore' });
+    if (result.failed) this.supported = false;
+    else this.releasedTo = position;
   }
 }
 

@@ -1,14 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { addAbortSignal, Readable, type Writable } from 'node:stream';
+import { addAbortSignal, Readable, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors.js';
+import { createDecompressor } from '../pipeline/compress.js';
 import { createDecryptor, keyId } from '../pipeline/encrypt.js';
+import type { StoredObject } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
-import { parseBackupLabel, type BaseBackupManifest } from './base-backup.js';
+import { parseBackupLabel, partObjects, type BaseBackupManifest } from './base-backup.js';
 import { chownToServerUser, runPgTool, serverEnvironment, serverUser } from './tools.js';
 
 /**
@@ -102,6 +105,7 @@ export async function restoreBaseBackup(options: RestoreBaseBackupOptions): Prom
     await chownToServerUser(staging);
     try {
       await extractParts(repository, staging, { ...options, storedBytes });
+      await placeBackupManifest(repository, staging, options);
       options.onProgress?.({ phase: 'verify', bytesDone: storedBytes, bytesTotal: storedBytes });
       await verifyRestoredBackup(staging, manifest);
     } catch (error) {
@@ -222,11 +226,11 @@ async function extractParts(repository: Repository, staging: string, options: Re
   zstd.stdin!.on('error', () => undefined); // zstd's exit status says why it stopped reading
 
   const prefetched: Array<Promise<Buffer[]>> = [];
-  const parts = manifest.objects;
+  const parts = partObjects(manifest);
   const fetchNext = (): void => {
     const index = prefetched.length;
     if (index >= parts.length) return;
-    const fetching = fetchPart(repository, manifest, index, stop.signal, report);
+    const fetching = fetchObject(repository, manifest, parts[index]!, stop.signal, report);
     fetching.catch(() => undefined); // a later part may fail first: it is reported when its turn comes
     prefetched.push(fetching);
   };
@@ -277,6 +281,24 @@ async function extractParts(repository: Repository, staging: string, options: Re
   }
 }
 
+/**
+ * Writes the backup_manifest stored beside the parts (backups whose server compressed the tar)
+ * into the restored directory, where pg_verifybackup looks for it; checked against its sha256 first.
+ */
+async function placeBackupManifest(repository: Repository, staging: string, options: RestoreBaseBackupOptions): Promise<void> {
+  const { manifest } = options;
+  const stored = manifest.base.backupManifest;
+  if (!stored) return;
+  const object = manifest.objects.find((candidate) => candidate.name === stored.object);
+  if (!object) throw new LifeboatError('BackupCorrupt', `the manifest of base backup ${manifest.id} lists no object ${stored.object}`, 'Restore another backup');
+  const chunks = await fetchObject(repository, manifest, object, options.signal ?? new AbortController().signal, () => undefined);
+  const stages: Array<Readable | Duplex> = [Readable.from(chunks)];
+  if (options.encryptionKey) stages.push(createDecryptor(options.encryptionKey));
+  const path = join(staging, 'backup_manifest');
+  await pipeline([...stages, createDecompressor(), createWriteStream(path, { mode: 0o600, flags: 'wx' })]);
+  await chownToServerUser(path);
+}
+
 async function drained(stdin: Writable, exit: Promise<Exit>): Promise<void> {
   const controller = new AbortController();
   try {
@@ -312,9 +334,8 @@ function exitOf(child: ChildProcess, name: string): Promise<Exit> {
   });
 }
 
-/** One part's stored bytes, in memory, checked against the manifest's size and sha256. */
-async function fetchPart(repository: Repository, manifest: BaseBackupManifest, index: number, signal: AbortSignal, report: (bytes: number) => void): Promise<Buffer[]> {
-  const object = manifest.objects[index]!;
+/** One stored object's bytes, in memory, checked against the manifest's size and sha256. */
+async function fetchObject(repository: Repository, manifest: BaseBackupManifest, object: StoredObject, signal: AbortSignal, report: (bytes: number) => void): Promise<Buffer[]> {
   const source = addAbortSignal(signal, await repository.backend.get(repository.objectKey(manifest.target, manifest.id, object.name)));
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
@@ -331,7 +352,7 @@ async function fetchPart(repository: Repository, manifest: BaseBackupManifest, i
       'ChecksumMismatch',
       `${object.name} of base backup ${manifest.id} in repository "${repository.name}" (${repository.location}) does not match its manifest: ` +
         `sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-      'The stored copy is damaged; restore another backup or copy the part from another repository. Nothing was changed',
+      'The stored copy is damaged; restore another backup or copy the object from another repository. Nothing was changed',
     );
   }
   return chunks;

@@ -160,11 +160,17 @@ export const postgresBaseManifestSchema = z.object({
     /** The first transaction id not yet assigned at stopTime (64-bit, decimal). */
     nextXid: z.string().regex(/^\d+$/),
     fileChecksums: z.string(),
-    /** The size of the cluster's files as pg_basebackup counted them (to the kB); the tar is that plus the backup_manifest it appends. */
+    /** The size of the cluster's files as pg_basebackup counted them (to the kB): about the size of the tar (older backups: plus the backup_manifest inside it). */
     tar: z.object({ sizeBytes: z.number().int().positive() }),
     partSizeBytes: z.number().int().positive(),
     /** The stored objects, in stream order: consecutive pieces of one zstd stream of the tar. */
     parts: z.array(z.object({ object: z.string().min(1) })).min(1),
+    /**
+     * The backup_manifest (sizes and CRC32C of every file, the WAL range) that pg_verifybackup
+     * checks, stored beside the parts: a tar the server compressed cannot have it appended. Absent
+     * in backups taken with client-side compression into one stream, whose tar holds it.
+     */
+    backupManifest: z.object({ object: z.string().min(1) }).optional(),
   }),
 });
 

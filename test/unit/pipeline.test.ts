@@ -16,6 +16,7 @@ import {
   keyId,
   loadKeyFile,
 } from '../../src/pipeline/encrypt.js';
+import { growingFileChunks, pause, watchWriter } from '../../src/pipeline/growing-file.js';
 import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfOpenFile, sha256OfStream } from '../../src/pipeline/hash.js';
 import { wholeFileDescriptor } from '../../src/pipeline/local-file.js';
 import { FsBackend } from '../../src/repository/fs/backend.js';
@@ -566,6 +567,39 @@ describe('hashing', () => {
       })();
       assert.deepEqual(await sha256OfGrowingFile(path, write, { bufferBytes: 64 * 1024, pollMs: 1 }), { sha256: sha256(data), bytes: data.length });
       await assert.rejects(sha256OfGrowingFile(join(dir, 'never'), Promise.reject(new Error('writer failed'))), /writer failed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('growingFileChunks streams a growing file in buffers of its own, and frees the disk blocks of what it handed on', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-growing-chunks-'));
+    try {
+      const data = mixedData(6 * MiB + 5);
+      const path = join(dir, 'passing-through');
+      const handle = await open(path, 'w');
+      const written = (async () => {
+        for (let at = 0; at < data.length; at += 256 * 1024) {
+          await handle.write(data.subarray(at, at + 256 * 1024));
+          await new Promise((resolve) => setTimeout(resolve, 2));
+        }
+        await handle.close();
+      })();
+      const writer = watchWriter(written);
+      const chunks: Buffer[] = [];
+      for await (const chunk of growingFileChunks(path, {
+        writerFinished: () => writer.ended(),
+        complete: () => false,
+        waitForData: () => pause(1, writer.settled),
+        bufferBytes: 256 * 1024,
+        releaseEveryBytes: MiB,
+      })) {
+        chunks.push(chunk);
+      }
+      assert.ok(Buffer.concat(chunks).equals(data), 'every byte, in order, in buffers that were not reused');
+      const { size, blocks } = await stat(path);
+      assert.equal(size, data.length, 'the size stays');
+      assert.ok(blocks * 512 <= 2 * MiB, `at most the last MiB or so still takes disk (${blocks * 512} bytes)`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
