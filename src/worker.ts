@@ -64,19 +64,23 @@ function installRuntimeLogger(logger: Logger): void {
   });
 }
 
+/** The memory settings (see recommendedWorkerEnv and recommendedWorkerNodeFlags) this process was started without. */
+function memorySettingsUnset(): Array<{ name: string; saves: string }> {
+  const unset: Array<{ name: string; saves: string }> = [];
+  if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) unset.push({ name: 'MALLOC_ARENA_MAX=2', saves: '50-90 MB' });
+  if (!startedWithRecommendedFlags()) unset.push({ name: recommendedWorkerNodeFlags.join(' '), saves: '30-40 MB' });
+  return unset;
+}
+
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const logger = options.logger ?? createLogger('lifeboat-worker');
   installRuntimeLogger(logger);
-  if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
+  const unset = memorySettingsUnset();
+  if (unset.length > 0) {
     logger.info(
-      { recommended: recommendedWorkerEnv },
-      'MALLOC_ARENA_MAX is not set: start the worker with MALLOC_ARENA_MAX=2 to keep its peak memory 50-90 MB lower',
-    );
-  }
-  if (!startedWithRecommendedFlags()) {
-    logger.info(
-      { recommended: recommendedWorkerNodeFlags },
-      `node was started without ${recommendedWorkerNodeFlags.join(' ')}: start the worker with \`node ${recommendedWorkerNodeFlags.join(' ')} bin/lifeboat.js worker\` to keep its peak memory 30-40 MB lower`,
+      { unset: unset.map((setting) => setting.name) },
+      `the worker runs without ${unset.map((setting) => `${setting.name} (${setting.saves} lower peak memory)`).join(' and ')}: ` +
+        `start it as \`MALLOC_ARENA_MAX=2 node ${recommendedWorkerNodeFlags.join(' ')} bin/lifeboat.js worker\``,
     );
   }
   const connection = await NativeConnection.connect({ address: options.temporalAddress });

@@ -115,7 +115,7 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       backupLevel1: variant('pgbackrest backup --type=full (zst level 1, process-max=2)'),
       restore: variant('pgbackrest restore'),
     };
-    const baseBackup = variant('lifeboat backup --method base (pg_basebackup client-zstd level 1, parts with sha256, manifest, read-back)');
+    const baseBackup = variant('lifeboat backup --method base (pg_basebackup server-zstd level 1, parts with sha256, manifest, read-back)');
     const baseRestore = variant('lifeboat restore --method base (fetch, sha256, zstd -d | tar -x, pg_verifybackup)');
     const basebackup = {
       gzip: variant('pg_basebackup -Ft -z'),
