@@ -1,14 +1,4 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3RepositoryConfig } from '../../config/schema.js';
@@ -57,9 +47,25 @@ export function partSizeFor(configuredBytes: number, maxSizeBytes: number | unde
   return Math.max(configuredBytes, Math.ceil(maxSizeBytes / maxParts / MiB) * MiB);
 }
 
+/**
+ * The AWS SDK, loaded on first use rather than with this module: `lifeboat wal-push` runs once per
+ * WAL segment, and into an fs repository it would otherwise pay for loading the SDK (~150 ms of a
+ * ~1 s process) without ever using it.
+ */
+type AwsSdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/lib-storage'), 'Upload'>;
+let awsSdk: Promise<AwsSdk> | undefined;
+/** Set once loaded: an error can only be one of the SDK's exceptions if the SDK was loaded. */
+let loadedAwsSdk: AwsSdk | undefined;
+
+function loadAwsSdk(): Promise<AwsSdk> {
+  awsSdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => (loadedAwsSdk = { ...s3, Upload: storage.Upload }));
+  return awsSdk;
+}
+
 export class S3Backend implements Backend {
   readonly location: string;
-  private readonly client: S3Client;
+  private readonly clientConfig: S3ClientConfig;
+  private client: Promise<{ client: S3Client; aws: AwsSdk }> | undefined;
   private readonly bucket: string;
   /** config.prefix normalised to "" or "something/". */
   private readonly keyPrefix: string;
@@ -85,7 +91,7 @@ export class S3Backend implements Backend {
     this.location =
       `s3://${this.bucket}${trimmed === '' ? '' : `/${trimmed}`}` + (config.endpoint ? ` at ${this.endpointLabel}` : '');
 
-    this.client = new S3Client({
+    this.clientConfig = {
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       region: config.region,
       forcePathStyle: config.forcePathStyle,
@@ -94,13 +100,23 @@ export class S3Backend implements Backend {
       // S3-compatible servers reject or mishandle them, and Lifeboat verifies sha256 itself.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    };
+  }
+
+  /** The client (one per backend), with the SDK it came from. */
+  private s3(): Promise<{ client: S3Client; aws: AwsSdk }> {
+    this.client ??= loadAwsSdk().then((aws) => ({ client: new aws.S3Client(this.clientConfig), aws }));
+    return this.client;
   }
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const { signal, onProgress } = options;
     const objectKey = this.objectKey(key);
     const partSize = partSizeFor(this.partSizeBytes, options.maxSizeBytes);
+    const { client, aws } = await this.s3().catch((error: unknown) => {
+      body.destroy();
+      throw error;
+    });
     if (signal?.aborted) {
       body.destroy();
       throw abortError(`put of "${key}" into ${this.location}`, signal);
@@ -119,8 +135,8 @@ export class S3Backend implements Backend {
     const piping = signal ? pipeline(body, counted, { signal }) : pipeline(body, counted);
     piping.catch(() => undefined); // its failures reach us through the uploader reading `counted`
 
-    const upload = new Upload({
-      client: this.client,
+    const upload = new aws.Upload({
+      client,
       params: { Bucket: this.bucket, Key: objectKey, Body: counted, ContentType: 'application/octet-stream' },
       partSize,
       // Two parts in flight keep a loopback or LAN link busy (4 measured no faster) and bound the
@@ -150,7 +166,8 @@ export class S3Backend implements Backend {
   async get(key: string): Promise<Readable> {
     const objectKey = this.objectKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      const { client, aws } = await this.s3();
+      const response = await client.send(new aws.GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       if (response.Body === undefined) return Readable.from([]);
       if (!(response.Body instanceof Readable)) {
         throw new Error(`S3 returned a body of an unexpected type for "${key}" in ${this.location}`);
@@ -165,7 +182,8 @@ export class S3Backend implements Backend {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const objectKey = this.objectKey(key);
     try {
-      const response = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      const { client, aws } = await this.s3();
+      const response = await client.send(new aws.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       return { key, sizeBytes: response.ContentLength ?? 0 };
     } catch (error) {
       // HEAD responses have no body, so the server cannot say WHY: a 404 may also mean "no such
@@ -179,13 +197,14 @@ export class S3Backend implements Backend {
 
   async list(prefix: string): Promise<ObjectInfo[]> {
     assertValidPrefix(prefix);
+    const { client, aws } = await this.s3();
     const found: ObjectInfo[] = [];
     let continuationToken: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({
+        page = await client.send(
+          new aws.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.keyPrefix + prefix,
             ...(continuationToken ? { ContinuationToken: continuationToken } : {}),
@@ -212,7 +231,8 @@ export class S3Backend implements Backend {
   async delete(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      const { client, aws } = await this.s3();
+      await client.send(new aws.DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
     } catch (error) {
       // S3 answers 204 for a missing key; some compatible servers answer NoSuchKey instead.
       if (errorCode(error) === 'NoSuchKey') return;
@@ -222,14 +242,15 @@ export class S3Backend implements Backend {
 
   async discardIncomplete(prefix: string): Promise<number> {
     assertValidPrefix(prefix);
+    const { client, aws } = await this.s3();
     let aborted = 0;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListMultipartUploadsCommand({
+        page = await client.send(
+          new aws.ListMultipartUploadsCommand({
             Bucket: this.bucket,
             Prefix: this.keyPrefix + prefix,
             ...(keyMarker ? { KeyMarker: keyMarker } : {}),
@@ -241,7 +262,7 @@ export class S3Backend implements Backend {
       }
       for (const upload of page.Uploads ?? []) {
         if (!upload.Key || !upload.UploadId) continue;
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })).catch(() => undefined);
+        await client.send(new aws.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })).catch(() => undefined);
         aborted++;
       }
       keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
@@ -263,7 +284,8 @@ export class S3Backend implements Backend {
   private async confirmAccess(): Promise<void> {
     if (this.accessConfirmed) return;
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix, MaxKeys: 1 }));
+      const { client, aws } = await this.s3();
+      await client.send(new aws.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyPrefix, MaxKeys: 1 }));
     } catch (error) {
       throw this.translate(error, 'list');
     }
@@ -349,7 +371,7 @@ function displayEndpoint(endpoint: string): string {
 
 /** The S3 error code ("NoSuchKey", ...) or, for network failures, the Node error code. */
 function errorCode(error: unknown): string | undefined {
-  if (error instanceof S3ServiceException) return error.name;
+  if (loadedAwsSdk && error instanceof loadedAwsSdk.S3ServiceException) return error.name;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
