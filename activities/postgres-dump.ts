@@ -13,6 +13,7 @@ import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipelin
 import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
 import { scanGrowingFile } from '../src/pipeline/growing-file.js';
+import { prepareSpool } from '../src/pipeline/spool.js';
 import { finalSizeOf, storeAsWritten, type FileInProgress } from '../src/postgres/dump-follow.js';
 import {
   copyFingerprint,
@@ -22,7 +23,6 @@ import {
   dumpCustomToStdout,
   dumpToDirectory,
   listArchive,
-  prepareSpool,
   restoreInto,
   setAllowConnections,
   swapDatabases,

@@ -50,6 +50,11 @@ export async function openOnceCreated(path: string, writer: Writer, pollMs: numb
   }
 }
 
+/** How to read a file that `writer` appends to until it exits: poll every pollMs, and stop once the writer has ended and everything was read. */
+export function untilWriterExits(writer: Writer, pollMs: number): Pick<GrowingFileOptions, 'complete' | 'writerFinished' | 'waitForData'> {
+  return { complete: () => false, writerFinished: () => writer.ended(), waitForData: () => pause(pollMs, writer.settled) };
+}
+
 export interface GrowingFileOptions {
   /**
    * Whether what was read so far is all the file will ever hold, judged from its content (a
@@ -69,7 +74,7 @@ export interface GrowingFileOptions {
  * its content says so, or the writer has exited and every byte up to the final size was read.
  * One reused buffer: `onChunk` must be done with each piece when it returns. Returns the bytes read.
  */
-export async function scanGrowingFile(path: string, options: GrowingFileOptions, onChunk: (chunk: Buffer) => void): Promise<number> {
+export async function scanGrowingFile(path: string, options: GrowingFileOptions & Pick<GrowingFileChunksOptions, 'handle'>, onChunk: (chunk: Buffer) => void): Promise<number> {
   let bytes = 0;
   for await (const chunk of growingFileChunks(path, { ...options, reuseBuffer: true })) {
     bytes += chunk.length;
@@ -79,6 +84,8 @@ export async function scanGrowingFile(path: string, options: GrowingFileOptions,
 }
 
 export interface GrowingFileChunksOptions extends GrowingFileOptions {
+  /** The file, already open for reading (see openOnceCreated); the caller closes it. Default: path is opened, and closed at the end. */
+  handle?: FileHandle;
   /** Yield the same buffer every time (the consumer is done with a chunk when it asks for the next). */
   reuseBuffer?: boolean;
   /**
@@ -91,7 +98,8 @@ export interface GrowingFileChunksOptions extends GrowingFileOptions {
 
 /** The chunks of a growing file, as scanGrowingFile reads them, for streaming (a fresh buffer each unless reuseBuffer). */
 export async function* growingFileChunks(path: string, options: GrowingFileChunksOptions): AsyncGenerator<Buffer> {
-  const handle = await open(path, 'r');
+  const handle = options.handle ?? (await open(path, 'r'));
+  const owned = options.handle === undefined;
   try {
     const bufferBytes = options.bufferBytes ?? 4 << 20;
     const shared = options.reuseBuffer ? Buffer.allocUnsafe(bufferBytes) : undefined;
@@ -116,7 +124,7 @@ export async function* growingFileChunks(path: string, options: GrowingFileChunk
       await options.waitForData();
     }
   } finally {
-    await handle.close();
+    if (owned) await handle.close();
   }
 }
 

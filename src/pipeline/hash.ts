@@ -3,7 +3,7 @@ import { read } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { Transform, type TransformCallback } from 'node:stream';
-import { openOnceCreated, pause, scanGrowingFile, watchWriter } from './growing-file.js';
+import { openOnceCreated, scanGrowingFile, untilWriterExits, watchWriter } from './growing-file.js';
 
 /**
  * Passes bytes through untouched while hashing them, so the checksum of what is uploaded (or
@@ -135,17 +135,19 @@ export async function sha256OfGrowingFile(path: string, written: Promise<unknown
   const pollMs = options.pollMs ?? 10;
   const writer = watchWriter(written);
   // The writer creates the file: wait until it exists (or the writer has already given up).
-  await (await openOnceCreated(path, writer, pollMs)).close();
+  const handle = await openOnceCreated(path, writer, pollMs);
   const hash = createHash('sha256');
   let bytes: number;
   try {
     bytes = await scanGrowingFile(
       path,
-      { complete: () => false, writerFinished: writer.ended, waitForData: () => pause(pollMs, writer.settled), ...(options.bufferBytes ? { bufferBytes: options.bufferBytes } : {}) },
+      { ...untilWriterExits(writer, pollMs), handle, ...(options.bufferBytes ? { bufferBytes: options.bufferBytes } : {}) },
       (chunk) => hash.update(chunk),
     );
   } catch (error) {
     throw writer.failure()?.error ?? error;
+  } finally {
+    await handle.close();
   }
   const failure = writer.failure();
   if (failure) throw failure.error;

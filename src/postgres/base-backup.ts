@@ -10,12 +10,12 @@ import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { createCompressor } from '../pipeline/compress.js';
 import { createEncryptor, keyId } from '../pipeline/encrypt.js';
-import { growingFileChunks, openOnceCreated, pause, watchWriter } from '../pipeline/growing-file.js';
+import { growingFileChunks, openOnceCreated, untilWriterExits, watchWriter } from '../pipeline/growing-file.js';
+import { prepareSpool } from '../pipeline/spool.js';
 import { manifestFormat, postgresBaseManifestSchema, type StepRecord, type StoredObject } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { storeInEvery } from '../repository/store.js';
 import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
-import { prepareSpool } from './dump.js';
 import { pgBinary } from './tools.js';
 
 /**
@@ -90,9 +90,15 @@ export function partObjectName(index: number, encrypted: boolean): string {
 
 /** The stored objects of the tar's parts, in stream order (the manifest's objects also hold the backup_manifest). */
 export function partObjects(manifest: BaseBackupManifest): StoredObject[] {
-  return manifest.base.parts.map((part) => {
-    const object = manifest.objects.find((candidate) => candidate.name === part.object);
-    if (!object) throw new LifeboatError('BackupCorrupt', `the manifest of base backup ${manifest.id} lists part ${part.object} but no stored object of that name`, 'Restore another backup');
+  return storedObjectsNamed(manifest, manifest.base.parts.map((part) => part.object));
+}
+
+/** The manifest's records of the named stored objects, in that order; BackupCorrupt when one is missing. */
+export function storedObjectsNamed(manifest: BaseBackupManifest, names: string[]): StoredObject[] {
+  const byName = new Map(manifest.objects.map((object) => [object.name, object]));
+  return names.map((name) => {
+    const object = byName.get(name);
+    if (!object) throw new LifeboatError('BackupCorrupt', `the manifest of base backup ${manifest.id} lists ${name} but no stored object of that name`, 'Restore another backup');
     return object;
   });
 }
@@ -180,7 +186,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
         storedBytes += bytes;
         progress();
       },
-      openPart: (index) => openPartUpload({ ...options, index, encrypted, objectName: partObjectName(index, encrypted) }),
+      openPart: (index) => openPartUpload(options, partObjectName(index, encrypted)),
     });
 
     const { level, threads } = options.compression;
@@ -221,15 +227,12 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
       const writer = watchWriter(child.then((result) => (result.failed ? Promise.reject(result) : result)));
       const tarPath = join(output, baseTarName);
       const streamed = openOnceCreated(tarPath, writer, 20).then(async (handle) => {
-        await handle.close();
-        const chunks = growingFileChunks(tarPath, {
-          writerFinished: () => writer.ended(),
-          complete: () => false,
-          waitForData: () => pause(20, writer.settled),
-          releaseEveryBytes: partSizeBytes,
-          ...(signal ? { signal } : {}),
-        });
-        await pipeline(chunks, sink, ...(signal ? [{ signal }] : []));
+        try {
+          const chunks = growingFileChunks(tarPath, { ...untilWriterExits(writer, 20), handle, releaseEveryBytes: partSizeBytes, ...(signal ? { signal } : {}) });
+          await pipeline(chunks, sink, ...(signal ? [{ signal }] : []));
+        } finally {
+          await handle.close();
+        }
       });
       const [stored, exited] = await Promise.allSettled([streamed, child]);
       report.end();
@@ -308,13 +311,15 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
  * it compressed itself), stored as its own object: zstd, optionally encrypted, with its sha256.
  */
 async function storeBackupManifest(path: string, options: BaseBackupOptions): Promise<StoredObject> {
+  return storeBackupObject(options, backupManifestObjectName(options.encryptionKey !== undefined), [createReadStream(path), createCompressor({ level: 3, threads: 1 })]);
+}
+
+/** One object of the backup: `stages` (source first), encrypted when the backup is, hashed, into every repository. */
+async function storeBackupObject(options: BaseBackupOptions, name: string, stages: Array<Readable | Duplex>): Promise<StoredObject> {
   const { repositories, target, backupId, signal } = options;
-  const name = backupManifestObjectName(options.encryptionKey !== undefined);
-  const stages: Array<Readable | Duplex> = [createReadStream(path), createCompressor({ level: 3, threads: 1 })];
-  if (options.encryptionKey) stages.push(createEncryptor(options.encryptionKey));
-  const stored = await storeInEvery(repositories, stages, {
+  const stored = await storeInEvery(repositories, options.encryptionKey ? [...stages, createEncryptor(options.encryptionKey)] : stages, {
     keyOf: (repository) => repository.objectKey(target, backupId, name),
-    action: (repository) => `storing the backup_manifest of base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
+    action: (repository) => `storing ${name} of base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
     ...(signal ? { signal } : {}),
   });
   return { name, ...stored };
@@ -521,19 +526,12 @@ interface PartUpload {
 }
 
 /** One part: optional encryption, sha256 of what is stored, fanned out to every repository. */
-function openPartUpload(options: BaseBackupOptions & { index: number; encrypted: boolean; objectName: string }): PartUpload {
-  const { repositories, target, backupId, objectName, signal } = options;
+function openPartUpload(options: BaseBackupOptions, objectName: string): PartUpload {
   const input = new PassThrough({ highWaterMark: 1 << 20 });
   // Its failures are reported through `done`; destroying it after its pipeline gave up (an abort
   // reaches both) must not raise an unhandled 'error'.
   input.on('error', () => undefined);
-  const stages: Array<Readable | Duplex> = [input];
-  if (options.encryptionKey) stages.push(createEncryptor(options.encryptionKey));
-  const done = storeInEvery(repositories, stages, {
-    keyOf: (repository) => repository.objectKey(target, backupId, objectName),
-    action: (repository) => `storing ${objectName} of base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
-    ...(signal ? { signal } : {}),
-  }).then((stored) => ({ name: objectName, ...stored }));
+  const done = storeBackupObject(options, objectName, [input]);
   done.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
   return {
     done,

@@ -11,7 +11,7 @@ import { createDecompressor } from '../pipeline/compress.js';
 import { createDecryptor, keyId } from '../pipeline/encrypt.js';
 import type { StoredObject } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
-import { parseBackupLabel, partObjects, type BaseBackupManifest } from './base-backup.js';
+import { parseBackupLabel, partObjects, storedObjectsNamed, type BaseBackupManifest } from './base-backup.js';
 import { chownToServerUser, runPgTool, serverEnvironment, serverUser } from './tools.js';
 
 /**
@@ -289,9 +289,8 @@ async function placeBackupManifest(repository: Repository, staging: string, opti
   const { manifest } = options;
   const stored = manifest.base.backupManifest;
   if (!stored) return;
-  const object = manifest.objects.find((candidate) => candidate.name === stored.object);
-  if (!object) throw new LifeboatError('BackupCorrupt', `the manifest of base backup ${manifest.id} lists no object ${stored.object}`, 'Restore another backup');
-  const chunks = await fetchObject(repository, manifest, object, options.signal ?? new AbortController().signal, () => undefined);
+  const [object] = storedObjectsNamed(manifest, [stored.object]);
+  const chunks = await fetchObject(repository, manifest, object!, options.signal ?? new AbortController().signal, () => undefined);
   const stages: Array<Readable | Duplex> = [Readable.from(chunks)];
   if (options.encryptionKey) stages.push(createDecryptor(options.encryptionKey));
   const path = join(staging, 'backup_manifest');

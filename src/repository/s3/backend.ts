@@ -65,7 +65,8 @@ function loadAwsSdk(): Promise<AwsSdk> {
 export class S3Backend implements Backend {
   readonly location: string;
   private readonly clientConfig: S3ClientConfig;
-  private client: Promise<{ client: S3Client; aws: AwsSdk }> | undefined;
+  /** Created on first use (see loadAwsSdk). */
+  private clientWithSdk: Promise<{ client: S3Client; aws: AwsSdk }> | undefined;
   private readonly bucket: string;
   /** config.prefix normalised to "" or "something/". */
   private readonly keyPrefix: string;
@@ -105,8 +106,8 @@ export class S3Backend implements Backend {
 
   /** The client (one per backend), with the SDK it came from. */
   private s3(): Promise<{ client: S3Client; aws: AwsSdk }> {
-    this.client ??= loadAwsSdk().then((aws) => ({ client: new aws.S3Client(this.clientConfig), aws }));
-    return this.client;
+    this.clientWithSdk ??= loadAwsSdk().then((aws) => ({ client: new aws.S3Client(this.clientConfig), aws }));
+    return this.clientWithSdk;
   }
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
