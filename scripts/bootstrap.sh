@@ -216,3 +216,6 @@ install_temporal
 install_versitygw
 install_debian_packages
 if [[ "${1:-}" == "--bench" ]]; then install_awscli; fi
+# Not a tool, but the same kind of idempotent set-up: the prebuilt CLI (dist/cli/), rebuilt when a
+# source changed, so wal-push / wal-fetch start without compiling TypeScript.
+node "$ROOT/scripts/build-cli.mjs" | sed 's/^build-cli: /bootstrap: prebuilt cli: /'
