@@ -4,27 +4,49 @@
  * workflow show --output json` writes it). test/integration/replay.test.ts replays them against
  * the current workflow code, and records fresh ones the same way (recordHistories below).
  *
- *   node --import tsx scripts/record-histories.ts            writes the fixtures
- *   node --import tsx scripts/record-histories.ts <dir>      writes them to <dir>
+ *   node --import tsx scripts/record-histories.ts                    writes every fixture
+ *   node --import tsx scripts/record-histories.ts pg-pitr-latest ...  only these scenarios
+ *   node --import tsx scripts/record-histories.ts --out <dir> ...      writes them to <dir>
  *
  * Re-record when a workflow changes on purpose, and keep the old files if runs started by the old
  * code may still be open when the new code is deployed (then both must replay).
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { runbookFailure } from '../src/client.js';
 import { projectRoot } from '../src/dev/tools.js';
+import { removeRecoveredCluster } from '../src/postgres/recovery.js';
+import type { PitrResult } from '../workflows/pitr.js';
+import type { RestoreResult } from '../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../test/helpers/lifeboat.js';
+import { archivedSource, commitRows, switchAndArchive, type ArchivedSource } from '../test/helpers/pitr-workload.js';
 
 export const fixturesDir = join(projectRoot, 'test', 'fixtures', 'histories');
 
 /** Every path through the runbooks a fixture covers; the file names are these names. */
-export const scenarios = ['backup', 'restore-into', 'restore-in-place', 'restore-rolled-back', 'restore-health-failed', 'drill-passed', 'drill-failed'] as const;
+export const scenarios = [
+  'backup',
+  'restore-into',
+  'restore-in-place',
+  'restore-rolled-back',
+  'restore-health-failed',
+  'drill-passed',
+  'drill-failed',
+  // The same runbooks on a postgres target take other paths (workflows/postgres-*.ts, pitr.ts).
+  'pg-dump-backup',
+  'pg-dump-restore',
+  'pg-dump-drill',
+  'pg-base-backup',
+  'pg-base-restore',
+  'pg-pitr-latest',
+  'pg-pitr-unreachable',
+  'pg-base-drill',
+] as const;
 export type Scenario = (typeof scenarios)[number];
 
 export interface RecordedHistory {
@@ -46,16 +68,26 @@ function createTinyDatabase(path: string): void {
 
 /**
  * Runs every scenario on the given installation (it must have a worker running: startWorker()),
- * overwriting its config, and returns the histories in the order of `scenarios`.
+ * overwriting its config, and returns the histories in the order of `scenarios`. The postgres
+ * scenarios run against a throwaway cluster whose WAL is archived by `lifeboat wal-push`, removed
+ * at the end.
  */
 export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHistory[]> {
+  const source = await archivedSource(lifeboat, 'ledger');
+  try {
+    return await recordOn(lifeboat, source);
+  } finally {
+    await source.db.close();
+  }
+}
+
+async function recordOn(lifeboat: Lifeboat, source: ArchivedSource): Promise<RecordedHistory[]> {
   const path = (name: string) => join(lifeboat.dir, `${name}.sqlite`);
   for (const name of ['notes', 'hooked', 'unhealthy']) createTinyDatabase(path(name));
   const keyFile = join(lifeboat.dir, 'replay.key');
   await writeFile(keyFile, randomBytes(32));
   const rowsExist = { name: 'rows exist', sql: 'SELECT count(*) FROM notes', expect: 3 };
-  await lifeboat.writeConfig(
-    lifeboat.baseConfig(
+  const config = lifeboat.baseConfig(
       {
         notes: { type: 'sqlite', path: path('notes'), repositories: ['local'], drill: { rtoTargetSeconds: 600, rpoTargetSeconds: 3600, smokeChecks: [rowsExist] } },
         // Same database, a smoke check that cannot pass: the drill completes with passed=false.
@@ -64,10 +96,24 @@ export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHisto
         hooked: { type: 'sqlite', path: path('hooked'), repositories: ['local'], hooks: { stop: 'true', start: 'echo application did not start >&2; exit 3' } },
         // The application starts but never answers its health URL (nothing listens on port 9): stop, roll back, start.
         unhealthy: { type: 'sqlite', path: path('unhealthy'), repositories: ['local'], hooks: { stop: 'true', start: 'true', healthUrl: 'http://127.0.0.1:9/health', healthTimeoutSeconds: 1 } },
+        // One database, both methods; base backups and WAL in the repository the server archives into.
+        // A drill follows the target's method, hence two targets.
+        ledger: {
+          type: 'postgres',
+          repositories: ['archive'],
+          connection: source.connection,
+          method: 'base',
+          dump: { jobs: 1 },
+          base: { partSizeMiB: 1 },
+          recovery: { dir: source.recoveryDir, timeoutSeconds: 120 },
+          drill: { smokeChecks: [{ name: 'ledger is readable', sql: 'SELECT count(*) FROM ledger', minRows: 1 }] },
+        },
+        'ledger-dump': { type: 'postgres', repositories: ['archive'], connection: source.connection, method: 'dump', dump: { jobs: 1 } },
       },
       { encryption: { keyFile } },
-    ),
   );
+  (config.repositories as Record<string, unknown>).archive = { type: 'fs', path: source.repositoryPath };
+  await lifeboat.writeConfig(config);
 
   const recorded: RecordedHistory[] = [];
   const keep = async (scenario: Scenario, workflowId: string) => {
@@ -103,8 +149,34 @@ export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHisto
   const failed = await lifeboat.start('drill', { target: 'strict' });
   if ((await failed.result()).passed) throw new Error('the drill of "strict" passed');
   await keep('drill-failed', failed.workflowId);
+
+  await source.db.query('CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)');
+  await commitRows(source.db, 1, 3);
+  await completed('pg-dump-backup', await lifeboat.start('backup', { target: 'ledger-dump' }));
+  const restored = await lifeboat.start('restore', { target: 'ledger-dump' });
+  await completed('pg-dump-restore', restored);
+  await source.db.query(`DROP DATABASE ${JSON.stringify(((await restored.result()) as RestoreResult).restoredTo)}`);
+  const dumpDrill = await lifeboat.start('drill', { target: 'ledger-dump' });
+  if (!(await dumpDrill.result()).passed) throw new Error('the dump drill of "ledger-dump" did not pass');
+  await keep('pg-dump-drill', dumpDrill.workflowId);
+
+  await completed('pg-base-backup', await lifeboat.start('backup', { target: 'ledger' }));
+  await commitRows(source.db, 4, 3);
+  await switchAndArchive(source, 'ledger');
+  const baseRestore = await lifeboat.start('restore', { target: 'ledger', into: join(source.recoveryDir, 'restored') });
+  await completed('pg-base-restore', baseRestore);
+  await rm(join(source.recoveryDir, 'restored'), { recursive: true, force: true });
+  const latest = await lifeboat.start('pitr', { target: 'ledger', recoveryTarget: { kind: 'latest' } });
+  await completed('pg-pitr-latest', latest);
+  await removeRecoveredCluster(((await latest.result()) as PitrResult).cluster);
+  const tooLate = new Date(Date.now() + 3_600_000).toISOString();
+  await failedWith('pg-pitr-unreachable', await lifeboat.start('pitr', { target: 'ledger', recoveryTarget: { kind: 'time', time: tooLate } }), 'RecoveryTargetUnreachable');
+  const baseDrill = await lifeboat.start('drill', { target: 'ledger' });
+  if (!(await baseDrill.result()).passed) throw new Error('the base drill of "ledger" did not pass');
+  await keep('pg-base-drill', baseDrill.workflowId);
   return recorded;
 }
+
 
 /**
  * History <-> the SDK's history JSON (proto3 JSON, as historyToJSON/historyFromJSON of
@@ -152,11 +224,17 @@ export function fixturePath(scenario: Scenario, dir = fixturesDir): string {
 }
 
 async function main(): Promise<void> {
-  const outDir = resolve(process.argv[2] ?? fixturesDir);
+  const args = process.argv.slice(2);
+  const outAt = args.indexOf('--out');
+  if (outAt >= 0 && !args[outAt + 1]) throw new Error('--out needs a directory');
+  const outDir = outAt >= 0 ? resolve(args[outAt + 1]!) : fixturesDir;
+  const wanted = outAt >= 0 ? [...args.slice(0, outAt), ...args.slice(outAt + 2)] : args;
+  const unknown = wanted.filter((name) => !(scenarios as readonly string[]).includes(name));
+  if (unknown.length > 0) throw new Error(`unknown scenarios: ${unknown.join(', ')}; known: ${scenarios.join(', ')}`);
   const lifeboat = await createLifeboat('record-histories');
   try {
     await lifeboat.startWorker();
-    const histories = await recordHistories(lifeboat);
+    const histories = (await recordHistories(lifeboat)).filter(({ scenario }) => wanted.length === 0 || wanted.includes(scenario));
     await mkdir(outDir, { recursive: true });
     for (const { scenario, workflowId, history } of histories) {
       const json = historyToJson(history);
