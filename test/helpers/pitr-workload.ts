@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { repositorySchema, type RepositoryConfig } from '../../src/config/schema.js';
 import { connectRecovered, type RecoveredCluster } from '../../src/postgres/recovery.js';
 import { isoFromMicros, parseTimestamp } from '../../src/postgres/recovery-target.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
@@ -25,8 +26,9 @@ export interface Commit {
 
 export interface ArchivedSource {
   db: TestCluster;
-  /** The fs repository (inside the cluster's directory, so the server user can write WAL there). */
+  /** The repository WAL is archived into and base backups go to ("local": fs, or "s3"). */
   repository: Repository;
+  /** fs: the repository's directory (inside the cluster's directory, so the server user can write WAL there). */
   repositoryPath: string;
   /** Where recovered clusters of the runbooks go. */
   recoveryDir: string;
@@ -35,30 +37,41 @@ export interface ArchivedSource {
 }
 
 /**
- * A cluster with archiving into an fs repository for `target`, and a lifeboat installation whose
- * config directory the server user can traverse (restore_command runs `lifeboat wal-fetch
- * --config <lifeboat config>` as that user).
+ * A cluster with archiving for `target` (into an fs repository of its own, or into the
+ * installation's S3 repository, the credentials in the server's environment), and a lifeboat
+ * installation whose config directory the server user can traverse (restore_command runs
+ * `lifeboat wal-fetch --config <lifeboat config>` as that user).
  */
-export async function archivedSource(lifeboat: Lifeboat, target: string): Promise<ArchivedSource> {
-  const db = await createTestCluster({ archive: true, settings: { track_commit_timestamp: 'on' } });
-  const repositoryPath = join(db.dir, 'repository');
-  for (const path of [repositoryPath, join(repositoryPath, target), join(repositoryPath, target, 'wal')]) {
-    await mkdir(path, { mode: 0o700 });
-    await chownToServerUser(path);
+export async function archivedSource(lifeboat: Lifeboat, target: string, options: { archive?: 'fs' | 's3' } = {}): Promise<ArchivedSource> {
+  const settings = { track_commit_timestamp: 'on' };
+  let db: TestCluster;
+  let repository: Repository;
+  let repositoryPath = '';
+  let archive: { name: string; repository: RepositoryConfig };
+  if (options.archive === 's3') {
+    const s3 = repositorySchema.parse((lifeboat.baseConfig({}).repositories as Record<string, unknown>).s3);
+    if (s3.type !== 's3') throw new Error('the installation has no S3 repository');
+    db = await createTestCluster({ archive: true, settings, env: { [s3.accessKeyIdEnv]: lifeboat.env[s3.accessKeyIdEnv]!, [s3.secretAccessKeyEnv]: lifeboat.env[s3.secretAccessKeyEnv]! } });
+    repository = new Repository('s3', openBackend(s3, lifeboat.env));
+    archive = { name: 's3', repository: s3 };
+  } else {
+    db = await createTestCluster({ archive: true, settings });
+    repositoryPath = join(db.dir, 'repository');
+    for (const path of [repositoryPath, join(repositoryPath, target), join(repositoryPath, target, 'wal')]) {
+      await mkdir(path, { mode: 0o700 });
+      await chownToServerUser(path);
+    }
+    repository = new Repository('local', openBackend({ type: 'fs', path: repositoryPath }));
+    archive = { name: 'local', repository: { type: 'fs', path: repositoryPath } };
   }
-  const archive = await writeWalArchiveConfig(db.dir, 'archive.yaml', {
-    target,
-    repositories: [{ name: 'local', repository: { type: 'fs', path: repositoryPath } }],
-    compression: { level: 3, threads: 1 },
-  });
-  await db.configure({ archive_command: walCommand(archive, 'push') });
+  const archiveConfig = await writeWalArchiveConfig(db.dir, 'archive.yaml', { target, repositories: [archive], compression: { level: 3, threads: 1 } });
+  await db.configure({ archive_command: walCommand(archiveConfig, 'push') });
   await chmod(lifeboat.dir, 0o711);
-  const recoveryDir = join(db.dir, 'recovered');
   return {
     db,
-    repository: new Repository('local', openBackend({ type: 'fs', path: repositoryPath })),
+    repository,
     repositoryPath,
-    recoveryDir,
+    recoveryDir: join(db.dir, 'recovered'),
     connection: { host: db.cluster.socketDir, port: db.cluster.port, user: 'postgres', database: 'postgres' },
   };
 }
