@@ -8,5 +8,5 @@ if (!process.argv.includes('--force') && freshCliBundle()) {
 } else {
   const started = performance.now();
   const { dir, inputs } = await buildCliBundle();
-  console.log(`build-cli: built ${dir} from ${inputs} source files in ${Math.round(performance.now() - started)} ms`);
+  console.log(`build-cli: built ${dir} from ${inputs} files in ${Math.round(performance.now() - started)} ms`);
 }

@@ -7,6 +7,7 @@
  *   base backup      vs  pgbackrest backup --type=full (zst, process-max=2)         lifeboat <= 0.5x
  *   base restore     vs  pgbackrest restore (into a new directory)                 lifeboat <= 1.0x
  *   (references: pgBackRest at Lifeboat's zstd level 1, pg_basebackup -z, pg_basebackup | zstd)
+ *   wal-push / wal-fetch vs pgbackrest archive-push / archive-get, one process per segment (bench/postgres/wal.ts; informational)
  */
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,7 @@ import {
   writePgbackrestConfig,
 } from './baselines.js';
 import { ensureBenchCluster, startBenchCluster, type BenchCluster } from './dataset.js';
+import { prepareWalBench, walSegments } from './wal.js';
 
 export interface PostgresSuiteOptions {
   stack: BenchStack;
@@ -94,6 +96,9 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       await chownToServerUser(out);
     };
     await shell(pgbackrestSetup);
+    say(`postgres: ${walSegments} WAL segments for the archive commands`);
+    const walBench = await prepareWalBench(cluster, join(pgWork, 'wal'), pgbackrestRepository);
+    const walShell = async (steps: ShellStep[]) => runShell({ steps, env: { ...env, ...walBench.env }, scratchDir: pgWork, accounting: { serverPids: [] } });
     // This VM's host reclaims the guest's page cache within minutes, idle or not (measured: a cached
     // 1 GiB table file lost ~3 MB/s), so after the long dump and restore runs the first base backup
     // would read the cluster from disk and the next ones from the cache it warmed. Every variant
@@ -122,6 +127,13 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       gzipRestore: variant('tar -xzf base.tar.gz'),
       zstd: variant('pg_basebackup -D - -Ft piped to zstd -T2 -3'),
       zstdRestore: variant('zstd -d piped to tar -x'),
+    };
+    const wal = {
+      push: variant(`lifeboat wal-push, ${walSegments} segments, one process each (prebuilt CLI)`),
+      pushFromSources: variant(`lifeboat wal-push, ${walSegments} segments, one process each (sources through tsx)`),
+      fetch: variant(`lifeboat wal-fetch, ${walSegments} segments, one process each (prebuilt CLI)`),
+      pgbackrestPush: variant(`pgbackrest archive-push, ${walSegments} segments, one process each`),
+      pgbackrestFetch: variant(`pgbackrest archive-get, ${walSegments} segments, one process each`),
     };
     const restoredDatabases: string[] = [];
     for (let run = 1; run <= options.runs; run++) {
@@ -172,6 +184,14 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
       await settleReading(out);
       basebackup.zstdRestore.executions.push(await shell(basebackupZstdRestore));
       await emptyOut();
+
+      await walShell(walBench.reset);
+      wal.push.executions.push(await walShell(walBench.lifeboatPush));
+      wal.fetch.executions.push(await walShell(walBench.lifeboatFetch));
+      wal.pgbackrestPush.executions.push(await walShell(walBench.pgbackrestPush));
+      wal.pgbackrestFetch.executions.push(await walShell(walBench.pgbackrestFetch));
+      await walShell(walBench.reset);
+      wal.pushFromSources.executions.push(await walShell(walBench.lifeboatPushFromSources));
     }
     const bytes = dataset.databaseBytes;
     const clusterBytes = dataset.clusterBytes;
@@ -186,6 +206,9 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
         { id: 'pg-base-reference', title: 'PostgreSQL base backup: pg_basebackup piped to zstd vs pgBackRest (reference)', lifeboat: basebackup.zstd, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
         { id: 'pg-base-restore-reference', title: 'PostgreSQL base restore: zstd -d piped to tar -x vs pgBackRest (reference)', lifeboat: basebackup.zstdRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
         { id: 'pg-basebackup-gzip-reference', title: 'PostgreSQL base backup: pg_basebackup -Ft -z vs pgBackRest (reference)', lifeboat: basebackup.gzip, baseline: pgbackrest.backup, databaseBytes: clusterBytes },
+        { id: 'pg-wal-push', title: 'WAL archiving: lifeboat wal-push vs pgbackrest archive-push (archive_command)', lifeboat: wal.push, baseline: wal.pgbackrestPush, databaseBytes: walBench.bytes },
+        { id: 'pg-wal-fetch', title: 'WAL restore: lifeboat wal-fetch vs pgbackrest archive-get (restore_command)', lifeboat: wal.fetch, baseline: wal.pgbackrestFetch, databaseBytes: walBench.bytes },
+        { id: 'pg-wal-push-sources-reference', title: 'WAL archiving: lifeboat wal-push prebuilt vs through tsx (reference)', lifeboat: wal.push, baseline: wal.pushFromSources, databaseBytes: walBench.bytes },
         { id: 'pg-basebackup-gzip-restore-reference', title: 'PostgreSQL base restore: tar -xzf vs pgBackRest (reference)', lifeboat: basebackup.gzipRestore, baseline: pgbackrest.restore, databaseBytes: clusterBytes },
       ],
       backups: [...dumpBackup.lifeboat.executions, ...baseBackup.executions],
