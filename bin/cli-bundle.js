@@ -1,8 +1,8 @@
 // The lifeboat CLI prebuilt as plain JavaScript (dist/cli/), so a command starts without compiling
 // TypeScript through tsx. It matters where PostgreSQL starts one process per WAL segment:
 // archive_command (`wal-push`) and restore_command (`wal-fetch`, which paces recovery and so the
-// RTO of every point-in-time recovery). 16 MiB segment into an fs repository: about 1.0 s per
-// wal-push and 0.9 s per wal-fetch through tsx, about 0.55 s and 0.5 s prebuilt.
+// RTO of every point-in-time recovery). `npm run bench`, 16 MiB segments into an fs repository:
+// 0.96 s per wal-push through tsx, 0.42 s prebuilt (wal-fetch 0.31 s).
 //
 // The bundle is only a cache of the sources: bin/lifeboat.js uses it when every source file it was
 // built from is unchanged (size and mtime, recorded as each file was read), and otherwise runs the
@@ -11,15 +11,16 @@
 //
 // Plain JavaScript, no dependencies on the hot path: bin/lifeboat.js imports this before it knows
 // whether it needs tsx. esbuild (what tsx compiles with) is loaded only to build.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Bumped when the way the bundle is built changes: older builds then count as stale. */
-const buildFormat = 2;
+const buildFormat = 3;
 const stampName = 'build.json';
+const currentName = 'current.json';
 /** Pure JavaScript packages on the path of every command, bundled into dist/cli/ with their dependencies. */
 const inlinedPackages = ['commander', 'execa', 'yaml', 'zod'];
 
@@ -28,20 +29,25 @@ function packageName(specifier) {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
+/** dist/cli/: current.json names the build in use; each build is a directory of its own beside it. */
 export function cliBundleDir(root = projectRoot) {
   return join(root, 'dist', 'cli');
 }
 
+/** Builds other than the current one are removed this long after they were replaced, not before: a command may still be loading from one. */
+const keepReplacedMs = 24 * 3600 * 1000;
+
 /**
- * The entry of a bundle built from the current sources, or undefined (none, another format, built
- * in another checkout, or a source changed since).
+ * The entry of the current build if it was built from the current sources, else undefined (none,
+ * another format, built in another checkout, or a source changed since).
  * @returns {string | undefined}
  */
 export function freshCliBundle(root = projectRoot) {
   const dir = cliBundleDir(root);
+  const build = currentBuild(dir);
   let stamp;
   try {
-    stamp = JSON.parse(readFileSync(join(dir, stampName), 'utf8'));
+    stamp = typeof build === 'string' ? JSON.parse(readFileSync(join(dir, build, stampName), 'utf8')) : undefined;
   } catch {
     return undefined;
   }
@@ -50,39 +56,42 @@ export function freshCliBundle(root = projectRoot) {
     const now = statOrUndefined(join(root, file));
     if (!now || now.size !== recorded.size || now.mtimeMs !== recorded.mtimeMs) return undefined;
   }
-  return join(dir, 'cli.js');
+  return join(dir, build, 'cli.js');
 }
 
 /**
- * Builds dist/cli/ from src/cli.ts: one ES module per dynamic import (esbuild code splitting), so
- * a command still loads only what it uses; npm packages stay imports of node_modules. Written
- * beside the old build and renamed into place: a command starting meanwhile sees the old build,
- * none (and runs the sources), or the new one, never half of one.
+ * Builds dist/cli/<build>/ from src/cli.ts: one ES module per dynamic import (esbuild code
+ * splitting), so a command still loads only what it uses. A build is never changed or removed
+ * while it may be in use: a new one gets a directory of its own and becomes current by an atomic
+ * rename of current.json, and a replaced one stays for keepReplacedMs (a command that started
+ * from it loads its later modules from it; PostgreSQL's restore_command must not fail halfway
+ * because a deployment rebuilt the CLI).
  * @returns {Promise<{ dir: string; inputs: number }>}
  */
 export async function buildCliBundle(root = projectRoot) {
   const { build } = await import('esbuild');
   const dir = cliBundleDir(root);
-  const staging = `${dir}.building-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
+  const name = `build-${new Date().toISOString().replace(/[-:.]/g, '')}-${process.pid}`;
+  const out = join(dir, name);
+  mkdirSync(dir, { recursive: true });
   /** @type {Record<string, { size: number; mtimeMs: number }>} */
   const inputs = {};
   const result = await build({
     absWorkingDir: root,
     entryPoints: [join(root, 'src', 'cli.ts')],
-    outdir: staging,
+    outdir: out,
     bundle: true,
     splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node20',
+    sourcemap: 'linked',
+    metafile: true,
+    logLevel: 'warning',
     // Node resolves, reads and compiles each file of a package on its own: the four the
     // archive commands load (with their dependencies, some 250 files) cost about 185 ms that
     // way and about 60 ms bundled. Every other package stays an import of node_modules.
     banner: { js: "import { createRequire as lifeboatCreateRequire } from 'node:module'; const require = lifeboatCreateRequire(import.meta.url);" },
-    sourcemap: 'linked',
-    metafile: true,
-    logLevel: 'warning',
     plugins: [
       {
         name: 'inline-only-these-packages',
@@ -118,11 +127,40 @@ export async function buildCliBundle(root = projectRoot) {
       inputs[file] = { size: stat.size, mtimeMs: stat.mtimeMs };
     }
   }
-  writeFileSync(join(staging, stampName), `${JSON.stringify({ format: buildFormat, root, inputs }, null, 1)}\n`);
-  mkdirSync(dirname(dir), { recursive: true });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(staging, dir);
-  return { dir, inputs: Object.keys(inputs).length };
+  writeFileSync(join(out, stampName), `${JSON.stringify({ format: buildFormat, root, inputs }, null, 1)}\n`);
+  const replaced = currentBuild(dir);
+  const pointer = join(dir, `${currentName}.${process.pid}.tmp`);
+  writeFileSync(pointer, `${JSON.stringify({ build: name })}\n`);
+  renameSync(pointer, join(dir, currentName));
+  // From now on the replaced build's mtime says when it stopped being current.
+  if (replaced && replaced !== name) {
+    const now = new Date();
+    try {
+      utimesSync(join(dir, replaced), now, now);
+    } catch {
+      // already gone
+    }
+  }
+  removeReplacedBuilds(dir, name);
+  return { dir: out, inputs: Object.keys(inputs).length };
+}
+
+function currentBuild(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, currentName), 'utf8')).build;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes builds replaced more than keepReplacedMs ago, and what builds that never finished left (as old). */
+function removeReplacedBuilds(dir, current) {
+  const now = Date.now();
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === current || entry.name === currentName) continue;
+    const path = join(dir, entry.name);
+    if (now - statSync(path).mtimeMs > keepReplacedMs) rmSync(path, { recursive: true, force: true });
+  }
 }
 
 function statOrUndefined(path) {

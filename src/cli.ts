@@ -8,7 +8,9 @@ import type { StepRecord } from './repository/manifest.js';
 import type { RunbookKind, RunbookTypes, TemporalSettings } from './client.js';
 import { configPathFrom, loadConfig, targetNamed } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { commandOf } from '../bin/command-of.js';
 import { exitCodeFor, LifeboatError } from './errors.js';
+import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/archive-exit-codes.js';
 import { openBackend } from './repository/open.js';
 import { Repository } from './repository/repository.js';
 
@@ -338,8 +340,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description('archive_command: store one WAL file (%p) in the target\'s repositories, compressed and hashed')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
     .action(async (path: string, options: { target?: string }) => {
-      const { walPush, walTargetFrom, archiveCommandExitCodes } = await import('./postgres/wal-archive.js');
       try {
+        const { walPush, walTargetFrom } = await import('./postgres/wal-archive.js');
         await walPush({ configPath: configPathFrom(global().config), target: walTargetFrom(options.target), path });
         setExitCode(archiveCommandExitCodes.archived);
       } catch (error) {
@@ -353,8 +355,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description('restore_command: fetch WAL file %f to %p, verified; exit 1 when the archive does not have it')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
     .action(async (name: string, destination: string, options: { target?: string }) => {
-      const { walFetch, walTargetFrom, restoreCommandExitCodes } = await import('./postgres/wal-archive.js');
       try {
+        const { walFetch, walTargetFrom } = await import('./postgres/wal-archive.js');
         const outcome = await walFetch({
           configPath: configPathFrom(global().config),
           target: walTargetFrom(options.target),
@@ -458,16 +460,24 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return exitCode;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof LifeboatError) {
-      say(`lifeboat: ${error.type}: ${error.message}`);
-      return exitCodeFor(error.type);
-    }
-    if (error instanceof InputError) {
-      say(`lifeboat: ${error.message}`);
-      return 2;
-    }
-    say(`lifeboat: ${(error as Error).stack ?? String(error)}`);
-    return 1;
+    const code = failureExitCode(error);
+    // PostgreSQL reads restore_command's statuses 1-125 as "not in the archive" and may end
+    // recovery there: a wal-fetch that could not even start (a usage error) must stop recovery.
+    return code !== 0 && commandOf(argv.slice(2)) === 'wal-fetch' ? restoreCommandExitCodes.failed : code;
   }
+}
+
+/** Says what failed (commander has already printed its usage errors) and returns the exit status. */
+function failureExitCode(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof LifeboatError) {
+    say(`lifeboat: ${error.type}: ${error.message}`);
+    return exitCodeFor(error.type);
+  }
+  if (error instanceof InputError) {
+    say(`lifeboat: ${error.message}`);
+    return 2;
+  }
+  say(`lifeboat: ${(error as Error).stack ?? String(error)}`);
+  return 1;
 }

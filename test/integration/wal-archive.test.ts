@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { freePort } from '../../src/dev/ports.js';
+import { projectRoot } from '../../src/dev/tools.js';
 import { LifeboatError } from '../../src/errors.js';
 import { adoptDataDirectory, markForRecovery, startCluster, writeClusterSettings, type RunningCluster } from '../../src/postgres/cluster.js';
 import { runPgTool } from '../../src/postgres/tools.js';
@@ -279,6 +281,16 @@ describe('wal-push and wal-fetch on their own', () => {
     const command = await runWalCommand(specFile, ['fetch', '00000063.history', destination]);
     assert.equal(command.exitCode, 1, 'the status PostgreSQL reads as "not in the archive"');
     assert.ok(command.durationMs < 20_000, `the command took ${command.durationMs} ms`);
+  });
+
+  it('a restore_command that cannot even start (a usage error) exits 126, which stops recovery, never 1 or 2 ("not in the archive")', async () => {
+    const usage = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', specFile.configFile, 'wal-fetch', '--no-such-option', '00000063.history', join(dir, 'x')], { reject: false });
+    assert.equal(usage.exitCode, 126, String(usage.stderr));
+    assert.match(String(usage.stderr), /unknown option '--no-such-option'/);
+    const missingArgument = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', specFile.configFile, 'wal-fetch', '00000063.history'], { reject: false });
+    assert.equal(missingArgument.exitCode, 126, String(missingArgument.stderr));
+    const help = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), 'wal-fetch', '--help'], { reject: false });
+    assert.equal(help.exitCode, 0);
   });
 
   it('fetches from another repository when one holds a damaged copy, and refuses when no intact copy is left', async () => {

@@ -4,9 +4,9 @@
  * Built with the real esbuild from a small project of the same shape (src/cli.ts exporting main).
  */
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { buildCliBundle, cliBundleDir, freshCliBundle } from '../../bin/cli-bundle.js';
@@ -47,7 +47,7 @@ describe('prebuilt CLI bundle', () => {
 
   test('a build is current, runs like the sources, and each module keeps the location of its source', async () => {
     const { dir, inputs } = await buildCliBundle(root);
-    assert.equal(dir, cliBundleDir(root));
+    assert.equal(dirname(dir), cliBundleDir(root), 'a build of its own in dist/cli/');
     assert.equal(inputs, 2, 'src/cli.ts and src/lazy.ts');
     const entry = freshCliBundle(root);
     assert.equal(entry, join(dir, 'cli.js'));
@@ -74,6 +74,33 @@ describe('prebuilt CLI bundle', () => {
     // Same size, only the mtime moves (an edit that kept the length, a checkout, a touch).
     await utimes(join(root, 'src', 'lazy.ts'), new Date(), new Date(Date.now() + 5000));
     assert.equal(freshCliBundle(root), undefined, 'mtime changed');
+  });
+
+  test('a rebuild becomes current without touching the build it replaces: a command that started from it still loads its modules', async () => {
+    const first = freshCliBundle(root) ?? join((await buildCliBundle(root)).dir, 'cli.js');
+    const before = await readdir(dirname(first));
+    await utimes(join(root, 'src', 'lazy.ts'), new Date(), new Date(Date.now() + 10_000));
+    assert.equal(freshCliBundle(root), undefined);
+    const { dir } = await buildCliBundle(root);
+    assert.equal(freshCliBundle(root), join(dir, 'cli.js'));
+    assert.notEqual(dirname(first), dir);
+    assert.deepEqual(await readdir(dirname(first)), before, 'the replaced build is whole');
+    const builds = await readdir(cliBundleDir(root));
+    assert.ok(builds.includes(basename(dirname(first))) && builds.includes(basename(dir)), builds.join(' '));
+  });
+
+  test('builds replaced more than a day ago are removed by the next build', async () => {
+    const replaced = dirname(freshCliBundle(root) ?? join((await buildCliBundle(root)).dir, 'cli.js'));
+    await utimes(join(root, 'src', 'lazy.ts'), new Date(), new Date(Date.now() + 20_000));
+    const { dir } = await buildCliBundle(root);
+    const dayAndMinuteAgo = new Date(Date.now() - 24 * 3600_000 - 60_000);
+    await utimes(replaced, dayAndMinuteAgo, dayAndMinuteAgo);
+    await utimes(join(root, 'src', 'lazy.ts'), new Date(), new Date(Date.now() + 30_000));
+    const { dir: next } = await buildCliBundle(root);
+    const builds = await readdir(cliBundleDir(root));
+    assert.equal(builds.includes(basename(replaced)), false, 'replaced over a day ago: removed');
+    assert.ok(builds.includes(basename(dir)), 'replaced just now: kept');
+    assert.ok(builds.includes(basename(next)), 'current');
   });
 
   test('a source that is gone makes it stale', async () => {
