@@ -6,7 +6,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.lifeboat/**', 'test/fixtures/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.lifeboat/**', 'dist/**', 'test/fixtures/**'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

@@ -16,9 +16,10 @@ import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+// The same root as src/dev/tools.ts computes; this file cannot import TypeScript.
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Bumped when the way the bundle is built changes: older builds then count as stale. */
-const buildFormat = 3;
+const buildFormat = 4;
 const stampName = 'build.json';
 const currentName = 'current.json';
 /** Pure JavaScript packages on the path of every command, bundled into dist/cli/ with their dependencies. */
@@ -34,7 +35,10 @@ export function cliBundleDir(root = projectRoot) {
   return join(root, 'dist', 'cli');
 }
 
-/** Builds other than the current one are removed this long after they were replaced, not before: a command may still be loading from one. */
+/**
+ * A build is removed by the first build that runs at least this long after it was replaced, never
+ * sooner: a command that started from it may still be loading modules from it.
+ */
 const keepReplacedMs = 24 * 3600 * 1000;
 
 /**
@@ -76,7 +80,14 @@ export async function buildCliBundle(root = projectRoot) {
   mkdirSync(dir, { recursive: true });
   /** @type {Record<string, { size: number; mtimeMs: number }>} */
   const inputs = {};
-  const result = await build({
+  // Stat before reading: a file edited in between then looks changed later, never the reverse.
+  const record = (path) => {
+    const stat = statSync(path);
+    inputs[relative(root, path)] = { size: stat.size, mtimeMs: stat.mtimeMs };
+  };
+  // What shapes the output besides the files esbuild reads: how it is built, and with what.
+  for (const file of [fileURLToPath(import.meta.url), join(root, 'package.json'), join(root, 'tsconfig.json')]) record(file);
+  await build({
     absWorkingDir: root,
     entryPoints: [join(root, 'src', 'cli.ts')],
     outdir: out,
@@ -86,14 +97,14 @@ export async function buildCliBundle(root = projectRoot) {
     platform: 'node',
     target: 'node20',
     sourcemap: 'linked',
-    metafile: true,
     logLevel: 'warning',
-    // Node resolves, reads and compiles each file of a package on its own: the four the
-    // archive commands load (with their dependencies, some 250 files) cost about 185 ms that
-    // way and about 60 ms bundled. Every other package stays an import of node_modules.
+    // The CommonJS dependencies of the inlined packages call require(), which an ES module lacks.
     banner: { js: "import { createRequire as lifeboatCreateRequire } from 'node:module'; const require = lifeboatCreateRequire(import.meta.url);" },
     plugins: [
       {
+        // Node resolves, reads and compiles each file of a package on its own: the four every
+        // command loads (with their dependencies, some 250 files) cost about 185 ms that way and
+        // about 60 ms bundled. Every other package stays an import of node_modules.
         name: 'inline-only-these-packages',
         setup(bundler) {
           bundler.onResolve({ filter: /^[^./]/ }, (args) => {
@@ -105,34 +116,27 @@ export async function buildCliBundle(root = projectRoot) {
         },
       },
       {
-        name: 'sources-as-they-are',
+        name: 'inputs-as-they-are',
         setup(bundler) {
-          bundler.onLoad({ filter: /\.[cm]?ts$/ }, (args) => {
-            // Stat before reading: a file edited in between then looks changed later, never the reverse.
-            const stat = statSync(args.path);
-            inputs[relative(root, args.path)] = { size: stat.size, mtimeMs: stat.mtimeMs };
-            // Each module keeps its own location: files found next to a source (threads'
-            // .mjs entries, the project root, the workflows) are found from dist/ too.
-            const contents = readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href));
-            return { contents, loader: 'ts' };
+          bundler.onLoad({ filter: /.*/ }, (args) => {
+            record(args.path);
+            if (args.path.includes('/node_modules/')) return undefined; // esbuild reads it
+            // Each module of the project keeps its own location: files found next to a source
+            // (threads' .mjs entries, the project root, the workflows) are found from dist/ too.
+            const source = readFileSync(args.path, 'utf8');
+            const other = /import\.meta\.(?!url\b)\w+/.exec(source);
+            if (other) throw new Error(`${relative(root, args.path)} uses ${other[0]}, which the prebuilt CLI does not keep per module; use import.meta.url`);
+            const contents = source.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href));
+            return { contents, loader: loaderFor(args.path) };
           });
         },
       },
     ],
   });
-  for (const input of Object.keys(result.metafile.inputs)) {
-    const file = relative(root, resolve(root, input));
-    if (!(file in inputs)) {
-      const stat = statSync(join(root, file));
-      inputs[file] = { size: stat.size, mtimeMs: stat.mtimeMs };
-    }
-  }
   writeFileSync(join(out, stampName), `${JSON.stringify({ format: buildFormat, root, inputs }, null, 1)}\n`);
+  // The build about to be replaced gets its mtime set first: from then on it says when the build
+  // stopped being current, and a concurrent builder's clean-up can never see it as long replaced.
   const replaced = currentBuild(dir);
-  const pointer = join(dir, `${currentName}.${process.pid}.tmp`);
-  writeFileSync(pointer, `${JSON.stringify({ build: name })}\n`);
-  renameSync(pointer, join(dir, currentName));
-  // From now on the replaced build's mtime says when it stopped being current.
   if (replaced && replaced !== name) {
     const now = new Date();
     try {
@@ -141,8 +145,18 @@ export async function buildCliBundle(root = projectRoot) {
       // already gone
     }
   }
+  const pointer = join(dir, `${currentName}.${process.pid}.tmp`);
+  writeFileSync(pointer, `${JSON.stringify({ build: name })}\n`);
+  renameSync(pointer, join(dir, currentName));
   removeReplacedBuilds(dir, name);
   return { dir: out, inputs: Object.keys(inputs).length };
+}
+
+function loaderFor(path) {
+  if (/\.[cm]?ts$/.test(path)) return 'ts';
+  if (/\.[cm]?js$/.test(path)) return 'js';
+  if (path.endsWith('.json')) return 'json';
+  throw new Error(`${path}: the prebuilt CLI knows no loader for this file`);
 }
 
 function currentBuild(dir) {
@@ -153,13 +167,17 @@ function currentBuild(dir) {
   }
 }
 
-/** Removes builds replaced more than keepReplacedMs ago, and what builds that never finished left (as old). */
+/**
+ * Removes builds replaced more than keepReplacedMs ago (and what builds that never finished
+ * left, as old). Another builder may be removing the same entries: whatever is gone is skipped.
+ */
 function removeReplacedBuilds(dir, current) {
   const now = Date.now();
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === current || entry.name === currentName) continue;
-    const path = join(dir, entry.name);
-    if (now - statSync(path).mtimeMs > keepReplacedMs) rmSync(path, { recursive: true, force: true });
+  for (const entry of readdirSync(dir)) {
+    if (entry === current || entry === currentName) continue;
+    const path = join(dir, entry);
+    const stat = statOrUndefined(path);
+    if (stat && now - stat.mtimeMs > keepReplacedMs) rmSync(path, { recursive: true, force: true });
   }
 }
 

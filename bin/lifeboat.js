@@ -1,22 +1,24 @@
 #!/usr/bin/env node
 // Entry of the `lifeboat` command. The sources are TypeScript: a command runs the prebuilt bundle
 // (dist/cli/, see cli-bundle.js) when it is current, else the sources through tsx.
-import { pathToFileURL } from 'node:url';
-import { freshCliBundle } from './cli-bundle.js';
-import { commandOf } from './command-of.js';
+//
+// PostgreSQL reads restore_command's exit status 1 as "not in the archive" and may end recovery
+// there. So the handler below comes before anything is loaded, and the modules come after it
+// (dynamic imports): whatever fails before wal-fetch can answer, it exits 126 and stops recovery.
+process.on('uncaughtException', (error) => {
+  const fetching = process.argv.includes('wal-fetch');
+  process.stderr.write(`lifeboat${fetching ? ' wal-fetch' : ''}: ${error?.stack ?? error}\n`);
+  process.exit(fetching ? 126 : 1);
+});
 
 // The AWS SDK warns on every start that future releases need Node 22; Lifeboat pins its SDK
 // version in the lockfile, so the warning says nothing an operator can act on.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+const { pathToFileURL } = await import('node:url');
+const { freshCliBundle } = await import('./cli-bundle.js');
+const { commandOf } = await import('./command-of.js');
 const command = commandOf(process.argv.slice(2));
-// PostgreSQL reads restore_command's exit status 1 as "not in the archive" and may end recovery
-// there: a crash of wal-fetch outside its own error handling (which exits 126) must not look like that.
-const crashCode = command === 'wal-fetch' ? 126 : 1;
-process.on('uncaughtException', (error) => {
-  process.stderr.write(`lifeboat ${command ?? ''}: ${error?.stack ?? error}\n`);
-  process.exit(crashCode);
-});
 
 async function loadCli() {
   // Long-running commands start once; through tsx their stack traces point into the sources.

@@ -218,4 +218,6 @@ install_debian_packages
 if [[ "${1:-}" == "--bench" ]]; then install_awscli; fi
 # Not a tool, but the same kind of idempotent set-up: the prebuilt CLI (dist/cli/), rebuilt when a
 # source changed, so wal-push / wal-fetch start without compiling TypeScript.
-node "$ROOT/scripts/build-cli.mjs" | sed 's/^build-cli: /bootstrap: prebuilt cli: /'
+# Only a cache: if it cannot be built, commands run the sources (slower), so warn and go on.
+node "$ROOT/scripts/build-cli.mjs" 2>&1 | sed 's/^build-cli: /bootstrap: prebuilt cli: /' ||
+  say "WARNING: the prebuilt CLI (dist/cli/) was not built (output above); commands run the sources through tsx

@@ -5,7 +5,7 @@
  * the current workflow code, and records fresh ones the same way (recordHistories below).
  *
  *   node --import tsx scripts/record-histories.ts                    writes every fixture
- *   node --import tsx scripts/record-histories.ts pg-pitr-latest ...  only these scenarios
+ *   node --import tsx scripts/record-histories.ts pg-pitr-latest ...  runs all, writes only these
  *   node --import tsx scripts/record-histories.ts --out <dir> ...      writes them to <dir>
  *
  * Re-record when a workflow changes on purpose, and keep the old files if runs started by the old
@@ -20,11 +20,12 @@ import { createRequire } from 'node:module';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { runbookFailure } from '../src/client.js';
 import { projectRoot } from '../src/dev/tools.js';
+import { quoteIdentifier } from '../src/postgres/dump-connection.js';
 import { removeRecoveredCluster } from '../src/postgres/recovery.js';
 import type { PitrResult } from '../workflows/pitr.js';
 import type { RestoreResult } from '../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../test/helpers/lifeboat.js';
-import { archivedSource, commitRows, switchAndArchive, type ArchivedSource } from '../test/helpers/pitr-workload.js';
+import { archivedSource, commitRows, switchAndArchive, type FsArchivedSource } from '../test/helpers/pitr-workload.js';
 
 export const fixturesDir = join(projectRoot, 'test', 'fixtures', 'histories');
 
@@ -81,7 +82,7 @@ export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHisto
   }
 }
 
-async function recordOn(lifeboat: Lifeboat, source: ArchivedSource): Promise<RecordedHistory[]> {
+async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<RecordedHistory[]> {
   const path = (name: string) => join(lifeboat.dir, `${name}.sqlite`);
   for (const name of ['notes', 'hooked', 'unhealthy']) createTinyDatabase(path(name));
   const keyFile = join(lifeboat.dir, 'replay.key');
@@ -155,7 +156,7 @@ async function recordOn(lifeboat: Lifeboat, source: ArchivedSource): Promise<Rec
   await completed('pg-dump-backup', await lifeboat.start('backup', { target: 'ledger-dump' }));
   const restored = await lifeboat.start('restore', { target: 'ledger-dump' });
   await completed('pg-dump-restore', restored);
-  await source.db.query(`DROP DATABASE ${JSON.stringify(((await restored.result()) as RestoreResult).restoredTo)}`);
+  await source.db.query(`DROP DATABASE ${quoteIdentifier(((await restored.result()) as RestoreResult).restoredTo)}`);
   const dumpDrill = await lifeboat.start('drill', { target: 'ledger-dump' });
   if (!(await dumpDrill.result()).passed) throw new Error('the dump drill of "ledger-dump" did not pass');
   await keep('pg-dump-drill', dumpDrill.workflowId);

@@ -9,6 +9,7 @@
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { buildCliBundle, freshCliBundle } from '../../bin/cli-bundle.js';
 import { projectRoot } from '../../src/dev/tools.js';
 import type { RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
@@ -21,7 +22,7 @@ export interface WalBench {
   /** Environment the steps below read (besides the suite's PGBACKREST_CONFIG). */
   env: Record<string, string>;
   bytes: number;
-  /** Empties both archives and the fetched copies (before each push, and after each fetch). */
+  /** Empties both archives and the fetched copies (run before a push into archives that may hold the segments). */
   reset: ShellStep[];
   lifeboatPush: ShellStep[];
   lifeboatPushFromSources: ShellStep[];
@@ -36,6 +37,8 @@ export interface WalBench {
  * the server user; writes the Lifeboat config of the WAL archive (dir/wal.yaml, repository dir/repository).
  */
 export async function prepareWalBench(cluster: RunningCluster, dir: string, pgbackrestRepository: string): Promise<WalBench> {
+  // The rows named "prebuilt CLI" must not fall back to the sources unnoticed.
+  if (!freshCliBundle()) await buildCliBundle();
   const segments = join(dir, 'segments');
   await rm(dir, { recursive: true, force: true });
   await mkdir(segments, { recursive: true });
@@ -47,10 +50,11 @@ export async function prepareWalBench(cluster: RunningCluster, dir: string, pgba
       // ~20 MB of WAL each: the segment is full before the switch.
       await client.query("INSERT INTO bench_wal_burst SELECT md5(g::text) || repeat('x', 200) FROM generate_series(1, 80000) g");
       const { rows } = await client.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-      names.push(rows[0]!.name);
+      const name = rows[0]!.name;
+      // At once, before a checkpoint could recycle it.
+      await copyFile(join(cluster.dataDir, 'pg_wal', name), join(segments, name));
+      names.push(name);
     }
-    // The copies are taken before a checkpoint could recycle the segments.
-    for (const name of names) await copyFile(join(cluster.dataDir, 'pg_wal', name), join(segments, name));
   } finally {
     await client.query('DROP TABLE IF EXISTS bench_wal_burst').catch(() => undefined);
     await client.end();

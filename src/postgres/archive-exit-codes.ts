@@ -3,7 +3,7 @@
 /**
  * Exit statuses of `lifeboat wal-push`. PostgreSQL counts any non-zero status as a failed
  * attempt and retries the file; statuses above 125 would also restart its archiver, so every
- * failure is 1.
+ * failure the command reports is 1 (a usage error exits 2 like any command's: retried as well).
  */
 export const archiveCommandExitCodes = { archived: 0, failed: 1 } as const;
 

@@ -490,7 +490,6 @@ export async function walFetch(options: WalFetchOptions): Promise<'fetched' | 'm
   return fetchWal(archive, options.name, options.destination, options.onWarning ? { onWarning: options.onWarning } : {});
 }
 
-export { archiveCommandExitCodes, restoreCommandExitCodes } from './archive-exit-codes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Archiver status

@@ -16,7 +16,7 @@ import { removeRecoveredCluster } from '../../src/postgres/recovery.js';
 import type { BackupResult } from '../../workflows/backup.js';
 import type { PitrResult } from '../../workflows/pitr.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
-import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type ArchivedSource, type Commit } from '../helpers/pitr-workload.js';
+import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type Commit, type FsArchivedSource } from '../helpers/pitr-workload.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 
 /** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
@@ -46,7 +46,7 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
 describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () => {
   let stack: TestStack;
   let lifeboat: Lifeboat;
-  let source: ArchivedSource;
+  let source: FsArchivedSource;
   let backup: BackupResult;
   const log: Commit[] = [];
 

@@ -28,13 +28,16 @@ export interface ArchivedSource {
   db: TestCluster;
   /** The repository WAL is archived into and base backups go to ("local": fs, or "s3"). */
   repository: Repository;
-  /** fs: the repository's directory (inside the cluster's directory, so the server user can write WAL there). */
-  repositoryPath: string;
+  /** An fs archive's directory (inside the cluster's directory, so the server user can write WAL there); undefined for S3. */
+  repositoryPath: string | undefined;
   /** Where recovered clusters of the runbooks go. */
   recoveryDir: string;
   /** The connection block of a postgres target on this cluster (superuser over the private socket). */
   connection: Record<string, unknown>;
 }
+
+/** A source archiving into an fs repository of its own. */
+export type FsArchivedSource = ArchivedSource & { repositoryPath: string };
 
 /**
  * A cluster with archiving for `target` (into an fs repository of its own, or into the
@@ -42,11 +45,13 @@ export interface ArchivedSource {
  * installation whose config directory the server user can traverse (restore_command runs
  * `lifeboat wal-fetch --config <lifeboat config>` as that user).
  */
+export async function archivedSource(lifeboat: Lifeboat, target: string, options?: { archive?: 'fs' }): Promise<FsArchivedSource>;
+export async function archivedSource(lifeboat: Lifeboat, target: string, options: { archive: 's3' }): Promise<ArchivedSource>;
 export async function archivedSource(lifeboat: Lifeboat, target: string, options: { archive?: 'fs' | 's3' } = {}): Promise<ArchivedSource> {
   const settings = { track_commit_timestamp: 'on' };
   let db: TestCluster;
   let repository: Repository;
-  let repositoryPath = '';
+  let repositoryPath: string | undefined;
   let archive: { name: string; repository: RepositoryConfig };
   if (options.archive === 's3') {
     const s3 = repositorySchema.parse((lifeboat.baseConfig({}).repositories as Record<string, unknown>).s3);

@@ -28,13 +28,13 @@ import type { DrillReport } from '../../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../../workflows/pitr.js';
 import type { RestoreResult } from '../../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
-import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type ArchivedSource, type Commit } from '../helpers/pitr-workload.js';
+import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type Commit, type FsArchivedSource } from '../helpers/pitr-workload.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 
 const target = 'ledger';
 
 /** How the test cluster is started again after a cutover (what a systemd unit does in production). */
-function startCommand(source: ArchivedSource): string {
+function startCommand(source: FsArchivedSource): string {
   const { dataDir, logFile, cluster } = source.db;
   const options = `-c port=${cluster.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${cluster.socketDir}`;
   return `runuser -u postgres -- ${pgBinary('pg_ctl')} start -D '${dataDir}' -l '${logFile}' -w -t 60 -o '${options}'`;
@@ -53,7 +53,7 @@ async function waitForStep(lifeboat: Lifeboat, workflowId: string, name: string)
 describe('PostgreSQL base backup, PITR and drill runbooks', () => {
   let stack: TestStack;
   let lifeboat: Lifeboat;
-  let source: ArchivedSource;
+  let source: FsArchivedSource;
   let first: BackupResult;
   let second: BackupResult;
   const log: Commit[] = [];

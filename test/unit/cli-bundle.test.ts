@@ -29,6 +29,8 @@ describe('prebuilt CLI bundle', () => {
 
   async function writeSources(dir: string, answer: string): Promise<void> {
     await mkdir(join(dir, 'src'), { recursive: true });
+    await writeFile(join(dir, 'package.json'), '{ "type": "module" }\n');
+    await writeFile(join(dir, 'tsconfig.json'), '{}\n');
     await writeFile(
       join(dir, 'src', 'cli.ts'),
       "export async function main(argv: string[]): Promise<number> {\n  const { answer, whereAmI } = await import('./lazy.ts');\n  process.stdout.write(`${answer()} ${whereAmI()} ${argv.length}\\n`);\n  return 7;\n}\n",
@@ -37,7 +39,7 @@ describe('prebuilt CLI bundle', () => {
   }
 
   async function load(entry: string): Promise<BuiltCli> {
-    // A fresh URL each time: a rebuilt bundle has the same file names.
+    // A fresh URL each time: Node caches modules by URL.
     return (await import(`${pathToFileURL(entry).href}?${Date.now()}`)) as BuiltCli;
   }
 
@@ -48,7 +50,7 @@ describe('prebuilt CLI bundle', () => {
   test('a build is current, runs like the sources, and each module keeps the location of its source', async () => {
     const { dir, inputs } = await buildCliBundle(root);
     assert.equal(dirname(dir), cliBundleDir(root), 'a build of its own in dist/cli/');
-    assert.equal(inputs, 2, 'src/cli.ts and src/lazy.ts');
+    assert.equal(inputs, 5, 'src/cli.ts, src/lazy.ts, package.json, tsconfig.json and bin/cli-bundle.js');
     const entry = freshCliBundle(root);
     assert.equal(entry, join(dir, 'cli.js'));
 
@@ -101,6 +103,17 @@ describe('prebuilt CLI bundle', () => {
     assert.equal(builds.includes(basename(replaced)), false, 'replaced over a day ago: removed');
     assert.ok(builds.includes(basename(dir)), 'replaced just now: kept');
     assert.ok(builds.includes(basename(next)), 'current');
+  });
+
+  test('an edited JavaScript source of the project makes it stale too', async () => {
+    await writeFile(join(root, 'src', 'helper.js'), "export const helper = 'h1';\n");
+    await writeFile(join(root, 'src', 'cli.ts'), "import { helper } from './helper.js';\nexport async function main(): Promise<number> {\n  return helper.length;\n}\n");
+    await buildCliBundle(root);
+    assert.ok(freshCliBundle(root));
+    await writeFile(join(root, 'src', 'helper.js'), "export const helper = 'h22';\n");
+    assert.equal(freshCliBundle(root), undefined);
+    await rm(join(root, 'src', 'helper.js'));
+    await writeSources(root, 'four');
   });
 
   test('a source that is gone makes it stale', async () => {
