@@ -220,4 +220,4 @@ if [[ "${1:-}" == "--bench" ]]; then install_awscli; fi
 # source changed, so wal-push / wal-fetch start without compiling TypeScript.
 # Only a cache: if it cannot be built, commands run the sources (slower), so warn and go on.
 node "$ROOT/scripts/build-cli.mjs" 2>&1 | sed 's/^build-cli: /bootstrap: prebuilt cli: /' ||
-  say "WARNING: the prebuilt CLI (dist/cli/) was not built (output above); commands run the sources through tsx
+  say "WARNING: the prebuilt CLI (dist/cli/) was not built (output above); commands run the sources through tsx"
