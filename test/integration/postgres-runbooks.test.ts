@@ -56,13 +56,14 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
   let source: FsArchivedSource;
   let first: BackupResult;
   let second: BackupResult;
+  let config: Record<string, unknown>;
   const log: Commit[] = [];
 
   before(async () => {
     stack = await testStack();
     lifeboat = await createLifeboat('pg-runbooks', { stack });
     source = await archivedSource(lifeboat, target);
-    const config = lifeboat.baseConfig({
+    config = lifeboat.baseConfig({
       [target]: {
         type: 'postgres',
         repositories: ['local'],
@@ -288,6 +289,25 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.equal(answer.exitCode, 0, answer.all);
     const failure = await handle.result().then(() => assert.fail('a rejected cutover fails'), (e: unknown) => runbookFailure(e));
     assert.equal(failure.type, 'NotApproved', failure.message);
+    assert.deepEqual(await recoveredDirs(), []);
+    assert.deepEqual((await source.db.query<{ id: number }>('SELECT id FROM ledger ORDER BY id')).map((r) => r.id), log.map((c) => c.id), 'the live cluster is untouched');
+  });
+
+  test('pitr --cutover, nobody answers within approvalTimeoutSeconds: the run ends (NotApproved), the recovered cluster is removed, the live one is not touched', async () => {
+    const targets = config.targets as Record<string, { recovery: { cutover: Record<string, unknown> } }>;
+    const ledger = targets[target]!;
+    // The worker reads the config at every run: this run waits 2 s instead of 60.
+    await lifeboat.writeConfig({ ...config, targets: { ...targets, [target]: { ...ledger, recovery: { ...ledger.recovery, cutover: { ...ledger.recovery.cutover, approvalTimeoutSeconds: 2 } } } } });
+    try {
+      const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'latest' }, cutover: true });
+      const failure = await handle.result().then(() => assert.fail('an unanswered cutover fails'), (e: unknown) => runbookFailure(e));
+      assert.equal(failure.type, 'NotApproved', failure.message);
+      assert.match(failure.message, /needs an approval, and none came within 2 s/);
+      const steps = await handle.query<Array<{ name: string; status: string }>>('timeline');
+      assert.deepEqual(steps.map((s) => [s.name, s.status]).slice(-2), [['await-approval', 'failed'], ['remove-recovered', 'completed']]);
+    } finally {
+      await lifeboat.writeConfig(config);
+    }
     assert.deepEqual(await recoveredDirs(), []);
     assert.deepEqual((await source.db.query<{ id: number }>('SELECT id FROM ledger ORDER BY id')).map((r) => r.id), log.map((c) => c.id), 'the live cluster is untouched');
   });
