@@ -79,7 +79,9 @@ export async function writePgbackrestConfig(dir: string, cluster: RunningCluster
 }
 
 /** pgBackRest as the server user. */
-const pgbackrest = 'runuser -u postgres -- pgbackrest --config="$PGBACKREST_CONFIG" --stanza=bench';
+/** pgBackRest as the server user, with the benchmark's config and stanza (the shell steps' env sets PGBACKREST_CONFIG). */
+export const pgbackrestCommand = 'runuser -u postgres -- pgbackrest --config="$PGBACKREST_CONFIG" --stanza=bench';
+const pgbackrest = pgbackrestCommand;
 
 /** Not timed: pgBackRest needs its stanza once. */
 export const pgbackrestSetup: ShellStep[] = [{ name: 'pgbackrest stanza-create', script: `${pgbackrest} stanza-create` }];

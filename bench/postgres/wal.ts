@@ -14,12 +14,13 @@ import { projectRoot } from '../../src/dev/tools.js';
 import type { RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
 import type { ShellStep } from '../measure.js';
+import { pgbackrestCommand } from './baselines.js';
 
 export const walSegments = 8;
 const segmentBytes = 16 << 20;
 
 export interface WalBench {
-  /** Environment the steps below read (besides the suite's PGBACKREST_CONFIG). */
+  /** Environment the steps below read (besides PGBACKREST_CONFIG, from the suite's baseline env). */
   env: Record<string, string>;
   bytes: number;
   /** Empties both archives and the fetched copies (run before a push into archives that may hold the segments). */
@@ -71,9 +72,7 @@ export async function prepareWalBench(cluster: RunningCluster, dir: string, pgba
   await mkdir(join(dir, 'fetched'));
   await chownToServerUser(dir, { recursive: true });
 
-  const asServer = 'runuser -u postgres --';
-  const lifeboat = `${asServer} env LIFEBOAT_PREBUILT="$WAL_PREBUILT" "$NODE" "$LIFEBOAT" --config "$WAL_CONFIG"`;
-  const pgbackrest = `${asServer} pgbackrest --config="$PGBACKREST_CONFIG" --stanza=bench`;
+  const lifeboat = (prebuilt: boolean): string => `runuser -u postgres -- env LIFEBOAT_PREBUILT=${prebuilt ? 1 : 0} "$NODE" "$LIFEBOAT" --config "$WAL_CONFIG"`;
   const push = (tool: string): string => `for f in "$WAL_SEGMENTS"/*; do ${tool} "$f"; done`;
   const fetch = (tool: string): string => `for f in "$WAL_SEGMENTS"/*; do n=$(basename "$f"); ${tool} "$n" "$WAL_FETCHED/$n"; cmp -s "$f" "$WAL_FETCHED/$n"; done`;
   return {
@@ -85,7 +84,6 @@ export async function prepareWalBench(cluster: RunningCluster, dir: string, pgba
       WAL_FETCHED: join(dir, 'fetched'),
       WAL_REPOSITORY: join(dir, 'repository'),
       PGBACKREST_ARCHIVE: join(pgbackrestRepository, 'archive', 'bench'),
-      WAL_PREBUILT: '1',
     },
     bytes: names.length * segmentBytes,
     reset: [
@@ -94,11 +92,11 @@ export async function prepareWalBench(cluster: RunningCluster, dir: string, pgba
         script: 'rm -rf "$WAL_REPOSITORY/pgbench/wal" "$WAL_FETCHED"/*; find "$PGBACKREST_ARCHIVE" -type f -name "0000*" -delete',
       },
     ],
-    lifeboatPush: [{ name: 'lifeboat wal-push (prebuilt CLI)', script: push(`${lifeboat} wal-push --target pgbench`) }],
-    lifeboatPushFromSources: [{ name: 'lifeboat wal-push (sources through tsx)', script: `WAL_PREBUILT=0; ${push(`${lifeboat} wal-push --target pgbench`)}` }],
-    lifeboatFetch: [{ name: 'lifeboat wal-fetch (prebuilt CLI)', script: fetch(`${lifeboat} wal-fetch --target pgbench`) }],
-    pgbackrestPush: [{ name: 'pgbackrest archive-push', script: push(`${pgbackrest} archive-push`) }],
-    pgbackrestFetch: [{ name: 'pgbackrest archive-get', script: fetch(`${pgbackrest} archive-get`) }],
+    lifeboatPush: [{ name: 'lifeboat wal-push (prebuilt CLI)', script: push(`${lifeboat(true)} wal-push --target pgbench`) }],
+    lifeboatPushFromSources: [{ name: 'lifeboat wal-push (sources through tsx)', script: push(`${lifeboat(false)} wal-push --target pgbench`) }],
+    lifeboatFetch: [{ name: 'lifeboat wal-fetch (prebuilt CLI)', script: fetch(`${lifeboat(true)} wal-fetch --target pgbench`) }],
+    pgbackrestPush: [{ name: 'pgbackrest archive-push', script: push(`${pgbackrestCommand} archive-push`) }],
+    pgbackrestFetch: [{ name: 'pgbackrest archive-get', script: fetch(`${pgbackrestCommand} archive-get`) }],
   };
 }
 

@@ -50,14 +50,12 @@ export async function archivedSource(lifeboat: Lifeboat, target: string, options
 export async function archivedSource(lifeboat: Lifeboat, target: string, options: { archive?: 'fs' | 's3' } = {}): Promise<ArchivedSource> {
   const settings = { track_commit_timestamp: 'on' };
   let db: TestCluster;
-  let repository: Repository;
   let repositoryPath: string | undefined;
   let archive: { name: string; repository: RepositoryConfig };
   if (options.archive === 's3') {
     const s3 = repositorySchema.parse((lifeboat.baseConfig({}).repositories as Record<string, unknown>).s3);
     if (s3.type !== 's3') throw new Error('the installation has no S3 repository');
     db = await createTestCluster({ archive: true, settings, env: { [s3.accessKeyIdEnv]: lifeboat.env[s3.accessKeyIdEnv]!, [s3.secretAccessKeyEnv]: lifeboat.env[s3.secretAccessKeyEnv]! } });
-    repository = new Repository('s3', openBackend(s3, lifeboat.env));
     archive = { name: 's3', repository: s3 };
   } else {
     db = await createTestCluster({ archive: true, settings });
@@ -66,9 +64,9 @@ export async function archivedSource(lifeboat: Lifeboat, target: string, options
       await mkdir(path, { mode: 0o700 });
       await chownToServerUser(path);
     }
-    repository = new Repository('local', openBackend({ type: 'fs', path: repositoryPath }));
     archive = { name: 'local', repository: { type: 'fs', path: repositoryPath } };
   }
+  const repository = new Repository(archive.name, openBackend(archive.repository, lifeboat.env));
   const archiveConfig = await writeWalArchiveConfig(db.dir, 'archive.yaml', { target, repositories: [archive], compression: { level: 3, threads: 1 } });
   await db.configure({ archive_command: walCommand(archiveConfig, 'push') });
   await chmod(lifeboat.dir, 0o711);

@@ -51,6 +51,11 @@ export function walCommand(archive: WalArchiveConfig, mode: 'push' | 'fetch'): s
   return `${quote(process.execPath)} ${quote(cli)} --config ${quote(archive.configFile)} ${args} --target ${quote(archive.target)}`;
 }
 
+/** `lifeboat <args>` as a child process, never rejecting: its exit code and output. */
+export function runCli(args: string[]): ReturnType<typeof execa<{ reject: false }>> {
+  return execa(process.execPath, [cli, ...args], { reject: false });
+}
+
 /** Runs `lifeboat wal-push|wal-fetch` as PostgreSQL would (but as us). */
 export async function runWalCommand(
   archive: WalArchiveConfig,
@@ -58,12 +63,12 @@ export async function runWalCommand(
 ): Promise<{ exitCode: number | undefined; stderr: string; durationMs: number }> {
   const started = performance.now();
   const [mode, ...rest] = args;
-  const result = await execa(process.execPath, [cli, '--config', archive.configFile, `wal-${mode}`, ...rest, '--target', archive.target], { reject: false });
+  const result = await runCli(['--config', archive.configFile, `wal-${mode}`, ...rest, '--target', archive.target]);
   return { exitCode: result.exitCode, stderr: String(result.stderr), durationMs: Math.round(performance.now() - started) };
 }
 
 /** `lifeboat archive-status <target> --json`: its exit code and the JSON document it printed. */
 export async function runArchiveStatus(archive: WalArchiveConfig): Promise<{ exitCode: number | undefined; report: { healthy: boolean; problems: string[] }; stderr: string }> {
-  const result = await execa(process.execPath, [cli, '--config', archive.configFile, 'archive-status', archive.target, '--json'], { reject: false });
+  const result = await runCli(['--config', archive.configFile, 'archive-status', archive.target, '--json']);
   return { exitCode: result.exitCode, report: JSON.parse(String(result.stdout)) as { healthy: boolean; problems: string[] }, stderr: String(result.stderr) };
 }

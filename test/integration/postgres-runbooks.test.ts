@@ -294,10 +294,10 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
   });
 
   test('pitr --cutover, nobody answers within approvalTimeoutSeconds: the run ends (NotApproved), the recovered cluster is removed, the live one is not touched', async () => {
-    const targets = config.targets as Record<string, { recovery: { cutover: Record<string, unknown> } }>;
-    const ledger = targets[target]!;
     // The worker reads the config at every run: this run waits 2 s instead of 60.
-    await lifeboat.writeConfig({ ...config, targets: { ...targets, [target]: { ...ledger, recovery: { ...ledger.recovery, cutover: { ...ledger.recovery.cutover, approvalTimeoutSeconds: 2 } } } } });
+    const impatient = structuredClone(config);
+    (impatient.targets as Record<string, { recovery: { cutover: { approvalTimeoutSeconds: number } } }>)[target]!.recovery.cutover.approvalTimeoutSeconds = 2;
+    await lifeboat.writeConfig(impatient);
     try {
       const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'latest' }, cutover: true });
       const failure = await handle.result().then(() => assert.fail('an unanswered cutover fails'), (e: unknown) => runbookFailure(e));

@@ -12,9 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
 import { freePort } from '../../src/dev/ports.js';
-import { projectRoot } from '../../src/dev/tools.js';
 import { LifeboatError } from '../../src/errors.js';
 import { adoptDataDirectory, markForRecovery, startCluster, writeClusterSettings, type RunningCluster } from '../../src/postgres/cluster.js';
 import { runPgTool } from '../../src/postgres/tools.js';
@@ -38,7 +36,7 @@ import type { Repository } from '../../src/repository/repository.js';
 import { lifeboatError, sha256, tamper } from '../helpers/assertions.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { sharedOrOwnS3, testStackEnv } from '../helpers/stack.js';
-import { runArchiveStatus, runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
+import { runArchiveStatus, runCli, runWalCommand, walCommand, writeWalArchiveConfig, type WalArchiveConfig } from '../helpers/wal-archive-command.js';
 
 const MiB = 1024 * 1024;
 /** S3 credentials reach the archive commands through the server's environment, under these names. */
@@ -284,12 +282,12 @@ describe('wal-push and wal-fetch on their own', () => {
   });
 
   it('a restore_command that cannot even start (a usage error) exits 126, which stops recovery, never 1 or 2 ("not in the archive")', async () => {
-    const usage = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', specFile.configFile, 'wal-fetch', '--no-such-option', '00000063.history', join(dir, 'x')], { reject: false });
+    const usage = await runCli(['--config', specFile.configFile, 'wal-fetch', '--no-such-option', '00000063.history', join(dir, 'x')]);
     assert.equal(usage.exitCode, 126, String(usage.stderr));
     assert.match(String(usage.stderr), /unknown option '--no-such-option'/);
-    const missingArgument = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', specFile.configFile, 'wal-fetch', '00000063.history'], { reject: false });
+    const missingArgument = await runCli(['--config', specFile.configFile, 'wal-fetch', '00000063.history']);
     assert.equal(missingArgument.exitCode, 126, String(missingArgument.stderr));
-    const help = await execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), 'wal-fetch', '--help'], { reject: false });
+    const help = await runCli(['wal-fetch', '--help']);
     assert.equal(help.exitCode, 0);
   });
 
