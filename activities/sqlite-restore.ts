@@ -24,6 +24,13 @@ export interface FetchInput {
   destination: string;
   /** Fail with InvalidInput instead of replacing an existing file (restore --into). */
   refuseExisting?: boolean;
+  /**
+   * Leave the last flush of the decoded file to disk to the checkIntegrity step that follows, given
+   * `sameAs`: it flushes while SQLite checks the file, so a slow disk no longer adds its flush time
+   * to the RTO. Until that step ends, a crash of the machine (not of the worker) can leave the
+   * destination incomplete, and that step's hash finds it.
+   */
+  syncInCheck?: boolean;
 }
 
 export interface FetchedBackup {
@@ -146,6 +153,7 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   await mkdir(dirname(destination), { recursive: true });
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
+  const finalSync = !input.syncInCheck;
   const stored: StoredCopy = {
     matches: (hash) => hash.sha256 === object.sha256 && hash.bytes === object.sizeBytes,
     damaged: (hash) =>
@@ -163,8 +171,8 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     const localFd = key ? undefined : wholeFileDescriptor(body);
     const decoded =
       localFd === undefined
-        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored })
-        : await decodeLocalFile(body, localFd, { partial, progress, stored });
+        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored, finalSync })
+        : await decodeLocalFile(body, localFd, { partial, progress, stored, finalSync });
     // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
     // is the end-to-end proof.
     if (decoded.sha256 !== manifest.source.sha256 || decoded.bytes !== manifest.source.sizeBytes) {
@@ -176,7 +184,7 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
       );
     }
     await rename(partial, destination);
-    await fsyncPath(dirname(destination));
+    if (finalSync) await fsyncPath(dirname(destination));
     return { path: destination, repository: repository.name, sizeBytes: decoded.bytes, sha256: decoded.sha256 };
   } catch (error) {
     await rm(partial, { force: true });
@@ -202,16 +210,16 @@ interface StoredCopy {
 async function decodeLocalFile(
   body: Readable,
   fd: number,
-  context: { partial: string; progress: ProgressReporter; stored: StoredCopy },
+  context: { partial: string; progress: ProgressReporter; stored: StoredCopy; finalSync: boolean },
 ): Promise<Decoded> {
-  const { partial, progress, stored } = context;
+  const { partial, progress, stored, finalSync } = context;
   const zstd = createDecompressorToFile(partial, { inputFd: fd });
   try {
     progress.sampleWith(() => readOffsetOf(zstd.pid));
     // Nothing reads zstd's (empty) readable side: its end is never emitted, only its finish.
     const decodedOk = finished(zstd, { readable: false });
     const decoding = sha256OfGrowingFile(partial, decodedOk);
-    const durable = syncWhileGrowing(partial, decodedOk);
+    const durable = syncWhileGrowing(partial, decodedOk, { finalSync });
     // Their errors are the decoder's, reported through decodedOk; each is awaited below.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -242,9 +250,9 @@ async function decodeLocalFile(
  */
 async function decodeStream(
   body: Readable,
-  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy },
+  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy; finalSync: boolean },
 ): Promise<Decoded> {
-  const { repository, objectKey, partial, key, progress, stored } = context;
+  const { repository, objectKey, partial, key, progress, stored, finalSync } = context;
   const storedHash = new HashingPassThrough();
   const stages: Duplex[] = [storedHash, countBytes(progress)];
   if (key) stages.push(createDecryptor(key));
@@ -255,7 +263,7 @@ async function decodeStream(
     // while the file is hashed and flushed as it grows, so both are done soon after zstd is.
     const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)]);
     decoding = sha256OfGrowingFile(partial, decoded);
-    durable = syncWhileGrowing(partial, decoded);
+    durable = syncWhileGrowing(partial, decoded, { finalSync });
     // The pipeline's own error is the one reported.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -272,15 +280,57 @@ async function decodeStream(
   return decoded;
 }
 
-/** Runs the SQLite check on a file (in a thread, heartbeating); throws IntegrityCheckFailed listing the first problems. */
-export async function checkIntegrity(input: { path: string; kind: CheckKind }): Promise<{ ok: true; durationMs: number }> {
+export interface CheckInput {
+  path: string;
+  kind: CheckKind;
+  /**
+   * The file fetchBackup decoded with syncInCheck: while SQLite checks it, it is hashed again
+   * against these and flushed to disk with its directory entry, so the step ends with the file
+   * verified and durable.
+   */
+  sameAs?: { sha256: string; sizeBytes: number };
+}
+
+/**
+ * Runs the SQLite check on a file (in a thread, heartbeating); throws IntegrityCheckFailed listing
+ * the first problems. With sameAs, also ChecksumMismatch when the file is no longer the one
+ * fetched, which a crash of the machine before its flush can cause.
+ */
+export async function checkIntegrity(input: CheckInput): Promise<{ ok: true; durationMs: number }> {
   const progress = startProgress(input.kind, 0);
   try {
-    const { durationMs } = await checkDatabase(input.path, input.kind);
-    return { ok: true, durationMs };
+    const started = Date.now();
+    const checked = checkDatabase(input.path, input.kind);
+    if (input.sameAs) {
+      // The hash takes the other core while SQLite's check takes one; its failure is the cause of
+      // any the check reports, so it is awaited first.
+      checked.catch(() => undefined);
+      await verifyAndFlush(input.path, input.sameAs);
+    }
+    await checked;
+    return { ok: true, durationMs: Date.now() - started };
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * Proves a fetched file is still what was fetched, then makes it durable with its directory entry.
+ * The hash is what catches a file a machine crash left short or zero-filled: SQLite's checks pass an
+ * empty file as a valid, empty database.
+ */
+export async function verifyAndFlush(path: string, expected: { sha256: string; sizeBytes: number }): Promise<void> {
+  const found = await sha256OfFile(path);
+  if (found.sha256 !== expected.sha256 || found.bytes !== expected.sizeBytes) {
+    throw new LifeboatError(
+      'ChecksumMismatch',
+      `${path} is no longer the database fetched from the backup: sha256 ${found.sha256} (${found.bytes} bytes), ` +
+        `expected ${expected.sha256} (${expected.sizeBytes} bytes)`,
+      'The machine may have stopped before the file reached the disk; start the run again. The live database was not touched',
+    );
+  }
+  await fsyncPath(path);
+  await fsyncPath(dirname(path));
 }
 
 export interface SwapInput {

@@ -2,7 +2,7 @@ import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } f
 import type { SmokeCheckResult } from '../activities/index.js';
 import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
 import { drillPostgres } from './postgres-drill.js';
-import { describeTarget } from './targets.js';
+import { describeTarget, fetchedDatabase } from './targets.js';
 
 export interface DrillInput {
   target: string;
@@ -87,10 +87,10 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
     const scratch = await timeline.run('prepare-scratch', () => quickSteps.prepareScratch({ target, runName: info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_') }), (s) => s.dir);
     scratchDir = scratch.dir;
-    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath }), (f) =>
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath, syncInCheck: true }), (f) =>
       `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
     );
-    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.checks.restore }));
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     report.checks = await timeline.run('smoke-checks', () => transferSteps.runSmokeChecks({ path: scratch.databasePath, checks: target.drill.smokeChecks }), (checks) =>
       `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
     );

@@ -5,7 +5,7 @@ import type { Manifest } from '../src/repository/manifest.js';
 import { restorePostgresBase } from './postgres-base.js';
 import { restorePostgresDump } from './postgres-dump.js';
 import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
-import { describeTarget, sourceBytesOf } from './targets.js';
+import { describeTarget, fetchedDatabase, sourceBytesOf } from './targets.js';
 
 export interface RestoreInput {
   target: string;
@@ -75,10 +75,10 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
   if (input.into) {
     const into = input.into;
     try {
-      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true }), (f) =>
+      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true, syncInCheck: true }), (f) =>
         `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
       );
-      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.checks.restore }));
+      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     } catch (error) {
       await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: [`${into}.partial`] }));
       throw error;
@@ -94,10 +94,10 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
   let stopped = false;
   let swap: SwapResult | undefined;
   try {
-    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging }), (f) =>
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging, syncInCheck: true }), (f) =>
       `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
     );
-    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore }));
+    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     stopped = true;
     await runHook(timeline, target, 'stop');
     swap = await timeline.run('swap', () => quickSteps.swapIntoPlace({ livePath: target.path, stagingPath: staging, safetyPath }), (s) =>

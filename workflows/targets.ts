@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget, ResolvedTarget } from '../activities/index.js';
-import type { Manifest } from '../src/repository/manifest.js';
+import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
 import { formatBytes, quickSteps, type Timeline } from './runbook.js';
 
 /** The resolve-target step's detail: what the run works on (and, with repositories, where it stores). */
@@ -16,6 +16,11 @@ export function describeTarget(target: ResolvedTarget, options: { repositories?:
 /** Bytes of the source as backed up: the file, the dump, or the base backup's tar stream. */
 export function sourceBytesOf(manifest: Manifest): number {
   return manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes;
+}
+
+/** What a SQLite restore must decode: the database file as it was snapshotted. */
+export function fetchedDatabase(manifest: SqliteManifest): { sha256: string; sizeBytes: number } {
+  return { sha256: manifest.source.sha256, sizeBytes: manifest.source.sizeBytes };
 }
 
 /** The two kinds of PostgreSQL backups a restore can take, and how each one is restored. */

@@ -15,6 +15,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { useCheckCache } from './check-cache.mjs';
 
 /** @typedef {import('./holder-protocol.js').HolderInput} HolderInput */
 /** @typedef {import('./holder-protocol.js').HolderMessage} HolderMessage */
@@ -103,6 +104,7 @@ function main() {
   });
 
   if (input.integrityCheck !== 'none') {
+    useCheckCache(reader);
     const started = Date.now();
     const rows = /** @type {Array<Record<string, string>>} */ (reader.pragma(`${input.integrityCheck}(100)`, { simple: false }));
     const problems = rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok');
