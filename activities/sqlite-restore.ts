@@ -25,19 +25,20 @@ export interface FetchInput {
   /** Fail with InvalidInput instead of replacing an existing file (restore --into). */
   refuseExisting?: boolean;
   /**
-   * Leave the last flush of the decoded file to disk to the checkIntegrity step that follows, given
-   * `sameAs`: it flushes while SQLite checks the file, so a slow disk no longer adds its flush time
-   * to the RTO. Until that step ends, a crash of the machine (not of the worker) can leave the
-   * destination incomplete, and that step's hash finds it.
+   * Leave the sha256 of the decoded database and its last flush to disk to the checkIntegrity step
+   * that follows, given `sameAs`: it runs both on the other core while SQLite checks the file, so
+   * neither adds to the RTO. This step then proves the stored copy (its sha256 and zstd's content
+   * checksum) and the decoded size; until the check step ends, nothing uses the file.
    */
-  syncInCheck?: boolean;
+  verifyInCheck?: boolean;
 }
 
 export interface FetchedBackup {
   path: string;
   repository: string;
   sizeBytes: number;
-  sha256: string;
+  /** The decoded database's sha256, verified by this step (absent with verifyInCheck). */
+  sha256?: string;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -153,7 +154,7 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   await mkdir(dirname(destination), { recursive: true });
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
-  const finalSync = !input.syncInCheck;
+  const inCheck = input.verifyInCheck === true;
   const stored: StoredCopy = {
     matches: (hash) => hash.sha256 === object.sha256 && hash.bytes === object.sizeBytes,
     damaged: (hash) =>
@@ -171,27 +172,39 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     const localFd = key ? undefined : wholeFileDescriptor(body);
     const decoded =
       localFd === undefined
-        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored, finalSync })
-        : await decodeLocalFile(body, localFd, { partial, progress, stored, finalSync });
+        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored, inCheck })
+        : await decodeLocalFile(body, localFd, { partial, progress, stored, inCheck });
     // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
-    // is the end-to-end proof.
-    if (decoded.sha256 !== manifest.source.sha256 || decoded.bytes !== manifest.source.sizeBytes) {
+    // is the end-to-end proof, here or in the check step.
+    if ((decoded.sha256 !== undefined && decoded.sha256 !== manifest.source.sha256) || decoded.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
-        `the database decoded from backup ${manifest.id} has sha256 ${decoded.sha256} (${decoded.bytes} bytes), ` +
+        `the database decoded from backup ${manifest.id} has sha256 ${decoded.sha256 ?? '(not computed)'} (${decoded.bytes} bytes), ` +
           `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
         'Restore another backup. The target was not touched',
       );
     }
     await rename(partial, destination);
-    if (finalSync) await fsyncPath(dirname(destination));
-    return { path: destination, repository: repository.name, sizeBytes: decoded.bytes, sha256: decoded.sha256 };
+    if (!inCheck) await fsyncPath(dirname(destination));
+    return { path: destination, repository: repository.name, sizeBytes: decoded.bytes, ...(decoded.sha256 === undefined ? {} : { sha256: decoded.sha256 }) };
   } catch (error) {
     await rm(partial, { force: true });
     throw error;
   } finally {
     progress.stop();
   }
+}
+
+/** The decoded file: its size, and its sha256 unless the check step computes it (verifyInCheck). */
+interface DecodedFile {
+  sha256?: string;
+  bytes: number;
+}
+
+/** The size of a file once its writer has finished (rejects with the writer's failure). */
+async function sizeOnceWritten(path: string, written: Promise<unknown>): Promise<DecodedFile> {
+  await written;
+  return { bytes: (await stat(path)).size };
 }
 
 interface StoredCopy {
@@ -210,16 +223,16 @@ interface StoredCopy {
 async function decodeLocalFile(
   body: Readable,
   fd: number,
-  context: { partial: string; progress: ProgressReporter; stored: StoredCopy; finalSync: boolean },
-): Promise<Decoded> {
-  const { partial, progress, stored, finalSync } = context;
+  context: { partial: string; progress: ProgressReporter; stored: StoredCopy; inCheck: boolean },
+): Promise<DecodedFile> {
+  const { partial, progress, stored, inCheck } = context;
   const zstd = createDecompressorToFile(partial, { inputFd: fd });
   try {
     progress.sampleWith(() => readOffsetOf(zstd.pid));
     // Nothing reads zstd's (empty) readable side: its end is never emitted, only its finish.
     const decodedOk = finished(zstd, { readable: false });
-    const decoding = sha256OfGrowingFile(partial, decodedOk);
-    const durable = syncWhileGrowing(partial, decodedOk, { finalSync });
+    const decoding = inCheck ? sizeOnceWritten(partial, decodedOk) : sha256OfGrowingFile(partial, decodedOk);
+    const durable = syncWhileGrowing(partial, decodedOk, { finalSync: !inCheck });
     // Their errors are the decoder's, reported through decodedOk; each is awaited below.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -250,20 +263,20 @@ async function decodeLocalFile(
  */
 async function decodeStream(
   body: Readable,
-  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy; finalSync: boolean },
-): Promise<Decoded> {
-  const { repository, objectKey, partial, key, progress, stored, finalSync } = context;
+  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy; inCheck: boolean },
+): Promise<DecodedFile> {
+  const { repository, objectKey, partial, key, progress, stored, inCheck } = context;
   const storedHash = new HashingPassThrough();
   const stages: Duplex[] = [storedHash, countBytes(progress)];
   if (key) stages.push(createDecryptor(key));
-  let decoding: Promise<Decoded>;
+  let decoding: Promise<DecodedFile>;
   let durable: Promise<void>;
   try {
     // zstd writes the decoded database itself (the gigabyte never passes through this process)
     // while the file is hashed and flushed as it grows, so both are done soon after zstd is.
     const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)]);
-    decoding = sha256OfGrowingFile(partial, decoded);
-    durable = syncWhileGrowing(partial, decoded, { finalSync });
+    decoding = inCheck ? sizeOnceWritten(partial, decoded) : sha256OfGrowingFile(partial, decoded);
+    durable = syncWhileGrowing(partial, decoded, { finalSync: !inCheck });
     // The pipeline's own error is the one reported.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -284,9 +297,9 @@ export interface CheckInput {
   path: string;
   kind: CheckKind;
   /**
-   * The file fetchBackup decoded with syncInCheck: while SQLite checks it, it is hashed again
+   * The database fetchBackup decoded with verifyInCheck: while SQLite checks it, it is hashed
    * against these and flushed to disk with its directory entry, so the step ends with the file
-   * verified and durable.
+   * verified end to end and durable.
    */
   sameAs?: { sha256: string; sizeBytes: number };
 }
@@ -315,18 +328,18 @@ export async function checkIntegrity(input: CheckInput): Promise<{ ok: true; dur
 }
 
 /**
- * Proves a fetched file is still what was fetched, then makes it durable with its directory entry.
- * The hash is what catches a file a machine crash left short or zero-filled: SQLite's checks pass an
- * empty file as a valid, empty database.
+ * Proves a fetched file is the database that was backed up, then makes it durable with its
+ * directory entry. Run after the flush could have been lost, the hash is also what catches a file
+ * a machine crash left short or zero-filled: SQLite's checks pass an empty file as a valid database.
  */
 export async function verifyAndFlush(path: string, expected: { sha256: string; sizeBytes: number }): Promise<void> {
   const found = await sha256OfFile(path);
   if (found.sha256 !== expected.sha256 || found.bytes !== expected.sizeBytes) {
     throw new LifeboatError(
       'ChecksumMismatch',
-      `${path} is no longer the database fetched from the backup: sha256 ${found.sha256} (${found.bytes} bytes), ` +
+      `${path} is not the database that was backed up: sha256 ${found.sha256} (${found.bytes} bytes), ` +
         `expected ${expected.sha256} (${expected.sizeBytes} bytes)`,
-      'The machine may have stopped before the file reached the disk; start the run again. The live database was not touched',
+      'Start the run again (a machine that stopped before the file reached the disk leaves it so); if it fails again, restore another backup. The live database was not touched',
     );
   }
   await fsyncPath(path);

@@ -87,8 +87,8 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
     const scratch = await timeline.run('prepare-scratch', () => quickSteps.prepareScratch({ target, runName: info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_') }), (s) => s.dir);
     scratchDir = scratch.dir;
-    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath, syncInCheck: true }), (f) =>
-      `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath, verifyInCheck: true }), (f) =>
+      `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
     );
     await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     report.checks = await timeline.run('smoke-checks', () => transferSteps.runSmokeChecks({ path: scratch.databasePath, checks: target.drill.smokeChecks }), (checks) =>

@@ -74,13 +74,16 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
 
   if (input.into) {
     const into = input.into;
+    // Only a file this run wrote is removed when it fails: the path may hold one that was there before.
+    let wroteInto = false;
     try {
-      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true, syncInCheck: true }), (f) =>
-        `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true, verifyInCheck: true }), (f) =>
+        `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
       );
+      wroteInto = true;
       await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     } catch (error) {
-      await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: [`${into}.partial`] }));
+      await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: wroteInto ? [`${into}.partial`, into] : [`${into}.partial`] }));
       throw error;
     }
     return { ...base, restoredTo: into, safetyCopy: null, timeline: timeline.steps };
@@ -94,8 +97,8 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
   let stopped = false;
   let swap: SwapResult | undefined;
   try {
-    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging, syncInCheck: true }), (f) =>
-      `${formatBytes(f.sizeBytes)} from ${f.repository}, sha256 ok`,
+    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging, verifyInCheck: true }), (f) =>
+      `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
     );
     await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     stopped = true;

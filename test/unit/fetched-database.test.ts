@@ -9,7 +9,7 @@ import { LifeboatError } from '../../src/errors.js';
 import { sha256OfFile } from '../../src/pipeline/hash.js';
 import { checkDatabase } from '../../src/sqlite/check.js';
 
-describe('a restored database is verified again when it is made durable (the integrity-check step)', () => {
+describe('a restored database is verified end to end when it is made durable (the integrity-check step)', () => {
   let dir: string;
   let path: string;
   let fetched: { sha256: string; sizeBytes: number };
@@ -37,7 +37,7 @@ describe('a restored database is verified again when it is made durable (the int
     await assert.rejects(verifyAndFlush(path, fetched), (error: unknown) => {
       assert.ok(error instanceof LifeboatError);
       assert.equal(error.type, 'ChecksumMismatch');
-      assert.match(error.message, /is no longer the database fetched from the backup: sha256 \w+ \(0 bytes\), expected/);
+      assert.match(error.message, /is not the database that was backed up: sha256 \w+ \(0 bytes\), expected/);
       return true;
     });
   });
