@@ -179,8 +179,8 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     if ((decoded.sha256 !== undefined && decoded.sha256 !== manifest.source.sha256) || decoded.bytes !== manifest.source.sizeBytes) {
       throw new LifeboatError(
         'ChecksumMismatch',
-        `the database decoded from backup ${manifest.id} has sha256 ${decoded.sha256 ?? '(not computed)'} (${decoded.bytes} bytes), ` +
-          `expected ${manifest.source.sha256} (${manifest.source.sizeBytes} bytes)`,
+        `the database decoded from backup ${manifest.id} has ${decoded.bytes} bytes${decoded.sha256 === undefined ? '' : ` and sha256 ${decoded.sha256}`}, ` +
+          `expected ${manifest.source.sizeBytes} bytes and sha256 ${manifest.source.sha256}`,
         'Restore another backup. The target was not touched',
       );
     }
@@ -313,14 +313,15 @@ export async function checkIntegrity(input: CheckInput): Promise<{ ok: true; dur
   const progress = startProgress(input.kind, 0);
   try {
     const started = Date.now();
-    const checked = checkDatabase(input.path, input.kind);
-    if (input.sameAs) {
-      // The hash takes the other core while SQLite's check takes one; its failure is the cause of
-      // any the check reports, so it is awaited first.
-      checked.catch(() => undefined);
-      await verifyAndFlush(input.path, input.sameAs);
-    }
-    await checked;
+    // The hash takes the other core while SQLite's check takes one. Both are awaited, so no thread
+    // still reads the file when the step ends; a failed hash is the cause of whatever the check
+    // reports, so its error wins.
+    const [verified, checked] = await Promise.allSettled([
+      input.sameAs ? verifyAndFlush(input.path, input.sameAs) : Promise.resolve(),
+      checkDatabase(input.path, input.kind),
+    ]);
+    if (verified.status === 'rejected') throw verified.reason;
+    if (checked.status === 'rejected') throw checked.reason;
     return { ok: true, durationMs: Date.now() - started };
   } finally {
     progress.stop();
