@@ -1,6 +1,6 @@
 import { log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
-import { link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -9,7 +9,7 @@ import { createDecompressorToFile } from '../src/pipeline/compress.js';
 import { createDecryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfOpenFile, sha256OfStream } from '../src/pipeline/hash.js';
 import { syncWhileGrowing } from '../src/pipeline/growing-file.js';
-import { wholeFileDescriptor } from '../src/pipeline/local-file.js';
+import { fsyncPath, wholeFileDescriptor } from '../src/pipeline/local-file.js';
 import type { SqliteManifest as Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
@@ -29,6 +29,8 @@ export interface FetchInput {
    * that follows, given `sameAs`: it runs both on the other core while SQLite checks the file, so
    * neither adds to the RTO. This step then proves the stored copy (its sha256 and zstd's content
    * checksum) and the decoded size; until the check step ends, nothing uses the file.
+   * A flag, though every runbook now sets it: a task scheduled by an older runbook, whose check
+   * step does not verify, must still get the whole verification here during a rolling deployment.
    */
   verifyInCheck?: boolean;
 }
@@ -37,8 +39,6 @@ export interface FetchedBackup {
   path: string;
   repository: string;
   sizeBytes: number;
-  /** The decoded database's sha256, verified by this step (absent with verifyInCheck). */
-  sha256?: string;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -49,15 +49,6 @@ async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolea
   if (!info.isFile() || info.size !== manifest.source.sizeBytes) return false;
   const { sha256 } = await sha256OfFile(path);
   return sha256 === manifest.source.sha256;
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
@@ -74,7 +65,7 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
     // the file it left is this backup, verified, and the step is done. Anything else is not ours.
     if (await holdsDatabaseOf(destination, manifest)) {
       log.info('destination already holds this backup (an earlier attempt finished it)', { backupId: manifest.id, destination });
-      return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes, sha256: manifest.source.sha256 };
+      return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes };
     }
     throw new LifeboatError('InvalidInput', `${destination} already exists`, 'Choose a path that does not exist yet; nothing was changed');
   }
@@ -186,7 +177,7 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     }
     await rename(partial, destination);
     if (!inCheck) await fsyncPath(dirname(destination));
-    return { path: destination, repository: repository.name, sizeBytes: decoded.bytes, ...(decoded.sha256 === undefined ? {} : { sha256: decoded.sha256 }) };
+    return { path: destination, repository: repository.name, sizeBytes: decoded.bytes };
   } catch (error) {
     await rm(partial, { force: true });
     throw error;

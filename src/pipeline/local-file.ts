@@ -1,4 +1,5 @@
 import { ReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /**
@@ -15,4 +16,14 @@ export function wholeFileDescriptor(stream: Readable): number | undefined {
   const whole = (start === undefined || start === 0) && (end === undefined || end === Infinity);
   const untouched = stream.bytesRead === 0 && stream.readableFlowing === null && !stream.destroyed;
   return typeof fd === 'number' && whole && untouched ? fd : undefined;
+}
+
+/** fsync(2) of a file or a directory (what makes a rename or a new directory entry durable). */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

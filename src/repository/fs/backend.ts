@@ -5,6 +5,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
+import { fsyncPath } from '../../pipeline/local-file.js';
 import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /** Written bytes after which put starts flushing them to disk in the background. */
@@ -116,10 +117,10 @@ export class FsBackend implements Backend {
     // The rename is only durable once the directory entry is; new parent directories likewise
     // need their own entries synced in their parents.
     try {
-      await syncDirectory(dir);
+      await fsyncPath(dir);
       if (firstCreatedDir !== undefined) {
         for (let parent = dirname(dir); ; parent = dirname(parent)) {
-          await syncDirectory(parent);
+          await fsyncPath(parent);
           if (parent === dirname(firstCreatedDir) || parent === dirname(parent)) break;
         }
       }
@@ -322,15 +323,6 @@ async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
   for (let offset = 0; offset < chunk.length; ) {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
     offset += bytesWritten;
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
