@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRunbook, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
-import { busySecondsBetween, cpuSeconds, machineCpuTicks, resetPeakRss, statusKb, TreeRssSampler } from './procfs.js';
+import { busySecondsBetween, commandName, cpuSeconds, cpuSplit, machineCpuTicks, resetPeakRss, statusKb, TreeRssSampler } from './procfs.js';
 
 export interface Step {
   name: string;
@@ -70,6 +70,8 @@ export async function runLifeboat<K extends RunbookKind>(options: {
   if (!(await resetPeakRss(workerPid))) throw new Error(`cannot reset the peak RSS of the worker (pid ${workerPid}): /proc/${workerPid}/clear_refs refused`);
   const sampler = new TreeRssSampler(workerPid);
   const cpuBefore = sumCpu(pids);
+  const workerBefore = cpuSplit(workerPid);
+  const serversBefore = options.accounting.serverPids.map(cpuSeconds);
   const harnessBefore = process.cpuUsage();
   const machineBefore = machineCpuTicks();
   sampler.start();
@@ -83,8 +85,15 @@ export async function runLifeboat<K extends RunbookKind>(options: {
   // The zstd child is reaped shortly after its stream ends; its CPU lands in the worker's cutime then.
   await new Promise((resolve) => setTimeout(resolve, 100));
   const cpu = sumCpu(pids) - cpuBefore;
+  const workerAfter = cpuSplit(workerPid);
   const workerPeakKb = (await statusKb(workerPid, 'VmHWM')) ?? 0;
   const { steps, notes } = await activityBreakdown(client, handle.workflowId);
+  // Where the CPU went: on two cores, every CPU second beside the compressor's is wall time.
+  notes['CPU worker'] = (workerAfter.own - workerBefore.own) * 1000;
+  notes['CPU worker subprocesses'] = (workerAfter.children - workerBefore.children) * 1000;
+  options.accounting.serverPids.forEach((pid, index) => {
+    notes[`CPU ${commandName(pid)}`] = (cpuSeconds(pid) - (serversBefore[index] ?? 0)) * 1000;
+  });
   return {
     result,
     execution: {

@@ -50,6 +50,29 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * A process's CPU seconds split into its own (utime + stime) and that of the children it has
+ * waited for (cutime + cstime): for the worker, Node itself and its zstd subprocesses.
+ */
+export function cpuSplit(pid: number): { own: number; children: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return { own: ((fields[11] ?? 0) + (fields[12] ?? 0)) / TICKS_PER_SECOND, children: ((fields[13] ?? 0) + (fields[14] ?? 0)) / TICKS_PER_SECOND };
+  } catch {
+    return { own: 0, children: 0 };
+  }
+}
+
+/** The command name of a process (/proc/<pid>/comm), or `pid <n>` once it is gone. */
+export function commandName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return `pid ${pid}`;
+  }
+}
+
 /** Direct children of a process (Linux /proc/<pid>/task/<tid>/children, all threads). */
 export async function childrenOf(pid: number): Promise<number[]> {
   const found: number[] = [];

@@ -27,3 +27,20 @@ export async function fsyncPath(path: string): Promise<void> {
     await handle.close();
   }
 }
+
+/**
+ * Writes every byte of the buffers, in order, at the file's position, in as few system calls as
+ * the kernel allows (one writev each); resolves to their total. A short write continues where it
+ * stopped.
+ */
+export async function writeAll(handle: { writev(buffers: Buffer[]): Promise<{ bytesWritten: number }> }, buffers: Buffer[]): Promise<number> {
+  let pending = buffers.filter((buffer) => buffer.length > 0);
+  let total = 0;
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending);
+    total += bytesWritten;
+    while (pending.length > 0 && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
+  }
+  return total;
+}

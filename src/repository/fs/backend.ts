@@ -5,11 +5,13 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
-import { fsyncPath } from '../../pipeline/local-file.js';
+import { fsyncPath, writeAll } from '../../pipeline/local-file.js';
 import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /** Written bytes after which put starts flushing them to disk in the background. */
 const flushEveryBytes = 8 << 20;
+/** Bytes of incoming chunks that may queue behind a write, to be written by the next one. */
+const writeBatchBytes = 1 << 20;
 
 /**
  * Flushes a file's data to disk while it is being written, one fdatasync at a time in the
@@ -82,12 +84,24 @@ export class FsBackend implements Backend {
     let closed = false;
     const flush = new FlushBehind(handle, flushEveryBytes);
     try {
+      const wrote = (bytes: number) => {
+        sizeBytes += bytes;
+        flush.wrote(bytes);
+        onProgress?.(sizeBytes);
+      };
+      // Chunks that arrive while a write runs are written together in one writev: a pipe delivers
+      // 64 KiB at a time, and one system call per chunk cost about 0.4 s of CPU per 500 MB.
       const sink = new Writable({
+        highWaterMark: writeBatchBytes,
         write(chunk: Buffer, _encoding, done) {
-          writeFully(handle, chunk).then(() => {
-            sizeBytes += chunk.length;
-            flush.wrote(chunk.length);
-            onProgress?.(sizeBytes);
+          writeAll(handle, [chunk]).then((bytes) => {
+            wrote(bytes);
+            done();
+          }, done);
+        },
+        writev(chunks, done) {
+          writeAll(handle, chunks.map(({ chunk }) => chunk as Buffer)).then((bytes) => {
+            wrote(bytes);
             done();
           }, done);
         },
@@ -319,13 +333,6 @@ function isTempName(name: string): boolean {
 }
 
 /** FileHandle.write may write fewer bytes than asked (it is a single write(2)). */
-async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
-  for (let offset = 0; offset < chunk.length; ) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
-  }
-}
-
 function prefixConflict(key: string, location: string, cause: unknown): LifeboatError {
   return new LifeboatError(
     'ObjectConflict',
