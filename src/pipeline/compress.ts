@@ -58,6 +58,16 @@ export function createFileCompressor(file: { fd: number; sizeBytes: number }, op
 }
 
 /**
+ * A zstd compressor that reads an open file itself (see createFileCompressor) and writes the
+ * compressed frame to another open descriptor itself (as its stdout), so neither side passes
+ * through this process. Nothing comes out of the stream: `finished(stream, { readable: false })`
+ * resolves once zstd has exited cleanly.
+ */
+export function createFileToFileCompressor(file: { fd: number; sizeBytes: number }, outputFd: number, options: CompressorOptions): ZstdProcess {
+  return new ZstdProcess('compress', [...compressorArgs(options), `--stream-size=${file.sizeBytes}`], { stdinFd: file.fd, outputFd });
+}
+
+/**
  * A zstd decompressor. Input that is not valid zstd fails the stream with BackupCorrupt.
  * Note zstd verifies the frame checksum only at the end of the frame, so bytes may be emitted
  * before the error: write the output somewhere provisional until the stream has finished.
@@ -123,6 +133,8 @@ interface ZstdProcessOptions {
   stdinFd?: number;
   /** zstd writes to this file (via -o) instead of the stream's readable side. */
   outputFile?: string;
+  /** zstd writes to this open file descriptor (as its stdout) instead of the stream's readable side. */
+  outputFd?: number;
 }
 
 /**
@@ -148,17 +160,18 @@ export class ZstdProcess extends Duplex {
     private readonly options: ZstdProcessOptions = {},
   ) {
     super();
+    const writesFile = options.outputFile !== undefined || options.outputFd !== undefined;
     const output = options.outputFile === undefined ? ['-c'] : ['-o', options.outputFile];
     // execa accepts any file descriptor number for stdin, but its types list only a few literals;
     // the stream fields that do not exist in these modes are handled as null below.
     const spawnOptions = {
       ...STREAM_OPTIONS,
       ...(options.stdinFd === undefined ? {} : { stdin: options.stdinFd }),
-      ...(options.outputFile === undefined ? {} : { stdout: 'ignore' }),
+      ...(options.outputFd !== undefined ? { stdout: options.outputFd } : options.outputFile !== undefined ? { stdout: 'ignore' } : {}),
     } as unknown as typeof STREAM_OPTIONS;
     this.child = execa(ZSTD, ['-q', ...output, ...modeArgs], spawnOptions);
     this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
-    this.stdout = options.outputFile === undefined ? this.child.stdout : null;
+    this.stdout = writesFile ? null : this.child.stdout;
     this.exit = this.child.then((result) => result);
 
     if (this.stdout) {
@@ -204,7 +217,7 @@ export class ZstdProcess extends Duplex {
     // When zstd writes a file, the stream is finished only once zstd has exited cleanly (checksum
     // verified); a failed exit destroys the stream instead (see onExit).
     const finish = () => {
-      if (this.options.outputFile === undefined) callback();
+      if (this.options.outputFile === undefined && this.options.outputFd === undefined) callback();
       else void this.exit.then((result) => (result.failed ? undefined : callback()));
     };
     if (!this.stdin) {
