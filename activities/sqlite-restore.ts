@@ -1,6 +1,6 @@
 import { log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
-import { link, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, link, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -382,6 +382,7 @@ export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   }
   let kept: string | null = null;
   if (await exists(livePath)) {
+    await takeOwnerAndModeOf(livePath, stagingPath);
     // The safety name belongs to this run alone (the workflow puts its run id in it), so an
     // existing one was linked by an attempt of this very swap that died before the rename.
     if (!(await exists(safetyPath))) {
@@ -395,6 +396,32 @@ export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   await fsyncPath(dirname(livePath));
   log.info('database swapped', { livePath, safetyPath: kept });
   return { safetyPath: kept, swapped: true };
+}
+
+/**
+ * The restored database gets the live one's permissions and owner, so the application can still
+ * open it (a worker running as root would otherwise leave a root-owned file). A worker that may
+ * not give it that owner stops here, before anything is swapped.
+ */
+async function takeOwnerAndModeOf(livePath: string, stagingPath: string): Promise<void> {
+  const live = await stat(livePath);
+  await chmod(stagingPath, live.mode & 0o7777);
+  const staged = await stat(stagingPath);
+  if (staged.uid !== live.uid || staged.gid !== live.gid) await giveOwner(stagingPath, livePath, live);
+  // Metadata too must be on disk before the rename, or a crash could bring back the old owner.
+  await fsyncPath(stagingPath);
+}
+
+async function giveOwner(stagingPath: string, livePath: string, live: { uid: number; gid: number }): Promise<void> {
+  await chown(stagingPath, live.uid, live.gid).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPERM') throw error;
+    throw new LifeboatError(
+      'InvalidConfig',
+      `cannot give the restored database the owner of ${livePath} (uid ${live.uid}, gid ${live.gid}): the worker runs as uid ${process.getuid?.() ?? '?'}`,
+      'Run the worker as the database\'s owner or as root; nothing was swapped, the live database is untouched',
+      { cause: error },
+    );
+  });
 }
 
 /** Compensation: put the safety copy back (same atomic rename), keeping the safety copy itself. */

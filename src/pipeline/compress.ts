@@ -1,3 +1,4 @@
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { Duplex, type Readable, type Writable } from 'node:stream';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { LifeboatError } from '../errors.js';
@@ -80,7 +81,8 @@ export function createDecompressor(): Duplex {
  * A zstd decompressor that writes the decoded bytes to `path` itself (write compressed bytes in;
  * nothing comes out), so a large decoded payload never passes through this process. The stream
  * finishes only after zstd has exited successfully, i.e. after it checked the frame checksum.
- * zstd replaces nothing: an existing `path` is an error (-f is not given).
+ * zstd replaces nothing: an existing `path` is an error (EEXIST, thrown at once). The file is
+ * created private (0600) and removed again if zstd fails.
  *
  * With `inputFd`, zstd reads that open file itself (as its stdin, from the descriptor's current
  * offset) and nothing is written to the stream, so neither side of the data passes through this
@@ -131,7 +133,10 @@ type ZstdResult = Result<typeof STREAM_OPTIONS>;
 interface ZstdProcessOptions {
   /** zstd reads this open file descriptor instead of what is written to the stream. */
   stdinFd?: number;
-  /** zstd writes to this file (via -o) instead of the stream's readable side. */
+  /**
+   * zstd writes this new file instead of the stream's readable side. It is created here, private
+   * (0600) and only if it does not exist yet, and removed again if zstd fails, as `zstd -o` would.
+   */
   outputFile?: string;
   /** zstd writes to this open file descriptor (as its stdout) instead of the stream's readable side. */
   outputFd?: number;
@@ -161,18 +166,24 @@ export class ZstdProcess extends Duplex {
   ) {
     super();
     const writesFile = options.outputFile !== undefined || options.outputFd !== undefined;
-    const output = options.outputFile === undefined ? ['-c'] : ['-o', options.outputFile];
+    // zstd -o would create the file with the umask's permissions (usually world-readable).
+    const ownedOutputFd = options.outputFile === undefined ? undefined : openSync(options.outputFile, 'wx', 0o600);
+    const outputFd = options.outputFd ?? ownedOutputFd;
     // execa accepts any file descriptor number for stdin, but its types list only a few literals;
     // the stream fields that do not exist in these modes are handled as null below.
     const spawnOptions = {
       ...STREAM_OPTIONS,
       ...(options.stdinFd === undefined ? {} : { stdin: options.stdinFd }),
-      ...(options.outputFd !== undefined ? { stdout: options.outputFd } : options.outputFile !== undefined ? { stdout: 'ignore' } : {}),
+      ...(outputFd === undefined ? {} : { stdout: outputFd }),
     } as unknown as typeof STREAM_OPTIONS;
-    this.child = execa(ZSTD, ['-q', ...output, ...modeArgs], spawnOptions);
+    this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], spawnOptions);
     this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
     this.stdout = writesFile ? null : this.child.stdout;
-    this.exit = this.child.then((result) => result);
+    this.exit = this.child.then((result) => {
+      // Before anyone learns of the exit: a caller that retries at once finds the path free.
+      if (ownedOutputFd !== undefined && options.outputFile !== undefined) releaseOutputFile(ownedOutputFd, options.outputFile, result.failed);
+      return result;
+    });
 
     if (this.stdout) {
       const stdout = this.stdout;
@@ -292,4 +303,20 @@ function describeFailure(result: Pick<Result, 'exitCode' | 'signal' | 'shortMess
         ? `exited with status ${result.exitCode}`
         : `could not run (${result.originalMessage ?? result.shortMessage})`;
   return stderr === '' ? how : `${how}: ${stderr.replace(/\s+/g, ' ')}`;
+}
+
+/** Closes this process's descriptor of zstd's output file, and removes the file when zstd failed. */
+function releaseOutputFile(fd: number, path: string, failed: boolean): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed: nothing to release
+  }
+  if (failed) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -125,6 +125,7 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.equal(result.restoredTo, into);
     assert.equal(result.safetyCopy, null);
     assert.deepEqual(fingerprint(into), before);
+    assert.equal((await stat(into)).mode & 0o777, 0o600, 'a restored copy is readable by its owner only');
     assert.ok((await readFile(dbPath)).equals(liveBytes), 'live database untouched');
   });
 
@@ -164,6 +165,24 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.ok(result.safetyCopy && existsSync(result.safetyCopy));
     assert.deepEqual(fingerprint(result.safetyCopy), changed, 'the safety copy is the database as it was');
     assert.deepEqual((await readdir(lifeboat.dir)).filter((name) => name.includes('.lifeboat-restore-')), [], 'no staging file left behind');
+  });
+
+  test('restore in place gives the restored database the live one\'s permissions and owner, so the application can still open it', async () => {
+    const backup = await lifeboat.run('backup', { target: 'shop' });
+    const original = await stat(dbPath);
+    // As root the test can hand the file to another user, as an application's database would be.
+    const owner = process.getuid?.() === 0 ? { uid: 4321, gid: 4322 } : { uid: original.uid, gid: original.gid };
+    await chmod(dbPath, 0o640);
+    await chown(dbPath, owner.uid, owner.gid);
+    try {
+      await lifeboat.run('restore', { target: 'shop', backupId: backup.backupId });
+      const restored = await stat(dbPath);
+      assert.equal(restored.mode & 0o7777, 0o640);
+      assert.deepEqual({ uid: restored.uid, gid: restored.gid }, owner);
+    } finally {
+      await chown(dbPath, original.uid, original.gid);
+      await chmod(dbPath, original.mode & 0o7777);
+    }
   });
 
   test('restore runs the stop hook before the swap and the start hook after, then waits for the health URL', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,10 +243,11 @@ describe('zstd compression', () => {
       const out = join(dir, 'restored.db');
       await pipeline(Readable.from(pieces(compressed, 64 * 1024)), createDecompressorToFile(out));
       assert.ok((await readFile(out)).equals(input));
+      assert.equal((await stat(out)).mode & 0o777, 0o600, 'created readable by its owner only, whatever the umask');
       assert.deepEqual(await zstdChildren(), []);
     });
 
-    test('a decompressor to a file fails with BackupCorrupt on a damaged frame', async () => {
+    test('a decompressor to a file fails with BackupCorrupt on a damaged frame, and leaves no partial file', async () => {
       const compressed = Buffer.from(await run(mixedData(2 * MiB), [createCompressor({ level: 3, threads: 1 })]));
       const middle = Math.floor(compressed.length / 2);
       compressed[middle] = (compressed[middle] as number) ^ 0x40;
@@ -253,13 +255,14 @@ describe('zstd compression', () => {
         pipeline(Readable.from(pieces(compressed, 64 * 1024)), createDecompressorToFile(join(dir, 'damaged.db'))),
         isLifeboatError('BackupCorrupt'),
       );
+      assert.equal(existsSync(join(dir, 'damaged.db')), false);
     });
 
     test('a decompressor to a file never replaces an existing file', async () => {
       const out = join(dir, 'existing.db');
       await writeFile(out, 'precious');
       const compressed = await run(Buffer.from('new'), [createCompressor({ level: 3, threads: 1 })]);
-      await assert.rejects(pipeline(Readable.from([compressed]), createDecompressorToFile(out)));
+      await assert.rejects(async () => pipeline(Readable.from([compressed]), createDecompressorToFile(out)), { code: 'EEXIST' });
       assert.equal(await readFile(out, 'utf8'), 'precious');
       assert.equal((await stat(out)).size, 8);
     });
