@@ -59,16 +59,6 @@ export function createFileCompressor(file: { fd: number; sizeBytes: number }, op
 }
 
 /**
- * A zstd compressor that reads an open file itself (see createFileCompressor) and writes the
- * compressed frame to another open descriptor itself (as its stdout), so neither side passes
- * through this process. Nothing comes out of the stream: `finished(stream, { readable: false })`
- * resolves once zstd has exited cleanly.
- */
-export function createFileToFileCompressor(file: { fd: number; sizeBytes: number }, outputFd: number, options: CompressorOptions): ZstdProcess {
-  return new ZstdProcess('compress', [...compressorArgs(options), `--stream-size=${file.sizeBytes}`], { stdinFd: file.fd, outputFd });
-}
-
-/**
  * A zstd decompressor. Input that is not valid zstd fails the stream with BackupCorrupt.
  * Note zstd verifies the frame checksum only at the end of the frame, so bytes may be emitted
  * before the error: write the output somewhere provisional until the stream has finished.
@@ -138,8 +128,6 @@ interface ZstdProcessOptions {
    * (0600) and only if it does not exist yet, and removed again if zstd fails, as `zstd -o` would.
    */
   outputFile?: string;
-  /** zstd writes to this open file descriptor (as its stdout) instead of the stream's readable side. */
-  outputFd?: number;
 }
 
 /**
@@ -165,10 +153,9 @@ export class ZstdProcess extends Duplex {
     private readonly options: ZstdProcessOptions = {},
   ) {
     super();
-    const writesFile = options.outputFile !== undefined || options.outputFd !== undefined;
-    // zstd -o would create the file with the umask's permissions (usually world-readable).
-    const ownedOutputFd = options.outputFile === undefined ? undefined : openSync(options.outputFile, 'wx', 0o600);
-    const outputFd = options.outputFd ?? ownedOutputFd;
+    // zstd -o would create the file with the umask's permissions (usually world-readable), so the
+    // file is created here and given to zstd as its stdout.
+    const outputFd = options.outputFile === undefined ? undefined : openSync(options.outputFile, 'wx', 0o600);
     // execa accepts any file descriptor number for stdin, but its types list only a few literals;
     // the stream fields that do not exist in these modes are handled as null below.
     const spawnOptions = {
@@ -178,10 +165,10 @@ export class ZstdProcess extends Duplex {
     } as unknown as typeof STREAM_OPTIONS;
     this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], spawnOptions);
     this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
-    this.stdout = writesFile ? null : this.child.stdout;
+    this.stdout = outputFd === undefined ? this.child.stdout : null;
     this.exit = this.child.then((result) => {
       // Before anyone learns of the exit: a caller that retries at once finds the path free.
-      if (ownedOutputFd !== undefined && options.outputFile !== undefined) releaseOutputFile(ownedOutputFd, options.outputFile, result.failed);
+      if (outputFd !== undefined && options.outputFile !== undefined) releaseOutputFile(outputFd, options.outputFile, result.failed);
       return result;
     });
 
@@ -228,7 +215,7 @@ export class ZstdProcess extends Duplex {
     // When zstd writes a file, the stream is finished only once zstd has exited cleanly (checksum
     // verified); a failed exit destroys the stream instead (see onExit).
     const finish = () => {
-      if (this.options.outputFile === undefined && this.options.outputFd === undefined) callback();
+      if (this.options.outputFile === undefined) callback();
       else void this.exit.then((result) => (result.failed ? undefined : callback()));
     };
     if (!this.stdin) {

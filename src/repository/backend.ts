@@ -33,12 +33,6 @@ export interface PutOptions {
   maxSizeBytes?: number;
 }
 
-/** The new file behind Backend.putWritten: write it from its start through fd; read it by path. */
-export interface ObjectFile {
-  fd: number;
-  path: string;
-}
-
 export interface Backend {
   /** Human-readable location without secrets, e.g. "fs:/var/backups" or "s3://bucket/prefix". */
   readonly location: string;
@@ -48,13 +42,6 @@ export interface Backend {
    * Overwriting an existing key replaces it.
    */
   put(key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo>;
-  /**
-   * Only backends that store local files (fs): like put, but `write` writes the object's bytes
-   * into a new file itself, e.g. a subprocess given the descriptor as its stdout, so they never
-   * pass through this process. `write` resolves once the file is complete, or rejects and nothing
-   * is stored.
-   */
-  putWritten?(key: string, write: (file: ObjectFile) => Promise<void>, options?: { signal?: AbortSignal }): Promise<ObjectInfo>;
   /** Stream the object. Throws LifeboatError('ObjectNotFound') when it does not exist. */
   get(key: string): Promise<Readable>;
   /** Size of the object, or undefined when it does not exist. */

@@ -5,9 +5,8 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
-import { syncWhileGrowing } from '../../pipeline/growing-file.js';
 import { fsyncPath, writeAll } from '../../pipeline/local-file.js';
-import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectFile, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /** Written bytes after which put starts flushing them to disk in the background. */
 const flushEveryBytes = 8 << 20;
@@ -72,10 +71,19 @@ export class FsBackend implements Backend {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const { signal, onProgress } = options;
-    if (signal?.aborted) body.destroy();
-    return this.store(key, signal, async (handle) => {
-      let sizeBytes = 0;
-      const flush = new FlushBehind(handle, flushEveryBytes);
+    const path = this.pathFor(key);
+    if (signal?.aborted) {
+      body.destroy();
+      throw abortError(`put of "${key}" into ${this.location}`, signal);
+    }
+    const dir = dirname(path);
+    const temp = join(dir, `.${basename(path)}.tmp-${randomBytes(8).toString('hex')}`);
+    const { handle, firstCreatedDir } = await this.createTempFile(key, dir, temp);
+
+    let sizeBytes = 0;
+    let closed = false;
+    const flush = new FlushBehind(handle, flushEveryBytes);
+    try {
       const wrote = (bytes: number) => {
         sizeBytes += bytes;
         flush.wrote(bytes);
@@ -98,50 +106,10 @@ export class FsBackend implements Backend {
           }, done);
         },
       });
-      try {
-        await (signal ? pipeline(body, sink, { signal }) : pipeline(body, sink));
-      } finally {
-        // Never close the descriptor under a datasync still running on it.
-        await flush.settle().catch(() => undefined);
-      }
-      await flush.settle();
-      return sizeBytes;
-    });
-  }
-
-  /**
-   * Like put, but the bytes are written by `write` (e.g. a subprocess given the descriptor) into
-   * the new file, so they never pass through this process; the file is flushed to disk while it
-   * grows. `write` must resolve once the file is complete and reject if it is not.
-   */
-  async putWritten(key: string, write: (file: ObjectFile) => Promise<void>, options: { signal?: AbortSignal } = {}): Promise<ObjectInfo> {
-    return this.store(key, options.signal, async (handle, path) => {
-      const written = write({ fd: handle.fd, path });
-      // Waits for its last flush, so the descriptor is never closed under a datasync.
-      await syncWhileGrowing(path, written, { finalSync: false });
-      return (await handle.stat()).size;
-    });
-  }
-
-  /**
-   * The atomic, durable write behind put and putWritten: `fill` writes a new private temp file next
-   * to the destination (and resolves to its size); then fsync, rename over the key, fsync of the
-   * directory (and of any directory created for it). After a crash the key holds its old bytes or
-   * the new ones, never a torn file; on failure no temp file is left.
-   */
-  private async store(key: string, signal: AbortSignal | undefined, fill: (handle: FileHandle, temp: string) => Promise<number>): Promise<ObjectInfo> {
-    const path = this.pathFor(key);
-    if (signal?.aborted) throw abortError(`put of "${key}" into ${this.location}`, signal);
-    const dir = dirname(path);
-    const temp = join(dir, `.${basename(path)}.tmp-${randomBytes(8).toString('hex')}`);
-    const { handle, firstCreatedDir } = await this.createTempFile(key, dir, temp);
-
-    let sizeBytes: number;
-    let closed = false;
-    try {
-      sizeBytes = await fill(handle, temp);
+      await (signal ? pipeline(body, sink, { signal }) : pipeline(body, sink));
       // The data must be on disk before the rename makes it visible, or a crash could leave a
       // complete-looking but empty or torn file under the final name.
+      await flush.settle();
       await handle.sync();
       closed = true;
       await handle.close();
@@ -152,7 +120,11 @@ export class FsBackend implements Backend {
         throw error;
       });
     } catch (error) {
-      if (!closed) await handle.close().catch(() => undefined);
+      if (!closed) {
+        // Never close the descriptor under a datasync still running on it.
+        await flush.settle().catch(() => undefined);
+        await handle.close().catch(() => undefined);
+      }
       await unlink(temp).catch(() => undefined);
       throw this.describe(error, `put "${key}" into`);
     }
