@@ -34,34 +34,29 @@ export async function resetPeakRss(pid: number): Promise<boolean> {
 }
 
 /**
- * CPU seconds a process has used, user + system, including the children it has waited for
- * (cutime/cstime): for the worker that counts the zstd subprocesses once they exit.
- */
-export function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses; the rest follows the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14..17 of stat (utime, stime, cutime, cstime) are at 11..14 after dropping pid and comm.
-    const ticks = [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index] ?? 0), 0);
-    return ticks / TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
-}
-
-/**
  * A process's CPU seconds split into its own (utime + stime) and that of the children it has
- * waited for (cutime + cstime): for the worker, Node itself and its zstd subprocesses.
+ * waited for (cutime + cstime): for the worker, Node itself and its zstd subprocesses. Zero once
+ * the process is gone.
  */
 export function cpuSplit(pid: number): { own: number; children: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses; the rest follows the last ')'.
+    // Fields 14..17 of stat (utime, stime, cutime, cstime) are at 11..14 after dropping pid and comm.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
     return { own: ((fields[11] ?? 0) + (fields[12] ?? 0)) / TICKS_PER_SECOND, children: ((fields[13] ?? 0) + (fields[14] ?? 0)) / TICKS_PER_SECOND };
   } catch {
     return { own: 0, children: 0 };
   }
+}
+
+/**
+ * CPU seconds a process has used, user + system, including the children it has waited for
+ * (cutime/cstime): for the worker that counts the zstd subprocesses once they exit.
+ */
+export function cpuSeconds(pid: number): number {
+  const { own, children } = cpuSplit(pid);
+  return own + children;
 }
 
 /** The command name of a process (/proc/<pid>/comm), or `pid <n>` once it is gone. */

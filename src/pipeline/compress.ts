@@ -155,20 +155,20 @@ export class ZstdProcess extends Duplex {
     super();
     // zstd -o would create the file with the umask's permissions (usually world-readable), so the
     // file is created here and given to zstd as its stdout.
-    const outputFd = options.outputFile === undefined ? undefined : openSync(options.outputFile, 'wx', 0o600);
+    const output = options.outputFile === undefined ? undefined : { path: options.outputFile, fd: openSync(options.outputFile, 'wx', 0o600) };
     // execa accepts any file descriptor number for stdin, but its types list only a few literals;
     // the stream fields that do not exist in these modes are handled as null below.
     const spawnOptions = {
       ...STREAM_OPTIONS,
       ...(options.stdinFd === undefined ? {} : { stdin: options.stdinFd }),
-      ...(outputFd === undefined ? {} : { stdout: outputFd }),
+      ...(output === undefined ? {} : { stdout: output.fd }),
     } as unknown as typeof STREAM_OPTIONS;
     this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], spawnOptions);
     this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
-    this.stdout = outputFd === undefined ? this.child.stdout : null;
+    this.stdout = output === undefined ? this.child.stdout : null;
     this.exit = this.child.then((result) => {
       // Before anyone learns of the exit: a caller that retries at once finds the path free.
-      if (outputFd !== undefined && options.outputFile !== undefined) releaseOutputFile(outputFd, options.outputFile, result.failed);
+      if (output) releaseOutputFile(output.fd, output.path, result.failed);
       return result;
     });
 

@@ -2,8 +2,9 @@ import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { openOnceCreated, scanGrowingFile, untilWriterExits, watchWriter } from './growing-file.js';
+import { wholeFileDescriptor } from './local-file.js';
 
 /**
  * Passes bytes through untouched while hashing them, so the checksum of what is uploaded (or
@@ -44,8 +45,22 @@ export class HashingPassThrough extends Transform {
   }
 }
 
-/** SHA-256 and length of everything a stream yields, e.g. to verify a downloaded object or a restored file. */
+/**
+ * SHA-256 and length of everything a stream yields, e.g. to verify a downloaded object or a restored
+ * file. A whole local file not read yet (what the fs backend's get returns) is read through its
+ * descriptor into one reused buffer instead, and the stream destroyed: a file stream allocates a
+ * buffer per read, and in the worker's large heap the garbage collections that follow doubled the
+ * read-back of a 470 MB object (1.1-1.3 s against 0.5 s, measured).
+ */
 export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
+  const fd = readable instanceof Readable ? wholeFileDescriptor(readable) : undefined;
+  if (fd !== undefined) {
+    try {
+      return await sha256OfOpenFile(fd);
+    } finally {
+      (readable as Readable).destroy(); // closes the descriptor, which the stream owns
+    }
+  }
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of readable) {

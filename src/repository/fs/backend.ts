@@ -90,15 +90,10 @@ export class FsBackend implements Backend {
         onProgress?.(sizeBytes);
       };
       // Chunks that arrive while a write runs are written together in one writev: a pipe delivers
-      // 64 KiB at a time, and one system call per chunk cost about 0.4 s of CPU per 500 MB.
+      // 64 KiB at a time, and one system call per chunk cost about 0.4 s of CPU per 500 MB. (A
+      // Writable with only writev hands it single chunks too.)
       const sink = new Writable({
         highWaterMark: writeBatchBytes,
-        write(chunk: Buffer, _encoding, done) {
-          writeAll(handle, [chunk]).then((bytes) => {
-            wrote(bytes);
-            done();
-          }, done);
-        },
         writev(chunks, done) {
           writeAll(handle, chunks.map(({ chunk }) => chunk as Buffer)).then((bytes) => {
             wrote(bytes);
@@ -332,7 +327,6 @@ function isTempName(name: string): boolean {
   return tempNamePattern.test(name);
 }
 
-/** FileHandle.write may write fewer bytes than asked (it is a single write(2)). */
 function prefixConflict(key: string, location: string, cause: unknown): LifeboatError {
   return new LifeboatError(
     'ObjectConflict',
