@@ -187,7 +187,12 @@ describe('pg_dump fingerprints and connection settings', () => {
       const writer = (async () => {
         await mkdir(join(dir, 'a'));
         await writeFile(join(dir, 'a', '1.dat'), 'partial');
-        await new Promise((_, reject) => stopWriter.signal.addEventListener('abort', () => reject(new Error('writer killed'))));
+        // The store may fail, and abort, while writeFile is still running: a listener added after that would never fire.
+        await new Promise((_, reject) => {
+          const killed = () => reject(new Error('writer killed'));
+          if (stopWriter.signal.aborted) killed();
+          else stopWriter.signal.addEventListener('abort', killed);
+        });
       })().finally(() => {
         writerSettled = true;
       });
