@@ -93,10 +93,13 @@ async function launch(
       },
       stdio: ['ignore', log.fd, log.fd],
     });
-  } finally {
-    await log.close(); // the child has its own copy of the descriptor
+  } catch (error) {
+    await log.close();
+    throw error;
   }
 
+  // Listening before anything else is awaited: a server that fails at once (port taken) may exit
+  // before the next await returns, and a missed exit would leave stop() waiting forever.
   let exitInfo: string | undefined;
   const exited = new Promise<void>((resolveExit) => {
     child.once('exit', (code, signal) => {
@@ -108,6 +111,8 @@ async function launch(
       resolveExit();
     });
   });
+  await log.close(); // the child has its own copy of the descriptor
+
   // If our process exits without calling stop() (process.exit, an uncaught error), do not leave
   // an orphaned server holding the port and the data directory.
   const killOnExit = (): void => void child.kill('SIGTERM');

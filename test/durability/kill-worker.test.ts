@@ -47,6 +47,17 @@ async function waitForStep(client: Client, workflowId: string, matches: (step: P
   throw new Error(`timed out waiting for a step of ${workflowId}`);
 }
 
+/**
+ * The step the SIGKILLed worker was running: the server lists it as started until its heartbeat
+ * times out. Asked after the kill, so a step that finished between noticing it and the kill is not
+ * mistaken for the interrupted one.
+ */
+async function stepOfKilledWorker(client: Client, workflowId: string): Promise<string> {
+  const running = (await pendingSteps(client, workflowId)).filter((s) => s.started);
+  assert.equal(running.length, 1, `one step was running when the worker was killed: ${running.map((s) => s.activityType).join(', ') || 'none'}`);
+  return running[0]!.activityType;
+}
+
 async function leftoverTempFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });
   return entries.filter((entry) => /\.tmp-|\.partial$/.test(entry));
@@ -142,12 +153,16 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     });
 
     const handle = await lifeboat.start('restore', { target: 'live', backupId: backup.backupId });
-    const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
     worker.kill('SIGKILL');
     await worker.exited;
+    const interrupted = await stepOfKilledWorker(lifeboat.client, handle.workflowId);
     lifeboat.spawnWorker();
     const result = (await handle.result()) as { safetyCopy: string };
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A look at the file can take longer than the rest of the run: watch until the new database was seen.
+    for (const deadline = Date.now() + 60_000; !seen.has('new') && watchError === undefined && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     watching = false;
     await watcher;
     assert.equal(watchError, undefined, `a reader saw a broken live database: ${String(watchError)}`);
@@ -158,7 +173,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
     assert.equal(runs.scheduled.resolveTarget, 1);
     assert.equal(runs.scheduled.locateBackup, 1);
-    assert.equal(runs.attempts[atKill.activityType], 2, `${atKill.activityType} ran again after the kill`);
+    assert.equal(runs.attempts[interrupted], 2, `${interrupted} ran again after the kill`);
     const leftovers = (await readdir(lifeboat.dir)).filter((name) => name.startsWith('live.sqlite.') && !name.includes('lifeboat-safety'));
     assert.deepEqual(leftovers, [], 'no staging or partial files left beside the live database');
   });
@@ -178,9 +193,10 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await lifeboat.run('backup', { target: 'drilled' });
     const handle = await lifeboat.start('drill', { target: 'drilled' });
     // The full integrity_check of the restored copy takes seconds: a reliable moment to kill.
-    const atKill = await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'checkIntegrity');
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'checkIntegrity');
     worker.kill('SIGKILL');
     await worker.exited;
+    const interrupted = await stepOfKilledWorker(lifeboat.client, handle.workflowId);
     lifeboat.spawnWorker();
     const report = (await handle.result()) as { passed: boolean; timeline: Array<{ name: string; detail?: string }> };
     assert.equal(report.passed, true);
@@ -189,7 +205,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     assert.equal(existsSync(scratch), false, 'scratch copy removed');
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
     assert.equal(runs.scheduled.prepareScratch, 1);
-    assert.equal(runs.attempts[atKill.activityType], 2);
+    assert.equal(runs.attempts[interrupted], 2, `${interrupted} ran again after the kill`);
   });
 
   test('a drill cancelled mid-restore still removes its scratch copy', async () => {

@@ -91,7 +91,16 @@ export async function createTestCluster(options: TestClusterOptions = {}): Promi
           if (!/^[a-z_][a-z0-9_.]*$/i.test(name)) throw new Error(`invalid setting name ${name}`);
           await connected.query(`ALTER SYSTEM SET ${name} = ${connected.escapeLiteral(value)}`);
         }
+        // pg_reload_conf() only signals the postmaster. Once this session has re-read the files,
+        // the postmaster has passed the signal on to every child (the archiver among them), which
+        // then re-reads them before its next file.
+        const before = (await connected.query<{ at: Date }>('SELECT pg_conf_load_time() AS at')).rows[0]!.at.getTime();
         await connected.query('SELECT pg_reload_conf()');
+        for (const deadline = Date.now() + 10_000; ; await new Promise((resolve) => setTimeout(resolve, 20))) {
+          const { at } = (await connected.query<{ at: Date }>('SELECT pg_conf_load_time() AS at')).rows[0]!;
+          if (at.getTime() > before) break;
+          if (Date.now() > deadline) throw new Error(`PostgreSQL did not reload its configuration within 10 s (${Object.keys(settings).join(', ')})`);
+        }
       },
       async close() {
         await connected.end().catch(() => undefined);

@@ -262,11 +262,13 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
        });
        let stop = false; let n = 0;
        parentPort.on('message', () => { stop = true; });
-       (function loop() { for (let i = 0; i < 50; i++) add(1 + (n++ % 97)); if (stop) { db.close(); parentPort.postMessage(n); } else setImmediate(loop); })();`,
+       (function loop() { for (let i = 0; i < 50; i++) add(1 + (n++ % 97)); if (n === 50) parentPort.postMessage('committed'); if (stop) { db.close(); parentPort.postMessage(n); } else setImmediate(loop); })();`,
       { eval: true },
     );
+    // Listening at once (before any await): the thread cannot post before this turn ends.
+    const firstCommits = once(writer, 'message');
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await firstCommits; // the snapshot then holds some rows, however slowly the thread started
       const result = await lifeboat.run('backup', { target: 'busy' });
       const restored = join(lifeboat.dir, 'busy-restored.sqlite');
       await lifeboat.run('restore', { target: 'busy', backupId: result.backupId, into: restored });

@@ -141,10 +141,15 @@ describe('pg_dump fingerprints and connection settings', () => {
       const tables = { '3356.dat': copyText(20_000, 'a'), '3357.dat': copyText(5, 'b'), '3358.dat': copyText(40_000, 'c') };
       const toc = randomBytes(5000);
       let writerDone = false;
+      // The writer runs on until every table's store has started (however slowly the machine lists
+      // the directory), so "started while the writer was still running" holds by construction.
+      let everyTableStarted!: () => void;
+      const tablesStarted = new Promise<void>((resolve) => (everyTableStarted = resolve));
       const writer = (async () => {
         await sleep(30); // the directory does not exist yet at first
         await mkdir(directory);
         await Promise.all(Object.entries(tables).map(([name, data]) => writeSlowly(join(directory, name), data)));
+        await tablesStarted;
         await writeFile(join(directory, 'toc.dat'), toc);
         await sleep(20);
         writerDone = true;
@@ -159,6 +164,7 @@ describe('pg_dump fingerprints and connection settings', () => {
         abort: (reason) => assert.fail(`nothing fails here: ${String(reason)}`),
         store: async (file) => {
           started[file.name] = writerDone;
+          if (Object.keys(tables).every((name) => name in started)) everyTableStarted();
           const fingerprint = new CopyFingerprinter();
           const bytes = await scanGrowingFile(file.path, { complete: () => file.name !== 'toc.dat' && fingerprint.ended(), writerFinished: file.writerFinished, waitForData: file.waitForData }, (chunk) =>
             fingerprint.update(chunk),
@@ -216,6 +222,8 @@ describe('pg_dump fingerprints and connection settings', () => {
 
       // The writer fails: a store waiting for more bytes of its file is stopped, the writer's error is thrown.
       const stopStores = new AbortController();
+      let storeStarted!: () => void;
+      const storing = new Promise<void>((resolve) => (storeStarted = resolve));
       let storeSettled = false;
       await assert.rejects(
         storeAsWritten({
@@ -223,7 +231,7 @@ describe('pg_dump fingerprints and connection settings', () => {
           writer: (async () => {
             await mkdir(join(dir, 'b'));
             await writeFile(join(dir, 'b', '2.dat'), '1\tone\n');
-            await sleep(30);
+            await storing; // fail while the store waits for more of 2.dat, not before it started
             throw new Error('pg_dump exited with status 1');
           })(),
           follow: () => true,
@@ -231,6 +239,7 @@ describe('pg_dump fingerprints and connection settings', () => {
           pollMs: 2,
           abort: (reason) => stopStores.abort(reason),
           store: async (file) => {
+            storeStarted();
             try {
               return await scanGrowingFile(file.path, { complete: () => false, writerFinished: file.writerFinished, waitForData: file.waitForData, signal: stopStores.signal }, () => undefined);
             } finally {
