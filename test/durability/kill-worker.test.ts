@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
 import Database from 'better-sqlite3';
 import { loadConfig } from '../../src/config/load.js';
 import { timelineQuery } from '../../workflows/queries.js';
@@ -11,52 +10,7 @@ import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { openBackend } from '../../src/repository/open.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
-
-/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
-const pendingActivityStarted = 2;
-
-interface PendingStep {
-  activityType: string;
-  /** A worker has the task (not merely scheduled): killing that worker interrupts the step. */
-  started: boolean;
-  attempt: number;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
-
-async function pendingSteps(client: Client, workflowId: string): Promise<PendingStep[]> {
-  const description = await client.workflow.getHandle(workflowId).describe();
-  return (description.raw.pendingActivities ?? []).map((activity) => {
-    const data = activity.heartbeatDetails?.payloads?.[0]?.data;
-    const details = data ? (JSON.parse(Buffer.from(data).toString()) as { bytesDone?: number; bytesTotal?: number }) : {};
-    const started = activity.state === pendingActivityStarted;
-    return { activityType: activity.activityType?.name ?? '?', started, attempt: activity.attempt ?? 1, ...details };
-  });
-}
-
-/** Polls until a started step of the run satisfies the predicate; fails the test if the run gets past it. */
-async function waitForStep(client: Client, workflowId: string, matches: (step: PendingStep) => boolean, timeoutMs = 60_000): Promise<PendingStep> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const step = (await pendingSteps(client, workflowId)).find((s) => s.started && matches(s));
-    if (step) return step;
-    const { status } = await client.workflow.getHandle(workflowId).describe();
-    if (status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${status.name}) before the awaited step`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for a step of ${workflowId}`);
-}
-
-/**
- * The step the SIGKILLed worker was running: the server lists it as started until its heartbeat
- * times out. Asked after the kill, so a step that finished between noticing it and the kill is not
- * mistaken for the interrupted one.
- */
-async function stepOfKilledWorker(client: Client, workflowId: string): Promise<string> {
-  const running = (await pendingSteps(client, workflowId)).filter((s) => s.started);
-  assert.equal(running.length, 1, `one step was running when the worker was killed: ${running.map((s) => s.activityType).join(', ') || 'none'}`);
-  return running[0]!.activityType;
-}
+import { stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
 
 async function leftoverTempFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });

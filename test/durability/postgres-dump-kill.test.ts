@@ -9,44 +9,16 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
 import { loadConfig } from '../../src/config/load.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
+import { waitForStep } from '../helpers/steps.js';
 
-/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
-const pendingActivityStarted = 2;
 const passwordEnv = 'LIFEBOAT_TEST_PG_KILL_PASSWORD';
 const password = 'kill-test-password';
-
-interface PendingStep {
-  activityType: string;
-  started: boolean;
-  attempt: number;
-  phase?: string;
-  bytesDone?: number;
-}
-
-/** Polls until a started step of the run (a worker has it) matches; fails if the run ends first. */
-async function waitForStep(client: Client, workflowId: string, matches: (step: PendingStep) => boolean, timeoutMs = 60_000): Promise<PendingStep> {
-  const handle = client.workflow.getHandle(workflowId);
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    const description = await handle.describe();
-    const steps = (description.raw.pendingActivities ?? []).map((activity): PendingStep => {
-      const data = activity.heartbeatDetails?.payloads?.[0]?.data;
-      const details = data ? (JSON.parse(Buffer.from(data).toString()) as { phase?: string; bytesDone?: number }) : {};
-      return { activityType: activity.activityType?.name ?? '?', started: activity.state === pendingActivityStarted, attempt: activity.attempt ?? 1, ...details };
-    });
-    const step = steps.find((s) => s.started && matches(s));
-    if (step) return step;
-    if (description.status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${description.status.name}) before the awaited step`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for a step of ${workflowId}`);
-}
 
 async function tableContent(pg: TestCluster, database: string): Promise<{ rows: string; md5: string }> {
   const client = await pg.cluster.connect({ database });

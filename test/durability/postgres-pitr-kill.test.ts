@@ -11,29 +11,15 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Client } from '@temporalio/client';
 import { removeRecoveredCluster } from '../../src/postgres/recovery.js';
 import type { BackupResult } from '../../workflows/backup.js';
 import type { PitrResult } from '../../workflows/pitr.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type Commit, type FsArchivedSource } from '../helpers/pitr-workload.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
+import { waitForStep } from '../helpers/steps.js';
 
-/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
-const pendingActivityStarted = 2;
 const target = 'ledger';
-
-/** Polls until a worker has started `activityType` of the run; fails if the run ends first. */
-async function waitForStarted(client: Client, workflowId: string, activityType: string, timeoutMs = 60_000): Promise<void> {
-  const handle = client.workflow.getHandle(workflowId);
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
-    const description = await handle.describe();
-    if ((description.raw.pendingActivities ?? []).some((a) => a.activityType?.name === activityType && a.state === pendingActivityStarted)) return;
-    if (description.status.name !== 'RUNNING') throw new Error(`${workflowId} ended (${description.status.name}) before ${activityType} started`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${activityType} of ${workflowId}`);
-}
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
@@ -75,7 +61,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
   test('SIGKILL during the base backup upload: a new worker takes it again under the same id; exactly the manifest\'s parts are stored', async () => {
     const first = lifeboat.spawnWorker();
     const handle = await lifeboat.start('backup', { target });
-    await waitForStarted(lifeboat.client, handle.workflowId, 'takeBaseBackup');
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'takeBaseBackup');
     const backups = join(source.repositoryPath, target, 'backups');
     // Parts are being written into the repository: the upload is under way.
     await waitFor('the first parts are in the repository', async () => existsSync(backups) && (await readdir(backups)).length > 0 && (await readdir(join(backups, (await readdir(backups))[0]!))).length > 1);
@@ -115,7 +101,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
     await lifeboat.killSpawnedWorkers();
     const worker = lifeboat.spawnWorker();
     const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'time', time } });
-    await waitForStarted(lifeboat.client, handle.workflowId, 'recoverToTarget', 120_000);
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'recoverToTarget', 120_000);
     const dataDir = join(source.recoveryDir, `${target}-pitr-${handle.workflowId}`);
     await waitFor('the recovering server runs', () => existsSync(join(dataDir, 'postmaster.pid')));
     worker.kill('SIGKILL');
