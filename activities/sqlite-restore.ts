@@ -198,6 +198,15 @@ async function sizeOnceWritten(path: string, written: Promise<unknown>): Promise
   return { bytes: (await stat(path)).size };
 }
 
+/**
+ * With the check step to come (inCheck), the whole flush happens there, beside SQLite's check,
+ * which takes longer than the disk needs; syncing while zstd writes would only make the fetch
+ * wait for the disk. Otherwise the file is flushed as it grows and fully synced at the end.
+ */
+function flushWhileDecoding(path: string, decoded: Promise<unknown>, inCheck: boolean): Promise<void> {
+  return inCheck ? decoded.then(() => undefined) : syncWhileGrowing(path, decoded);
+}
+
 interface StoredCopy {
   matches(hash: Decoded): boolean;
   damaged(hash: Decoded): LifeboatError;
@@ -207,9 +216,10 @@ interface StoredCopy {
  * The stored object is a local file (fs repository, no encryption): zstd reads it itself and writes
  * the database itself, so no byte of either passes through a pipe from this process, and zstd never
  * waits for this process. Meanwhile the stored object is hashed through the same descriptor
- * (positioned reads), the decoded file is hashed as it grows and flushed to disk as it grows.
- * A stored hash that does not match stops zstd at once. Resolves with the decoded file's hash once
- * it is fully on disk; the caller compares it with the manifest.
+ * (positioned reads). A stored hash that does not match stops zstd at once. Without inCheck the
+ * decoded file is hashed and flushed as it grows, and this resolves with its hash once it is on
+ * disk (the caller compares it with the manifest); with inCheck both are left to the check step
+ * (see flushWhileDecoding) and this resolves with its size.
  */
 async function decodeLocalFile(
   body: Readable,
@@ -223,7 +233,7 @@ async function decodeLocalFile(
     // Nothing reads zstd's (empty) readable side: its end is never emitted, only its finish.
     const decodedOk = finished(zstd, { readable: false });
     const decoding = inCheck ? sizeOnceWritten(partial, decodedOk) : sha256OfGrowingFile(partial, decodedOk);
-    const durable = syncWhileGrowing(partial, decodedOk, { finalSync: !inCheck });
+    const durable = flushWhileDecoding(partial, decodedOk, inCheck);
     // Their errors are the decoder's, reported through decodedOk; each is awaited below.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -249,7 +259,7 @@ async function decodeLocalFile(
 
 /**
  * Any other stored object (S3, or encrypted): streamed through this process into zstd, hashed on
- * the way; the decoded file is hashed and flushed as it grows. When decoding fails, the stored
+ * the way; the decoded file is handled as in decodeLocalFile. When decoding fails, the stored
  * object is hashed again to tell a damaged copy from a decoder failure.
  */
 async function decodeStream(
@@ -263,11 +273,10 @@ async function decodeStream(
   let decoding: Promise<DecodedFile>;
   let durable: Promise<void>;
   try {
-    // zstd writes the decoded database itself (the gigabyte never passes through this process)
-    // while the file is hashed and flushed as it grows, so both are done soon after zstd is.
+    // zstd writes the decoded database itself: the gigabyte never passes through this process.
     const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)]);
     decoding = inCheck ? sizeOnceWritten(partial, decoded) : sha256OfGrowingFile(partial, decoded);
-    durable = syncWhileGrowing(partial, decoded, { finalSync: !inCheck });
+    durable = flushWhileDecoding(partial, decoded, inCheck);
     // The pipeline's own error is the one reported.
     decoding.catch(() => undefined);
     durable.catch(() => undefined);
@@ -325,6 +334,9 @@ export async function checkIntegrity(input: CheckInput): Promise<{ ok: true; dur
  * a machine crash left short or zero-filled: SQLite's checks pass an empty file as a valid database.
  */
 export async function verifyAndFlush(path: string, expected: { sha256: string; sizeBytes: number }): Promise<void> {
+  // The flush runs beside the hash (both are needed; neither changes what the other sees).
+  const flushed = fsyncPath(path);
+  flushed.catch(() => undefined); // awaited below, after a mismatch has been reported
   const found = await sha256OfFile(path);
   if (found.sha256 !== expected.sha256 || found.bytes !== expected.sizeBytes) {
     throw new LifeboatError(
@@ -334,7 +346,7 @@ export async function verifyAndFlush(path: string, expected: { sha256: string; s
       'Start the run again (a machine that stopped before the file reached the disk leaves it so); if it fails again, restore another backup. The live database was not touched',
     );
   }
-  await fsyncPath(path);
+  await flushed;
   await fsyncPath(dirname(path));
 }
 

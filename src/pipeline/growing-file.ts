@@ -152,10 +152,8 @@ class ReadRangeReleaser {
  * every `intervalMs` while the writer runs, so the disk writes overlap the writing instead of all
  * waiting for the end, then a full fsync once `written` has resolved. Resolves only after that last
  * fsync, i.e. when everything the writer wrote is on disk; rejects if `written` does.
- * With `finalSync: false` it resolves when the writer has ended, without the last fsync: for a
- * caller that makes the file durable later, overlapped with other work.
  */
-export async function syncWhileGrowing(path: string, written: Promise<unknown>, options: { intervalMs?: number; finalSync?: boolean } = {}): Promise<void> {
+export async function syncWhileGrowing(path: string, written: Promise<unknown>, options: { intervalMs?: number } = {}): Promise<void> {
   const intervalMs = options.intervalMs ?? 250;
   const writer = watchWriter(written);
   const handle = await openOnceCreated(path, writer, 10);
@@ -166,7 +164,7 @@ export async function syncWhileGrowing(path: string, written: Promise<unknown>, 
     }
     const failure = writer.failure();
     if (failure) throw failure.error;
-    if (options.finalSync ?? true) await handle.sync();
+    await handle.sync();
   } finally {
     await handle.close();
   }
