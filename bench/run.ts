@@ -228,17 +228,33 @@ async function measureMain(options: Options, installation: Installation): Promis
   for (let run = 1; run <= options.runs; run++) {
     say(`run ${run}/${options.runs}`);
 
-    await settle(options, [database.path]);
-    const fsBackup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
-    backupFs.lifeboat.executions.push(fsBackup.execution);
-    await settle(options, [database.path]);
-    backupFs.baseline.executions.push(await shell(installation, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }], {}, join(installation.workDir, 'baseline')));
+    let fsBackup!: Measured<'backup'>;
+    await inTurn(
+      run,
+      async () => {
+        await settle(options, [database.path]);
+        fsBackup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
+        backupFs.lifeboat.executions.push(fsBackup.execution);
+      },
+      async () => {
+        await settle(options, [database.path]);
+        backupFs.baseline.executions.push(await shell(installation, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }], {}, join(installation.workDir, 'baseline')));
+      },
+    );
 
-    await settle(options, [database.path]);
-    const s3Backup = await lifeboat(installation, 'backup', { target: benchTargets.s3 });
-    backupS3.lifeboat.executions.push(s3Backup.execution);
-    await settle(options, [database.path]);
-    backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
+    let s3Backup!: Measured<'backup'>;
+    await inTurn(
+      run,
+      async () => {
+        await settle(options, [database.path]);
+        s3Backup = await lifeboat(installation, 'backup', { target: benchTargets.s3 });
+        backupS3.lifeboat.executions.push(s3Backup.execution);
+      },
+      async () => {
+        await settle(options, [database.path]);
+        backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
+      },
+    );
     await settle(options, [database.path]);
     bareUpload.executions.push(await shell(installation, 'zstd -T2 -3 | aws s3 cp -', bareUploadSteps(bucket, `bare/run-${run}/raw.zst`), {}, join(installation.workDir, 'baseline')));
 
@@ -252,34 +268,48 @@ async function measureMain(options: Options, installation: Installation): Promis
     // and its baseline start with the same stored object read once (see warm).
     const fsInto = join(restoreDir, `fs-${run}.db`);
     const fsObject = fsObjectPath(installation, benchTargets.fs, fsBackup.result.backupId, objectName);
-    await settle(options, [fsObject]);
-    const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
-    restoreFs.lifeboat.executions.push(fromFs.execution);
-    sameBackup(fromFs.result.backupId, fsBackup.result.backupId);
-    await rm(fsInto, { force: true });
-    await settle(options, [fsObject]);
-    restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
+    await inTurn(
+      run,
+      async () => {
+        await settle(options, [fsObject]);
+        const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
+        restoreFs.lifeboat.executions.push(fromFs.execution);
+        sameBackup(fromFs.result.backupId, fsBackup.result.backupId);
+        await rm(fsInto, { force: true });
+      },
+      async () => {
+        await settle(options, [fsObject]);
+        restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
+      },
+    );
 
     const s3Into = join(restoreDir, `s3-${run}.db`);
     const s3Key = `${installation.s3Prefix}${backupObjectKey(benchTargets.s3, s3Backup.result.backupId, objectName)}`;
     const s3Object = join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key);
-    await settle(options, [s3Object]);
-    const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
-    restoreS3.lifeboat.executions.push(fromS3.execution);
-    sameBackup(fromS3.result.backupId, s3Backup.result.backupId);
-    await rm(s3Into, { force: true });
-    await settle(options, [s3Object]);
-    restoreS3.baseline.executions.push(
-      await shell(
-        installation,
-        'aws s3 cp + zstd -d + integrity_check',
-        [
-          { name: 'aws s3 cp (download)', script: `"$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp --only-show-errors "s3://${bucket}/${s3Key}" "$OUT/object.zst"` },
-          ...decompressAndCheckSteps,
-        ],
-        { OBJECT: join(installation.workDir, 'baseline', 'object.zst') },
-        join(installation.workDir, 'baseline'),
-      ),
+    await inTurn(
+      run,
+      async () => {
+        await settle(options, [s3Object]);
+        const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
+        restoreS3.lifeboat.executions.push(fromS3.execution);
+        sameBackup(fromS3.result.backupId, s3Backup.result.backupId);
+        await rm(s3Into, { force: true });
+      },
+      async () => {
+        await settle(options, [s3Object]);
+        restoreS3.baseline.executions.push(
+          await shell(
+            installation,
+            'aws s3 cp + zstd -d + integrity_check',
+            [
+              { name: 'aws s3 cp (download)', script: `"$AWS" --endpoint-url "$S3_ENDPOINT" s3 cp --only-show-errors "s3://${bucket}/${s3Key}" "$OUT/object.zst"` },
+              ...decompressAndCheckSteps,
+            ],
+            { OBJECT: join(installation.workDir, 'baseline', 'object.zst') },
+            join(installation.workDir, 'baseline'),
+          ),
+        );
+      },
     );
 
     const otherInto = join(restoreDir, `fs-other-check-${run}.db`);
@@ -304,6 +334,18 @@ async function measureMain(options: Options, installation: Installation): Promis
     backups: [...backupS3.lifeboat.executions, ...backupFs.lifeboat.executions, ...backupS3Other.lifeboat.executions, ...backupFsOther.lifeboat.executions],
     restores: [...restoreFs.lifeboat.executions, ...restoreS3.lifeboat.executions, ...restoreFsOther.lifeboat.executions],
   };
+}
+
+type Measured<K extends RunbookKind> = Awaited<ReturnType<typeof lifeboat<K>>>;
+
+/**
+ * Measures a pair with Lifeboat first in odd runs and the baseline first in even runs. On this VM
+ * whoever writes a gigabyte first after memory was freed pays for the host handing the freed pages
+ * back (a profile of such a slow restore: 64% of zstd's time in the kernel copying into fresh page
+ * cache pages), so neither side should always take that slot.
+ */
+async function inTurn(run: number, lifeboatSide: () => Promise<void>, baselineSide: () => Promise<void>): Promise<void> {
+  for (const side of run % 2 === 1 ? [lifeboatSide, baselineSide] : [baselineSide, lifeboatSide]) await side();
 }
 
 /** The file of a stored object in the benchmark's fs repository. */
@@ -381,7 +423,7 @@ async function describeMachine(database: BenchDatabase, workDir: string): Promis
 function methodNotes(options: Options, gitState: string): string[] {
   return [
     `source: git ${gitState}`,
-    `each variant ran ${options.runs} time(s), interleaved (Lifeboat, its baseline, the next pair, ...); the tables show the fastest run and list all runs`,
+    `each variant ran ${options.runs} time(s), interleaved pair by pair, Lifeboat first in odd runs and its baseline first in even runs (on this VM whoever writes a gigabyte first after memory was freed pays for the host handing the pages back); the tables show the fastest run and list all runs`,
     'warm page cache for every variant: before each execution the benchmark runs `sync` (so earlier writes are not flushed during it) and reads the inputs once (database, or the stored object for the restore baselines; for the PostgreSQL dumps and base backups every file of the data directory but pg_wal, after a CHECKPOINT before each base backup); the inputs fit in RAM many times over, so no variant reads from the disk. This matters on this VM: its host reclaims the guest\'s page cache within minutes, idle or not, so without it the first variant after a long one would read from the virtual disk and warm the cache for the next. Dropping the cache was not used: it would mostly measure the virtual disk',
     `before each execution it waits (up to ${options.quietWaitMs / 1000} s) until the machine's CPU is less than ${(options.quietShare * 100).toFixed(0)}% busy; "other load CPU s" is the busy CPU time during the execution that belongs to none of the measured processes (other people's work on this shared machine): high values mean that row is pessimistic`,
     `Lifeboat wall time: from the client starting the workflow to its result (the client is connected and the worker polling beforehand); the worker is a child process \`node bin/lifeboat.js worker\` started as deployed (MALLOC_ARENA_MAX=2 and node --max-semi-space-size=2, as the Dockerfile and the README's systemd unit set them) with a workflow bundle built before timing, config defaults (zstd level 3, 2 threads, checks: backup ${defaultChecks().backup}, restore ${defaultChecks().restore}; no encryption unless noted; S3 part size 8 MiB)`,
