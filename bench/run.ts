@@ -266,35 +266,30 @@ async function measureMain(options: Options, installation: Installation): Promis
 
     // Restores read the newest backup of each target: the one the backups above just made. Lifeboat
     // and its baseline start with the same stored object read once (see warm).
-    const fsInto = join(restoreDir, `fs-${run}.db`);
+    /** Restores the backup just made into a new file (removed afterwards), from the stored object warmed once. */
+    const restoreOf = (backup: Measured<'backup'>, target: string, storedObject: string, variant: Variant) => async (): Promise<void> => {
+      const into = join(restoreDir, `${target}-${run}.db`);
+      await settle(options, [storedObject]);
+      const restored = await lifeboat(installation, 'restore', { target, into });
+      variant.executions.push(restored.execution);
+      sameBackup(restored.result.backupId, backup.result.backupId);
+      await rm(into, { force: true });
+    };
     const fsObject = fsObjectPath(installation, benchTargets.fs, fsBackup.result.backupId, objectName);
     await inTurn(
       run,
-      async () => {
-        await settle(options, [fsObject]);
-        const fromFs = await lifeboat(installation, 'restore', { target: benchTargets.fs, into: fsInto });
-        restoreFs.lifeboat.executions.push(fromFs.execution);
-        sameBackup(fromFs.result.backupId, fsBackup.result.backupId);
-        await rm(fsInto, { force: true });
-      },
+      restoreOf(fsBackup, benchTargets.fs, fsObject, restoreFs.lifeboat),
       async () => {
         await settle(options, [fsObject]);
         restoreFs.baseline.executions.push(await shell(installation, 'zstd -d + integrity_check', decompressAndCheckSteps, { OBJECT: fsObject }, join(installation.workDir, 'baseline')));
       },
     );
 
-    const s3Into = join(restoreDir, `s3-${run}.db`);
     const s3Key = `${installation.s3Prefix}${backupObjectKey(benchTargets.s3, s3Backup.result.backupId, objectName)}`;
     const s3Object = join(installation.workDir, 'stack', 's3', 'buckets', bucket, s3Key);
     await inTurn(
       run,
-      async () => {
-        await settle(options, [s3Object]);
-        const fromS3 = await lifeboat(installation, 'restore', { target: benchTargets.s3, into: s3Into });
-        restoreS3.lifeboat.executions.push(fromS3.execution);
-        sameBackup(fromS3.result.backupId, s3Backup.result.backupId);
-        await rm(s3Into, { force: true });
-      },
+      restoreOf(s3Backup, benchTargets.s3, s3Object, restoreS3.lifeboat),
       async () => {
         await settle(options, [s3Object]);
         restoreS3.baseline.executions.push(
@@ -312,10 +307,7 @@ async function measureMain(options: Options, installation: Installation): Promis
       },
     );
 
-    const otherInto = join(restoreDir, `fs-other-check-${run}.db`);
-    await settle(options, [fsObjectPath(installation, benchTargets.fsOtherCheck, fsOtherBackup.result.backupId, objectName)]);
-    restoreFsOther.lifeboat.executions.push((await lifeboat(installation, 'restore', { target: benchTargets.fsOtherCheck, into: otherInto })).execution);
-    await rm(otherInto, { force: true });
+    await restoreOf(fsOtherBackup, benchTargets.fsOtherCheck, fsObjectPath(installation, benchTargets.fsOtherCheck, fsOtherBackup.result.backupId, objectName), restoreFsOther.lifeboat)();
   }
 
   const bytes = database.sizeBytes;
