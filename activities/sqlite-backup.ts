@@ -58,22 +58,21 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     let stored: { sizeBytes: number; sha256: string };
     const file = snapshot.fileMatchesSnapshot ? await open(target.path, 'r') : undefined;
     try {
-      let read: Array<Readable | Duplex>;
+      let stages: Array<Readable | Duplex>;
       let sourceHashing: Promise<{ sha256: string; bytes: number }>;
       if (file) {
         // zstd reads the database file itself and the source is hashed beside it with one reused
         // buffer: the gigabyte never crosses a pipe or becomes garbage in this process.
         const compressor = createFileCompressor({ fd: file.fd, sizeBytes: snapshot.sizeBytes }, target.compression);
         progress.sampleWith(() => readOffsetOf(compressor.pid));
-        read = [compressor];
+        stages = [compressor];
         sourceHashing = sha256OfFile(target.path, { length: snapshot.sizeBytes });
       } else {
         const sourceHash = new HashingPassThrough();
-        read = [snapshot.stream(), sourceHash, countBytes(progress), createCompressor(target.compression)];
+        stages = [snapshot.stream(), sourceHash, countBytes(progress), createCompressor(target.compression)];
         sourceHashing = once(sourceHash, 'end').then(() => ({ sha256: sourceHash.sha256, bytes: sourceHash.bytes }));
       }
       sourceHashing.catch(() => undefined); // awaited below; a failed pipeline must not leave it unhandled
-      const stages: Array<Readable | Duplex> = [...read];
       if (key) stages.push(createEncryptor(key));
       stored = await storeInEvery(repositories, stages, {
         keyOf: (repository) => repository.objectKey(target.name, backupId, objectName),

@@ -228,33 +228,25 @@ async function measureMain(options: Options, installation: Installation): Promis
   for (let run = 1; run <= options.runs; run++) {
     say(`run ${run}/${options.runs}`);
 
-    let fsBackup!: Measured<'backup'>;
-    await inTurn(
-      run,
-      async () => {
-        await settle(options, [database.path]);
-        fsBackup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
-        backupFs.lifeboat.executions.push(fsBackup.execution);
-      },
-      async () => {
-        await settle(options, [database.path]);
-        backupFs.baseline.executions.push(await shell(installation, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }], {}, join(installation.workDir, 'baseline')));
-      },
-    );
-
-    let s3Backup!: Measured<'backup'>;
-    await inTurn(
-      run,
-      async () => {
-        await settle(options, [database.path]);
-        s3Backup = await lifeboat(installation, 'backup', { target: benchTargets.s3 });
-        backupS3.lifeboat.executions.push(s3Backup.execution);
-      },
-      async () => {
-        await settle(options, [database.path]);
-        backupS3.baseline.executions.push(await shell(installation, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`), {}, join(installation.workDir, 'baseline')));
-      },
-    );
+    /** A Lifeboat backup of `target` and its shell baseline, in turn; returns the backup. */
+    const backupPair = async (target: string, pair: { lifeboat: Variant; baseline: Variant }, baselineLabel: string, baselineSteps: ShellStep[]): Promise<Measured<'backup'>> => {
+      let backup: Measured<'backup'> | undefined;
+      await inTurn(
+        run,
+        async () => {
+          await settle(options, [database.path]);
+          backup = await lifeboat(installation, 'backup', { target });
+          pair.lifeboat.executions.push(backup.execution);
+        },
+        async () => {
+          await settle(options, [database.path]);
+          pair.baseline.executions.push(await shell(installation, baselineLabel, baselineSteps, {}, join(installation.workDir, 'baseline')));
+        },
+      );
+      return backup!;
+    };
+    const fsBackup = await backupPair(benchTargets.fs, backupFs, 'zstd -T2 -3', [{ name: 'zstd -T2 -3', script: 'zstd -q -T2 -3 -c "$DB" > "$OUT/raw.zst"' }]);
+    const s3Backup = await backupPair(benchTargets.s3, backupS3, 'seed procedure', seedBackupSteps(bucket, `seed/run-${run}/tmp.db.gz`));
     await settle(options, [database.path]);
     bareUpload.executions.push(await shell(installation, 'zstd -T2 -3 | aws s3 cp -', bareUploadSteps(bucket, `bare/run-${run}/raw.zst`), {}, join(installation.workDir, 'baseline')));
 
