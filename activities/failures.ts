@@ -10,7 +10,8 @@ export interface Reported<T> {
 
 /**
  * Input and data errors become non-retryable failures of the same type name, with the hint in the
- * message; anything else stays retryable (network, locks, a killed process).
+ * message; anything else stays retryable (network, locks, a killed process). A step that stopped
+ * because its run was cancelled reports the cancellation, whatever error the stop caused.
  */
 export function reportingFailures<I, O>(step: (input: I) => O | Promise<O>): (input: I) => Promise<Reported<O>> {
   return async (input: I) => {
@@ -18,6 +19,8 @@ export function reportingFailures<I, O>(step: (input: I) => O | Promise<O>): (in
       const value = await step(input);
       return { value, attempt: Context.current().info.attempt };
     } catch (error) {
+      const { cancellationSignal } = Context.current();
+      if (cancellationSignal.aborted) throw cancellationSignal.reason;
       if (error instanceof LifeboatError) {
         throw ApplicationFailure.create({ type: error.type, message: error.message, nonRetryable: true });
       }

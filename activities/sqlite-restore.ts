@@ -1,4 +1,4 @@
-import { log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
 import { chmod, chown, link, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -146,6 +146,8 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   const partial = `${destination}.partial`;
   const progress = startProgress('download', object.sizeBytes);
   const inCheck = input.verifyInCheck === true;
+  // A cancelled run stops the download at once rather than after the last byte.
+  const signal = Context.current().cancellationSignal;
   const stored: StoredCopy = {
     matches: (hash) => hash.sha256 === object.sha256 && hash.bytes === object.sizeBytes,
     damaged: (hash) =>
@@ -163,8 +165,8 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
     const localFd = key ? undefined : wholeFileDescriptor(body);
     const decoded =
       localFd === undefined
-        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored, inCheck })
-        : await decodeLocalFile(body, localFd, { partial, progress, stored, inCheck });
+        ? await decodeStream(body, { repository, objectKey, partial, key, progress, stored, inCheck, signal })
+        : await decodeLocalFile(body, localFd, { partial, progress, stored, inCheck, signal });
     // zstd has checked its frame checksum; the sha256 of the decoded file against the snapshot's
     // is the end-to-end proof, here or in the check step.
     if ((decoded.sha256 !== undefined && decoded.sha256 !== manifest.source.sha256) || decoded.bytes !== manifest.source.sizeBytes) {
@@ -224,10 +226,13 @@ interface StoredCopy {
 async function decodeLocalFile(
   body: Readable,
   fd: number,
-  context: { partial: string; progress: ProgressReporter; stored: StoredCopy; inCheck: boolean },
+  context: { partial: string; progress: ProgressReporter; stored: StoredCopy; inCheck: boolean; signal: AbortSignal },
 ): Promise<DecodedFile> {
-  const { partial, progress, stored, inCheck } = context;
+  const { partial, progress, stored, inCheck, signal } = context;
   const zstd = createDecompressorToFile(partial, { inputFd: fd });
+  const stop = () => zstd.destroy(signal.reason as Error);
+  if (signal.aborted) stop();
+  else signal.addEventListener('abort', stop, { once: true });
   try {
     progress.sampleWith(() => readOffsetOf(zstd.pid));
     // Nothing reads zstd's (empty) readable side: its end is never emitted, only its finish.
@@ -250,6 +255,7 @@ async function decodeLocalFile(
     const [decoded] = await Promise.all([decoding, durable]);
     return decoded;
   } finally {
+    signal.removeEventListener('abort', stop);
     // zstd must be gone before the caller removes the partial file; destroying waits for its exit.
     zstd.destroy();
     await finished(zstd).catch(() => undefined);
@@ -264,9 +270,18 @@ async function decodeLocalFile(
  */
 async function decodeStream(
   body: Readable,
-  context: { repository: Repository; objectKey: string; partial: string; key: Buffer | undefined; progress: ProgressReporter; stored: StoredCopy; inCheck: boolean },
+  context: {
+    repository: Repository;
+    objectKey: string;
+    partial: string;
+    key: Buffer | undefined;
+    progress: ProgressReporter;
+    stored: StoredCopy;
+    inCheck: boolean;
+    signal: AbortSignal;
+  },
 ): Promise<DecodedFile> {
-  const { repository, objectKey, partial, key, progress, stored, inCheck } = context;
+  const { repository, objectKey, partial, key, progress, stored, inCheck, signal } = context;
   const storedHash = new HashingPassThrough();
   const stages: Duplex[] = [storedHash, countBytes(progress)];
   if (key) stages.push(createDecryptor(key));
@@ -274,7 +289,7 @@ async function decodeStream(
   let durable: Promise<void>;
   try {
     // zstd writes the decoded database itself: the gigabyte never passes through this process.
-    const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)]);
+    const decoded = pipeline([body, ...stages, createDecompressorToFile(partial)], { signal });
     decoding = inCheck ? sizeOnceWritten(partial, decoded) : sha256OfGrowingFile(partial, decoded);
     durable = flushWhileDecoding(partial, decoded, inCheck);
     // The pipeline's own error is the one reported.
@@ -282,6 +297,7 @@ async function decodeStream(
     durable.catch(() => undefined);
     await decoded;
   } catch (decodeError) {
+    if (signal.aborted) throw decodeError;
     const rehashed = await sha256OfStream(await repository.backend.get(objectKey));
     if (!stored.matches(rehashed)) throw stored.damaged(rehashed);
     throw decodeError;
@@ -318,7 +334,7 @@ export async function checkIntegrity(input: CheckInput): Promise<{ ok: true; dur
     // reports, so its error wins.
     const [verified, checked] = await Promise.allSettled([
       input.sameAs ? verifyAndFlush(input.path, input.sameAs) : Promise.resolve(),
-      checkDatabase(input.path, input.kind),
+      checkDatabase(input.path, input.kind, { signal: Context.current().cancellationSignal }),
     ]);
     if (verified.status === 'rejected') throw verified.reason;
     if (checked.status === 'rejected') throw checked.reason;

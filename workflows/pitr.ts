@@ -2,7 +2,7 @@ import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } 
 import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { acceptApproval, type PendingApproval } from './approval.js';
-import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, waitForStepToEnd, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 
 export type { RecoveryTarget };
@@ -194,6 +194,7 @@ export async function runChecks(timeline: Timeline, target: ResolvedPostgresTarg
 /** Cutover steps stop and start servers (minutes at worst), without byte progress to heartbeat. */
 const cutoverSteps = proxyActivities<LifeboatActivities>({
   startToCloseTimeout: '15 minutes',
+  cancellationType: waitForStepToEnd,
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
 });
 

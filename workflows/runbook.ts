@@ -3,7 +3,7 @@
  * the activity proxies with their timeouts and retry policies. Deterministic code only: no Node
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
 import { timelineQuery } from './queries.js';
@@ -12,9 +12,17 @@ export type { StepRecord };
 
 export { timelineQuery };
 
+/**
+ * A cancelled run waits for the step in flight to end before it goes on: its compensation must not
+ * race a swap or a download that is still writing (the SDK's default reports the cancellation at
+ * once, while the step carries on). Steps that heartbeat learn of it and stop early; quick ones finish.
+ */
+export const waitForStepToEnd = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+
 /** Short bookkeeping steps: config, manifests, hooks, swaps. */
 export const quickSteps = proxyActivities<LifeboatActivities>({
   startToCloseTimeout: '2 minutes',
+  cancellationType: waitForStepToEnd,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
 });
 
@@ -24,6 +32,7 @@ export const quickSteps = proxyActivities<LifeboatActivities>({
  */
 export const transferSteps = proxyActivities<LifeboatActivities>({
   startToCloseTimeout: '4 hours',
+  cancellationType: waitForStepToEnd,
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 });

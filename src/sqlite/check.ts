@@ -18,12 +18,25 @@ export type CheckResponse = { problems: string[] } | { openError: string };
  * database takes seconds, and the event loop must keep heartbeating meanwhile). Throws
  * IntegrityCheckFailed with the first problems SQLite reports.
  */
-export async function checkDatabase(path: string, kind: CheckKind, options: { readonly?: boolean } = {}): Promise<{ durationMs: number }> {
+export async function checkDatabase(
+  path: string,
+  kind: CheckKind,
+  options: { readonly?: boolean; signal?: AbortSignal } = {},
+): Promise<{ durationMs: number }> {
   const started = Date.now();
   const request: CheckRequest = { path, kind, maxProblems: 20, readonly: options.readonly ?? false };
   const thread = startSqliteThread('check-thread', request);
-  const [response] = (await Promise.race([once(thread, 'message'), once(thread, 'error').then(([error]) => Promise.reject(error as Error))])) as [CheckResponse];
-  await thread.terminate();
+  let response: CheckResponse;
+  try {
+    // once() with a signal rejects when it aborts: a cancelled check stops instead of running on.
+    const settled = options.signal ? { signal: options.signal } : {};
+    [response] = (await Promise.race([
+      once(thread, 'message', settled),
+      once(thread, 'error', settled).then(([error]) => Promise.reject(error as Error)),
+    ])) as [CheckResponse];
+  } finally {
+    await thread.terminate();
+  }
   if ('openError' in response) {
     throw new LifeboatError('IntegrityCheckFailed', `cannot open ${path} as SQLite: ${response.openError}`);
   }

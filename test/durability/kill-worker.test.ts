@@ -10,7 +10,7 @@ import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { openBackend } from '../../src/repository/open.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
-import { stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
+import { assertCompensationAfterSteps, stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
 
 async function leftoverTempFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });
@@ -178,6 +178,32 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
     assert.deepEqual(timeline.at(-1), ['remove-scratch', 'completed']);
     assert.equal(existsSync(scratch), false, 'scratch copy removed after cancellation');
+    await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
+  });
+
+  test('a restore cancelled mid-way leaves the live database as it was and no staging file, cleaning up only once its step has stopped', async () => {
+    const livePath = join(lifeboat.dir, 'cancelled-restore.sqlite');
+    createDatabase(livePath, 160);
+    await lifeboat.writeConfig(lifeboat.baseConfig({ 'cancelled-restore': { type: 'sqlite', path: livePath, repositories: ['local'] } }));
+    lifeboat.spawnWorker();
+    await lifeboat.run('backup', { target: 'cancelled-restore' });
+    const writer = new Database(livePath);
+    writer.exec('CREATE TABLE after_backup (x); INSERT INTO after_backup VALUES (1)');
+    writer.close();
+    const before = fingerprint(livePath);
+
+    const handle = await lifeboat.start('restore', { target: 'cancelled-restore' });
+    await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'fetchBackup' || s.activityType === 'checkIntegrity');
+    await handle.cancel();
+    await assert.rejects(handle.result(), /cancel/i);
+
+    const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
+    assert.deepEqual(timeline.at(-1), ['cleanup', 'completed']);
+    await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
+    assert.deepEqual(fingerprint(livePath), before, 'the live database is the one from before the restore');
+    assert.deepEqual(fingerprint(livePath, 'after_backup').rows, 1, 'with the write made after the backup');
+    const leftovers = (await readdir(lifeboat.dir)).filter((name) => name.startsWith('cancelled-restore.sqlite.lifeboat-'));
+    assert.deepEqual(leftovers, [], 'no staging or safety file is left');
   });
 
   test('a backup completes when the Temporal dev server is restarted mid-run (state persisted in its db file)', async () => {

@@ -51,3 +51,30 @@ export async function stepOfKilledWorker(client: Client, workflowId: string): Pr
   assert.equal(running.length, 1, `one step was running when the worker was killed: ${running.map((s) => s.activityType).join(', ') || 'none'}`);
   return running[0]!.activityType;
 }
+
+/**
+ * Asserts that a run's compensation (the first `compensation` step) was scheduled only after every
+ * step scheduled before it had ended: cleanup never races a step still writing.
+ */
+export async function assertCompensationAfterSteps(client: Client, workflowId: string, compensation: string): Promise<void> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const open = new Map<string, string>();
+  for (const event of events) {
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const type = scheduled.activityType?.name ?? '?';
+      if (type === compensation) {
+        assert.deepEqual([...open.values()], [], `${compensation} was scheduled while these steps were still running`);
+        return;
+      }
+      open.set(String(event.eventId), type);
+    }
+    const closed =
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskTimedOutEventAttributes ??
+      event.activityTaskCanceledEventAttributes;
+    if (closed) open.delete(String(closed.scheduledEventId));
+  }
+  assert.fail(`${workflowId} never scheduled ${compensation}`);
+}
