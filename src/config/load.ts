@@ -20,6 +20,18 @@ function describeFound(input: unknown): string {
   return `${typeof input} ${JSON.stringify(input)}`;
 }
 
+/**
+ * A field that names where a secret lives (`secretAccessKeyEnv`, `passwordEnv`): a wrong value there
+ * is often the secret itself, pasted in, and the message must not repeat it.
+ */
+const namesASecret = (key: PropertyKey | undefined) => typeof key === 'string' && /Env$|password|secret|token/i.test(key);
+
+function describeFoundAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string {
+  const found = valueAt(raw, path);
+  if (typeof found === 'string' && namesASecret(path.at(-1))) return `a string of ${found.length} characters, not shown: it may be a secret`;
+  return describeFound(found);
+}
+
 function valueAt(root: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let node = root;
   for (const key of path) {
@@ -65,7 +77,7 @@ export function parseConfig(raw: unknown, source: string): Config {
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(top level)';
-    let found = ` (found ${describeFound(valueAt(raw, issue.path))})`;
+    let found = ` (found ${describeFoundAt(raw, issue.path)})`;
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeysAt(raw, issue.path);
       found = allowed ? ` (expected one of: ${allowed.join(', ')})` : '';

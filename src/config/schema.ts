@@ -26,7 +26,7 @@ export const fsRepositorySchema = z
 export const s3RepositorySchema = z
   .object({
     type: z.literal('s3').describe('An S3 or S3-compatible bucket.'),
-    endpoint: z.string().url().optional().describe('S3 endpoint URL; omit for AWS.'),
+    endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional().describe('S3 endpoint URL; omit for AWS.'),
     bucket: z.string().min(3).describe('Bucket name; must exist.'),
     prefix: z.string().default('').describe('Key prefix inside the bucket, e.g. "lifeboat/".'),
     region: z.string().default('us-east-1').describe('Region to sign requests for.'),
@@ -43,7 +43,7 @@ const hooksSchema = z
   .object({
     stop: z.string().optional().describe('Shell command run before a restore swaps the database (stop the application).'),
     start: z.string().optional().describe('Shell command run after the swap (start the application).'),
-    healthUrl: z.string().url().optional().describe('HTTP URL that must answer 2xx after the start hook.'),
+    healthUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional().describe('HTTP URL that must answer 2xx after the start hook.'),
     healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the health URL may take to answer 2xx before the restore rolls back.'),
     timeoutSeconds: z.number().int().positive().default(120).describe('Time limit for each hook command.'),
   })

@@ -62,6 +62,29 @@ describe('configuration', () => {
     assert.match(message, /repositories\.s3\.accessKeyIdEnv: the NAME of an environment variable/);
   });
 
+  test('a health URL or S3 endpoint without http:// or https:// is refused before any restore relies on it', () => {
+    const health = invalidConfigMessage({ ...valid, targets: { orders: { ...valid.targets.orders, hooks: { healthUrl: 'localhost:8080/health' } } } });
+    assert.match(health, /targets\.orders\.hooks\.healthUrl: expected an http:\/\/ or https:\/\/ URL \(found string "localhost:8080\/health"\)/);
+    const endpoint = invalidConfigMessage({
+      ...valid,
+      repositories: { s3: { type: 's3', bucket: 'backups', endpoint: 'minio:9000', accessKeyIdEnv: 'S3_KEY', secretAccessKeyEnv: 'S3_SECRET' } },
+      targets: { orders: { ...valid.targets.orders, repositories: ['s3'] } },
+    });
+    assert.match(endpoint, /repositories\.s3\.endpoint: expected an http:\/\/ or https:\/\/ URL/);
+  });
+
+  test('a secret pasted where an environment variable name belongs is not repeated in the error', () => {
+    const pasted = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+    const message = invalidConfigMessage({
+      ...valid,
+      repositories: { s3: { type: 's3', bucket: 'backups', accessKeyIdEnv: 'S3_KEY', secretAccessKeyEnv: pasted } },
+      targets: { orders: { ...valid.targets.orders, repositories: ['s3'] } },
+    });
+    assert.match(message, /repositories\.s3\.secretAccessKeyEnv: the NAME of an environment variable .*not shown/);
+    assert.equal(message.includes(pasted), false, 'the pasted value is not in the message');
+    assert.equal(message.includes('wJalr'), false);
+  });
+
   test('relative paths are resolved against the config file, not the current directory', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-config-'));
     const file = join(dir, 'lifeboat.config.yaml');
