@@ -1,9 +1,9 @@
 import { reportingFailures, type Reported } from './failures.js';
 import { runSmokeChecks } from './drill.js';
 import { checkHealth, runHook } from './hooks.js';
-import { locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
+import { discardBackup, locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
 import { checkArchive } from './postgres-archive.js';
-import { discardBackup, dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
+import { dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
 import { takeBaseBackupStep } from './postgres-base.js';
 import {
   checkLive,

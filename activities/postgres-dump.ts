@@ -32,6 +32,7 @@ import type { DumpFile, PostgresDumpManifest, StoredObject } from '../src/reposi
 import type { Repository } from '../src/repository/repository.js';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
 import { openRepositories } from './repositories.js';
+import { clearUnfinishedBackup } from './repository.js';
 import type { ResolvedPostgresTarget } from './target.js';
 
 /** The archive's name in a custom-format dump (one file). */
@@ -74,13 +75,6 @@ export function dumpDigest(files: Array<{ name: string; sha256: string }>): stri
   const hash = createHash('sha256');
   for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) hash.update(`${file.sha256}  ${file.name}\n`);
   return hash.digest('hex');
-}
-
-/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
-async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
-  let removed = 0;
-  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
-  return removed;
 }
 
 /** Streams `source` through the stages into one object in every repository at once. */
@@ -183,7 +177,7 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
           tables: dumped.tables,
         },
         compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
-        encryption: target.encryption ? { algorithm: 'aes-256-gcm-chunked', keyId: target.encryption.keyId } : null,
+        encryption: key ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) } : null, // the key this step read
         tools: { pg_dump: dumped.pgDumpVersion, postgres: snapshot.server_version, node: process.version, zstd: compression.version },
         repositories: repositories.map((r) => r.name),
       };
@@ -679,6 +673,3 @@ export async function swapDatabase(input: SwapDatabaseInput, env: NodeJS.Process
 }
 
 /** Removes every object of a backup that has no manifest (a failed or unverified dump). */
-export async function discardBackup(input: { target: ResolvedPostgresTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<{ removed: number }> {
-  return { removed: await clearUnfinishedBackup(openRepositories(input.target, env), input.target.name, input.backupId) };
-}

@@ -2,9 +2,22 @@ import { log } from '@temporalio/activity';
 import { LifeboatError } from '../src/errors.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
+import type { Repository } from '../src/repository/repository.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
+
+/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
+export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
+  let removed = 0;
+  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
+  return removed;
+}
+
+/** A backup that failed before its manifest: what it stored is garbage (any kind of target). */
+export async function discardBackup(input: { target: ResolvedTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<{ removed: number }> {
+  return { removed: await clearUnfinishedBackup(openRepositories(input.target, env), input.target.name, input.backupId) };
+}
 
 /** Writes the manifest to every repository: the last write, which makes the backup exist. */
 export async function writeManifest(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<{ repositories: string[] }> {
@@ -73,8 +86,13 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
       // Newest first; with a kind (a target may hold dumps and base backups), the newest of that kind.
       for (const id of await repository.listBackupIds(target.name)) {
         if (newest && id <= newest.id) break;
-        const manifest = await repository.readManifest(target.name, id);
-        if (kind === undefined || manifest.kind === kind) {
+        const manifest = await repository.readManifest(target.name, id).catch((error: Error) => {
+          // One unreadable manifest is no reason to ignore the older backups beside it.
+          failures.push(`${repository.name}: backup ${id} skipped: ${error.message}`);
+          log.warn('unreadable manifest skipped', { repository: repository.name, backupId: id, error: error.message });
+          return undefined;
+        });
+        if (manifest && (kind === undefined || manifest.kind === kind)) {
           newest = manifest;
           break;
         }

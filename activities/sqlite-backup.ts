@@ -4,11 +4,11 @@ import { open } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { LifeboatError } from '../src/errors.js';
 import { compressionInfo, createCompressor, createFileCompressor } from '../src/pipeline/compress.js';
-import { createEncryptor, loadKeyFile } from '../src/pipeline/encrypt.js';
+import { createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
 import { storeInEvery } from '../src/repository/store.js';
-import { openSnapshot, type IntegrityResult } from '../src/sqlite/snapshot.js';
+import { openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../src/sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedSqliteTarget } from './target.js';
@@ -47,11 +47,19 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
   const objectName = payloadName(key !== undefined);
 
   // A previous attempt killed mid-upload may have left temp files or unfinished multipart uploads.
-  await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
-  const snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
+  // Heartbeats start before the pin: waiting for busy writers can take longer than the heartbeat timeout.
+  const progress = startProgress('snapshot', 0);
+  let snapshot: SqliteSnapshot;
+  try {
+    await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
+    snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
+  } catch (error) {
+    progress.stop();
+    throw error;
+  }
   try {
     log.info('snapshot pinned', { target: target.name, backupId, sizeBytes: snapshot.sizeBytes, snapshotAt: snapshot.snapshotAt });
-    const progress = startProgress('upload', snapshot.sizeBytes);
+    progress.set({ phase: 'upload', bytesTotal: snapshot.sizeBytes });
 
     let integrity: IntegrityResult;
     let source: { sha256: string; bytes: number };
@@ -114,7 +122,8 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       },
       object: { name: objectName, ...stored },
       compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
-      encryption: target.encryption ? { algorithm: 'aes-256-gcm-chunked', keyId: target.encryption.keyId } : null,
+      // The id of the key this very step read: the file may have been rotated since resolve-target.
+      encryption: key ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) } : null,
       tools: { sqlite: snapshot.sqliteVersion, node: process.version, zstd: compression.version },
       integrity,
       repositories: repositories.map((r) => r.name),

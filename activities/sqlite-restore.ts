@@ -1,7 +1,7 @@
 import { Context, log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
 import { chmod, chown, link, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../src/errors.js';
@@ -12,6 +12,7 @@ import { syncWhileGrowing } from '../src/pipeline/growing-file.js';
 import { fsyncPath, wholeFileDescriptor } from '../src/pipeline/local-file.js';
 import type { SqliteManifest as Manifest } from '../src/repository/manifest.js';
 import { checkDatabase, type CheckKind } from '../src/sqlite/check.js';
+import { isDamage } from '../src/sqlite/damage.mjs';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
 import type { Repository } from '../src/repository/repository.js';
 import { openRepositories } from './repositories.js';
@@ -22,7 +23,10 @@ export interface FetchInput {
   manifest: Manifest;
   /** Where the verified database ends up; written as <destination>.partial first. */
   destination: string;
-  /** Fail with InvalidInput instead of replacing an existing file (restore --into). */
+  /**
+   * restore --into: the destination must be an absolute path that names no file yet (nor any
+   * journal file of one), and is not the live database; fail with InvalidInput otherwise.
+   */
   refuseExisting?: boolean;
   /**
    * Leave the sha256 of the decoded database and its last flush to disk to the checkIntegrity step
@@ -39,6 +43,12 @@ export interface FetchedBackup {
   path: string;
   repository: string;
   sizeBytes: number;
+  /**
+   * The destination already held this backup, left by an attempt of this step that died after
+   * publishing it (refuseExisting only). It cannot be told from a copy that was there before the
+   * run, so a failing run leaves it where it is.
+   */
+  adopted?: true;
 }
 
 const exists = (path: string) => stat(path).then(() => true, () => false);
@@ -52,6 +62,31 @@ async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolea
 }
 
 /**
+ * restore --into: refuses a destination that is relative, is the live database, or is taken by a
+ * file or by a journal file SQLite would apply to whatever database appears there. An earlier
+ * attempt of this very step may have published the file and then lost the worker: a destination
+ * that holds exactly this backup is adopted.
+ */
+async function refuseOccupied(destination: string, livePath: string, manifest: Manifest): Promise<FetchedBackup | undefined> {
+  const refuse = (what: string) => new LifeboatError('InvalidInput', what, 'Choose a path that does not exist yet; nothing was changed');
+  if (!isAbsolute(destination)) throw refuse(`--into ${destination} is not an absolute path (it would be relative to the worker's directory)`);
+  const [into, live] = await Promise.all([stat(destination).catch(() => undefined), stat(livePath).catch(() => undefined)]);
+  if (resolve(destination) === resolve(livePath) || (into && live && into.ino === live.ino && into.dev === live.dev)) {
+    throw new LifeboatError('InvalidInput', `--into ${destination} is the live database of target "${manifest.target}"`, 'Restore in place without --into (it keeps a safety copy), or choose another path; nothing was changed');
+  }
+  for (const journal of sidecars(destination)) {
+    if (await exists(journal)) throw refuse(`${journal} exists: it belongs to another database, and SQLite would apply it to the restored one`);
+  }
+  if (!into) return undefined;
+  if (await holdsDatabaseOf(destination, manifest)) {
+    log.info('destination already holds this backup (an earlier attempt published it)', { backupId: manifest.id, destination });
+    await rm(`${destination}.partial`, { force: true });
+    return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes, adopted: true };
+  }
+  throw refuse(`${destination} already exists`);
+}
+
+/**
  * Downloads one backup and decodes it beside the destination, trying the target's repositories in
  * order: a damaged copy in one is no reason to give up while another holds a good one. Only a
  * download whose hashes both match the manifest becomes the destination; anything else leaves no
@@ -60,14 +95,9 @@ async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolea
 export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Promise<FetchedBackup> {
   const { target, manifest, destination } = input;
   const object = manifest.objects[0]!;
-  if (input.refuseExisting && (await exists(destination))) {
-    // An earlier attempt of this very step may have finished the rename and then lost the worker:
-    // the file it left is this backup, verified, and the step is done. Anything else is not ours.
-    if (await holdsDatabaseOf(destination, manifest)) {
-      log.info('destination already holds this backup (an earlier attempt finished it)', { backupId: manifest.id, destination });
-      return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes };
-    }
-    throw new LifeboatError('InvalidInput', `${destination} already exists`, 'Choose a path that does not exist yet; nothing was changed');
+  if (input.refuseExisting) {
+    const adopted = await refuseOccupied(destination, target.path, manifest);
+    if (adopted) return adopted;
   }
   let key: Buffer | undefined;
   if (manifest.encryption) {
@@ -177,7 +207,7 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
         'Restore another backup. The target was not touched',
       );
     }
-    await rename(partial, destination);
+    await publish(partial, destination, input.refuseExisting === true);
     if (!inCheck) await fsyncPath(dirname(destination));
     return { path: destination, repository: repository.name, sizeBytes: decoded.bytes };
   } catch (error) {
@@ -186,6 +216,22 @@ async function decodeInto(repository: Repository, objectKey: string, input: Fetc
   } finally {
     progress.stop();
   }
+}
+
+/**
+ * Gives the decoded file its name. With refuseExisting a link, which fails rather than replace a
+ * file that appeared at the destination during the download; the partial name goes after it.
+ */
+async function publish(partial: string, destination: string, refuseExisting: boolean): Promise<void> {
+  if (!refuseExisting) {
+    await rename(partial, destination);
+    return;
+  }
+  await link(partial, destination).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+    throw new LifeboatError('InvalidInput', `${destination} appeared while the backup was downloaded`, 'Choose a path that does not exist yet; nothing was changed');
+  });
+  await rm(partial, { force: true });
 }
 
 /** The decoded file: its size, and its sha256 unless the check step computes it (verifyInCheck). */
@@ -383,17 +429,42 @@ const sidecars = (path: string) => [`${path}-wal`, `${path}-shm`, `${path}-journ
 
 /**
  * Folds the live database's WAL into its main file so that file alone is the whole database.
- * Fails while another process holds a write lock: restore needs the application stopped.
+ * Fails while another process holds a write lock: restore needs the application stopped. A live
+ * database too damaged for SQLite to open, the usual reason to restore, stays as it is: its
+ * journal files then go with it to the safety name (see swapIntoPlace).
  */
 function foldWal(path: string): void {
-  const db = new Database(path, { fileMustExist: true, timeout: 10_000 });
+  let db: Database.Database | undefined;
   try {
+    db = new Database(path, { fileMustExist: true, timeout: 10_000 });
     const [result] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
     if (result && result.busy !== 0) {
       throw new Error(`${path} is busy (another connection holds it); stop the application (hooks.stop) and retry`);
     }
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (!isDamage(code)) throw error;
+    log.warn('the live database is damaged; it is kept as it is, with its journal files', { path, code, error: (error as Error).message });
   } finally {
-    db.close();
+    db?.close();
+  }
+}
+
+/** The journal files that belong with a database file's bytes (-shm is rebuilt from the WAL). */
+const journalSuffixes = ['-wal', '-journal'] as const;
+
+async function removeIfEmpty(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info?.size === 0) await rm(path, { force: true });
+}
+
+/** Moves (or, keepSource, links) what exists of one database's journal files to another's names. */
+async function carryJournals(from: string, to: string, options: { keepSource: boolean; suffixes?: ReadonlyArray<string> }): Promise<void> {
+  for (const suffix of options.suffixes ?? journalSuffixes) {
+    const [source, target] = [`${from}${suffix}`, `${to}${suffix}`];
+    if (!(await exists(source)) || (await exists(target))) continue;
+    if (options.keepSource) await link(source, target);
+    else await rename(source, target);
   }
 }
 
@@ -414,10 +485,16 @@ export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
     // The safety name belongs to this run alone (the workflow puts its run id in it), so an
     // existing one was linked by an attempt of this very swap that died before the rename.
     if (!(await exists(safetyPath))) {
+      // SQLite removes the WAL of a file it cannot read when it closes it: a second name keeps it.
+      // After a fold it is empty (the checkpoint truncates it) and goes.
+      // (Not a rollback journal: SQLite rolls a hot one back into the file, which is then whole.)
+      await carryJournals(livePath, safetyPath, { keepSource: true, suffixes: ['-wal'] });
       foldWal(livePath);
+      await removeIfEmpty(`${safetyPath}-wal`);
       await link(livePath, safetyPath);
     }
     kept = safetyPath;
+    await carryJournals(livePath, safetyPath, { keepSource: false });
   }
   for (const sidecar of [...sidecars(livePath), ...sidecars(stagingPath)]) await rm(sidecar, { force: true });
   await rename(stagingPath, livePath);
@@ -461,6 +538,8 @@ export async function rollbackSwap(input: { livePath: string; safetyPath: string
   await link(safetyPath, back);
   for (const sidecar of sidecars(livePath)) await rm(sidecar, { force: true });
   await rename(back, livePath);
+  // After the rename: until then the restored database is live, and no old journal may sit beside it.
+  await carryJournals(safetyPath, livePath, { keepSource: true });
   await fsyncPath(dirname(livePath));
   log.warn('restore rolled back to the safety copy', { livePath, safetyPath });
   return { restored: true };

@@ -110,10 +110,19 @@ async function run<K extends RunbookKind>(
   const { config, path } = readConfig(global.config, false);
   assertTarget(config, input.target, path);
   const settings = temporalSettings(config);
-  const { connectClient, runbookFailure, startRunbook } = await import('./client.js');
+  const { connectClient, innermostMessage, runbookFailure, startRunbook } = await import('./client.js');
+  const { WorkflowFailedError } = await import('@temporalio/client');
   const client = await connectClient(settings);
   try {
-    const handle = await startRunbook(client, settings, kind, input);
+    const handle = await startRunbook(client, settings, kind, input).catch((error: unknown) => {
+      if (error instanceof LifeboatError) throw error;
+      throw new LifeboatError(
+        'TemporalUnavailable',
+        `the Temporal server at ${settings.address} did not start the ${kind} (namespace ${settings.namespace}): ${innermostMessage(error)}`,
+        'Check TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE; nothing was started',
+        { cause: error },
+      );
+    });
     say(`started ${kind} ${handle.workflowId} (run ${handle.firstExecutionRunId}) on task queue "${settings.taskQueue}" at ${settings.address}`);
     if (!options.wait) {
       if (options.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId })}\n`);
@@ -128,6 +137,15 @@ async function run<K extends RunbookKind>(
       if (options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
       return failed ? 1 : 0;
     } catch (error) {
+      // Only the run's own failure is a failure: a lost connection says nothing about the run.
+      if (!(error instanceof WorkflowFailedError)) {
+        throw new LifeboatError(
+          'TemporalUnavailable',
+          `lost contact with the Temporal server at ${settings.address} while waiting for ${kind} ${handle.workflowId}: ${innermostMessage(error)}`,
+          `The run goes on without this command: follow it in the Temporal UI or with \`temporal workflow show --workflow-id ${handle.workflowId}\``,
+          { cause: error },
+        );
+      }
       const failure = runbookFailure(error);
       say(`${kind} ${handle.workflowId} failed${failure.type ? ` (${failure.type})` : ''}: ${failure.message}`);
       if (options.json) process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId, failed: true, type: failure.type ?? null, message: failure.message })}\n`);
@@ -219,8 +237,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         }
       }
       if (method === 'base' && options.yes) throw new InputError('--yes: a base backup is restored into a new data directory only; to replace the live cluster use `lifeboat pitr --cutover`');
-      // A data directory is a path on the worker's host: made absolute here, where the operator typed it.
-      const into = options.into && method === 'base' ? resolvePath(options.into) : options.into;
+      // A SQLite file or a data directory is a path on the worker's host: made absolute here, where
+      // the operator typed it (the worker's working directory means nothing to them).
+      const intoIsPath = method === 'base' || configured?.type === 'sqlite';
+      const into = options.into && intoIsPath ? resolvePath(options.into) : options.into;
       const input = {
         target,
         ...(options.method ? { method: options.method } : {}),
@@ -418,7 +438,9 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       for (const name of names) {
         try {
           const repository = new Repository(name, openBackend(config!.repositories[name]!));
-          for (const manifest of await repository.listBackups(target)) {
+          const { manifests, unreadable } = await repository.listBackups(target);
+          for (const { id, error } of unreadable) say(`warning: backup ${id} in repository "${name}" is not listed: ${error.message}`);
+          for (const manifest of manifests) {
             rows.push({
               repository: name,
               id: manifest.id,
@@ -438,7 +460,9 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       if (failures.length === names.length) {
         const first = failures[0];
         if (first instanceof LifeboatError) throw first;
-        throw new Error(`no repository of target "${target}" could be read: ${(first as Error).message}`);
+        say(`lifeboat: no repository of target "${target}" could be read (the warnings above say why)`);
+        setExitCode(1);
+        return;
       }
       rows.sort((a, b) => (a.id === b.id ? a.repository.localeCompare(b.repository) : a.id < b.id ? 1 : -1));
       if (options.json) {

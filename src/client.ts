@@ -12,6 +12,7 @@ import type { DrillInput, DrillReport } from '../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
 import { compactTimestamp } from './backup-id.js';
+import { LifeboatError } from './errors.js';
 
 export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr';
 
@@ -35,8 +36,22 @@ export interface TemporalSettings {
 }
 
 export async function connectClient(settings: TemporalSettings): Promise<Client> {
-  const connection = await Connection.connect({ address: settings.address });
+  const connection = await Connection.connect({ address: settings.address }).catch((error: unknown) => {
+    throw new LifeboatError(
+      'TemporalUnavailable',
+      `cannot reach the Temporal server at ${settings.address} (namespace ${settings.namespace}): ${innermostMessage(error)}`,
+      'Is it running? Set TEMPORAL_ADDRESS (or temporal.address in the config) to where it listens; nothing was started',
+      { cause: error },
+    );
+  });
   return new Client({ connection, namespace: settings.namespace });
+}
+
+/** gRPC and the SDK wrap the cause ("Failed to start Workflow" around "14 UNAVAILABLE: ..."). */
+export function innermostMessage(error: unknown): string {
+  let current = error;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
 }
 
 function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input']): string {

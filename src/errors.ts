@@ -35,6 +35,8 @@ export const errorTypes = {
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
   VerificationFailed: 'data',
+  // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
+  TemporalUnavailable: 'service',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

@@ -4,7 +4,7 @@ import { manifestFormat } from '../src/repository/format.js';
 import { makeBackupId } from '../src/backup-id.js';
 import { backupPostgresBase } from './postgres-base.js';
 import { backupPostgresDump } from './postgres-dump.js';
-import { formatBytes, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 
 export interface BackupInput {
@@ -53,37 +53,46 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   }
   const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
 
-  const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
-    `${formatBytes((u.source as SqliteManifest['source']).sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
-  );
+  // Until its manifest is written a backup does not exist, and whatever it stored is removed when it fails.
+  let manifestWritten = false;
+  try {
+    const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
+      `${formatBytes((u.source as SqliteManifest['source']).sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
+    );
 
-  const manifest: SqliteManifest = {
-    format: manifestFormat,
-    id: backupId,
-    target: target.name,
-    kind: 'sqlite',
-    createdAt: new Date().toISOString(),
-    snapshotAt: uploaded.snapshotAt,
-    // The SQLite step reports a SQLite source (its type names any manifest's source).
-    source: uploaded.source as SqliteManifest['source'],
-    objects: [uploaded.object],
-    compression: uploaded.compression,
-    encryption: uploaded.encryption,
-    tools: uploaded.tools,
-    parent: null,
-    workflow: { workflowId: info.workflowId, runId: info.runId },
-    timeline: timeline.steps.map((step) => ({ ...step })),
-  };
-  const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'copy', many: 'copies' });
+    const manifest: SqliteManifest = {
+      format: manifestFormat,
+      id: backupId,
+      target: target.name,
+      kind: 'sqlite',
+      createdAt: new Date().toISOString(),
+      snapshotAt: uploaded.snapshotAt,
+      // The SQLite step reports a SQLite source (its type names any manifest's source).
+      source: uploaded.source as SqliteManifest['source'],
+      objects: [uploaded.object],
+      compression: uploaded.compression,
+      encryption: uploaded.encryption,
+      tools: uploaded.tools,
+      parent: null,
+      workflow: { workflowId: info.workflowId, runId: info.runId },
+      timeline: timeline.steps.map((step) => ({ ...step })),
+    };
+    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'copy', many: 'copies' }, () => {
+      manifestWritten = true;
+    });
 
-  return {
-    backupId,
-    target: target.name,
-    snapshotAt: uploaded.snapshotAt,
-    sourceBytes: manifest.source.sizeBytes,
-    storedBytes: uploaded.object.sizeBytes,
-    repositories: uploaded.repositories,
-    secondsToDurable: Math.max(0, (durableAt - Date.parse(uploaded.snapshotAt)) / 1000),
-    timeline: timeline.steps,
-  };
+    return {
+      backupId,
+      target: target.name,
+      snapshotAt: uploaded.snapshotAt,
+      sourceBytes: manifest.source.sizeBytes,
+      storedBytes: uploaded.object.sizeBytes,
+      repositories: uploaded.repositories,
+      secondsToDurable: Math.max(0, (durableAt - Date.parse(uploaded.snapshotAt)) / 1000),
+      timeline: timeline.steps,
+    };
+  } catch (error) {
+    if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
+    throw error;
+  }
 }

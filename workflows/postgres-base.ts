@@ -10,9 +10,8 @@ import { makeBackupId } from '../src/backup-id.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { BackupResult } from './backup.js';
 import { describeRestoredBase, runDirectory } from './pitr.js';
-import { discardUnfinishedBackup } from './postgres-dump.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
 import { locatePostgresBackup } from './targets.js';
 
 /**

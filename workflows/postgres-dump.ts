@@ -10,7 +10,7 @@ import type { PostgresDumpManifest } from '../src/repository/manifest.js';
 import { acceptApproval } from './approval.js';
 import type { BackupResult } from './backup.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { failureMessage, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
 import { locatePostgresBackup } from './targets.js';
 
 /** PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes. */
@@ -121,17 +121,6 @@ export async function backupPostgresDump(timeline: Timeline, target: ResolvedPos
     if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
     throw error;
   }
-}
-
-/**
- * Removes what a backup that failed before its manifest stored: without a manifest the objects are
- * garbage. Best effort and not cancellable (the next attempt of a backup with this id, should
- * there be one, clears them too); the error the run reports stays the one that failed it.
- */
-export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedPostgresTarget, backupId: string, error: unknown): Promise<void> {
-  await CancellationScope.nonCancellable(() =>
-    timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
-  ).catch(() => undefined);
 }
 
 /**

@@ -77,10 +77,10 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
     // Only a file this run wrote is removed when it fails: the path may hold one that was there before.
     let wroteInto = false;
     try {
-      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true, verifyInCheck: true }), (f) =>
+      const fetched = await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: into, refuseExisting: true, verifyInCheck: true }), (f) =>
         `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
       );
-      wroteInto = true;
+      wroteInto = fetched.adopted !== true;
       await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: into, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
     } catch (error) {
       await CancellationScope.nonCancellable(() => quickSteps.removeFiles({ paths: wroteInto ? [`${into}.partial`, into] : [`${into}.partial`] }));

@@ -3,7 +3,7 @@
  * the activity proxies with their timeouts and retry policies. Deterministic code only: no Node
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
 import { timelineQuery } from './queries.js';
@@ -116,4 +116,15 @@ export async function writeManifestAndVerify(
     `${copies.length} stored ${copies.length === 1 ? objects.one : objects.many} read back, sha256 match`,
   );
   return { durableAt };
+}
+
+/**
+ * Removes what a backup that failed before its manifest stored: without a manifest the objects are
+ * garbage. Best effort and not cancellable (the next attempt of a backup with this id, should
+ * there be one, clears them too); the error the run reports stays the one that failed it.
+ */
+export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedTarget, backupId: string, error: unknown): Promise<void> {
+  await CancellationScope.nonCancellable(() =>
+    timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
+  ).catch(() => undefined);
 }

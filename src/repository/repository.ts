@@ -122,10 +122,19 @@ export class Repository {
     return ids.sort().reverse();
   }
 
-  /** Manifests of complete backups, newest first. */
-  async listBackups(target: string): Promise<Manifest[]> {
+  /**
+   * Manifests of complete backups, newest first, and the backups whose manifest could not be read:
+   * one damaged or foreign manifest must not hide every other backup of the repository.
+   */
+  async listBackups(target: string): Promise<{ manifests: Manifest[]; unreadable: Array<{ id: string; error: Error }> }> {
     const ids = await this.listBackupIds(target);
-    return Promise.all(ids.map((id) => this.readManifest(target, id)));
+    const read = await Promise.all(
+      ids.map((id) => this.readManifest(target, id).then((manifest) => ({ id, manifest }), (error: Error) => ({ id, error }))),
+    );
+    return {
+      manifests: read.flatMap((entry) => ('manifest' in entry ? [entry.manifest] : [])),
+      unreadable: read.flatMap((entry) => ('error' in entry ? [{ id: entry.id, error: entry.error }] : [])),
+    };
   }
 
   async latestBackupId(target: string): Promise<string | undefined> {

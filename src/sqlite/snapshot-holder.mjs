@@ -16,6 +16,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { useCheckCache } from './check-cache.mjs';
+import { isDamage } from './damage.mjs';
 
 /** @typedef {import('./holder-protocol.js').HolderInput} HolderInput */
 /** @typedef {import('./holder-protocol.js').HolderMessage} HolderMessage */
@@ -106,8 +107,18 @@ function main() {
   if (input.integrityCheck !== 'none') {
     useCheckCache(reader);
     const started = Date.now();
-    const rows = /** @type {Array<Record<string, string>>} */ (reader.pragma(`${input.integrityCheck}(100)`, { simple: false }));
-    const problems = rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok');
+    /** @type {string[]} */
+    let problems;
+    try {
+      const rows = /** @type {Array<Record<string, string>>} */ (reader.pragma(`${input.integrityCheck}(100)`, { simple: false }));
+      problems = rows.map((row) => Object.values(row)[0] ?? '').filter((line) => line !== 'ok');
+    } catch (error) {
+      // On some damage SQLite stops the check with an error instead of listing problems: that too
+      // is a failed check of this snapshot, not a reason to try again.
+      const { code, message } = /** @type {{ code?: string; message: string }} */ (error);
+      if (!isDamage(code)) throw error;
+      problems = [`${code}: ${message}`];
+    }
     send({ kind: 'integrity', ok: problems.length === 0, problems, durationMs: Date.now() - started });
   }
 

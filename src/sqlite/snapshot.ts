@@ -3,6 +3,7 @@ import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors.js';
 import type { HolderInput, HolderMessage } from './holder-protocol.js';
+import { isDamage } from './damage.mjs';
 import { startSqliteThread } from './thread.js';
 
 export type IntegrityCheckKind = 'integrity_check' | 'quick_check' | 'none';
@@ -76,6 +77,24 @@ export async function assertSqliteFile(path: string): Promise<void> {
   }
 }
 
+/** A damaged file is a typed, final failure; anything else (locks, I/O) may pass on a retry. */
+function snapshotFailure(path: string, code: string, message: string): Error {
+  if (isDamage(code)) {
+    return new LifeboatError(
+      'IntegrityCheckFailed',
+      `${path} is damaged: SQLite cannot read it (${code}: ${message})`,
+      'The live database is damaged: do not overwrite older backups; restore or repair it (sqlite3 .recover)',
+    );
+  }
+  return new Error(`snapshot of ${path} failed (${code}): ${message}`);
+}
+
+/** What a thread threw arrives as a structured clone (a SqliteError loses its class): make it an Error again. */
+function threadError(path: string, error: unknown): Error {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return snapshotFailure(path, typeof code === 'string' ? code : 'ThreadFailed', typeof message === 'string' ? message : String(error));
+}
+
 export async function openSnapshot(path: string, options: SnapshotOptions = {}): Promise<SqliteSnapshot> {
   await assertSqliteFile(path);
   const integrityCheck = options.integrityCheck ?? 'integrity_check';
@@ -99,11 +118,11 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
         worker.off('message', onMessage);
         resolve(message);
       } else if (message.kind === 'error') {
-        reject(new Error(`snapshot of ${path} failed (${message.code}): ${message.message}`));
+        reject(snapshotFailure(path, message.code, message.message));
       }
     };
     worker.on('message', onMessage);
-    worker.once('error', reject);
+    worker.once('error', (error: unknown) => reject(threadError(path, error)));
     void exit.then(() => reject(new Error(`snapshot holder for ${path} exited before pinning a snapshot`)));
   });
 
@@ -114,7 +133,7 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
           worker.on('message', (message: HolderMessage) => {
             if (message.kind === 'integrity') resolve({ kind: integrityCheck, ok: message.ok, problems: message.problems, durationMs: message.durationMs });
           });
-          worker.once('error', reject);
+          worker.once('error', (error: unknown) => reject(threadError(path, error)));
           void exit.then(() => reject(new Error(`snapshot holder for ${path} exited before its integrity check finished`)));
         });
   // A caller that fails before awaiting the check must not crash the process with an unhandled rejection.

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -71,6 +71,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
         s3only: { type: 'sqlite', path: live('s3only'), repositories: ['s3'] },
         missing: { type: 'sqlite', path: join(lifeboat.dir, 'no-such-dir', 'gone.sqlite'), repositories: ['local', 's3'] },
         notes: { type: 'sqlite', path: join(lifeboat.dir, 'notes.txt'), repositories: ['local'] },
+        damaged: { type: 'sqlite', path: live('damaged'), repositories: ['local', 's3'] },
         nocreds: { type: 'sqlite', path: live('shop'), repositories: ['s3-nocreds'] },
       },
       encryption === 'none' ? {} : { encryption: { keyFile: encryption === 'A' ? keyA : keyB } },
@@ -158,7 +159,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
     keyB = join(lifeboat.dir, 'key-b.bin');
     await writeFile(keyA, randomBytes(32));
     await writeFile(keyB, randomBytes(32));
-    for (const name of ['shop', 'fsonly', 's3only']) {
+    for (const name of ['shop', 'fsonly', 's3only', 'damaged']) {
       await mkdir(join(lifeboat.dir, `live-${name}`));
       createDatabase(live(name), 1);
     }
@@ -178,7 +179,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
         await configure('none');
         const failure = await expectFailure(kind, { target: 'nope' }, 'TargetNotFound', 'resolveTarget');
         assert.match(failure.message, /no target named "nope"/);
-        assert.match(failure.message, /Known targets: shop, fsonly, s3only, missing, notes, nocreds/);
+        assert.match(failure.message, /Known targets: shop, fsonly, s3only, missing, notes, damaged, nocreds/);
         assert.deepEqual(Object.keys(failure.runs.scheduled), ['resolveTarget'], 'nothing ran after resolving the target');
       });
     }
@@ -231,6 +232,62 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       const cli = await lifeboat.cli(['backup', 'notes', '--wait']);
       assert.equal(cli.exitCode, 2, cli.all);
       assert.match(cli.stderr, /\(NotASqliteDatabase\): .*notes\.txt is not a SQLite database/);
+    });
+  });
+
+  describe('a damaged live database', () => {
+    /** Overwrites one b-tree page of the live database, as a bad disk or a stray write would. */
+    async function damagePage(path: string, page: number): Promise<void> {
+      const pageSize = 4096;
+      const handle = await open(path, 'r+');
+      try {
+        await handle.write(Buffer.alloc(pageSize, 0x5a), 0, pageSize, (page - 1) * pageSize);
+      } finally {
+        await handle.close();
+      }
+    }
+
+    test('a backup of it fails with IntegrityCheckFailed at once, and no repository keeps anything of it', async () => {
+      await configure('none');
+      const path = live('damaged');
+      await rm(path, { force: true });
+      createDatabase(path, 1);
+      await damagePage(path, 3);
+      const failure = await expectFailure('backup', { target: 'damaged' }, 'IntegrityCheckFailed', 'snapshotAndUpload');
+      assert.match(failure.message, /quick_check of .*live-damaged\/db\.sqlite failed/);
+      assert.equal(failure.runs.scheduled.writeManifest, undefined, 'no manifest was written');
+      const s3 = new Repository('s3', openBackend(s3Config));
+      assert.deepEqual(await s3.listBackupIds('damaged'), []);
+      const backupsDir = join(lifeboat.dir, 'repository', 'damaged', 'backups');
+      const stored = existsSync(backupsDir) ? await readdir(backupsDir, { recursive: true }) : [];
+      assert.deepEqual(stored.filter((name) => name.endsWith('.zst')), [], 'no stored object is left');
+    });
+
+    test('a restore replaces it, and keeps it byte for byte (with its WAL) as the safety copy', async () => {
+      await configure('none');
+      const path = live('damaged');
+      await rm(path, { force: true });
+      createDatabase(path, 1);
+      const backup = await lifeboat.run('backup', { target: 'damaged' });
+      const good = fingerprint(path);
+      // A commit still in the WAL, then damage to the main file's header: SQLite cannot open it.
+      const writer = new Database(path);
+      writer.pragma('wal_autocheckpoint = 0');
+      writer.prepare("INSERT INTO events (kind, note, payload) VALUES ('order', 'in the WAL', x'00')").run();
+      const walBytes = await readFile(`${path}-wal`);
+      await damagePage(path, 1);
+      writer.close();
+      await writeFile(`${path}-wal`, walBytes); // as a crash would have left it: closing removed it
+      const damaged = await readFile(path);
+
+      const result = await lifeboat.run('restore', { target: 'damaged', backupId: backup.backupId });
+      assert.deepEqual(fingerprint(path), good, 'the live database is the backup again');
+      assert.ok(result.safetyCopy);
+      assert.ok((await readFile(result.safetyCopy)).equals(damaged), 'the safety copy is the damaged file, byte for byte');
+      assert.ok((await readFile(`${result.safetyCopy}-wal`)).equals(walBytes), 'with the WAL it had');
+      if (existsSync(`${path}-wal`)) assert.equal((await readFile(`${path}-wal`)).equals(walBytes), false, 'no old WAL beside the restored database');
+      await rm(result.safetyCopy, { force: true });
+      await rm(`${result.safetyCopy}-wal`, { force: true });
     });
   });
 
@@ -391,6 +448,15 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
   });
 
   describe('restore safeguards', () => {
+    test('the CLI says which Temporal address it cannot reach, in one line without a stack trace, and exits 1', async () => {
+      await configure('none');
+      const result = await lifeboat.cli(['backup', 'shop', '--wait'], { env: { TEMPORAL_ADDRESS: '127.0.0.1:1' } });
+      assert.equal(result.exitCode, 1, result.all);
+      assert.match(result.stderr, /^lifeboat: TemporalUnavailable: cannot reach the Temporal server at 127\.0\.0\.1:1 \(namespace [^)]+\): .*Set TEMPORAL_ADDRESS/m);
+      assert.doesNotMatch(result.stderr, /^\s+at /m, 'no stack trace');
+      assert.equal(result.stdout, '');
+    });
+
     test('restore without --yes or --into from a non-interactive CLI exits 2, says to pass one of them, and starts nothing', async () => {
       await configure('none');
       const before = await directoryState(join(lifeboat.dir, 'live-shop'));
@@ -419,6 +485,65 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       assert.equal(cli.exitCode, 2, cli.all);
       assert.match(cli.stderr, /failed \(InvalidInput\): .*precious\.sqlite already exists/);
       assert.ok((await readFile(existing)).equals(bytes), 'the existing file is untouched');
+    });
+
+    test('restore --into a path with a journal file of another database fails with InvalidInput and leaves it alone', async () => {
+      await configure('none');
+      await lifeboat.run('backup', { target: 'shop' });
+      for (const journal of ['-wal', '-journal']) {
+        const into = join(lifeboat.dir, `orphan${journal}-copy.sqlite`);
+        const stale = randomBytes(4096);
+        await writeFile(`${into}${journal}`, stale);
+        const failure = await expectFailure('restore', { target: 'shop', into }, 'InvalidInput', 'fetchBackup');
+        assert.match(failure.message, new RegExp(`copy\\.sqlite${journal} exists: it belongs to another database`));
+        assert.equal(existsSync(into), false, 'nothing was restored there');
+        assert.ok((await readFile(`${into}${journal}`)).equals(stale), 'the journal file is untouched');
+      }
+    });
+
+    test('restore --into the live database itself, or a relative path, fails with InvalidInput and touches nothing', async () => {
+      await configure('none');
+      await lifeboat.run('backup', { target: 'shop' });
+      const before = await directoryState(join(lifeboat.dir, 'live-shop'));
+      const itself = await expectFailure('restore', { target: 'shop', into: live('shop') }, 'InvalidInput', 'fetchBackup');
+      assert.match(itself.message, /is the live database of target "shop"/);
+      const relative = await expectFailure('restore', { target: 'shop', into: 'copy.sqlite' }, 'InvalidInput', 'fetchBackup');
+      assert.match(relative.message, /--into copy\.sqlite is not an absolute path/);
+      assert.deepEqual(await directoryState(join(lifeboat.dir, 'live-shop')), before);
+    });
+
+    test('the CLI makes a relative --into absolute where the operator typed it', async () => {
+      await configure('none');
+      await lifeboat.run('backup', { target: 'shop' });
+      const typedIn = join(lifeboat.dir, 'typed-here');
+      await mkdir(typedIn, { recursive: true });
+      const result = await lifeboat.cli(['restore', 'shop', '--into', 'copy.sqlite', '--wait', '--json'], { cwd: typedIn });
+      assert.equal(result.exitCode, 0, result.all);
+      assert.equal((JSON.parse(result.stdout) as { restoredTo: string }).restoredTo, join(typedIn, 'copy.sqlite'));
+      assert.ok(existsSync(join(typedIn, 'copy.sqlite')));
+    });
+
+    test('a manifest that cannot be read hides only its own backup: listing and restore still find the others', async () => {
+      await configure('none');
+      const good = await lifeboat.run('backup', { target: 'fsonly' });
+      const foreignDir = join(lifeboat.dir, 'repository', 'fsonly', 'backups', '99991231T235959Z-ffffffff');
+      await mkdir(foreignDir, { recursive: true });
+      await writeFile(join(foreignDir, 'manifest.json'), '{"format": 99}\n');
+      try {
+        const listed = await lifeboat.cli(['backups', 'fsonly', '--json']);
+        assert.equal(listed.exitCode, 0, listed.all);
+        const ids = (JSON.parse(listed.stdout) as Array<{ id: string }>).map((row) => row.id);
+        assert.ok(ids.includes(good.backupId), `the readable backup is listed: ${ids.join(', ')}`);
+        assert.equal(ids.includes('99991231T235959Z-ffffffff'), false);
+        assert.match(listed.stderr, /warning: backup 99991231T235959Z-ffffffff in repository "local" is not listed/);
+
+        const into = join(lifeboat.dir, 'beside-unreadable.sqlite');
+        const restored = await lifeboat.run('restore', { target: 'fsonly', into });
+        assert.equal(restored.backupId, good.backupId, 'the newest readable backup is restored');
+        assert.deepEqual(fingerprint(into), fingerprint(live('fsonly')));
+      } finally {
+        await rm(foreignDir, { recursive: true, force: true });
+      }
     });
 
     test('a restore in place never reuses a safety copy an earlier restore left under the same name: the database it replaces is kept', async () => {
