@@ -4,7 +4,7 @@ import { compactTimestamp } from '../src/backup-id.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { restorePostgresBase } from './postgres-base.js';
 import { restorePostgresDump } from './postgres-dump.js';
-import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import { failureMessage, formatBytes, quickSteps, stepsWithin, Timeline, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget, fetchedDatabase, sourceBytesOf } from './targets.js';
 
 export interface RestoreInput {
@@ -47,9 +47,8 @@ async function runHook(timeline: Timeline, target: ResolvedSqliteTarget, name: '
     timeline.skip(`${name}-hook`, 'no hook configured');
     return;
   }
-  await timeline.run(`${name}-hook`, () =>
-    quickSteps.runHook({ name, command, timeoutSeconds: target.hooks?.timeoutSeconds ?? 120 }),
-  );
+  const timeoutSeconds = target.hooks?.timeoutSeconds ?? 120;
+  await timeline.run(`${name}-hook`, () => stepsWithin(timeoutSeconds).runHook({ name, command, timeoutSeconds }));
 }
 
 /**
@@ -110,7 +109,8 @@ export async function restore(input: RestoreInput): Promise<RestoreResult> {
     stopped = false;
     if (target.hooks?.healthUrl) {
       const url = target.hooks.healthUrl;
-      await timeline.run('health-check', () => quickSteps.checkHealth({ url, timeoutSeconds: target.hooks?.healthTimeoutSeconds ?? 60 }));
+      const timeoutSeconds = target.hooks.healthTimeoutSeconds ?? 60;
+      await timeline.run('health-check', () => stepsWithin(timeoutSeconds).checkHealth({ url, timeoutSeconds }));
     }
     await timeline.run('verify-live', () => transferSteps.checkIntegrity({ path: target.path, kind: 'quick_check' }));
   } catch (error) {

@@ -27,6 +27,19 @@ export const quickSteps = proxyActivities<LifeboatActivities>({
 });
 
 /**
+ * Steps that wait up to a configured time by themselves (hooks, health checks): Temporal's limit
+ * sits above theirs, so they end with their own clear failure (HookFailed, HealthCheckFailed)
+ * instead of being cut off and run again while the first attempt goes on.
+ */
+export function stepsWithin(seconds: number) {
+  return proxyActivities<LifeboatActivities>({
+    startToCloseTimeout: `${seconds + 30} seconds`,
+    cancellationType: waitForStepToEnd,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+  });
+}
+
+/**
  * Steps that move the data. They heartbeat their byte progress; a worker that dies is noticed
  * within the heartbeat timeout and the step starts again on another worker.
  */
