@@ -476,8 +476,13 @@ async function carryJournals(from: string, to: string, options: { keepSource: bo
 export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   const { livePath, stagingPath, safetyPath } = input;
   if (!(await exists(stagingPath))) {
-    if (await exists(livePath)) return { safetyPath: (await exists(safetyPath)) ? safetyPath : null, swapped: true };
-    throw new Error(`neither the staged database ${stagingPath} nor the live ${livePath} exists; the restore must fetch again`);
+    // Done by an earlier attempt, unless the live path still names the very file kept as safety copy.
+    const [live, safety] = await Promise.all([stat(livePath).catch(() => undefined), stat(safetyPath).catch(() => undefined)]);
+    if (live && !(safety && safety.ino === live.ino && safety.dev === live.dev)) {
+      await fsyncPath(dirname(livePath));
+      return { safetyPath: safety ? safetyPath : null, swapped: true };
+    }
+    throw new Error(`the staged database ${stagingPath} is gone and ${livePath} ${live ? 'is still the old database' : 'does not exist'}; the restore must fetch again`);
   }
   let kept: string | null = null;
   if (await exists(livePath)) {

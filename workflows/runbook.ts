@@ -19,11 +19,13 @@ export { timelineQuery };
  */
 export const waitForStepToEnd = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
-/** Short bookkeeping steps: config, manifests, hooks, swaps. */
+const quickRetry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' } as const;
+
+/** Short bookkeeping steps: config, manifests, swaps. */
 export const quickSteps = proxyActivities<LifeboatActivities>({
   startToCloseTimeout: '2 minutes',
   cancellationType: waitForStepToEnd,
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
+  retry: { ...quickRetry, maximumAttempts: 5 },
 });
 
 /**
@@ -35,7 +37,7 @@ export function stepsWithin(seconds: number) {
   return proxyActivities<LifeboatActivities>({
     startToCloseTimeout: `${seconds + 30} seconds`,
     cancellationType: waitForStepToEnd,
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+    retry: { ...quickRetry, maximumAttempts: 3 },
   });
 }
 

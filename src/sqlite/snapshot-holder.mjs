@@ -48,6 +48,9 @@ function pinSnapshot() {
     checkpointer.close();
   };
   const deadline = Date.now() + input.settleTimeoutMs;
+  // Most of the WAL is copied before writers are held back: the locked checkpoint below then only
+  // has the frames committed since, and writers wait for milliseconds, not for a large WAL.
+  checkpointer.pragma('wal_checkpoint(PASSIVE)');
   for (let attempt = 1; ; attempt++) {
     locker.exec('BEGIN IMMEDIATE');
     try {
