@@ -1,10 +1,9 @@
-import { ApplicationFailure, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, uuid4 } from '@temporalio/workflow';
 import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
-import { manifestFormat } from '../src/repository/format.js';
 import { makeBackupId } from '../src/backup-id.js';
 import { backupPostgresBase } from './postgres-base.js';
 import { backupPostgresDump } from './postgres-dump.js';
-import { discardUnfinishedBackup, formatBytes, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, manifestEnvelope, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 
 export interface BackupInput {
@@ -39,7 +38,6 @@ export interface BackupResult {
  */
 export async function backup(input: BackupInput): Promise<BackupResult> {
   const timeline = new Timeline();
-  const info = workflowInfo();
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
   if (input.method !== undefined && input.method !== 'dump' && input.method !== 'base') {
     throw ApplicationFailure.nonRetryable(`"method" is "${String(input.method)}"; a backup's method is "dump" or "base" (PostgreSQL targets only)`, 'InvalidInput');
@@ -61,20 +59,10 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     );
 
     const manifest: SqliteManifest = {
-      format: manifestFormat,
-      id: backupId,
-      target: target.name,
-      kind: 'sqlite',
-      createdAt: new Date().toISOString(),
-      snapshotAt: uploaded.snapshotAt,
+      ...manifestEnvelope('sqlite', target.name, backupId, uploaded),
       // The SQLite step reports a SQLite source (its type names any manifest's source).
       source: uploaded.source as SqliteManifest['source'],
       objects: [uploaded.object],
-      compression: uploaded.compression,
-      encryption: uploaded.encryption,
-      tools: uploaded.tools,
-      parent: null,
-      workflow: { workflowId: info.workflowId, runId: info.runId },
       timeline: timeline.steps.map((step) => ({ ...step })),
     };
     const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'copy', many: 'copies' }, () => {

@@ -5,12 +5,11 @@
 import { ApplicationFailure, CancellationScope, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget, RestoredDump } from '../activities/index.js';
 import { compactTimestamp, makeBackupId } from '../src/backup-id.js';
-import { manifestFormat } from '../src/repository/format.js';
 import type { PostgresDumpManifest } from '../src/repository/manifest.js';
 import { acceptApproval } from './approval.js';
 import type { BackupResult } from './backup.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { discardUnfinishedBackup, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, manifestEnvelope, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
 import { locatePostgresBackup } from './targets.js';
 
 /** PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes. */
@@ -43,7 +42,6 @@ function describeRestore(r: RestoredDump): string {
  * removed from the repositories and never gets a manifest; the scratch database is always dropped.
  */
 export async function backupPostgresDump(timeline: Timeline, target: ResolvedPostgresTarget): Promise<BackupResult> {
-  const info = workflowInfo();
   const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
   let manifestWritten = false;
   try {
@@ -53,20 +51,10 @@ export async function backupPostgresDump(timeline: Timeline, target: ResolvedPos
       `${formatBytes(u.objects.reduce((sum, o) => sum + o.sizeBytes, 0))} stored; pg_restore --list ok (${u.dump.tocEntries} entries)`,
     );
     const manifest: PostgresDumpManifest = {
-      format: manifestFormat,
-      id: backupId,
-      target: target.name,
-      kind: 'postgres-dump',
-      createdAt: new Date().toISOString(),
-      snapshotAt: uploaded.snapshotAt,
+      ...manifestEnvelope('postgres-dump', target.name, backupId, uploaded),
       source: uploaded.source,
       objects: uploaded.objects,
       dump: { ...uploaded.dump, verification: null },
-      compression: uploaded.compression,
-      encryption: uploaded.encryption,
-      tools: uploaded.tools,
-      parent: null,
-      workflow: { workflowId: info.workflowId, runId: info.runId },
       timeline: [],
     };
 

@@ -3,8 +3,9 @@
  * the activity proxies with their timeouts and retry policies. Deterministic code only: no Node
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
+import { manifestFormat } from '../src/repository/format.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
 import { timelineQuery } from './queries.js';
 
@@ -110,6 +111,29 @@ export function formatBytes(bytes: number): string {
     unit++;
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** What every manifest says of the run and of the step that stored the backup, whatever its kind. */
+export function manifestEnvelope<K extends Manifest['kind']>(
+  kind: K,
+  target: string,
+  backupId: string,
+  stored: Pick<Manifest, 'snapshotAt' | 'compression' | 'encryption' | 'tools'>,
+): Pick<Manifest, 'format' | 'id' | 'target' | 'createdAt' | 'snapshotAt' | 'compression' | 'encryption' | 'tools' | 'parent' | 'workflow'> & { kind: K } {
+  const info = workflowInfo();
+  return {
+    format: manifestFormat,
+    id: backupId,
+    target,
+    kind,
+    createdAt: new Date().toISOString(),
+    snapshotAt: stored.snapshotAt,
+    compression: stored.compression,
+    encryption: stored.encryption,
+    tools: stored.tools,
+    parent: null,
+    workflow: { workflowId: info.workflowId, runId: info.runId },
+  };
 }
 
 /**
