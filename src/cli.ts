@@ -71,6 +71,16 @@ function formatStep(step: StepRecord): string {
   return `  ${step.status.padEnd(9)} ${step.name}${seconds}${attempts}${step.detail ? `  ${step.detail}` : ''}`;
 }
 
+/** The running step, with the byte progress of its last heartbeat (activities/progress.ts). */
+function progressLine(steps: StepRecord[], heartbeat: Uint8Array | null | undefined): string {
+  const running = steps.filter((s) => s.status === 'running').at(-1);
+  if (!running) return 'between steps';
+  if (!heartbeat) return running.name;
+  const details = JSON.parse(Buffer.from(heartbeat).toString()) as { phase?: string; bytesDone?: number; bytesTotal?: number };
+  if (!details.bytesTotal) return running.name;
+  return `${running.name} ${details.phase ?? ''} ${((100 * (details.bytesDone ?? 0)) / details.bytesTotal).toFixed(0)}% of ${(details.bytesTotal / 2 ** 20).toFixed(0)} MiB`;
+}
+
 /** On a terminal: one line, rewritten every second, with the running step and its byte progress. */
 async function showProgress(client: Client, handle: WorkflowHandle, done: Promise<unknown>): Promise<void> {
   if (!process.stderr.isTTY) return;
@@ -79,21 +89,16 @@ async function showProgress(client: Client, handle: WorkflowHandle, done: Promis
   void done.finally(() => (finished = true)).catch(() => undefined);
   while (!finished) {
     try {
-      const [steps, description] = await Promise.all([handle.query(timelineQuery), client.workflowService.describeWorkflowExecution({
-        namespace: client.options.namespace,
-        execution: { workflowId: handle.workflowId },
-      })]);
-      const running = steps.filter((s) => s.status === 'running').at(-1);
-      const pending = description.pendingActivities?.[0];
-      let progress = '';
-      const payload = pending?.heartbeatDetails?.payloads?.[0]?.data;
-      if (payload) {
-        const details = JSON.parse(Buffer.from(payload).toString()) as { phase?: string; bytesDone?: number; bytesTotal?: number };
-        if (details.bytesTotal) progress = ` ${details.phase ?? ''} ${((100 * (details.bytesDone ?? 0)) / details.bytesTotal).toFixed(0)}% of ${(details.bytesTotal / 2 ** 20).toFixed(0)} MiB`;
-      }
-      process.stderr.write(`\r\x1b[K${running ? `${running.name}${progress}` : 'waiting for a worker'}`);
+      // Only a worker answers the query: without one it fails, or outlasts the 2 s it gets here.
+      const noAnswer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000).unref());
+      const [steps, description] = await Promise.all([
+        Promise.race([handle.query(timelineQuery).catch(() => undefined), noAnswer]),
+        client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId: handle.workflowId } }),
+      ]);
+      const line = steps ? progressLine(steps, description.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0]?.data) : 'waiting for a worker (is one running on this task queue?)';
+      process.stderr.write(`\r\x1b[K${line}`);
     } catch {
-      // The run may not have a worker yet; keep waiting quietly.
+      // The server may be briefly unreachable; keep waiting quietly.
     }
     await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
   }
