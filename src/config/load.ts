@@ -78,11 +78,17 @@ export function parseConfig(raw: unknown, source: string): Config {
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(top level)';
     let found = ` (found ${describeFoundAt(raw, issue.path)})`;
+    let message = issue.message;
+    if (issue.code === 'invalid_key') {
+      // The rule the key broke is in the nested issue; the key itself is the last part of the path.
+      message = `a name must be ${issue.issues[0]?.message ?? 'valid'}`;
+      found = ` (found the name ${JSON.stringify(String(issue.path.at(-1)))})`;
+    }
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeysAt(raw, issue.path);
       found = allowed ? ` (expected one of: ${allowed.join(', ')})` : '';
     }
-    return `  ${field}: ${issue.message}${found}`;
+    return `  ${field}: ${message}${found}`;
   });
   throw new LifeboatError(
     'InvalidConfig',
@@ -125,7 +131,9 @@ export function loadConfig(path: string): Config {
     raw = parseYaml(text);
   } catch (error) {
     const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : '';
-    throw new LifeboatError('InvalidConfig', `${path} is not valid YAML${where}: ${(error as Error).message.split('\n')[0]}`);
+    // The parser's first line repeats the position and ends in ":" before its source excerpt.
+    const reason = (error as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new LifeboatError('InvalidConfig', `${path} is not valid YAML${where}: ${reason}`);
   }
   return resolvePaths(parseConfig(raw, path), dirname(path));
 }

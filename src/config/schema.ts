@@ -54,7 +54,7 @@ const smokeCheckSchema = z
     name: z.string().min(1).describe('Shown in drill results and reports.'),
     sql: z.string().min(1).describe('A read-only query run against the restored database.'),
     expect: z
-      .union([z.string(), z.number(), z.null()])
+      .union([z.string(), z.number(), z.null()], { error: 'expected a string, a number or null' })
       .optional()
       .describe('Expected value of the first column of the first row; omit to only require that the query runs.'),
     minRows: z.number().int().nonnegative().optional().describe('The query must return at least this many rows.'),

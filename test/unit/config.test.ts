@@ -62,6 +62,19 @@ describe('configuration', () => {
     assert.match(message, /repositories\.s3\.accessKeyIdEnv: the NAME of an environment variable/);
   });
 
+  test('a target name that breaks the naming rule says the rule and the name', () => {
+    const message = invalidConfigMessage({ ...valid, targets: { 'Bad Name': valid.targets.orders } });
+    assert.match(message, /targets\.Bad Name: a name must be lowercase letters, digits, "-" or "_", starting with a letter or digit \(found the name "Bad Name"\)/);
+  });
+
+  test("a smoke check's expected value of the wrong type says which types it may be", () => {
+    const message = invalidConfigMessage({
+      ...valid,
+      targets: { orders: { ...valid.targets.orders, drill: { smokeChecks: [{ name: 'up', sql: 'SELECT 1', expect: true }] } } },
+    });
+    assert.match(message, /targets\.orders\.drill\.smokeChecks\.0\.expect: expected a string, a number or null \(found boolean true\)/);
+  });
+
   test('a health URL or S3 endpoint without http:// or https:// is refused before any restore relies on it', () => {
     const health = invalidConfigMessage({ ...valid, targets: { orders: { ...valid.targets.orders, hooks: { healthUrl: 'localhost:8080/health' } } } });
     assert.match(health, /targets\.orders\.hooks\.healthUrl: expected an http:\/\/ or https:\/\/ URL \(found string "localhost:8080\/health"\)/);
