@@ -41,6 +41,7 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
   const progress = startProgress('verify', total);
   let done = 0;
   const verified: VerifiedCopy[] = [];
+  const damaged: Array<{ repository: Repository; problem: string }> = [];
   try {
     for (const repository of repositories) {
       for (const object of manifest.objects) {
@@ -48,17 +49,29 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
         done += bytes;
         progress.update(done);
         if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
-          throw new LifeboatError(
-            'ChecksumMismatch',
-            `${object.name} of backup ${manifest.id} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
-            'The repository did not store what was sent; check its storage and run the backup again',
-          );
+          damaged.push({
+            repository,
+            problem: `${object.name} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+          });
+          break;
         }
         verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
       }
     }
+    // A copy proven damaged must not be listed or restored: it leaves the repositories that hold
+    // it (the copies that read back right stay).
+    for (const { repository } of damaged) await repository.withdrawBackup(target.name, manifest.id);
   } finally {
     progress.stop();
+  }
+  if (damaged.length) {
+    throw new LifeboatError(
+      'ChecksumMismatch',
+      `backup ${manifest.id}: ${damaged.map((d) => d.problem).join('; ')}`,
+      `The repository did not store what was sent; the damaged copy was withdrawn from ${damaged.map((d) => `"${d.repository.name}"`).join(', ')}` +
+        (damaged.length < repositories.length ? ' (the copies that read back right stay)' : '') +
+        '. Check that storage and run the backup again',
+    );
   }
   log.info('stored backup verified', { backupId: manifest.id, copies: verified.length });
   return verified;

@@ -98,6 +98,15 @@ export class Repository {
    * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
    * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
    */
+  /**
+   * Takes a complete backup out of this repository: the manifest first, so that from the first
+   * delete on it is no longer listed or restored, then its objects. For a copy proven damaged.
+   */
+  async withdrawBackup(target: string, backupId: string): Promise<number> {
+    await this.backend.delete(this.manifestKey(target, backupId));
+    return 1 + (await this.discardUnfinishedBackup(target, backupId));
+  }
+
   async discardUnfinishedBackup(target: string, backupId: string): Promise<number> {
     if (await this.backend.head(this.manifestKey(target, backupId))) {
       throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${this.name}"; refusing to overwrite it`);

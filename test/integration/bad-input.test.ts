@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -288,6 +288,45 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       if (existsSync(`${path}-wal`)) assert.equal((await readFile(`${path}-wal`)).equals(walBytes), false, 'no old WAL beside the restored database');
       await rm(result.safetyCopy, { force: true });
       await rm(`${result.safetyCopy}-wal`, { force: true });
+    });
+  });
+
+  describe('a repository that does not keep what it was sent', () => {
+    test('verify-stored fails with ChecksumMismatch and withdraws the damaged copy; the copy that read back right stays', async () => {
+      await configure('none');
+      // Flip one byte of the local copy as soon as it has its final name: after the upload hashed
+      // what it sent, before the manifest is written and the copies are read back (two round trips
+      // through the server later).
+      const backupsDir = join(lifeboat.dir, 'repository', 'shop', 'backups');
+      const before = new Set(existsSync(backupsDir) ? await readdir(backupsDir) : []);
+      let flipped: string | undefined;
+      const watcher = setInterval(() => {
+        if (flipped || !existsSync(backupsDir)) return;
+        for (const id of readdirSync(backupsDir)) {
+          const object = join(backupsDir, id, 'db.sqlite.zst');
+          if (before.has(id) || !existsSync(object)) continue;
+          writeFileSync(object, flipOneByte(readFileSync(object)));
+          flipped = id;
+        }
+      }, 2);
+      let failure: Awaited<ReturnType<typeof expectFailure>>;
+      try {
+        failure = await expectFailure('backup', { target: 'shop' }, 'ChecksumMismatch', 'verifyStoredBackup');
+      } finally {
+        clearInterval(watcher);
+      }
+      assert.ok(flipped, 'the local copy was damaged before it was read back');
+      assert.match(failure.message, /read back from repository "local" has sha256/);
+      assert.match(failure.message, /the damaged copy was withdrawn from "local" \(the copies that read back right stay\)/);
+      assert.equal(existsSync(join(backupsDir, flipped)), false, 'nothing of the damaged copy is left in the local repository');
+
+      const listed = await lifeboat.cli(['backups', 'shop', '--json']);
+      assert.equal(listed.exitCode, 0, listed.all);
+      const copies = (JSON.parse(listed.stdout) as Array<{ id: string; repository: string }>).filter((row) => row.id === flipped);
+      assert.deepEqual(copies.map((row) => row.repository), ['s3'], 'only the S3 copy is listed');
+      const into = join(lifeboat.dir, 'from-the-good-copy.sqlite');
+      await lifeboat.run('restore', { target: 'shop', backupId: flipped, into });
+      assert.deepEqual(fingerprint(into), fingerprint(live('shop')));
     });
   });
 
