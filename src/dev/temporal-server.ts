@@ -181,12 +181,13 @@ async function startOnce(options: TemporalDevServerOptions): Promise<TemporalDev
   let startupSettled = false;
   const exitDuringStartup = exited.then(async (status) => {
     if (startupSettled) return; // a later exit (e.g. our own stop()) is not a startup failure
-    const tail = await readLogTail(logFile, logOffset);
+    const log = await readRunLog(logFile, logOffset);
     const how = status.error ? `failed to start: ${status.error.message}` : `exited during startup (${formatExit(status)})`;
-    const message = `${describe} ${how}. Server log ${logFile}:\n${tail}`;
+    const message = `${describe} ${how}. Server log ${logFile}:\n${logTail(log)}`;
     // The CLI also binds HTTP and metrics ports it picks itself, so a bind
     // failure is worth another attempt even when the caller fixed our ports.
-    throw /address already in use/i.test(tail) ? new PortConflictError(message, true) : new Error(message);
+    // The whole log is searched: a panic's stack pushes its cause out of any tail.
+    throw /address already in use/i.test(log) ? new PortConflictError(message, true) : new Error(message);
   });
   // Promise.race reports this rejection; the no-op handler keeps a rejection
   // that loses the race from becoming an unhandled one.
@@ -202,7 +203,7 @@ async function startOnce(options: TemporalDevServerOptions): Promise<TemporalDev
     abort.abort();
     await stop();
     if (error instanceof WaitTimeoutError) {
-      const tail = await readLogTail(logFile, logOffset);
+      const tail = logTail(await readRunLog(logFile, logOffset));
       throw new Error(
         `${describe} did not become ready within ${(Date.now() - startedAt) / 1000} s (last check: ${error.message}). ` +
           `Server log ${logFile}:\n${tail}`,
@@ -287,13 +288,22 @@ async function checkServing(params: { address: string; namespace: string; search
   }
 }
 
-async function readLogTail(logFile: string, fromOffset: number, lines = 40): Promise<string> {
+/** What the server wrote to its log since fromOffset (this run's output). */
+async function readRunLog(logFile: string, fromOffset: number): Promise<string> {
   try {
-    const text = (await readFile(logFile)).subarray(fromOffset).toString('utf8');
-    return text.trimEnd().split('\n').slice(-lines).join('\n') || '(empty)';
+    return (await readFile(logFile)).subarray(fromOffset).toString('utf8');
   } catch (error) {
     return `(could not read the log: ${error instanceof Error ? error.message : String(error)})`;
   }
+}
+
+/** The last lines of a log, and a Go panic's cause, which sits on its first line above a long stack. */
+function logTail(log: string, lines = 40): string {
+  const all = log.trimEnd().split('\n');
+  const tail = all.slice(-lines);
+  const panic = all.find((line) => line.startsWith('panic:') || line.startsWith('fatal error:'));
+  if (panic && !tail.includes(panic)) tail.unshift(panic, '...');
+  return tail.join('\n') || '(empty)';
 }
 
 function formatExit(status: ExitStatus): string {
