@@ -8,7 +8,7 @@ import { createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js'
 import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
 import { storeInEvery } from '../src/repository/store.js';
-import { openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../src/sqlite/snapshot.js';
+import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../src/sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedSqliteTarget } from './target.js';
@@ -105,7 +105,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       throw new LifeboatError(
         'IntegrityCheckFailed',
         `${integrity.kind} of ${target.path} failed at the snapshot taken ${snapshot.snapshotAt}: ${integrity.problems.slice(0, 5).join('; ')}`,
-        'The live database is damaged: do not overwrite older backups; restore or repair it (sqlite3 .recover)',
+        damagedSourceHint,
       );
     }
     const compression = await compressionInfo();

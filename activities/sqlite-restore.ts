@@ -1,6 +1,7 @@
 import { Context, log } from '@temporalio/activity';
 import Database from 'better-sqlite3';
 import { chmod, chown, link, mkdir, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -51,11 +52,13 @@ export interface FetchedBackup {
   adopted?: true;
 }
 
-const exists = (path: string) => stat(path).then(() => true, () => false);
+const statIfAny = (path: string) => stat(path).catch(() => undefined);
+const exists = async (path: string) => (await statIfAny(path)) !== undefined;
+/** Two names of one file (hard links, or the same path spelled twice). */
+const sameFile = (a: Stats | undefined, b: Stats | undefined) => a !== undefined && b !== undefined && a.ino === b.ino && a.dev === b.dev;
 
-/** Whether the file at path is byte for byte the database a backup was made from. */
-async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolean> {
-  const info = await stat(path);
+/** Whether the file at path (whose stat is info) is byte for byte the database a backup was made from. */
+async function holdsDatabaseOf(path: string, info: Stats, manifest: Manifest): Promise<boolean> {
   if (!info.isFile() || info.size !== manifest.source.sizeBytes) return false;
   const { sha256 } = await sha256OfFile(path);
   return sha256 === manifest.source.sha256;
@@ -70,15 +73,15 @@ async function holdsDatabaseOf(path: string, manifest: Manifest): Promise<boolea
 async function refuseOccupied(destination: string, livePath: string, manifest: Manifest): Promise<FetchedBackup | undefined> {
   const refuse = (what: string) => new LifeboatError('InvalidInput', what, 'Choose a path that does not exist yet; nothing was changed');
   if (!isAbsolute(destination)) throw refuse(`--into ${destination} is not an absolute path (it would be relative to the worker's directory)`);
-  const [into, live] = await Promise.all([stat(destination).catch(() => undefined), stat(livePath).catch(() => undefined)]);
-  if (resolve(destination) === resolve(livePath) || (into && live && into.ino === live.ino && into.dev === live.dev)) {
+  const [into, live] = await Promise.all([statIfAny(destination), statIfAny(livePath)]);
+  if (resolve(destination) === resolve(livePath) || sameFile(into, live)) {
     throw new LifeboatError('InvalidInput', `--into ${destination} is the live database of target "${manifest.target}"`, 'Restore in place without --into (it keeps a safety copy), or choose another path; nothing was changed');
   }
   for (const journal of sidecars(destination)) {
     if (await exists(journal)) throw refuse(`${journal} exists: it belongs to another database, and SQLite would apply it to the restored one`);
   }
   if (!into) return undefined;
-  if (await holdsDatabaseOf(destination, manifest)) {
+  if (await holdsDatabaseOf(destination, into, manifest)) {
     log.info('destination already holds this backup (an earlier attempt published it)', { backupId: manifest.id, destination });
     await rm(`${destination}.partial`, { force: true });
     return { path: destination, repository: 'already in place', sizeBytes: manifest.source.sizeBytes, adopted: true };
@@ -424,8 +427,11 @@ export interface SwapResult {
   swapped: true;
 }
 
+/** The journal files that belong with a database file's bytes (-shm is rebuilt from the WAL). */
+const journalSuffixes = ['-wal', '-journal'] as const;
+
 /** -wal and -shm belong to one database file; a stale -wal applied to another file corrupts it. */
-const sidecars = (path: string) => [`${path}-wal`, `${path}-shm`, `${path}-journal`];
+const sidecars = (path: string) => [...journalSuffixes, '-shm'].map((suffix) => `${path}${suffix}`);
 
 /**
  * Folds the live database's WAL into its main file so that file alone is the whole database.
@@ -450,11 +456,8 @@ function foldWal(path: string): void {
   }
 }
 
-/** The journal files that belong with a database file's bytes (-shm is rebuilt from the WAL). */
-const journalSuffixes = ['-wal', '-journal'] as const;
-
 async function removeIfEmpty(path: string): Promise<void> {
-  const info = await stat(path).catch(() => undefined);
+  const info = await statIfAny(path);
   if (info?.size === 0) await rm(path, { force: true });
 }
 
@@ -477,8 +480,8 @@ export async function swapIntoPlace(input: SwapInput): Promise<SwapResult> {
   const { livePath, stagingPath, safetyPath } = input;
   if (!(await exists(stagingPath))) {
     // Done by an earlier attempt, unless the live path still names the very file kept as safety copy.
-    const [live, safety] = await Promise.all([stat(livePath).catch(() => undefined), stat(safetyPath).catch(() => undefined)]);
-    if (live && !(safety && safety.ino === live.ino && safety.dev === live.dev)) {
+    const [live, safety] = await Promise.all([statIfAny(livePath), statIfAny(safetyPath)]);
+    if (live && !sameFile(live, safety)) {
       await fsyncPath(dirname(livePath));
       return { safetyPath: safety ? safetyPath : null, swapped: true };
     }

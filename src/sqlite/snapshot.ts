@@ -77,13 +77,16 @@ export async function assertSqliteFile(path: string): Promise<void> {
   }
 }
 
+/** What to do when the database being backed up turns out damaged. */
+export const damagedSourceHint = 'The live database is damaged: do not overwrite older backups; restore or repair it (sqlite3 .recover)';
+
 /** A damaged file is a typed, final failure; anything else (locks, I/O) may pass on a retry. */
 function snapshotFailure(path: string, code: string, message: string): Error {
   if (isDamage(code)) {
     return new LifeboatError(
       'IntegrityCheckFailed',
       `${path} is damaged: SQLite cannot read it (${code}: ${message})`,
-      'The live database is damaged: do not overwrite older backups; restore or repair it (sqlite3 .recover)',
+      damagedSourceHint,
     );
   }
   return new Error(`snapshot of ${path} failed (${code}): ${message}`);
