@@ -167,7 +167,7 @@ export async function startWorkerProcess(options: {
       LIFEBOAT_TASK_QUEUE: options.taskQueue,
       LIFEBOAT_WORKFLOW_BUNDLE: options.bundlePath,
       LIFEBOAT_LOG_LEVEL: 'warn',
-      // As deployed (Dockerfile, systemd unit in README): see recommendedWorkerEnv and recommendedWorkerNodeFlags.
+      // As deployed (Dockerfile, systemd unit in docs/getting-started.md): see recommendedWorkerEnv and recommendedWorkerNodeFlags.
       ...recommendedWorkerEnv,
       [s3AccessKeyEnv]: options.s3.accessKeyId,
       [s3SecretKeyEnv]: options.s3.secretAccessKey,

@@ -1,9 +1,8 @@
-// Rewrites the configuration reference in README.md from the schema (src/config/schema.ts).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { withReference } from '../src/config/reference.js';
-import { projectRoot } from '../src/dev/tools.js';
+// Rewrites the configuration reference in docs/configuration.md from the schema (src/config/schema.ts).
+// The same as `npm run docs -- config`; kept because `npm run docs:config` is what people know.
+import { writeGeneratedPart } from '../src/docs/generated.js';
+import { generatedParts } from '../src/docs/parts.js';
 
-const readmePath = join(projectRoot, 'README.md');
-writeFileSync(readmePath, withReference(readFileSync(readmePath, 'utf8')));
-process.stderr.write('README.md configuration reference updated\n');
+const part = generatedParts.config;
+const changed = await writeGeneratedPart(part);
+process.stderr.write(`${part.page}: configuration reference ${changed ? 'updated' : 'already current'}\n`);

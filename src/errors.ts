@@ -62,7 +62,7 @@ export function isErrorType(value: string | undefined | null): value is ErrorTyp
   return value != null && Object.prototype.hasOwnProperty.call(errorTypes, value);
 }
 
-/** Input errors exit with 2, everything else with 1 (see the CLI contract in README). */
+/** Input errors exit with 2, everything else with 1 (see the CLI contract in docs/cli.md). */
 export function exitCodeFor(type: string | undefined | null): 1 | 2 {
   return isErrorType(type) && errorTypes[type] === 'input' ? 2 : 1;
 }

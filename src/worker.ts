@@ -21,7 +21,7 @@ export interface WorkerOptions {
  * malloc arena (up to 8 per core), and a worker has many threads (libuv, V8, SQLite check threads):
  * two arenas cut its peak RSS by 50-90 MB on a 1 GiB backup or restore at no measurable speed cost
  * (bench/RESULTS.md). glibc reads it only at process start, so it is set by whatever starts the
- * worker: package.json's start script, the Dockerfile, the systemd unit in README, the benchmark.
+ * worker: package.json's start script, the Dockerfile, the systemd unit in docs/getting-started.md, the benchmark.
  */
 export const recommendedWorkerEnv = { MALLOC_ARENA_MAX: '2' } as const;
 

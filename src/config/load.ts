@@ -92,7 +92,7 @@ export function parseConfig(raw: unknown, source: string): Config {
   });
   throw new LifeboatError(
     'InvalidConfig',
-    `${source} is not a valid Lifeboat config:\n${lines.join('\n')}\nFix the fields above; README.md#configuration lists every option`,
+    `${source} is not a valid Lifeboat config:\n${lines.join('\n')}\nFix the fields above; docs/configuration.md lists every option`,
   );
 }
 
@@ -123,7 +123,7 @@ export function loadConfig(path: string): Config {
     throw new LifeboatError(
       'InvalidConfig',
       `cannot read config file ${path} (${code ?? String(error)})`,
-      'Pass --config <file>, set LIFEBOAT_CONFIG, or create ./lifeboat.config.yaml (see README.md#configuration)',
+      'Pass --config <file>, set LIFEBOAT_CONFIG, or create ./lifeboat.config.yaml (see docs/configuration.md)',
     );
   }
   let raw: unknown;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
+ * The one definition of lifeboat.config.yaml. Validation, defaults and the configuration
  * reference (npm run docs:config) all come from here: add an option here and nowhere else.
  *
  * Secrets never appear in this file's values: it holds references (environment variable names,
