@@ -19,8 +19,10 @@ export interface DemoFiles {
 }
 
 export const demoBucket = 'lifeboat-demo';
-const accessKeyEnv = 'LIFEBOAT_DEMO_S3_ACCESS_KEY_ID';
-const secretKeyEnv = 'LIFEBOAT_DEMO_S3_SECRET_ACCESS_KEY';
+/** Where the demo config finds the S3 credentials; the values are in <dir>/s3-credentials.env. */
+export const demoCredentialEnv = { accessKeyId: 'LIFEBOAT_DEMO_S3_ACCESS_KEY_ID', secretAccessKey: 'LIFEBOAT_DEMO_S3_SECRET_ACCESS_KEY' } as const;
+const accessKeyEnv = demoCredentialEnv.accessKeyId;
+const secretKeyEnv = demoCredentialEnv.secretAccessKey;
 
 /** Credentials of the embedded S3 server: made once, kept in a 0600 file, never in the config. */
 async function demoCredentials(file: string): Promise<Record<string, string>> {
@@ -56,7 +58,11 @@ function createDemoDatabase(path: string): void {
   }
 }
 
-export async function prepareDemo(dir: string, s3Endpoint: string): Promise<DemoFiles> {
+/**
+ * Writes (or reuses) the demo under dir. The S3 repository uses the bucket `lifeboat dev` creates;
+ * the README's tour test points it at the test stack's bucket and a prefix of its own instead.
+ */
+export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?: string; prefix?: string } = {}): Promise<DemoFiles> {
   await mkdir(dir, { recursive: true });
   const files = {
     dir,
@@ -71,7 +77,7 @@ export async function prepareDemo(dir: string, s3Endpoint: string): Promise<Demo
   const config = {
     repositories: {
       local: { type: 'fs', path: join(dir, 'repository') },
-      s3: { type: 's3', endpoint: s3Endpoint, bucket: demoBucket, prefix: 'lifeboat/', accessKeyIdEnv: accessKeyEnv, secretAccessKeyEnv: secretKeyEnv },
+      s3: { type: 's3', endpoint: s3Endpoint, bucket: s3.bucket ?? demoBucket, prefix: s3.prefix ?? 'lifeboat/', accessKeyIdEnv: accessKeyEnv, secretAccessKeyEnv: secretKeyEnv },
     },
     targets: {
       demo: {
