@@ -431,6 +431,34 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('status [target]')
+    .description(
+      'the state of every target (or one): per repository the newest backup and its age against the RPO objective, the newest verified ' +
+        'backup, the last verify and drill, the WAL archive and PITR window (PostgreSQL), and the schedules; exit 1 when anything is outside its objective',
+    )
+    .addOption(new Option('--json', 'print the state as one JSON document on stdout'))
+    .action(async (target: string | undefined, options: { json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const settings = temporalSettings(config);
+      const [{ connectClient }, { readState }, { renderStatus }] = await Promise.all([import('./client.js'), import('./state/read.js'), import('./state/render.js')]);
+      const client = await connectClient(settings).catch((error: unknown) => error as Error);
+      try {
+        const report = await readState({
+          config: config!,
+          env: process.env,
+          ...(target !== undefined ? { targets: [target] } : {}),
+          temporal: client instanceof Error ? { error: client.message } : { client, taskQueue: settings.taskQueue },
+        });
+        for (const line of renderStatus(report)) say(line);
+        if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        setExitCode(report.healthy ? 0 : 1);
+      } finally {
+        if (!(client instanceof Error)) await client.connection.close();
+      }
+    });
+
+  program
     .command('backups <target>')
     .description('list the backups the repositories hold (from their manifests alone), newest first')
     .addOption(jsonOption)
