@@ -214,6 +214,11 @@ export const walLagSegmentsAllowed = 2;
 
 const failedResults: ReadonlySet<RunResult> = new Set(['failed', 'terminated', 'timed_out']);
 
+/** A run that ended badly: failed, timed out or terminated (a cancelled run was stopped on purpose). */
+export function isFailedResult(result: RunResult): boolean {
+  return failedResults.has(result);
+}
+
 export function ageSeconds(time: string, now: number): number {
   return Math.max(0, (now - Date.parse(time)) / 1000);
 }
@@ -277,7 +282,7 @@ export function assess(state: Omit<TargetState, 'problems'>, now: number): Probl
   }
 
   for (const [runbook, run] of Object.entries(state.lastRuns)) {
-    if (run && failedResults.has(run.result)) add({ code: 'runbook-failed', runbook, message: `the last ${runbook} run (${run.workflowId}) ended ${run.result.replace('_', ' ')} at ${run.closedAt}` });
+    if (run && isFailedResult(run.result)) add({ code: 'runbook-failed', runbook, message: `the last ${runbook} run (${run.workflowId}) ended ${run.result.replace('_', ' ')} at ${run.closedAt}` });
   }
   if (state.temporalError !== null) add({ code: 'temporal-unreachable', message: `the Temporal server could not be asked about runs and schedules: ${state.temporalError}` });
 

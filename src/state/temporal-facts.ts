@@ -104,13 +104,19 @@ export class RunWatcher {
   private readonly seen = new Map<string, number>();
   private readonly lastRuns = new Map<string, LastRuns>();
 
+  /** onClosed hears of the runs that close from startedAt on (a counter starts from zero with its process). */
   constructor(
     private readonly client: Client,
     private readonly onClosed: (run: ClosedRun) => void,
-    startedAt: number = Date.now(),
+    private readonly startedAt: number = Date.now(),
     private readonly overlapMs = 120_000,
   ) {
     this.since = startedAt;
+  }
+
+  /** Whether seed() was called for the target. */
+  knows(target: string): boolean {
+    return this.lastRuns.has(target);
   }
 
   /** The newest finished run of each runbook of the target, as far as this watcher knows (seed it with seed()). */
@@ -139,8 +145,7 @@ export class RunWatcher {
       newest = Math.max(newest, closedAt);
       if (this.seen.has(info.runId)) continue;
       this.seen.set(info.runId, closedAt);
-      if (closedAt < this.since - this.overlapMs) continue;
-      this.onClosed({ target, runbook: info.type, ...facts });
+      if (closedAt >= this.startedAt) this.onClosed({ target, runbook: info.type, ...facts });
       if ((followedRunbooks as readonly string[]).includes(info.type)) this.seed(target, { [info.type]: facts });
     }
     this.since = newest;

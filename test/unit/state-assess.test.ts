@@ -1,7 +1,7 @@
 /** What counts as outside a target's objectives (src/state/model.ts assess): pure, judged at a given time. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { assess, formatDuration, objectivesOf, type RepositoryState, type TargetState } from '../../src/state/model.js';
+import { assess, formatDuration, objectivesOf, type ArchiverFacts, type RepositoryState, type TargetState } from '../../src/state/model.js';
 
 const now = Date.parse('2026-11-21T12:00:00Z');
 const ago = (seconds: number) => new Date(now - seconds * 1000).toISOString();
@@ -90,8 +90,8 @@ describe('assess', () => {
   });
 
   test('WAL archiving: failing, lagging by segments or by more than the RPO, the server unreachable; archive_mode off is not judged', () => {
-    const archiver = { reachable: true, error: null, archiveMode: 'on', failing: false, lastArchivedWal: null, lastArchivedAt: null, lastFailedWal: null, lastFailedAt: null, lag: { segments: 0, bytes: 0, seconds: 0 } };
-    const pg = (a: Partial<typeof archiver>) => state({ type: 'postgres', archiver: { ...archiver, ...a } });
+    const archiver: ArchiverFacts = { reachable: true, error: null, archiveMode: 'on', failing: false, lastArchivedWal: null, lastArchivedAt: null, lastFailedWal: null, lastFailedAt: null, lag: { segments: 0, bytes: 0, seconds: 0 } };
+    const pg = (a: Partial<ArchiverFacts>) => state({ type: 'postgres', archiver: { ...archiver, ...a } });
     assert.deepEqual(codes(pg({})), []);
     assert.deepEqual(codes(pg({ failing: true })), ['wal-archive-failing']);
     assert.deepEqual(codes(pg({ lag: { segments: 3, bytes: 1, seconds: 10 } })), ['wal-archive-lagging']);
