@@ -1,4 +1,4 @@
-/** The shipped alert rules (deploy/prometheus/) are valid, and every alert has a promtool case that fires it. */
+/** The shipped alert rules and Prometheus config (deploy/prometheus/) are valid, and every alert has a promtool case that fires it. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,11 @@ const testsFile = join(dir, 'lifeboat-rules.test.yml');
 
 test('promtool check rules accepts the shipped rules', async () => {
   const result = await execa('promtool', ['check', 'rules', rulesFile], { reject: false, all: true });
+  assert.equal(result.exitCode, 0, result.all);
+});
+
+test('promtool check config accepts the Prometheus config of the docker-compose stack', async () => {
+  const result = await execa('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { reject: false, all: true });
   assert.equal(result.exitCode, 0, result.all);
 });
 
