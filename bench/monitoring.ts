@@ -163,7 +163,7 @@ async function main(): Promise<number> {
       await refreshes;
       for (const [label, p95] of [['idle', idleP95], ['during refreshes', busyP95]] as const) if (p95 > 200) failures.push(`scrape p95 ${label} is ${p95.toFixed(1)} ms (> 200 ms)`);
 
-      // lifeboat status over one target holding many backups: the newest, its reports; no listing.
+      // lifeboat status over one target holding many backups: the newest (by its marker), its reports; no listing of the backups.
       say(`status over a repository holding ${o.statusBackups} backups of one target (${o.objectsPerBackup} objects each)`);
       const statusRepository = openCounted('status', { type: 'fs', path: join(workDir, 'status') });
       const statusConfig = parseConfig(
@@ -188,11 +188,11 @@ async function main(): Promise<number> {
       await writeFixtureBackups(statusRepository, 'big', o.statusBackups - 10, { objectsPerBackup: o.objectsPerBackup, concurrency: 16 });
       const large = await statusOf(o.statusBackups);
       if (large.s3Requests > small.s3Requests) failures.push(`status asked ${large.s3Requests} requests over ${o.statusBackups} backups against ${small.s3Requests} over 10`);
-      // Without the pointer (a repository written before it existed) the backups are listed: that is what the pointer saves.
-      await statusRepository.backend.delete(statusRepository.latestBackupKey('big'));
+      // Without the marker (a repository written before markers existed) the backups are listed: that is what the marker saves.
+      for (const id of await statusRepository.latestBackupIds('big')) await statusRepository.backend.delete(`${statusRepository.latestBackupPrefix('big')}${id}`);
       takeCounts();
       const listed = await statusOf(o.statusBackups);
-      say(`  (the same without latest-backup.json, by listing: ${describeCounts(listed)})`);
+      say(`  (the same without the latest-backup marker, by listing: ${describeCounts(listed)})`);
 
       say('');
       say(`| measure | value | target |`);
@@ -203,7 +203,7 @@ async function main(): Promise<number> {
       say(`| S3 requests of one refresh, ${o.backups + o.moreBackups} backups each | ${grown.s3Requests} | = the line above |`);
       say(`| one refresh, seconds | ${steadySeconds.toFixed(2)} | |`);
       say(`| status, 10 backups / ${o.statusBackups} backups | ${small.s3Requests} / ${large.s3Requests} requests | not growing with objects |`);
-      say(`| status by listing (no pointer), ${o.statusBackups} backups | ${listed.s3Requests} requests (${listed.listedKeys} keys listed) | reference |`);
+      say(`| status by listing (no marker), ${o.statusBackups} backups | ${listed.s3Requests} requests (${listed.listedKeys} keys listed) | reference |`);
     } finally {
       await serve.close();
     }

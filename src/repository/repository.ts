@@ -6,8 +6,8 @@ import { isBackupId } from '../backup-id.js';
 
 export const latestBackupFormat = 'lifeboat.latest-backup/v1';
 
-/** latest-backup.json: which backup is the newest (the manifest stays the truth about it). */
-export interface LatestBackupPointer {
+/** <target>/latest-backup/<backupId>: which backup is the newest (the manifest stays the truth about it). */
+export interface LatestBackupMarker {
   format: typeof latestBackupFormat;
   target: string;
   id: string;
@@ -43,7 +43,7 @@ export function reportTime(report: unknown): number {
  *   <target>/backups/<backupId>/manifest.json   written last
  *   <target>/backups/<backupId>/<payload>
  *   <target>/reports/<runId>.json
- *   <target>/latest-backup.json                 pointer to the newest backup (a hint; see readLatestBackupPointer)
+ *   <target>/latest-backup/<backupId>           marker of the newest backup (a hint; see advanceLatestBackup)
  *   <target>/reports/latest-<runbook>.json      a copy of the newest report of each runbook (drill, verify, ...)
  *   <target>/reports/latest-<runbook>-passed.json   and of the newest one that passed (a drill passed, a verify found all valid)
  */
@@ -82,9 +82,9 @@ export class Repository {
     return `${target}/reports/${runId}.json`;
   }
 
-  /** Where the pointer to the target's newest backup lives (outside backups/, which holds only backups). */
-  latestBackupKey(target: string): string {
-    return `${target}/latest-backup.json`;
+  /** Where the markers of the target's newest backup live (outside backups/, which holds only backups). */
+  latestBackupPrefix(target: string): string {
+    return `${target}/latest-backup/`;
   }
 
   /** Where the copy of a runbook's newest report (or newest passing report) lives. */
@@ -99,29 +99,30 @@ export class Repository {
   }
 
   /**
-   * Points latest-backup.json at this backup unless it already names a newer one (ids sort by
-   * time), so that monitoring finds the newest backup with two reads instead of a listing of
-   * every object. Only a hint: readers check that the manifest it names exists and list when it
-   * does not (a withdrawn backup, a repository written before the pointer existed).
+   * Marks this backup as the newest one: <target>/latest-backup/<backupId>, then removes the
+   * markers of older backups, so that monitoring finds the newest backup with one small listing
+   * and one read instead of a listing of every object. Lock-free and forward-only: a writer only
+   * removes markers older than the newest it sees, so the newest marker always stays, whatever
+   * the order of concurrent writers (and a late retry of an older backup removes its own marker).
+   * Only a hint: readers check that the manifest a marker names exists, and list the backups when
+   * none does (a withdrawn backup, a repository written before the markers existed).
    */
   private async advanceLatestBackup(manifest: Manifest): Promise<void> {
-    const current = await this.readLatestBackupPointer(manifest.target).catch(() => undefined);
-    if (current !== undefined && current.id >= manifest.id) return;
-    const pointer: LatestBackupPointer = { format: latestBackupFormat, target: manifest.target, id: manifest.id, kind: manifest.kind, snapshotAt: manifest.snapshotAt };
-    await this.backend.put(this.latestBackupKey(manifest.target), Readable.from([Buffer.from(`${JSON.stringify(pointer, null, 2)}\n`)]));
+    const prefix = this.latestBackupPrefix(manifest.target);
+    const marker: LatestBackupMarker = { format: latestBackupFormat, target: manifest.target, id: manifest.id, kind: manifest.kind, snapshotAt: manifest.snapshotAt };
+    await this.backend.put(`${prefix}${manifest.id}`, Readable.from([Buffer.from(`${JSON.stringify(marker)}\n`)]));
+    const marked = await this.latestBackupIds(manifest.target);
+    for (const id of marked.slice(1)) await this.backend.delete(`${prefix}${id}`);
   }
 
-  /** The pointer to the newest backup; undefined when there is none or it is not one (then list). */
-  async readLatestBackupPointer(target: string): Promise<LatestBackupPointer | undefined> {
-    const raw = await readTextIfAny(this.backend, this.latestBackupKey(target));
-    if (raw === undefined) return undefined;
-    try {
-      const parsed = JSON.parse(raw) as Partial<LatestBackupPointer> | null;
-      if (parsed?.format !== latestBackupFormat || parsed.target !== target || typeof parsed.id !== 'string' || !isBackupId(parsed.id)) return undefined;
-      return parsed as LatestBackupPointer;
-    } catch {
-      return undefined;
-    }
+  /** Ids the latest-backup markers name, newest first (usually one; more while writers race or after a prune failed). */
+  async latestBackupIds(target: string): Promise<string[]> {
+    const prefix = this.latestBackupPrefix(target);
+    return (await this.backend.list(prefix))
+      .map((object) => object.key.slice(prefix.length))
+      .filter(isBackupId)
+      .sort()
+      .reverse();
   }
 
   /** The manifest of one backup; BackupNotFound when it has none (incomplete backups do not exist). */

@@ -11,13 +11,13 @@ import { retentionPreview } from './retention-preview.js';
  * What one repository says about one target, read with a number of requests that does not grow
  * with the backups it holds (the figures are in docs/monitoring.md):
  *
- *   newest backup     latest-backup.json, then the manifest it names (2 reads)
- *   reports           reports/latest-{verify,drill}{,-passed}.json (4 reads)
+ *   newest backup     the latest-backup/ marker (1 small listing), then the manifest it names (1 read)
+ *   reports           reports/latest-{verify,drill}{,-passed}.json (4 reads; a drill report listing when none)
  *   WAL head          the record of the server's last archived WAL file (1 read), PostgreSQL
  *   PITR window start the oldest base backup: a listing once, then 1 existence check per read
  *                     while it is remembered (RepositoryFactsMemory), PostgreSQL
  *
- * Listing is the fallback wherever a pointer is missing or names something that is gone.
+ * Listing is the fallback wherever a marker or report copy is missing or names something that is gone.
  */
 
 /** What a long-running reader (lifeboat serve) remembers between reads of one target's repository. */
@@ -84,11 +84,10 @@ export async function readRepositoryState(input: RepositoryFactsInput): Promise<
   };
 }
 
-/** The newest complete backup: the one latest-backup.json names, or (no pointer, or its backup is gone) the newest listed one with a readable manifest. */
+/** The newest complete backup: the one the latest-backup markers name, or (no marker, or its backup is gone) the newest listed one with a readable manifest. */
 async function newestManifest(repository: Repository, target: string): Promise<Manifest | null> {
-  const pointer = await repository.readLatestBackupPointer(target);
-  if (pointer) {
-    const manifest = await repository.readManifestIfAny(target, pointer.id);
+  for (const id of await repository.latestBackupIds(target)) {
+    const manifest = await repository.readManifestIfAny(target, id);
     if (manifest) return manifest;
   }
   const unreadable: string[] = [];

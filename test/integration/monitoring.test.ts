@@ -182,10 +182,13 @@ describe('lifeboat serve, its metrics and the shipped alert rules in a real Prom
     assert.equal((await fetch(`http://${serveAddress}/nothing`)).status, 404);
   });
 
-  test('a second serve on the same address fails with AddressInUse (exit 2)', async () => {
+  test('a second serve, or a second worker, on an address in use fails with AddressInUse (exit 2)', async () => {
     const second = await lifeboat.cli(['serve', '--listen', serveAddress]);
     assert.equal(second.exitCode, 2, second.all);
     assert.match(second.stderr, /AddressInUse: lifeboat serve cannot listen on 127\.0\.0\.1:\d+: another process is listening there/);
+    const secondWorker = await lifeboat.spawnWorker().exited;
+    assert.equal(secondWorker.exitCode, 2, secondWorker.output);
+    assert.match(secondWorker.output, /AddressInUse: the worker's metrics cannot listen on 127\.0\.0\.1:\d+/);
   });
 
   test('Prometheus scrapes serve and the worker, and evaluates the shipped rules against what it scraped', async () => {

@@ -38,20 +38,19 @@ describe('reading the state of a target from a repository', () => {
     assert.equal(stateOfMany.newestBackup?.id, many.ids.at(-1));
     const [countsFew, countsMany] = [few.counting.take(), many.counting.take()];
     assert.deepEqual(countsMany, countsFew);
-    // The pointer and its manifest, four report pointers, and one list of drill reports (none yet).
-    assert.deepEqual({ get: countsMany.get, head: countsMany.head, list: countsMany.list, listedKeys: countsMany.listedKeys }, { get: 6, head: 0, list: 1, listedKeys: 0 });
+    // The marker (a list of one key) and its manifest, four report copies, and a list of drill reports (none yet).
+    assert.deepEqual({ get: countsMany.get, head: countsMany.head, list: countsMany.list, listedKeys: countsMany.listedKeys }, { get: 5, head: 0, list: 2, listedKeys: 1 });
   });
 
-  test('the pointer moves forward only: an older backup written later does not take it back', async () => {
-    const { repository, ids } = await repositoryWith(3, 1);
-    const pointer = await repository.readLatestBackupPointer('orders');
-    assert.equal(pointer?.id, ids.at(-1));
+  test('the newest-backup marker moves forward only, whatever order concurrent writers finish in', async () => {
+    const { repository, ids } = await repositoryWith(12, 1);
+    assert.deepEqual(await repository.latestBackupIds('orders'), [ids.at(-1)], 'one marker left, the newest');
     const older = await repository.readManifest('orders', ids[0]!);
     await repository.writeManifest(older);
-    assert.equal((await repository.readLatestBackupPointer('orders'))?.id, ids.at(-1));
+    assert.deepEqual(await repository.latestBackupIds('orders'), [ids.at(-1)], 'a late write of an older backup does not take it back');
   });
 
-  test('a pointer to a backup that is gone (withdrawn) falls back to the listing and finds the newest one left', async () => {
+  test('a marker of a backup that is gone (withdrawn) falls back to the listing and finds the newest one left', async () => {
     const { repository, counting, ids } = await repositoryWith(4, 1);
     await repository.withdrawBackup('orders', ids.at(-1)!);
     counting.take();
@@ -61,9 +60,9 @@ describe('reading the state of a target from a repository', () => {
     assert.ok(counting.take().list >= 2, 'the backups were listed');
   });
 
-  test('a repository without a pointer (written before it existed) is listed', async () => {
+  test('a repository without a marker (written before markers existed) is listed', async () => {
     const { repository, ids } = await repositoryWith(3, 1);
-    await repository.backend.delete(repository.latestBackupKey('orders'));
+    for (const id of await repository.latestBackupIds('orders')) await repository.backend.delete(`${repository.latestBackupPrefix('orders')}${id}`);
     const state = await readRepositoryState({ repository, target: 'orders', type: 'sqlite' });
     assert.equal(state.newestBackup?.id, ids.at(-1));
   });
