@@ -16,6 +16,8 @@ export interface RefresherOptions {
   logger: Logger;
   /** Told of every run that finishes while serve runs (the runs counter). */
   onClosedRun: (run: ClosedRun) => void;
+  /** Told of every complete read before it becomes `latest` (renders the metrics). */
+  onRead?: (report: StateReport) => Promise<void>;
   openRepository?: (name: string, config: RepositoryConfig) => Repository;
   connect: (settings: TemporalSettings) => Promise<Client>;
 }
@@ -72,7 +74,7 @@ export class StateRefresher {
     const { logger } = this.options;
     try {
       const temporal = await this.temporal();
-      this.latest = await readState({
+      const report = await readState({
         config: this.options.config,
         env: this.options.env,
         temporal,
@@ -81,6 +83,8 @@ export class StateRefresher {
         ...(this.options.openRepository ? { openRepository: this.options.openRepository } : {}),
         ...('client' in temporal ? { lastRuns: (target: string) => this.lastRuns(temporal.client, target) } : {}),
       });
+      await this.options.onRead?.(report);
+      this.latest = report;
       this.lastSuccessAt = Date.now();
       this.lastDurationSeconds = (this.lastSuccessAt - started) / 1000;
       logger.debug({ durationSeconds: this.lastDurationSeconds, healthy: this.latest.healthy }, 'state refreshed');

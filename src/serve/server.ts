@@ -54,11 +54,12 @@ export async function startServe(options: ServeOptions): Promise<RunningServe> {
     refreshSeconds: options.refreshSeconds ?? config.serve.refreshSeconds,
     logger,
     onClosedRun: (run) => metrics?.countRun(run),
+    onRead: async (report) => metrics?.update(report),
     connect: async (settings: TemporalSettings): Promise<Client> => (await import('../client.js')).connectClient(settings),
     ...(options.openRepository ? { openRepository: options.openRepository } : {}),
   });
   metrics = createMetrics(refresher, { knownTargets: Object.keys(config.targets) });
-  const router = new Router().add(...metricsRoutes(metrics.registry), ...statusRoutes(refresher));
+  const router = new Router().add(...metricsRoutes(metrics), ...statusRoutes(refresher));
   const server: Server = createServer((request, response) => void router.handle(request, response));
   // Prometheus keeps its connections open between scrapes; close() must not wait for them.
   server.keepAliveTimeout = 65_000;
