@@ -195,9 +195,34 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { config, path } = readConfig(global().config, true);
       const settings = temporalSettings(config);
       const { createWorker } = await import('./worker.js');
-      const worker = await createWorker({ temporalAddress: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue, configPath: path });
+      const worker = await createWorker({
+        temporalAddress: settings.address,
+        namespace: settings.namespace,
+        taskQueue: settings.taskQueue,
+        configPath: path,
+        ...(config?.worker.metricsListen ? { metricsListen: config.worker.metricsListen } : {}),
+      });
       say(`worker polling task queue "${settings.taskQueue}" at ${settings.address} (config ${path}); Ctrl-C stops it`);
       await worker.run();
+    });
+
+  program
+    .command('serve')
+    .description('long-running HTTP process for monitoring: /metrics (Prometheus), /status (JSON), refreshed from the repositories and the Temporal server in the background')
+    .option('--listen <host:port>', 'address to listen on (default: serve.listen in the config, 127.0.0.1:9464)')
+    .action(async (options: { listen?: string }) => {
+      const { config } = readConfig(global().config, true);
+      const settings = temporalSettings(config);
+      const { parseConfig } = await import('./config/load.js');
+      // --listen is checked like serve.listen in the config.
+      if (options.listen !== undefined) parseConfig({ repositories: {}, targets: {}, serve: { listen: options.listen } }, '--listen');
+      const { startServe } = await import('./serve/server.js');
+      const serve = await startServe({ config: config!, settings, ...(options.listen ? { listen: options.listen } : {}) });
+      say(`lifeboat serve: ${serve.url}/metrics and ${serve.url}/status, refreshed every ${config!.serve.refreshSeconds} s from ${Object.keys(config!.targets).length} target(s) and the Temporal server at ${settings.address}; Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+      });
+      await serve.close();
     });
 
   program
@@ -428,6 +453,34 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       );
       for (const problem of problems) say(`  problem: ${problem}`);
       setExitCode(problems.length === 0 ? 0 : 1);
+    });
+
+  program
+    .command('status [target]')
+    .description(
+      'the state of every target (or one): per repository the newest backup and its age against the RPO objective, the newest verified ' +
+        'backup, the last verify and drill, the WAL archive and PITR window (PostgreSQL), and the schedules; exit 1 when anything is outside its objective',
+    )
+    .addOption(new Option('--json', 'print the state as one JSON document on stdout'))
+    .action(async (target: string | undefined, options: { json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const settings = temporalSettings(config);
+      const [{ connectClient }, { readState }, { renderStatus }] = await Promise.all([import('./client.js'), import('./state/read.js'), import('./state/render.js')]);
+      const client = await connectClient(settings).catch((error: unknown) => error as Error);
+      try {
+        const report = await readState({
+          config: config!,
+          env: process.env,
+          ...(target !== undefined ? { targets: [target] } : {}),
+          temporal: client instanceof Error ? { error: client.message } : { client, taskQueue: settings.taskQueue },
+        });
+        for (const line of renderStatus(report)) say(line);
+        if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        setExitCode(report.healthy ? 0 : 1);
+      } finally {
+        if (!(client instanceof Error)) await client.connection.close();
+      }
     });
 
   program

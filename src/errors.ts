@@ -37,6 +37,8 @@ export const errorTypes = {
   VerificationFailed: 'data',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
+  // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.
+  AddressInUse: 'input',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

@@ -15,6 +15,8 @@ export interface ObjectiveResult {
 }
 
 export interface DrillReport {
+  /** Which runbook wrote the report (repositories keep the newest of each as reports/latest-<runbook>.json). */
+  runbook: 'drill';
   target: string;
   workflowId: string;
   runId: string;
@@ -46,6 +48,7 @@ export function objective(seconds: number, targetSeconds: number | undefined): O
 export function newDrillReport(target: string, startedAtMs: number, timeline: Timeline): DrillReport {
   const info = workflowInfo();
   return {
+    runbook: 'drill',
     target,
     workflowId: info.workflowId,
     runId: info.runId,

@@ -74,7 +74,7 @@ function allowedKeysAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string[]
 /** Validates parsed YAML; throws InvalidConfig naming the field, what was expected and what was found. */
 export function parseConfig(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) return withObjectiveDefaults(result.data);
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(top level)';
     let found = ` (found ${describeFoundAt(raw, issue.path)})`;
@@ -94,6 +94,19 @@ export function parseConfig(raw: unknown, source: string): Config {
     'InvalidConfig',
     `${source} is not a valid Lifeboat config:\n${lines.join('\n')}\nFix the fields above; docs/configuration.md lists every option`,
   );
+}
+
+/**
+ * A drill is measured against the target's objectives when its own rtoTargetSeconds /
+ * rpoTargetSeconds are unset, so that one objective holds everywhere (drill, status, alerts).
+ */
+function withObjectiveDefaults(config: Config): Config {
+  for (const target of Object.values(config.targets)) {
+    const objectives = target.objectives ?? {};
+    if (target.drill.rtoTargetSeconds === undefined && objectives.rtoSeconds !== undefined) target.drill.rtoTargetSeconds = objectives.rtoSeconds;
+    if (target.drill.rpoTargetSeconds === undefined && objectives.rpoSeconds !== undefined) target.drill.rpoTargetSeconds = objectives.rpoSeconds;
+  }
+  return config;
 }
 
 /** Relative paths in the config are relative to the config file, not to the current directory. */

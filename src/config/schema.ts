@@ -16,6 +16,12 @@ const envVarName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the NAME of an environment variable (not its value)');
 
+/** An HTTP listen address: "host:port" (an IPv6 host in brackets). */
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'a port from 0 to 65535');
+
 export const fsRepositorySchema = z
   .object({
     type: z.literal('fs').describe('A directory on a local or mounted disk.'),
@@ -61,6 +67,27 @@ const smokeCheckSchema = z
   })
   .strict();
 
+/**
+ * What a target is held to, in one place (lifeboat status and the alert rules of lifeboat serve
+ * judge against it). The drill's rtoTargetSeconds / rpoTargetSeconds stay, and win for the drill;
+ * when they are unset the drill is measured against these (config/load.ts fills them in).
+ */
+const objectivesSchema = z
+  .object({
+    rpoSeconds: z
+      .number()
+      .positive()
+      .optional()
+      .describe(
+        'Recovery point objective: the newest backup in every repository must be younger than this (its snapshot time), and a ' +
+          'PostgreSQL WAL archive must not lag by more. Default: drill.rpoTargetSeconds.',
+      ),
+    rtoSeconds: z.number().positive().optional().describe('Recovery time objective: the last drill\'s measured RTO must not be above it. Default: drill.rtoTargetSeconds.'),
+    drillEverySeconds: z.number().positive().optional().describe('A drill must have passed within this many seconds (e.g. 604800 for weekly); unset: drills are never overdue.'),
+    verifyEverySeconds: z.number().positive().optional().describe('A verify run must have found the repository valid within this many seconds; unset: verification is never overdue.'),
+  })
+  .strict();
+
 const checkKind = z.enum(['integrity_check', 'quick_check']);
 
 const drillSchema = z
@@ -79,6 +106,7 @@ export const sqliteTargetSchema = z
     repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
+    objectives: objectivesSchema.optional().describe('Recovery objectives `lifeboat status` and the alert rules judge the target against.'),
     checks: z
       .object({
         backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),
@@ -241,6 +269,7 @@ export const postgresTargetSchema = z
           'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
+    objectives: objectivesSchema.optional().describe('Recovery objectives `lifeboat status` and the alert rules judge the target against.'),
   })
   .strict();
 
@@ -274,6 +303,28 @@ export const configSchema = z
       .strict()
       .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' })
       .describe('Where the CLI starts runbooks and the worker polls.'),
+    serve: z
+      .object({
+        listen: listenAddress.default('127.0.0.1:9464').describe('host:port `lifeboat serve` listens on (HTTP: /metrics, /status, /healthz).'),
+        refreshSeconds: z
+          .number()
+          .int()
+          .min(5)
+          .default(60)
+          .describe('How often `lifeboat serve` reads the repositories, the Temporal server and PostgreSQL again; a scrape is answered from the last read and never waits for one.'),
+      })
+      .strict()
+      .default({ listen: '127.0.0.1:9464', refreshSeconds: 60 })
+      .describe('`lifeboat serve`: the long-running HTTP process of monitoring (a Temporal client; it runs no activities).'),
+    worker: z
+      .object({
+        metricsListen: listenAddress
+          .optional()
+          .describe('host:port where the worker exposes the Temporal SDK\'s own metrics for Prometheus (durations in seconds); unset: not exposed.'),
+      })
+      .strict()
+      .default({})
+      .describe('Settings of `lifeboat worker`.'),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -299,3 +350,4 @@ export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
 export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
 export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;
 export type SmokeCheck = z.output<typeof smokeCheckSchema>;
+export type Objectives = z.output<typeof objectivesSchema>;
