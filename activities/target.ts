@@ -1,7 +1,7 @@
 import { loadConfig, targetNamed } from '../src/config/load.js';
 import type { Config, RepositoryConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
-import type { ResolvedTargetCommon, TargetKind } from '../src/kinds/contract.js';
+import type { ResolvedTargetCommon } from '../src/kinds/contract.js';
 import { targetKindOf, type ResolvedTarget } from '../src/kinds/index.js';
 import { keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 
@@ -27,7 +27,7 @@ export async function resolveTarget(configPath: string, input: { target: string 
   const config = loadConfig(configPath);
   const target = targetNamed(config.targets, input.target, configPath);
   // The config schema is the union of the registered kinds' schemas: every valid target has a kind.
-  const kind = targetKindOf(target.type) as TargetKind | undefined;
+  const kind = targetKindOf(target.type);
   if (!kind) throw new LifeboatError('InvalidConfig', `target "${input.target}" is of type "${target.type}", which this worker does not know`);
   return kind.resolve(target, await resolveCommon(config, input.target, target.repositories), { configPath }) as ResolvedTarget;
 }

@@ -9,7 +9,7 @@ import { configPathFrom, loadConfig, targetNamed } from './config/load.js';
 import type { Config, TargetConfig } from './config/schema.js';
 import { commandOf } from '../bin/command-of.js';
 import { exitCodeFor, LifeboatError, UsageError } from './errors.js';
-import type { RestoreCommandOptions, RestorePlan, TargetKind } from './kinds/contract.js';
+import type { RestoreCommandOptions, RestorePlan } from './kinds/contract.js';
 import { backupMethods, sourceBytesOf, targetKindOf, targetKindOfBackup, typesWithMethods } from './kinds/index.js';
 import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/archive-exit-codes.js';
 import { openBackend } from './repository/open.js';
@@ -168,7 +168,7 @@ async function confirmReplace(target: string, what: string): Promise<boolean> {
  * data, so it is confirmed as such.
  */
 function restorePlan(target: string, configured: TargetConfig | undefined, options: RestoreCommandOptions): RestorePlan {
-  const kind = configured ? (targetKindOf(configured.type) as TargetKind | undefined) : undefined;
+  const kind = configured ? targetKindOf(configured.type) : undefined;
   if (!configured || !kind) {
     return { input: { ...(options.method ? { method: options.method } : {}), ...(options.into ? { into: options.into } : {}) }, ...(options.into ? {} : { replaces: 'the live data (as the worker\'s config says)' }) };
   }

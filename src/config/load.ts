@@ -4,7 +4,6 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
-import type { TargetKind } from '../kinds/contract.js';
 import { targetKindOf } from '../kinds/index.js';
 
 export const defaultConfigFile = 'lifeboat.config.yaml';
@@ -105,7 +104,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (repository.type === 'fs') repository.path = at(repository.path);
   }
   for (const target of Object.values(config.targets)) {
-    (targetKindOf(target.type) as TargetKind | undefined)?.absolutePaths?.(target, at);
+    targetKindOf(target.type)?.absolutePaths?.(target, at);
   }
   if (config.encryption) config.encryption.keyFile = at(config.encryption.keyFile);
   return config;

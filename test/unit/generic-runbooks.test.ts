@@ -84,7 +84,7 @@ describe('the generic code names no kind of target', () => {
     'workflows/drill.ts',
     'workflows/runbook.ts',
     'workflows/targets.ts',
-    'workflows/hooks.ts',
+    'workflows/replace-live.ts',
     'workflows/kinds/contract.ts',
     'activities/index.ts',
     'activities/target.ts',

@@ -3,17 +3,15 @@
  *
  * - backup: one snapshot of the database streamed into every repository (snapshot-and-upload).
  * - restore: the backup fetched and checked beside the live file before anything live is touched;
- *   then stop hook, the live file kept as a safety copy and replaced by one atomic rename, start
- *   hook, health check, a check of the live file; a failure from the swap on puts the safety copy
- *   back (compensation that runs even when the run is cancelled). With `into`: a new file there.
+ *   then the live file is kept as a safety copy and replaced by one atomic rename, between the
+ *   hooks, and put back when a later step fails (replace-live.ts). With `into`: a new file there.
  * - drill: the newest backup fetched into a scratch directory, checked, and smoke-tested with SQL.
  */
 import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { compactTimestamp } from '../../src/backup-id.js';
-import type { SwapResult } from '../../src/kinds/sqlite/activities.js';
 import type { ResolvedSqliteTarget } from '../../src/kinds/sqlite/index.js';
 import type { SqliteManifest } from '../../src/kinds/sqlite/manifest.js';
-import { checkHealth, runHook } from '../hooks.js';
+import { replaceLive } from '../replace-live.js';
 import { failureMessage, formatBytes, manifestEnvelope, quickSteps, transferSteps, type Timeline } from '../runbook.js';
 import { defineTargetRunbooks } from './contract.js';
 
@@ -75,41 +73,32 @@ export const sqliteRunbooks = defineTargetRunbooks<ResolvedSqliteTarget>()({
     const run = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;
     const staging = `${target.path}.lifeboat-restore-${run}`;
     const safetyPath = `${target.path}.lifeboat-safety-${run}`;
-    let stopped = false;
-    let swap: SwapResult | undefined;
-    try {
-      await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging, verifyInCheck: true }), (f) =>
-        `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
-      );
-      await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
-      stopped = true;
-      await runHook(timeline, target.hooks, 'stop');
-      swap = await timeline.run('swap', () => quickSteps.swapIntoPlace({ livePath: target.path, stagingPath: staging, safetyPath }), (s) =>
-        s.safetyPath ? `previous database kept at ${s.safetyPath}` : 'no previous database',
-      );
-      await runHook(timeline, target.hooks, 'start');
-      stopped = false;
-      await checkHealth(timeline, target.hooks);
-      await timeline.run('verify-live', () => transferSteps.checkIntegrity({ path: target.path, kind: 'quick_check' }));
-    } catch (error) {
-      // Compensation runs even when the run is cancelled. Hooks here are best effort: the error the
-      // run reports is the one that made it roll back.
-      await CancellationScope.nonCancellable(async () => {
-        if (swap?.safetyPath) {
-          const safetyCopy = swap.safetyPath;
-          // The application may be running on the restored database: stop it before swapping back.
-          if (!stopped) await runHook(timeline, target.hooks, 'stop').catch(() => undefined);
-          stopped = true;
-          await timeline.run('rollback', () => quickSteps.rollbackSwap({ livePath: target.path, safetyPath: safetyCopy }), (r) =>
-            r.restored ? `previous database back in place (${failureMessage(error)})` : 'nothing to roll back',
-          );
-        }
+    const { safetyCopy } = await replaceLive(timeline, target.hooks, {
+      async stage() {
+        await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: staging, verifyInCheck: true }), (f) =>
+          `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
+        );
+        await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: staging, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
+      },
+      async swap() {
+        const swapped = await timeline.run('swap', () => quickSteps.swapIntoPlace({ livePath: target.path, stagingPath: staging, safetyPath }), (s) =>
+          s.safetyPath ? `previous database kept at ${s.safetyPath}` : 'no previous database',
+        );
+        return swapped.safetyPath;
+      },
+      async verifyLive() {
+        await timeline.run('verify-live', () => transferSteps.checkIntegrity({ path: target.path, kind: 'quick_check' }));
+      },
+      async rollback(safetyCopy, error) {
+        await timeline.run('rollback', () => quickSteps.rollbackSwap({ livePath: target.path, safetyPath: safetyCopy }), (r) =>
+          r.restored ? `previous database back in place (${failureMessage(error)})` : 'nothing to roll back',
+        );
+      },
+      async cleanup() {
         await timeline.run('cleanup', () => quickSteps.removeFiles({ paths: [staging] }));
-        if (stopped) await runHook(timeline, target.hooks, 'start').catch(() => undefined);
-      });
-      throw error;
-    }
-    return { backup: manifest, restoredTo: target.path, safetyCopy: swap.safetyPath };
+      },
+    });
+    return { backup: manifest, restoredTo: target.path, safetyCopy };
   },
 
   async drill({ timeline, target, restoring, cleanup }) {
