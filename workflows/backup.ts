@@ -1,5 +1,6 @@
 import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId } from '../src/backup-id.js';
+import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import type { targetRunbooks } from './kinds/index.js';
 import { discardUnfinishedBackup, quickSteps, Timeline, writeManifestAndVerify, type StepRecord } from './runbook.js';
@@ -11,8 +12,6 @@ export interface BackupInput {
   /** One of the kind's backup methods for this run (PostgreSQL: "dump" or "base"); default: the target's own. */
   method?: string;
 }
-
-type UnionToIntersection<U> = (U extends unknown ? (union: U) => void : never) extends (intersection: infer I) => void ? I : never;
 
 /** What the kinds add to a backup's result (e.g. `dump`, `base`): each present for its own kind only. */
 type KindBackupDetails = Partial<UnionToIntersection<Awaited<ReturnType<(typeof targetRunbooks)[number]['backup']>>['details']>>;

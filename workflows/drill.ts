@@ -1,5 +1,6 @@
 import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { SmokeCheckResult } from '../activities/index.js';
+import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { DrillRun } from './kinds/contract.js';
 import type { targetRunbooks } from './kinds/index.js';
 import { failureMessage, failureType, quickSteps, Timeline, type StepRecord } from './runbook.js';
@@ -14,8 +15,6 @@ export interface ObjectiveResult {
   targetSeconds: number | null;
   met: boolean | null;
 }
-
-type UnionToIntersection<U> = (U extends unknown ? (union: U) => void : never) extends (intersection: infer I) => void ? I : never;
 
 /** What the kinds add to a drill's report (e.g. PostgreSQL's method, recovery, verification): each present for its own kind only. */
 type KindDrillDetails = Partial<UnionToIntersection<Parameters<Parameters<(typeof targetRunbooks)[number]['drill']>[0]['report']>[0]>>;

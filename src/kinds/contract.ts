@@ -107,6 +107,9 @@ export interface TargetKind<
   };
 }
 
+/** A | B -> A & B: how the registries join what each kind adds to a shared type (activities, results, reports). */
+export type UnionToIntersection<U> = (U extends unknown ? (union: U) => void : never) extends (intersection: infer I) => void ? I : never;
+
 /** Checks a kind's definition against the contract, keeping its exact types for the registry. */
 export function defineTargetKind<
   Schema extends TargetConfigSchema,

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
-import type { ActivityTable, TargetKind } from './contract.js';
+import type { ActivityTable, TargetKind, UnionToIntersection } from './contract.js';
 import { postgresKind } from './postgres/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
@@ -22,8 +22,6 @@ export const manifestKinds = targetKinds.flatMap((kind): Kinds['manifests'][numb
 
 /** A manifest of any kind of backup. */
 export type Manifest = z.output<Kinds['manifests'][number]['schema']>;
-
-type UnionToIntersection<U> = (U extends unknown ? (union: U) => void : never) extends (intersection: infer I) => void ? I : never;
 
 /** The activities of every kind, as one table (their names are unique across kinds: a test checks it). */
 export type KindActivities = UnionToIntersection<Awaited<ReturnType<Kinds['activities']>>>;
