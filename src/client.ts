@@ -60,7 +60,7 @@ function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input'])
     case 'backup':
       return `Backup of target "${input.target}"`;
     case 'restore':
-      return `Restore of target "${input.target}" from ${restore.backupId ?? `the newest ${restore.method === 'base' ? 'base backup' : 'backup'}`}${restore.into ? ` into ${restore.into}` : ''}`;
+      return `Restore of target "${input.target}" from ${restore.backupId ?? 'the newest backup'}${restore.method ? ` (method ${restore.method})` : ''}${restore.into ? ` into ${restore.into}` : ''}`;
     case 'drill':
       return `Restore drill of target "${input.target}"`;
     case 'pitr': {

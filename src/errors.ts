@@ -68,3 +68,11 @@ export function isErrorType(value: string | undefined | null): value is ErrorTyp
 export function exitCodeFor(type: string | undefined | null): 1 | 2 {
   return isErrorType(type) && errorTypes[type] === 'input' ? 2 : 1;
 }
+
+/**
+ * A command given options that cannot work together (or that its target refuses): the CLI says
+ * the message as it is and exits 2, before anything starts.
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}

@@ -115,7 +115,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    activities: createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
+    activities: await createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
     ...workflows,
     // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines.
     maxConcurrentActivityTaskExecutions: 4,

@@ -4,7 +4,7 @@
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
+import type { LifeboatActivities, Reported, ResolvedTargetBase } from '../activities/index.js';
 import { manifestFormat } from '../src/repository/format.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
 import { timelineQuery } from './queries.js';
@@ -139,22 +139,21 @@ export function manifestEnvelope<K extends Manifest['kind']>(
 /**
  * The end of every backup: write-manifest (last, into every repository: the backup exists from
  * then on; onWritten is told at once, so that a later failure does not discard it), then
- * verify-stored (every stored object read back). Returns when the backup became durable.
+ * verify-stored (every stored object read back). Returns when the backup became durable, and where.
  */
 export async function writeManifestAndVerify(
   timeline: Timeline,
-  target: ResolvedTarget,
+  target: ResolvedTargetBase,
   manifest: Manifest,
-  objects: { one: string; many: string },
   onWritten: () => void = () => undefined,
-): Promise<{ durableAt: number }> {
-  await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
+): Promise<{ durableAt: number; repositories: string[] }> {
+  const written = await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
   onWritten();
   const durableAt = Date.now();
   await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-    `${copies.length} stored ${copies.length === 1 ? objects.one : objects.many} read back, sha256 match`,
+    `${copies.length} stored ${copies.length === 1 ? 'object' : 'objects'} read back from ${written.repositories.length} ${written.repositories.length === 1 ? 'repository' : 'repositories'}, sha256 match`,
   );
-  return { durableAt };
+  return { durableAt, repositories: written.repositories };
 }
 
 /**
@@ -162,7 +161,7 @@ export async function writeManifestAndVerify(
  * garbage. Best effort and not cancellable (the next attempt of a backup with this id, should
  * there be one, clears them too); the error the run reports stays the one that failed it.
  */
-export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedTarget, backupId: string, error: unknown): Promise<void> {
+export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedTargetBase, backupId: string, error: unknown): Promise<void> {
   await CancellationScope.nonCancellable(() =>
     timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
   ).catch(() => undefined);

@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
+import { targetKindOf } from '../kinds/index.js';
 
 export const defaultConfigFile = 'lifeboat.config.yaml';
 
@@ -116,12 +117,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (repository.type === 'fs') repository.path = at(repository.path);
   }
   for (const target of Object.values(config.targets)) {
-    if (target.type === 'sqlite') {
-      target.path = at(target.path);
-      if (target.drill.scratchDir) target.drill.scratchDir = at(target.drill.scratchDir);
-    } else if (target.connection.passfile) {
-      target.connection.passfile = at(target.connection.passfile);
-    }
+    targetKindOf(target.type)?.absolutePaths?.(target, at);
   }
   if (config.encryption) config.encryption.keyFile = at(config.encryption.keyFile);
   return config;

@@ -1,12 +1,6 @@
 import Database from 'better-sqlite3';
-import type { SmokeCheck } from '../src/config/schema.js';
-
-export interface SmokeCheckResult {
-  name: string;
-  passed: boolean;
-  detail: string;
-  durationMs: number;
-}
+import type { SmokeCheck } from '../../config/common.js';
+import type { SmokeCheckResult } from '../contract.js';
 
 function describe(value: unknown): string {
   return value === undefined ? 'no rows' : JSON.stringify(value);
