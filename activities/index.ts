@@ -2,7 +2,7 @@ import { reportingFailures, type Reported } from './failures.js';
 import { runSmokeChecks } from './drill.js';
 import { checkHealth, runHook } from './hooks.js';
 import { discardBackup, locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
-import { checkArchive } from './postgres-archive.js';
+import { awaitArchivedStopStep, checkArchive } from './postgres-archive.js';
 import { dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './postgres-dump.js';
 import { takeBaseBackupStep } from './postgres-base.js';
 import {
@@ -50,6 +50,7 @@ export function createActivities(deps: ActivityDependencies) {
     runSmokeChecks: reportingFailures(runSmokeChecks),
     // PostgreSQL WAL archive health (pg_stat_archiver).
     checkArchive: reportingFailures((input: Parameters<typeof checkArchive>[0]) => checkArchive(input, env)),
+    awaitArchivedStop: reportingFailures((input: Parameters<typeof awaitArchivedStopStep>[0]) => awaitArchivedStopStep(input, env)),
     // PostgreSQL logical backups (pg_dump / pg_restore).
     dumpAndUpload: reportingFailures((input: Parameters<typeof dumpAndUpload>[0]) => dumpAndUpload(input, env)),
     restoreDump: reportingFailures((input: Parameters<typeof restoreDump>[0]) => restoreDump(input, env)),
@@ -78,6 +79,7 @@ export type { ResolvedPostgresTarget, ResolvedSqliteTarget, ResolvedTarget } fro
 export type { RestoredDump, UploadedDump } from './postgres-dump.js';
 export type { ChosenBase, RecoveredCluster, RecoveryResult, RecoveryTarget, RestoredBaseBackup, SmokeCheckSite } from './postgres-pitr.js';
 export type { BaseBackupResult } from '../src/postgres/base-backup.js';
+export type { ArchiveCheckResult } from '../src/postgres/archive-check.js';
 export type { UploadedSnapshot } from './sqlite-backup.js';
 export type { FetchedBackup, SwapResult } from './sqlite-restore.js';
 export type { SmokeCheckResult } from './drill.js';

@@ -29,6 +29,8 @@ export interface ResolvedPostgresTarget extends ResolvedTargetBase {
   /** spoolDir is absolute (relative paths in the config are relative to the config file). */
   dump: PostgresTargetConfig['dump'];
   base: PostgresTargetConfig['base'];
+  /** Absent in runs resolved before archive checks existed. */
+  archive?: PostgresTargetConfig['archive'];
   /** dir is absolute and always set (default: <system temp dir>/lifeboat-recovery). */
   recovery: PostgresTargetConfig['recovery'] & { dir: string };
   /** scratchDir is absolute when set. */
@@ -66,6 +68,7 @@ export async function resolveTarget(configPath: string, input: { target: string 
       connection: target.connection,
       dump: { ...target.dump, ...(spoolDir ? { spoolDir: absolute(spoolDir) } : {}) },
       base: target.base,
+      archive: target.archive,
       recovery: {
         ...target.recovery,
         dir: absolute(target.recovery.dir ?? join(tmpdir(), 'lifeboat-recovery')),

@@ -4,14 +4,14 @@
  * part read back. Restore: the base backup laid out as a new data directory, verified by
  * pg_verifybackup. backup.ts and restore.ts dispatch here after resolve-target.
  */
-import { ApplicationFailure, CancellationScope, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../activities/index.js';
 import { makeBackupId } from '../src/backup-id.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
 import type { BackupResult } from './backup.js';
 import { describeRestoredBase, runDirectory } from './pitr.js';
 import type { RestoreInput, RestoreResult } from './restore.js';
-import { discardUnfinishedBackup, formatBytes, quickSteps, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, quickSteps, stepsWithin, transferSteps, writeManifestAndVerify, type Timeline } from './runbook.js';
 import { locatePostgresBackup } from './targets.js';
 
 /**
@@ -34,6 +34,7 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
       timeline: timeline.steps.map((step) => ({ ...step })),
     };
     const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'object', many: 'objects' }, () => (manifestWritten = true));
+    await checkArchive(timeline, target, manifest);
     const storedBytes = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
     return {
       backupId,
@@ -57,6 +58,24 @@ export async function backupPostgresBase(timeline: Timeline, target: ResolvedPos
     if (!manifestWritten) await discardUnfinishedBackup(timeline, target, backupId, error);
     throw error;
   }
+}
+
+/**
+ * The archive check (src/postgres/archive-check.ts): the backup waits until the WAL segment holding
+ * its stop point is archived, else the run fails with ArchiveNotWorking; the backup itself stays,
+ * complete and restorable to its stop point. Skipped for a target with archive.mode "off". Runs
+ * recorded before the check existed replay without it.
+ */
+async function checkArchive(timeline: Timeline, target: ResolvedPostgresTarget, manifest: PostgresBaseManifest): Promise<void> {
+  if (!patched('base-backup-archive-check')) return;
+  const archive = target.archive ?? { mode: 'on', checkTimeoutSeconds: 60 };
+  if (archive.mode === 'off') {
+    timeline.skip('check-archive', 'archive.mode is "off": this target does not archive WAL, the base backup stands on its own');
+    return;
+  }
+  await timeline.run('check-archive', () => stepsWithin(archive.checkTimeoutSeconds).awaitArchivedStop({ target, manifest }), (c) =>
+    `${c.segment} (stop point ${manifest.base.stopLsn}) is archived in ${c.repositories.join(', ')}${c.waitedMs >= 1000 ? ` (waited ${(c.waitedMs / 1000).toFixed(1)} s${c.switched ? ', after pg_switch_wal()' : ''})` : ''}`,
+  );
 }
 
 /**
