@@ -7,10 +7,13 @@ import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTarget } from './target.js';
 
-/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
-export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
+/**
+ * Clears every repository of what an interrupted attempt left under backupId
+ * (Repository.discardUnfinishedBackup): everything, or with beforeAttempt only what earlier attempts left.
+ */
+export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string, beforeAttempt?: number): Promise<number> {
   let removed = 0;
-  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
+  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId, beforeAttempt === undefined ? {} : { beforeAttempt });
   return removed;
 }
 

@@ -7,10 +7,12 @@ import { compressionInfo, createCompressor, createFileCompressor } from '../src/
 import { createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
 import type { Manifest, StoredObject } from '../src/repository/manifest.js';
+import { attemptObjectName } from '../src/repository/repository.js';
 import { storeInEvery } from '../src/repository/store.js';
 import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../src/sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
+import { clearUnfinishedBackup } from './repository.js';
 import type { ResolvedSqliteTarget } from './target.js';
 
 export interface SnapshotUploadInput {
@@ -36,22 +38,25 @@ export function payloadName(encrypted: boolean): string {
 
 /**
  * One pass: snapshot -> sha256 of the source -> zstd -> (AES-256-GCM) -> sha256 of what is stored
- * -> every repository at once. No temporary copy of the database. Safe to run again: it stores
- * a fresh snapshot under the same keys, and nothing counts until the manifest is written.
+ * -> every repository at once. No temporary copy of the database. Safe to run again: each attempt
+ * stores a fresh snapshot under names of its own (removing what earlier attempts stored), and
+ * nothing counts until the manifest is written.
  */
 export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.ProcessEnv): Promise<UploadedSnapshot> {
   const { target, backupId } = input;
   const context = Context.current();
   const repositories = openRepositories(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
-  const objectName = payloadName(key !== undefined);
+  const attempt = context.info.attempt;
+  const objectName = attemptObjectName(attempt, payloadName(key !== undefined));
 
-  // A previous attempt killed mid-upload may have left temp files or unfinished multipart uploads.
+  // A previous attempt killed mid-upload may have left objects, temp files or unfinished multipart
+  // uploads (of its own names: this attempt never touches them, nor they this attempt's).
   // Heartbeats start before the pin: waiting for busy writers can take longer than the heartbeat timeout.
   const progress = startProgress('snapshot', 0);
   let snapshot: SqliteSnapshot;
   try {
-    await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
+    await clearUnfinishedBackup(repositories, target.name, backupId, attempt);
     snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
   } catch (error) {
     progress.stop();
