@@ -1,6 +1,5 @@
 import { Context, log } from '@temporalio/activity';
 import { once } from 'node:events';
-import { open } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { LifeboatError } from '../src/errors.js';
 import { compressionInfo, createCompressor, createFileCompressor } from '../src/pipeline/compress.js';
@@ -69,7 +68,9 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     let integrity: IntegrityResult;
     let source: { sha256: string; bytes: number };
     let stored: { sizeBytes: number; sha256: string };
-    const file = snapshot.fileMatchesSnapshot ? await open(target.path, 'r') : undefined;
+    // Read through the descriptor the snapshot pinned, never the path: a restore may rename another
+    // file onto the path meanwhile.
+    const file = snapshot.fileMatchesSnapshot ? snapshot.file : undefined;
     try {
       let stages: Array<Readable | Duplex>;
       let sourceHashing: Promise<{ sha256: string; bytes: number }>;
@@ -79,7 +80,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
         const compressor = createFileCompressor({ fd: file.fd, sizeBytes: snapshot.sizeBytes }, target.compression);
         progress.sampleWith(() => readOffsetOf(compressor.pid));
         stages = [compressor];
-        sourceHashing = sha256OfFile(target.path, { length: snapshot.sizeBytes });
+        sourceHashing = sha256OfFile(file, { length: snapshot.sizeBytes });
       } else {
         const sourceHash = new HashingPassThrough();
         stages = [snapshot.stream(), sourceHash, countBytes(progress), createCompressor(target.compression)];
@@ -102,7 +103,6 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       integrity = await snapshot.integrity;
     } finally {
       progress.stop();
-      await file?.close();
     }
 
     if (!integrity.ok) {

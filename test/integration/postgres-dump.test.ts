@@ -188,7 +188,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
       const repository = new Repository(name, openBackend(loadConfig(lifeboat.configPath).repositories[name]!));
       const stored = (await repository.backend.list(`${repository.backupDir('shop', result.backupId)}/`)).map((o) => o.key.split(`${result.backupId}/`)[1]).sort();
       assert.deepEqual(stored, [...manifest.objects.map((o) => o.name), 'manifest.json'].sort(), `repository ${name} holds exactly the manifest's objects`);
-      assert.ok(stored.every((key) => key === 'manifest.json' || /^dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
+      assert.ok(stored.every((key) => key === 'manifest.json' || /^attempt-1\/dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
     }
 
     const restore = await cli(['restore', 'shop', '--wait', '--json']);
