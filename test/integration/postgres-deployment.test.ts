@@ -185,12 +185,14 @@ describe('deployment: the worker as root, PostgreSQL as postgres, one fs reposit
     assert.match(denied.message, /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) could not read the WAL archive/);
     assert.match(denied.message, /the repository root .*root-owned-repository is owned by uid 0, gid 0, mode 0700; this process runs as uid \d+ \(postgres\)/);
 
-    // Readable now, but archiving stays broken: the recovery says the archive has nothing after the backup.
+    // Readable now, but archiving stays broken: the recovery says the archive has nothing after the
+    // backup. (A segment from before the backup may still arrive: the archiver can be mid-retry of
+    // the old archive_command when the owner changes.)
     await db.configure({ archive_command: 'false' });
     await execa('chown', ['-R', `${postgres.uid}:${postgres.gid}`, rootOwned]);
     const silent = await pitrFailure({ target: broken, recoveryTarget: { kind: 'time', time } });
     assert.equal(silent.type, 'WalSegmentMissing', silent.message);
-    assert.match(silent.message, /the WAL archive of target "broken" holds no WAL after base backup \S+'s stop point \(LSN [0-9A-F/]+, in segment [0-9A-F]{24}, at .*\), so WAL archiving has not worked since that backup; it holds no WAL segment at all/);
+    assert.match(silent.message, /the WAL archive of target "broken" holds no WAL after base backup \S+'s stop point \(LSN [0-9A-F/]+, in segment [0-9A-F]{24}, at .*\), so WAL archiving has not worked since that backup; (it holds no WAL segment at all|its newest segment is [0-9A-F]{24}, archived \d{4}-)/);
     assert.match(silent.message, /pg_stat_archiver on .*: .*the last for [0-9A-F]{24} at .*\(archiving is failing now\)/);
   });
 
