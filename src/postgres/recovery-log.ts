@@ -175,8 +175,8 @@ function classifyFatal(fatal: RecoveryLog['fatals'][number], log: RecoveryLog, c
     if (denied) {
       return new LifeboatError(
         'InvalidConfig',
-        `restore_command (lifeboat wal-fetch, run by PostgreSQL as its OS user) could not read the WAL archive when asked for ${found[1]}: ${why}`,
-        `The server's OS user must be able to read the target's repositories (docs/postgresql-deployment.md). Nothing live was touched. ${logHint}`,
+        `restore_command (lifeboat wal-fetch, run by PostgreSQL as its OS user) was refused access when asked for ${found[1]}: ${why}`,
+        `The server's OS user must be able to run lifeboat, read its config and read the target's repositories (docs/postgresql-deployment.md). Nothing live was touched. ${logHint}`,
       );
     }
     return new LifeboatError(

@@ -182,7 +182,7 @@ describe('deployment: the worker as root, PostgreSQL as postgres, one fs reposit
     const time = timeBetween(commits[2]!, commits[3]!);
     const denied = await pitrFailure({ target: broken, recoveryTarget: { kind: 'time', time } });
     assert.equal(denied.type, 'InvalidConfig', denied.message);
-    assert.match(denied.message, /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) could not read the WAL archive/);
+    assert.match(denied.message, /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) was refused access when asked for/);
     assert.match(denied.message, /the repository root .*root-owned-repository is owned by uid 0, gid 0, mode 0700; this process runs as uid \d+ \(postgres\)/);
 
     // Readable now, but archiving stays broken: the recovery says the archive has nothing after the

@@ -256,7 +256,7 @@ describe("a recovering server's log", () => {
       ]),
     );
     assert.equal(denied?.type, 'InvalidConfig');
-    assert.match(denied?.message ?? '', /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) could not read the WAL archive when asked for 00000002\.history: .*EACCES/);
+    assert.match(denied?.message ?? '', /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) was refused access when asked for 00000002\.history: .*EACCES/);
   });
 
   it('names timelines the archive does not have, or that do not descend from the backup', () => {
