@@ -8,10 +8,13 @@ import { openRepositories } from './repositories.js';
 import type { ResolvedTargetBase as ResolvedTarget } from '../src/kinds/contract.js';
 import { manifestKindOf } from '../src/kinds/index.js';
 
-/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
-export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
+/**
+ * Clears every repository of what an interrupted attempt left under backupId
+ * (Repository.discardUnfinishedBackup): everything, or with beforeAttempt only what earlier attempts left.
+ */
+export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string, beforeAttempt?: number): Promise<number> {
   let removed = 0;
-  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
+  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId, beforeAttempt === undefined ? {} : { beforeAttempt });
   return removed;
 }
 

@@ -30,7 +30,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { payloadName } from '../src/kinds/sqlite/backup.js';
-import { backupObjectKey } from '../src/repository/repository.js';
+import { attemptObjectName, backupObjectKey } from '../src/repository/repository.js';
 import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
 import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
@@ -205,7 +205,8 @@ const decompressAndCheckSteps: ShellStep[] = [
   { name: 'sqlite3 integrity_check', script: 'test "$(sqlite3 "$OUT/out.db" "PRAGMA integrity_check")" = ok' },
 ];
 
-const objectName = payloadName(false);
+// What the first attempt of a backup step stores (a step the benchmark sees retried would store attempt-2/...).
+const objectName = attemptObjectName(1, payloadName(false));
 
 /** Runs the interleaved measurements of one installation (one worker config). */
 async function measureMain(options: Options, installation: Installation): Promise<{ comparisons: Comparison[]; backups: Execution[]; restores: Execution[] }> {
@@ -353,7 +354,7 @@ async function measureEncrypted(options: Options, installation: Installation, ba
   await settle(options, [installation.database.path]);
   const backup = await lifeboat(installation, 'backup', { target: benchTargets.fs });
   const into = join(installation.workDir, 'restored', 'encrypted.db');
-  const encryptedObject = fsObjectPath(installation, benchTargets.fs, backup.result.backupId, payloadName(true));
+  const encryptedObject = fsObjectPath(installation, benchTargets.fs, backup.result.backupId, attemptObjectName(1, payloadName(true)));
   await settle(options, [encryptedObject]);
   const restore = await lifeboat(installation, 'restore', { target: benchTargets.fs, into });
   sameBackup(restore.result.backupId, backup.result.backupId);

@@ -165,4 +165,10 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
     meaning: '`lifeboat serve` or the worker\'s metrics endpoint cannot listen on its configured address: another process already listens there.',
     action: 'Stop that process, or choose another address (`serve.listen`, `worker.metricsListen`, or `lifeboat serve --listen`). Nothing was started.',
   },
+  ArchiveNotWorking: {
+    meaning:
+      'A base backup was stored, but the WAL segment holding its stop point did not reach the archive of every repository within `archive.checkTimeoutSeconds`: WAL archiving is not working, so no point-in-time recovery past this backup is possible. The message quotes pg_stat_archiver (last failed segment and when).',
+    action:
+      'Read the server log for "archive command failed" and what `lifeboat wal-push` printed; run the archive_command by hand as the server user; check that it may write the repository (see the deployment page) and that `--target` and the config are right. A target that is not meant to archive sets `archive.mode: "off"`. The backup itself stays and restores to its stop point.',
+  },
 };

@@ -32,6 +32,8 @@ export const errorTypes = {
   RecoveryTargetUnreachable: 'input',
   TimelineNotFound: 'input',
   WalSegmentMissing: 'data',
+  // A base backup is stored, but the WAL after it does not reach the archive (src/postgres/archive-check.ts).
+  ArchiveNotWorking: 'runbook',
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
   VerificationFailed: 'data',

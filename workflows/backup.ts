@@ -46,11 +46,12 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
 
   let manifestWritten = false;
   try {
-    const { manifest, sourceBytes, details } = await kind.backup({ timeline, target, backupId, method });
+    const { manifest, sourceBytes, details, afterDurable } = await kind.backup({ timeline, target, backupId, method });
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
     const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
     });
+    await afterDurable?.();
     return {
       backupId,
       target: target.name,

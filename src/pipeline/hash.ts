@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { openOnceCreated, scanGrowingFile, untilWriterExits, watchWriter } from './growing-file.js';
@@ -78,14 +78,16 @@ export async function sha256OfStream(readable: AsyncIterable<Uint8Array>): Promi
  * Reads the first `length` bytes of a file (all of it by default) with one reused buffer and hands
  * each piece to `onChunk`, which must be done with it when it returns (the buffer is refilled): no
  * stream, no per-chunk allocations, so scanning a gigabyte leaves no garbage behind. Throws if the
- * file is shorter than `length`. Returns the bytes read.
+ * file is shorter than `length`. Returns the bytes read. A path is opened (and closed) here; an
+ * open handle is read with positioned reads and left open.
  */
 async function scanFile(
-  path: string,
+  source: string | FileHandle,
   onChunk: (chunk: Buffer, position: number) => void,
   options: { length?: number; bufferBytes?: number } = {},
 ): Promise<number> {
-  const handle = await open(path, 'r');
+  const handle = typeof source === 'string' ? await open(source, 'r') : source;
+  const path = typeof source === 'string' ? source : `descriptor ${source.fd}`;
   try {
     const length = options.length ?? (await handle.stat()).size;
     const buffer = Buffer.allocUnsafe(Math.min(options.bufferBytes ?? 4 << 20, Math.max(length, 1)));
@@ -98,13 +100,13 @@ async function scanFile(
     }
     return position;
   } finally {
-    await handle.close();
+    if (typeof source === 'string') await handle.close();
   }
 }
 
-/** SHA-256 of the first `length` bytes of a file (all of it by default); see scanFile. */
+/** SHA-256 of the first `length` bytes of a file, by path or open handle (all of it by default); see scanFile. */
 export async function sha256OfFile(
-  path: string,
+  path: string | FileHandle,
   options: { length?: number; bufferBytes?: number; onProgress?: (bytes: number) => void } = {},
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');

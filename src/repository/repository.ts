@@ -56,6 +56,24 @@ export function backupObjectKey(target: string, backupId: string, objectName: st
   return `${backupDirKey(target, backupId)}/${objectName}`;
 }
 
+/**
+ * The stored name of an object that attempt `attempt` of a backup step writes: `attempt-<n>/<name>`.
+ * Every attempt writes under names of its own, recorded in the manifest, so an attempt that lost
+ * its heartbeat but still writes (a network partition: Temporal has started the next attempt
+ * meanwhile) can never overwrite what the retry stored and the manifest points at; it only leaves
+ * objects no manifest names.
+ */
+export function attemptObjectName(attempt: number, name: string): string {
+  if (!Number.isInteger(attempt) || attempt < 1) throw new Error(`an attempt is a positive integer, got ${attempt}`);
+  return `attempt-${attempt}/${name}`;
+}
+
+/** The attempt that wrote a stored object, from its name; 0 for backups written before attempts had names of their own. */
+export function attemptOfObject(name: string): number {
+  const match = /^attempt-(\d+)\//.exec(name);
+  return match ? Number(match[1]) : 0;
+}
+
 export class Repository {
   constructor(
     readonly name: string,
@@ -168,12 +186,6 @@ export class Repository {
   }
 
   /**
-   * Nothing under a backup id counts before its manifest exists, so a backup attempt starts by
-   * removing what an earlier, interrupted attempt left there (objects, temp files, unfinished
-   * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
-   * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
-   */
-  /**
    * Takes a complete backup out of this repository: the manifest first, so that from the first
    * delete on it is no longer listed or restored, then its objects. For a copy proven damaged.
    */
@@ -182,13 +194,31 @@ export class Repository {
     return 1 + (await this.discardUnfinishedBackup(target, backupId));
   }
 
-  async discardUnfinishedBackup(target: string, backupId: string): Promise<number> {
+  /**
+   * Nothing under a backup id counts before its manifest exists, so a backup attempt starts by
+   * removing what an earlier, interrupted attempt left there (objects, temp files, unfinished
+   * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
+   * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
+   *
+   * Without `beforeAttempt`, everything (a backup that failed before its manifest). With it, what
+   * the attempts before that one left (their objects, temp files and unfinished uploads), and
+   * nothing of that attempt or later ones: an earlier attempt that is still running (it lost its
+   * heartbeat, not its process) must not remove what the current attempt stores.
+   */
+  async discardUnfinishedBackup(target: string, backupId: string, options: { beforeAttempt?: number } = {}): Promise<number> {
     if (await this.backend.head(this.manifestKey(target, backupId))) {
       throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${this.name}"; refusing to overwrite it`);
     }
     const prefix = `${this.backupDir(target, backupId)}/`;
-    let removed = await this.backend.discardIncomplete(prefix);
+    const { beforeAttempt } = options;
+    let removed = 0;
+    if (beforeAttempt === undefined) {
+      removed += await this.backend.discardIncomplete(prefix);
+    } else {
+      for (let attempt = 1; attempt < beforeAttempt; attempt++) removed += await this.backend.discardIncomplete(`${prefix}${attemptObjectName(attempt, '')}`);
+    }
     for (const object of await this.backend.list(prefix)) {
+      if (beforeAttempt !== undefined && attemptOfObject(object.key.slice(prefix.length)) >= beforeAttempt) continue;
       await this.backend.delete(object.key);
       removed++;
     }

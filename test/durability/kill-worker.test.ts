@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { timelineQuery } from '../../workflows/queries.js';
 import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 import { assertCompensationAfterSteps, stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
@@ -56,6 +57,8 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted upload ran again on the new worker');
 
+    const manifest = await new Repository('local', openBackend(loadConfig(lifeboat.configPath).repositories.local!)).readManifest('orders', result.backupId);
+    assert.match(manifest.objects[0]!.name, /^attempt-2\/db\.sqlite\.zst/, 'the second attempt stored under a name of its own');
     const restored = join(lifeboat.dir, 'after-kill.sqlite');
     await lifeboat.run('restore', { target: 'orders', backupId: result.backupId, into: restored });
     assert.deepEqual(fingerprint(restored), fingerprint(dbPath), 'the backup restores to the snapshot content');

@@ -90,6 +90,7 @@ describe('a PostgreSQL dump survives a killed worker', () => {
     const local = new Repository('local', openBackend(config.repositories.local!));
     const manifest = await local.readManifest('big', result.backupId);
     const expected = [...manifest.objects.map((o) => o.name), 'manifest.json'].sort();
+    assert.ok(manifest.objects.every((o) => o.name.startsWith('attempt-2/dump/')), 'the second attempt stored under names of its own');
     for (const name of ['local', 's3']) {
       const repository = new Repository(name, openBackend(config.repositories[name]!));
       const prefix = `${repository.backupDir('big', result.backupId)}/`;

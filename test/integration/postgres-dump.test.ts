@@ -188,7 +188,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
       const repository = new Repository(name, openBackend(loadConfig(lifeboat.configPath).repositories[name]!));
       const stored = (await repository.backend.list(`${repository.backupDir('shop', result.backupId)}/`)).map((o) => o.key.split(`${result.backupId}/`)[1]).sort();
       assert.deepEqual(stored, [...manifest.objects.map((o) => o.name), 'manifest.json'].sort(), `repository ${name} holds exactly the manifest's objects`);
-      assert.ok(stored.every((key) => key === 'manifest.json' || /^dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
+      assert.ok(stored.every((key) => key === 'manifest.json' || /^attempt-1\/dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
     }
 
     const restore = await cli(['restore', 'shop', '--wait', '--json']);
@@ -205,7 +205,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     const { backupId } = await lifeboat.run('backup', { target: 'shop-custom' });
     const manifest = await manifestOf('s3', 'shop-custom', backupId);
     assert.equal(manifest.dump.format, 'custom');
-    assert.deepEqual(manifest.objects.map((o) => o.name), ['dump/archive.pgdump.zst.enc']);
+    assert.deepEqual(manifest.objects.map((o) => o.name), ['attempt-1/dump/archive.pgdump.zst.enc']);
     const directory = await manifestOf('local', 'shop', directoryBackup.backupId);
     const fingerprints = (m: PostgresDumpManifest) => m.dump.tables.map((t) => [t.schema, t.name, t.rows, t.sha256]).sort();
     assert.deepEqual(fingerprints(manifest), fingerprints(directory), 'both formats hold the same COPY text of every table');

@@ -120,13 +120,14 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
 
   const recoveredDirs = async (): Promise<string[]> => (existsSync(source.recoveryDir) ? readdir(source.recoveryDir) : []);
 
-  test('backup with method "base": the parts are stored, the manifest (postgres-base) is written last, the stored parts are read back', async () => {
+  test('backup with method "base": the parts are stored, the manifest (postgres-base) is written last, the stored parts are read back, the stop segment is archived', async () => {
     for (const result of [first, second]) {
       assert.equal(result.kind, 'postgres-base');
       assert.deepEqual(
         result.timeline.map((step) => [step.name, step.status]),
-        [['resolve-target', 'completed'], ['take-base-backup', 'completed'], ['write-manifest', 'completed'], ['verify-stored', 'completed']],
+        [['resolve-target', 'completed'], ['take-base-backup', 'completed'], ['write-manifest', 'completed'], ['verify-stored', 'completed'], ['check-archive', 'completed']],
       );
+      assert.match(result.timeline.at(-1)!.detail!, /^[0-9A-F]{24} \(stop point [0-9A-F]+\/[0-9A-F]+\) is archived in local/);
       const manifest = manifestSchema.parse(await source.repository.readManifest(target, result.backupId));
       assert.equal(manifest.kind, 'postgres-base');
       assert.ok(manifest.kind === 'postgres-base' && manifest.objects.length >= 2, 'several 1 MiB parts');

@@ -32,6 +32,12 @@ export interface BackupOutcome<Details extends object> {
   sourceBytes: number;
   /** The kind's fields of the backup's result (e.g. `{ dump: {...} }`). */
   details: Details;
+  /**
+   * Steps the kind runs once the backup is durable (manifest written, every copy read back), e.g.
+   * PostgreSQL's check that the WAL after a base backup reaches the archive. A failure here fails
+   * the run; the backup stays.
+   */
+  afterDurable?: () => Promise<void>;
 }
 
 /** What a restore asks for (the restore runbook's input, but its target). */

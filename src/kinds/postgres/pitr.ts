@@ -14,6 +14,7 @@ import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from
 import { chownToServerUser } from '../../postgres/tools.js';
 import type { PostgresBaseManifest } from '../../repository/manifest.js';
 import type { SmokeCheckResult } from '../contract.js';
+import { checkArchive } from './archive.js';
 import { encryptionKeyOf } from './base.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
@@ -110,6 +111,8 @@ export async function recoverStep(
       restoreCommand: walFetchCommand({ configPath: resolve(deps.configPath), target: target.name }),
       serverEnv: restoreCommandEnvironment(target, deps.env),
       archive: { repositories: openRepositories(target, deps.env), target: target.name },
+      sourceArchiver: () => checkArchive({ target }, deps.env),
+      sourceName: `${target.connection.host}:${target.connection.port}`,
       timeoutSeconds: target.recovery.timeoutSeconds,
       onProgress: (p) => progress.set(p),
       signal: context.cancellationSignal,
