@@ -35,6 +35,10 @@ export const errorTypes = {
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
   VerificationFailed: 'data',
+  // Schedules (src/schedules): a schedule id apply would take over belongs to someone else, or a
+  // schedule named on the command line is not one of Lifeboat's.
+  ScheduleConflict: 'input',
+  ScheduleNotFound: 'input',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
 } as const;

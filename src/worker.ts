@@ -2,6 +2,8 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type L
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';
+import { loadConfig } from './config/load.js';
+import { configSchema, type WorkerLimits } from './config/schema.js';
 import { projectRoot } from './dev/tools.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -14,6 +16,20 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /** The config's `worker` section; default: read from configPath (the schema's defaults when it cannot be read). */
+  limits?: WorkerLimits;
+}
+
+/**
+ * The limits of the config at path. A config that cannot be read gets the defaults: the worker
+ * still starts and every run reports the config's problem (InvalidConfig) in its first step.
+ */
+export function workerLimitsOf(configPath: string): WorkerLimits {
+  try {
+    return loadConfig(configPath).worker;
+  } catch {
+    return configSchema.shape.worker.parse(undefined);
+  }
 }
 
 /**
@@ -95,8 +111,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     taskQueue: options.taskQueue,
     activities: createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
     ...workflows,
-    // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines.
-    maxConcurrentActivityTaskExecutions: 4,
+    // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines
+    // (config `worker`; bench/fanout.ts checks that the limits hold with 100 runs at once).
+    ...(options.limits ?? workerLimitsOf(options.configPath)),
     shutdownGraceTime: '10 seconds',
     // Progress reaches the server (and the CLI's progress line) every second, not every 12 s.
     maxHeartbeatThrottleInterval: '1 second',

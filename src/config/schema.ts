@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { durationMs, durationPattern, durationRule } from '../duration.js';
+import { calendarFieldRules, cronProblem, parseCalendarField, type CalendarField } from '../schedules/calendar.js';
 
 /**
  * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
@@ -72,6 +74,117 @@ const drillSchema = z
   })
   .strict();
 
+const duration = z.string().regex(durationPattern, durationRule);
+
+const calendarValue = z
+  .union([z.number().int(), z.string(), z.array(z.union([z.number().int(), z.string()])).min(1)], {
+    error: 'expected a number, a string such as "1-5" or "MON-FRI", or a list of them',
+  })
+  .optional();
+
+const calendarSchema = z
+  .object({
+    second: calendarValue.describe('0-59; default 0.'),
+    minute: calendarValue.describe('0-59; default 0.'),
+    hour: calendarValue.describe('0-23; default 0.'),
+    dayOfMonth: calendarValue.describe('1-31; default every day.'),
+    month: calendarValue.describe('1-12 or JAN-DEC; default every month.'),
+    dayOfWeek: calendarValue.describe('0-6 (Sunday is 0) or SUN-SAT; default every day of the week.'),
+    comment: z.string().optional().describe('Shown with the schedule in the Temporal UI.'),
+  })
+  .strict()
+  .superRefine((calendar, ctx) => {
+    for (const field of Object.keys(calendarFieldRules) as CalendarField[]) {
+      const value = calendar[field];
+      if (value === undefined) continue;
+      const parsed = parseCalendarField(value, field);
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', path: [field], message: parsed });
+    }
+  });
+
+/** The runbooks a schedule can start (workflow types); restore and pitr are started by people. */
+export const scheduledRunbooks = ['backup', 'drill', 'verify', 'retention', 'copy'] as const;
+
+export const overlapPolicies = ['skip', 'buffer-one', 'buffer-all', 'cancel-other', 'terminate-other', 'allow-all'] as const;
+
+function validTimezone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Fields that only some runbooks take, and which. */
+const runbookFields = { method: ['backup'], readData: ['verify'], to: ['copy'], from: ['copy'] } as const;
+
+export const scheduleSchema = z
+  .object({
+    runbook: z.enum(scheduledRunbooks).describe('The runbook each run starts, with {"target": <this target>} and the fields below that it takes.'),
+    cron: z
+      .string()
+      .superRefine((cron, ctx) => {
+        const problem = cronProblem(cron);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional()
+      .describe('When, as 5 cron fields "minute hour day-of-month month day-of-week" (e.g. "0 2 * * *", "30 4 * * SUN") or @daily, @weekly, @monthly, @yearly, @hourly. One of cron, calendar, every.'),
+    calendar: calendarSchema.optional().describe('When, as calendar fields (e.g. {hour: 2, dayOfWeek: "MON-FRI"}); each field takes the cron grammar. One of cron, calendar, every.'),
+    every: duration.optional().describe('When, as an interval (e.g. "6h"): at every multiple of it since 1970-01-01T00:00Z, plus offset. One of cron, calendar, every.'),
+    offset: duration.optional().describe('With every: shifts each run by this much (every "1d" with offset "150m" runs daily at 02:30 UTC).'),
+    timezone: z
+      .string()
+      .refine(validTimezone, { error: 'expected an IANA time zone name such as "UTC" or "Europe/Berlin"' })
+      .default('UTC')
+      .describe('IANA time zone the cron or calendar fields are read in. Beware: on a daylight-saving change a time that does not exist is skipped and one that exists twice runs twice.'),
+    jitter: duration
+      .default('0s')
+      .describe('Each run starts at a random delay up to this much after its time, so that many targets scheduled alike do not all start at once.'),
+    overlap: z
+      .enum(overlapPolicies)
+      .default('skip')
+      .describe('When a run is due while the previous run of this schedule still goes on: skip it (default), buffer-one / buffer-all (run after it), cancel-other / terminate-other (stop the running one), allow-all (run both).'),
+    catchupWindow: duration
+      .refine((text) => durationMs(text) >= 10_000, { error: 'the catch-up window must be at least 10s (Temporal\'s minimum)' })
+      .default('1d')
+      .describe('A run missed while the Temporal server was unavailable still starts when the server is back if it is at most this late; with overlap skip, at most one missed run starts.'),
+    pauseOnFailure: z
+      .boolean()
+      .default(false)
+      .describe('Pause the schedule when a run fails (after its retries), until an operator unpauses it (`lifeboat schedules unpause`). Off: the next run is tried at its time.'),
+    method: z.enum(['dump', 'base']).optional().describe('backup of a postgres target: "dump" or "base" for these runs; default: the target\'s method.'),
+    readData: z
+      .union([z.boolean(), z.string().regex(/^(100|[1-9]?\d)(\.\d+)?%$/)], { error: 'expected true, false, or a percentage such as "10%"' })
+      .optional()
+      .describe('verify: also read back and check the stored data (true), or a share of it each run ("10%"); default: manifests and object sizes only.'),
+    to: name.optional().describe('copy: the repository the backups are copied to.'),
+    from: name.optional().describe('copy: the repository they are copied from; default: the first of the target\'s repositories that holds them.'),
+  })
+  .strict()
+  .superRefine((schedule, ctx) => {
+    const when = (['cron', 'calendar', 'every'] as const).filter((field) => schedule[field] !== undefined);
+    if (when.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: when.length ? [when[1]!] : [],
+        message: when.length ? `give one of cron, calendar or every, not ${when.join(' and ')}` : 'say when it runs: cron, calendar or every',
+      });
+    }
+    if (schedule.offset !== undefined && schedule.every === undefined) ctx.addIssue({ code: 'custom', path: ['offset'], message: 'offset goes with every' });
+    for (const [field, runbooks] of Object.entries(runbookFields)) {
+      if (schedule[field as keyof typeof runbookFields] !== undefined && !(runbooks as readonly string[]).includes(schedule.runbook)) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `${field} is for the ${runbooks.join(' and ')} runbook, not ${schedule.runbook}` });
+      }
+    }
+    if (schedule.runbook === 'copy' && schedule.to === undefined) ctx.addIssue({ code: 'custom', path: ['to'], message: 'a copy schedule needs "to": the repository to copy to' });
+  });
+
+const schedulesSchema = z
+  .record(name, scheduleSchema)
+  .default({})
+  .describe('Runs Temporal starts by itself (`lifeboat schedules apply` creates them on the server as lifeboat/<target>/<name>).');
+
 export const sqliteTargetSchema = z
   .object({
     type: z.literal('sqlite').describe('A SQLite database file (WAL or rollback journal).'),
@@ -90,6 +203,7 @@ export const sqliteTargetSchema = z
         'SQLite checks. quick_check verifies every page and b-tree (about 1.5 s per GiB here); integrity_check also cross-checks ' +
           'every index against its table (about 12 s per GiB with one index).',
       ),
+    schedules: schedulesSchema,
   })
   .strict();
 
@@ -241,6 +355,7 @@ export const postgresTargetSchema = z
           'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
+    schedules: schedulesSchema,
   })
   .strict();
 
@@ -274,10 +389,49 @@ export const configSchema = z
       .strict()
       .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' })
       .describe('Where the CLI starts runbooks and the worker polls.'),
+    worker: z
+      .object({
+        maxConcurrentActivityTaskExecutions: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe('Steps one worker runs at once; more wait in the task queue. Transfers are heavy: each holds a zstd process, a check thread and upload buffers.'),
+        maxConcurrentWorkflowTaskExecutions: z
+          .number()
+          .int()
+          .min(2)
+          .max(200)
+          .default(10)
+          .describe('Workflow tasks (runbook decisions, short) one worker processes at once.'),
+        maxCachedWorkflows: z
+          .number()
+          .int()
+          .min(0)
+          .max(10_000)
+          .default(200)
+          .describe('Runs whose state a worker keeps in memory between their steps (about 1 MB each); a run not cached is replayed from its history at its next step.'),
+      })
+      .strict()
+      .default({ maxConcurrentActivityTaskExecutions: 4, maxConcurrentWorkflowTaskExecutions: 10, maxCachedWorkflows: 200 })
+      .describe('Limits of one `lifeboat worker` process; run more workers for more at once.'),
   })
   .strict()
   .superRefine((config, ctx) => {
     for (const [targetName, target] of Object.entries(config.targets)) {
+      for (const [key, schedule] of Object.entries(target.schedules)) {
+        const at = (field: string) => ['targets', targetName, 'schedules', key, field];
+        if (schedule.method !== undefined && target.type !== 'postgres') {
+          ctx.addIssue({ code: 'custom', path: at('method'), message: `method is for postgres targets; "${targetName}" is a ${target.type} target` });
+        }
+        for (const field of ['to', 'from'] as const) {
+          const repository = schedule[field];
+          if (repository !== undefined && !(repository in config.repositories)) {
+            ctx.addIssue({ code: 'custom', path: at(field), message: `unknown repository "${repository}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ')}` });
+          }
+        }
+      }
       target.repositories.forEach((repo, index) => {
         if (!(repo in config.repositories)) {
           ctx.addIssue({
@@ -299,3 +453,7 @@ export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
 export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
 export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;
 export type SmokeCheck = z.output<typeof smokeCheckSchema>;
+export type ScheduleConfig = z.output<typeof scheduleSchema>;
+export type ScheduledRunbook = (typeof scheduledRunbooks)[number];
+export type OverlapPolicy = (typeof overlapPolicies)[number];
+export type WorkerLimits = z.output<typeof configSchema>['worker'];
