@@ -493,6 +493,34 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
     });
 
+  program
+    .command('check [target]')
+    .description(
+      'pre-flight of an installation, run on the worker\'s host with its config and environment: the config, the encryption key, a round trip ' +
+        'to every repository, the tools, PostgreSQL connections and WAL archiving (a forced segment switch must reach the archive), the Temporal ' +
+        'server, its search attributes, a worker polling the task queue, and the schedules. Every problem says what to change; exit 1 if any',
+    )
+    .option('--archive-timeout <seconds>', 'how long a switched-out WAL segment may take to reach the archive', '60')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { archiveTimeout: string; json?: boolean }) => {
+      const archiveTimeout = Number(options.archiveTimeout);
+      if (!Number.isFinite(archiveTimeout) || archiveTimeout <= 0) throw new InputError(`--archive-timeout must be a number of seconds > 0, got ${options.archiveTimeout}`);
+      const { formatResult, runChecks } = await import('./check/run.js');
+      const results = await runChecks({
+        configPath: configPathFrom(global().config),
+        ...(target !== undefined ? { target } : {}),
+        settingsOf: temporalSettings,
+        archiveTimeoutMs: archiveTimeout * 1000,
+        onResult: (result) => say(formatResult(result)),
+      });
+      const failed = results.filter((result) => result.status === 'failed');
+      const warnings = results.filter((result) => result.status === 'warning');
+      say(failed.length ? `${failed.length} problem${failed.length === 1 ? '' : 's'} found${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}` : `all checks passed${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, results }, null, 2)}\n`);
+      // A config that does not validate is bad input (2), like everywhere else; any other problem is 1.
+      setExitCode(failed.length === 0 ? 0 : results[0]?.area === 'config' && results[0].status === 'failed' ? 2 : 1);
+    });
+
   const schedules = program
     .command('schedules')
     .description('the Temporal Schedules declared in the config (targets.<target>.schedules.<name>, on the server as lifeboat/<target>/<name>)');
