@@ -155,7 +155,7 @@ export const scheduleSchema = z
       .describe('Pause the schedule when a run fails (after its retries), until an operator unpauses it (`lifeboat schedules unpause`). Off: the next run is tried at its time.'),
     method: z.enum(['dump', 'base']).optional().describe('backup of a postgres target: "dump" or "base" for these runs; default: the target\'s method.'),
     readData: z
-      .union([z.boolean(), z.string().regex(/^(100|[1-9]?\d)(\.\d+)?%$/)], { error: 'expected true, false, or a percentage such as "10%"' })
+      .union([z.boolean(), z.string().regex(/^(100|[1-9]?\d)(\.\d+)?%$/, 'expected true, false, or a percentage such as "10%"')], { error: 'expected true, false, or a percentage such as "10%"' })
       .optional()
       .describe('verify: also read back and check the stored data (true), or a share of it each run ("10%"); default: manifests and object sizes only.'),
     to: name.optional().describe('copy: the repository the backups are copied to.'),
