@@ -602,12 +602,14 @@ async function main(): Promise<void> {
     };
 
     const print = (lines: string[]) => console.log(lines.join('\n'));
-    console.log('\nTargets\n');
-    print(targetsTable(report));
-    console.log('\nAll measurements\n');
-    print(resultsTable(report));
-    console.log('\nWhere the time goes\n');
-    print(breakdownLines(report));
+    if (report.comparisons.length || report.memory.length) {
+      console.log('\nTargets\n');
+      print(targetsTable(report));
+      console.log('\nAll measurements\n');
+      print(resultsTable(report));
+      console.log('\nWhere the time goes\n');
+      print(breakdownLines(report));
+    }
     if (fanout) {
       console.log('\nFan-out\n');
       print(fanoutLines(fanout));

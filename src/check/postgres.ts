@@ -4,17 +4,16 @@
  * the check forces out arrives in every repository of the target, as pgBackRest's `check` does.
  */
 import { execa } from 'execa';
+import { join } from 'node:path';
 import type pg from 'pg';
-import type { PostgresTargetConfig } from '../config/schema.js';
+import type { PostgresTargetConfig, RepositoryConfig } from '../config/schema.js';
 import { projectRoot } from '../dev/tools.js';
 import { LifeboatError } from '../errors.js';
 import { connectTo, describeConnection } from '../postgres/dump-connection.js';
 import { pgBinary, pgBinDirEnv, type PgTool } from '../postgres/tools.js';
 import { archiveStatus, walRecordKey } from '../postgres/wal-archive.js';
 import { openBackend } from '../repository/open.js';
-import type { RepositoryConfig } from '../config/schema.js';
 import { Finding } from './result.js';
-import { join } from 'node:path';
 
 interface ServerFacts {
   version: string;
