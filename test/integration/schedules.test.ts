@@ -180,6 +180,28 @@ describe('schedules declared in the config, on a real Temporal server', () => {
     assert.match(String(noNote.stderr), /required option '--note <why>'/);
   });
 
+  it('a config with a wrong schedule is refused before anything is applied, naming the field', async () => {
+    await declare({ nightly: { ...nightly, cron: '0 2 * * MON-FUN' } });
+    const result = await lifeboat.cli(['schedules', 'apply']);
+    assert.equal(result.exitCode, 2, result.all);
+    assert.match(String(result.stderr), /InvalidConfig: [\s\S]*targets\.orders-\w+\.schedules\.nightly\.cron: dayOfWeek field: "FUN" is not a number 0-6 or a name such as SUN/);
+    assert.equal((await describeSchedule('nightly')).spec.calendars?.[0]?.minute?.[0]?.start, 45, 'the schedule on the server is as it was');
+  });
+
+  it('lifeboat worker --apply-schedules applies the config before it polls', async () => {
+    await declare({ nightly, weekly, monthly });
+    const worker = lifeboat.spawnWorker({}, ['--apply-schedules']);
+    try {
+      const created = await eventually('the worker to create lifeboat/.../monthly', async () => (await describeSchedule('monthly').catch(() => undefined)));
+      assert.deepEqual(created.action.args, [{ target: orders, readData: '10%' }]);
+      assert.equal((await describeSchedule('nightly')).spec.calendars?.[0]?.minute?.[0]?.start, 0, 'and updated the changed one');
+    } finally {
+      await lifeboat.killSpawnedWorkers();
+    }
+    const { output } = await worker.exited;
+    assert.match(output, /create\s+lifeboat\/orders-\w+\/monthly/);
+  });
+
   describe('scheduled runs', () => {
     const often = { runbook: 'backup', every: '2s' };
     let firstRun: string;
