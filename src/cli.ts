@@ -553,7 +553,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       for (const listing of listings) {
         const state = listing.paused ? `PAUSED${listing.note ? ` (${listing.note})` : ''}` : 'active';
         say(`${listing.id}  ${listing.runbook}  ${state}`);
-        say(`    next ${listing.nextRuns.join(', ') || '-'}; ${listing.actionsTaken} runs started, ${listing.skippedOverlap} skipped (overlap ${listing.overlap}), ${listing.missedCatchupWindow} missed`);
+        say(`    next ${listing.nextRuns.join(', ') || '-'}; runs started ${listing.actionsTaken}, skipped ${listing.skippedOverlap} (overlap ${listing.overlap}), missed ${listing.missedCatchupWindow} (catch-up window)`);
         if (listing.lastRun) say(`    last ${listing.lastRun.workflowId} ${listing.lastRun.status}`);
         for (const running of listing.running) say(`    running ${running}`);
       }
