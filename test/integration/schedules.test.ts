@@ -35,9 +35,9 @@ describe('schedules declared in the config, on a real Temporal server', () => {
   const orders = `orders-${randomBytes(3).toString('hex')}`;
   const scheduleId = (name: string) => `lifeboat/${orders}/${name}`;
 
-  /** Writes the config with these schedules on the target. */
-  async function declare(schedules: Record<string, Record<string, unknown>>): Promise<void> {
-    await lifeboat.writeConfig(lifeboat.baseConfig({ [orders]: { type: 'sqlite', path: join(lifeboat.dir, 'orders.sqlite'), repositories: ['local', 's3'], schedules } }));
+  /** Writes the config with these schedules on the target (and these other targets). */
+  async function declare(schedules: Record<string, Record<string, unknown>>, others: Record<string, Record<string, unknown>> = {}): Promise<void> {
+    await lifeboat.writeConfig(lifeboat.baseConfig({ [orders]: { type: 'sqlite', path: join(lifeboat.dir, 'orders.sqlite'), repositories: ['local', 's3'], schedules }, ...others }));
   }
 
   async function apply(...flags: string[]): Promise<ApplyReport> {
@@ -256,6 +256,24 @@ describe('schedules declared in the config, on a real Temporal server', () => {
       });
       const result = (await lifeboat.client.workflow.getHandle(run).result()) as BackupResult;
       assert.equal(result.target, orders);
+    });
+
+    it('pauseOnFailure: a failed run pauses its schedule, and Temporal notes why', async () => {
+      // The database of this target does not exist: every backup of it fails (SourceNotFound).
+      const broken = `broken-${orders}`;
+      await declare({}, { [broken]: { type: 'sqlite', path: join(lifeboat.dir, 'missing.sqlite'), repositories: ['local'], schedules: { often: { runbook: 'backup', every: '2s', pauseOnFailure: true } } } });
+      await apply();
+      const id = `lifeboat/${broken}/often`;
+      const paused = await eventually('the schedule to pause itself', async () => {
+        const description = await lifeboat.client.schedule.getHandle(id).describe();
+        return description.state.paused ? description : undefined;
+      });
+      assert.equal(paused.info.numActionsTaken, 1, 'no run after the failed one');
+      assert.match(paused.state.note ?? '', /fail/i);
+      const failedRun = paused.info.recentActions[0]!.action.workflow.workflowId;
+      assert.equal((await lifeboat.client.workflow.getHandle(failedRun).describe()).status.name, 'FAILED');
+      const listed = await lifeboat.cli(['schedules', 'list']);
+      assert.match(String(listed.stderr), new RegExp(`${id}  backup  PAUSED \\(.*\\)\\n.*\\n\\s+last ${failedRun} FAILED`));
     });
   });
 });
