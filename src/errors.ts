@@ -39,6 +39,8 @@ export const errorTypes = {
   // schedule named on the command line is not one of Lifeboat's.
   ScheduleConflict: 'input',
   ScheduleNotFound: 'input',
+  // The Temporal server refused a schedule apply sent (e.g. a search attribute not registered).
+  ScheduleRejected: 'input',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
 } as const;

@@ -11,7 +11,7 @@
  *   the update's, so apply hands the current one back).
  */
 import { ScheduleNotFoundError, type Client, type ScheduleDescription } from '@temporalio/client';
-import type { TemporalSettings } from '../client.js';
+import { innermostMessage, searchAttributes, type TemporalSettings } from '../client.js';
 import { LifeboatError } from '../errors.js';
 import { declarationOf, ownerOf, scheduleIdPrefix, viewOfDescription, type DeclaredSchedule, type ScheduleView } from './declared.js';
 
@@ -128,32 +128,52 @@ export async function applyPlan(client: Client, plan: PlannedChange[]): Promise<
       `no schedule was changed: ${conflicts.map((change) => `${change.id}: ${change.reason}`).join('; ')}`,
     );
   }
+  let applied = 0;
   for (const change of plan) {
-    switch (change.action) {
-      case 'create':
-        await client.schedule.create(change.declared.options);
-        break;
-      case 'update': {
-        const { spec, action, policies } = change.declared.options;
-        // The state the schedule has now (an operator's pause and note), read just before the update.
-        await client.schedule.getHandle(change.id).update((previous) => ({
-          spec,
-          action,
-          policies,
-          state: {
-            paused: previous.state.paused,
-            ...(previous.state.note ? { note: previous.state.note } : {}),
-            ...(previous.state.remainingActions !== undefined ? { remainingActions: previous.state.remainingActions } : {}),
-          },
-        }));
-        break;
-      }
-      case 'delete':
-        await client.schedule.getHandle(change.id).delete();
-        break;
-      case 'unchanged':
-        break;
+    try {
+      await applyChange(client, change);
+    } catch (error) {
+      const reason = innermostMessage(error);
+      const missingAttribute = /search attribute/i.test(reason);
+      throw new LifeboatError(
+        'ScheduleRejected',
+        `the Temporal server refused to ${change.action} schedule ${change.id} (${applied} change${applied === 1 ? '' : 's'} before it were made): ${reason}`,
+        missingAttribute
+          ? `Register Lifeboat's search attributes in the namespace (${Object.values(searchAttributes).map((key) => `temporal operator search-attribute create --name ${key.name} --type Keyword`).join('; ')}), then apply again`
+          : 'Fix what the server names (`lifeboat check` checks the server), then apply again',
+        { cause: error },
+      );
     }
+    if (change.action !== 'unchanged') applied++;
+  }
+}
+
+async function applyChange(client: Client, change: PlannedChange): Promise<void> {
+  switch (change.action) {
+    case 'create':
+      await client.schedule.create(change.declared.options);
+      break;
+    case 'update': {
+      const { spec, action, policies } = change.declared.options;
+      // The state the schedule has now (an operator's pause and note), read just before the update.
+      await client.schedule.getHandle(change.id).update((previous) => ({
+        spec,
+        action,
+        policies,
+        state: {
+          paused: previous.state.paused,
+          ...(previous.state.note ? { note: previous.state.note } : {}),
+          ...(previous.state.remainingActions !== undefined ? { remainingActions: previous.state.remainingActions } : {}),
+        },
+      }));
+      break;
+    }
+    case 'delete':
+      await client.schedule.getHandle(change.id).delete();
+      break;
+    case 'unchanged':
+    case 'conflict':
+      break;
   }
 }
 

@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../src/dev/ports.js';
+import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { walRecordKey } from '../../src/postgres/wal-archive.js';
 import type { CheckResult } from '../../src/check/result.js';
 import { createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
@@ -24,7 +25,8 @@ interface CheckReport {
 describe('lifeboat check', () => {
   let lifeboat: Lifeboat;
   let keyFile: string;
-  const orders = 'orders';
+  // Schedule ids are per namespace: a target name of its own keeps this file's schedules apart.
+  const orders = `orders-${randomBytes(3).toString('hex')}`;
 
   function sqliteConfig(extra: Record<string, unknown> = {}, target: Record<string, unknown> = {}) {
     return lifeboat.baseConfig(
@@ -67,7 +69,7 @@ describe('lifeboat check', () => {
     assert.equal(exitCode, 0, stderr);
     assert.equal(report.ok, true);
     assert.equal(report.results.filter((result) => result.status === 'warning').length, 0, stderr);
-    assert.match(find(report, 'config').detail, /valid: 1 target \(orders\), 2 repositories, 1 schedule/);
+    assert.match(find(report, 'config').detail, new RegExp(`valid: 1 target \\(${orders}\\), 2 repositories, 1 schedule`));
     assert.match(find(report, 'encryption').detail, /key [0-9a-f]+ readable/);
     assert.match(find(report, 'repository', 'local').detail, /64 KiB put, read back \(sha256 match\), listed and deleted/);
     assert.match(find(report, 'repository', 's3').detail, /^s3:\/\//);
@@ -115,12 +117,33 @@ describe('lifeboat check', () => {
     const { exitCode, report } = await check();
     assert.equal(exitCode, 2);
     assert.equal(report.results.length, 1);
-    assert.match(report.results[0]!.detail, /targets\.orders\.schedules\.nightly\.cron: a cron string has 5 fields/);
+    assert.match(report.results[0]!.detail, new RegExp(`targets\\.${orders}\\.schedules\\.nightly\\.cron: a cron string has 5 fields`));
     await lifeboat.writeConfig(sqliteConfig());
     const unknown = await check(['no-such-target']);
     assert.equal(unknown.exitCode, 2);
     assert.match(unknown.report.results[0]!.detail, /no target named "no-such-target"/);
-    assert.match(unknown.report.results[0]!.fix ?? '', /Known targets: orders/);
+    assert.equal(unknown.report.results[0]!.fix, `Known targets: ${orders}`);
+  });
+
+  it("a namespace without Lifeboat's search attributes is found by check, and apply is refused, both with the commands that register them", async () => {
+    // A Temporal server of its own, as a production cluster is before anyone registered them.
+    const bare = await startTemporalDevServer({ dbFile: join(lifeboat.dir, 'bare-temporal', 'temporal.db'), uiPort: false, searchAttributes: {} });
+    try {
+      await lifeboat.writeConfig(sqliteConfig({}, { schedules: { nightly: { runbook: 'backup', cron: '0 2 * * *' } } }));
+      const { exitCode, report, stderr } = await check([], { TEMPORAL_ADDRESS: bare.address });
+      assert.equal(exitCode, 1, stderr);
+      const attributes = find(report, 'temporal', 'search attributes');
+      assert.equal(attributes.status, 'failed');
+      assert.match(attributes.detail, /search attributes not registered in namespace "default": LifeboatTarget, LifeboatKind, LifeboatRequestedBy \(starting a run fails without them\)/);
+      assert.match(attributes.fix ?? '', new RegExp(`temporal operator search-attribute create --address ${bare.address} --namespace default --name LifeboatRequestedBy --type Keyword`));
+
+      const applied = await lifeboat.cli(['schedules', 'apply'], { env: { TEMPORAL_ADDRESS: bare.address } });
+      assert.equal(applied.exitCode, 2, applied.all);
+      assert.match(String(applied.stderr), /ScheduleRejected: the Temporal server refused to create schedule lifeboat\/orders-\w+\/nightly \(0 changes before it were made\): .*search attribute/);
+      assert.match(String(applied.stderr), /temporal operator search-attribute create --name LifeboatTarget --type Keyword/);
+    } finally {
+      await bare.stop();
+    }
   });
 
   describe('a PostgreSQL target', () => {
