@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import type { ScheduleDescription } from '@temporalio/client';
 import type { BackupResult } from '../../workflows/backup.js';
 import { searchAttributes } from '../../src/client.js';
-import { createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
+import { activityRuns, createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
+import { stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
 
 interface ApplyReport {
   dryRun: boolean;
@@ -36,8 +37,8 @@ describe('schedules declared in the config, on a real Temporal server', () => {
   const scheduleId = (name: string) => `lifeboat/${orders}/${name}`;
 
   /** Writes the config with these schedules on the target (and these other targets). */
-  async function declare(schedules: Record<string, Record<string, unknown>>, others: Record<string, Record<string, unknown>> = {}): Promise<void> {
-    await lifeboat.writeConfig(lifeboat.baseConfig({ [orders]: { type: 'sqlite', path: join(lifeboat.dir, 'orders.sqlite'), repositories: ['local', 's3'], schedules }, ...others }));
+  async function declare(schedules: Record<string, Record<string, unknown>>, others: Record<string, Record<string, unknown>> = {}, extra: Record<string, unknown> = {}): Promise<void> {
+    await lifeboat.writeConfig(lifeboat.baseConfig({ [orders]: { type: 'sqlite', path: join(lifeboat.dir, 'orders.sqlite'), repositories: ['local', 's3'], schedules }, ...others }, extra));
   }
 
   async function apply(...flags: string[]): Promise<ApplyReport> {
@@ -192,9 +193,9 @@ describe('schedules declared in the config, on a real Temporal server', () => {
     await declare({ nightly, weekly, monthly });
     const worker = lifeboat.spawnWorker({}, ['--apply-schedules']);
     try {
-      const created = await eventually('the worker to create lifeboat/.../monthly', async () => (await describeSchedule('monthly').catch(() => undefined)));
-      assert.deepEqual(created.action.args, [{ target: orders, readData: '10%' }]);
-      assert.equal((await describeSchedule('nightly')).spec.calendars?.[0]?.minute?.[0]?.start, 0, 'and updated the changed one');
+      // The plan is carried out in the order of the ids: monthly is created, then nightly updated.
+      await eventually('the worker to update lifeboat/.../nightly', async () => ((await describeSchedule('nightly')).spec.calendars?.[0]?.minute?.[0]?.start === 0 ? true : undefined));
+      assert.deepEqual((await describeSchedule('monthly')).action.args, [{ target: orders, readData: '10%' }], 'and created the missing one');
     } finally {
       await lifeboat.killSpawnedWorkers();
     }
@@ -274,6 +275,36 @@ describe('schedules declared in the config, on a real Temporal server', () => {
       assert.equal((await lifeboat.client.workflow.getHandle(failedRun).describe()).status.name, 'FAILED');
       const listed = await lifeboat.cli(['schedules', 'list']);
       assert.match(String(listed.stderr), new RegExp(`${id}  backup  PAUSED \\(.*\\)\\n.*\\n\\s+last ${failedRun} FAILED`));
+    });
+
+    it('a run whose worker is killed mid-step still runs: the next firing is skipped, and a new worker finishes it without redoing completed steps', async () => {
+      await lifeboat.stopWorker();
+      const big = `big-${orders}`;
+      const bigPath = join(lifeboat.dir, 'big.sqlite');
+      createDatabase(bigPath, 8);
+      // A high zstd level makes the upload of 8 MiB last long enough to kill its worker during it.
+      await declare({}, { [big]: { type: 'sqlite', path: bigPath, repositories: ['local'], schedules: { often: { runbook: 'backup', every: '2s' } } } }, { compression: { level: 15, threads: 2 } });
+      const first = lifeboat.spawnWorker();
+      await apply();
+      const id = `lifeboat/${big}/often`;
+      const describeBig = () => lifeboat.client.schedule.getHandle(id).describe();
+      const run = await eventually('the first run', async () => (await describeBig()).info.recentActions[0]?.action.workflow.workflowId);
+      await waitForStep(lifeboat.client, run, (step) => step.activityType === 'snapshotAndUpload');
+      first.kill('SIGKILL');
+      await first.exited;
+      const skippedAtKill = (await describeBig()).info.numActionsSkippedOverlap;
+      await eventually('a firing skipped while the killed worker\'s step is pending', async () => ((await describeBig()).info.numActionsSkippedOverlap > skippedAtKill ? true : undefined));
+      assert.equal(await stepOfKilledWorker(lifeboat.client, run), 'snapshotAndUpload', 'the backup was mid-step when the firing was skipped');
+      await lifeboat.client.schedule.getHandle(id).pause('test: enough runs');
+      assert.equal((await describeBig()).info.numActionsTaken, 1);
+
+      lifeboat.spawnWorker();
+      const result = (await lifeboat.client.workflow.getHandle(run).result()) as BackupResult;
+      assert.equal(result.target, big);
+      const runs = await activityRuns(lifeboat.client, run);
+      assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+      assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted step ran again on the new worker');
+      await lifeboat.killSpawnedWorkers();
     });
   });
 });
