@@ -57,7 +57,7 @@ export async function runChecks(options: CheckOptions): Promise<CheckResult[]> {
       const schedules = Object.values(config.targets).reduce((sum, target) => sum + Object.keys(target.schedules).length, 0);
       const count = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
       return `valid: ${count(targets.length, 'target')} (${targets.join(', ')}), ${count(Object.keys(config.repositories).length, 'repository').replace('repositorys', 'repositories')}, ${count(schedules, 'schedule')}`;
-    }, (error) => hintOf(error, 'Fix the config; docs/check.md and README.md#configuration list every option')),
+    }, (error) => hintOf(error, 'Fix the config: the message names each field, and the configuration reference lists every option')),
   );
   if (configResult.status !== 'ok' || config === undefined) return results;
   const loaded: Config = config;
