@@ -105,6 +105,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     bundlePath && existsSync(bundlePath)
       ? { workflowBundle: { codePath: bundlePath } }
       : { workflowsPath: join(projectRoot, 'workflows', 'index.ts') };
+  const limits = options.limits ?? workerLimitsOf(options.configPath);
   return Worker.create({
     connection,
     namespace: options.namespace,
@@ -113,7 +114,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     ...workflows,
     // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines
     // (config `worker`; bench/fanout.ts checks that the limits hold with 100 runs at once).
-    ...(options.limits ?? workerLimitsOf(options.configPath)),
+    maxConcurrentActivityTaskExecutions: limits.maxConcurrentActivityTaskExecutions,
+    maxConcurrentWorkflowTaskExecutions: limits.maxConcurrentWorkflowTaskExecutions,
+    maxCachedWorkflows: limits.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',
     // Progress reaches the server (and the CLI's progress line) every second, not every 12 s.
     maxHeartbeatThrottleInterval: '1 second',

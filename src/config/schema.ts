@@ -456,4 +456,5 @@ export type SmokeCheck = z.output<typeof smokeCheckSchema>;
 export type ScheduleConfig = z.output<typeof scheduleSchema>;
 export type ScheduledRunbook = (typeof scheduledRunbooks)[number];
 export type OverlapPolicy = (typeof overlapPolicies)[number];
-export type WorkerLimits = z.output<typeof configSchema>['worker'];
+/** The task limits of one worker process (the `worker` section may hold other worker settings too). */
+export type WorkerLimits = Pick<z.output<typeof configSchema>['worker'], 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;
