@@ -116,6 +116,17 @@ function validTimezone(name: string): boolean {
   }
 }
 
+const readDataRule = 'expected true, false, "full", a rotating subset "n/t" (1 <= n <= t <= 10000) or a percentage such as "10%"';
+
+/** The verify runbook's readData values (its own parser has the last word; this catches typos at load). */
+function validReadData(value: boolean | string): boolean {
+  if (typeof value === 'boolean' || value === 'full' || value === 'none') return true;
+  const fraction = /^(\d+)\/(\d+)$/.exec(value);
+  if (fraction) return Number(fraction[1]) >= 1 && Number(fraction[1]) <= Number(fraction[2]) && Number(fraction[2]) <= 10_000;
+  const percent = /^(\d{1,3}(?:\.\d{1,2})?)%$/.exec(value);
+  return percent !== null && Number(percent[1]) > 0 && Number(percent[1]) <= 100;
+}
+
 /** Fields that only some runbooks take, and which. */
 const runbookFields = { method: ['backup'], readData: ['verify'], to: ['copy'], from: ['copy'] } as const;
 
@@ -155,9 +166,10 @@ export const scheduleSchema = z
       .describe('Pause the schedule when a run fails (after its retries), until an operator unpauses it (`lifeboat schedules unpause`). Off: the next run is tried at its time.'),
     method: z.enum(['dump', 'base']).optional().describe('backup of a postgres target: "dump" or "base" for these runs; default: the target\'s method.'),
     readData: z
-      .union([z.boolean(), z.string().regex(/^(100|[1-9]?\d)(\.\d+)?%$/, 'expected true, false, or a percentage such as "10%"')], { error: 'expected true, false, or a percentage such as "10%"' })
+      .union([z.boolean(), z.string()], { error: readDataRule })
+      .refine(validReadData, { error: readDataRule })
       .optional()
-      .describe('verify: also read back and check the stored data (true), or a share of it each run ("10%"); default: manifests and object sizes only.'),
+      .describe('verify: how much stored data each run reads back and hashes: true or "full" (all of it), "1/7" (a seventh per run, all of it every 7 runs), "10%"; default: none (manifests, existence, sizes).'),
     to: name.optional().describe('copy: the repository the backups are copied to.'),
     from: name.optional().describe('copy: the repository they are copied from; default: the first of the target\'s repositories that holds them.'),
   })

@@ -93,7 +93,8 @@ export function runbookInput(target: string, schedule: ScheduleConfig): { target
   return {
     target,
     ...(schedule.method !== undefined ? { method: schedule.method } : {}),
-    ...(schedule.readData !== undefined ? { readData: schedule.readData } : {}),
+    // The verify runbook takes readData as text: "full", "n/t" or "x%"; false means its default (none).
+    ...(schedule.readData !== undefined && schedule.readData !== false ? { readData: schedule.readData === true ? 'full' : schedule.readData } : {}),
     ...(schedule.to !== undefined ? { to: schedule.to } : {}),
     ...(schedule.from !== undefined ? { from: schedule.from } : {}),
   };

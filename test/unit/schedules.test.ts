@@ -71,7 +71,8 @@ describe('schedules in the config', () => {
     assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', readData: true } })), /schedules\.b\.readData: readData is for the verify runbook, not backup/);
     assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily' } })), /schedules\.c\.to: a copy schedule needs "to"/);
     assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'tape' } })), /schedules\.c\.to: unknown repository "tape"; .* local, offsite/);
-    assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '150%' } })), /schedules\.v\.readData: expected true, false, or a percentage/);
+    assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '150%' } })), /schedules\.v\.readData: expected true, false, "full", a rotating subset "n\/t" \(1 <= n <= t <= 10000\) or a percentage/);
+    assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '8/7' } })), /schedules\.v\.readData: expected true, false, "full"/);
     assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', method: 'dump' } })), /schedules\.b\.method: method is for postgres targets; "orders" is a sqlite target/);
     assert.match(refusal(configWith({ 'Nightly Backup': { runbook: 'backup', cron: '@daily' } })), /schedules\.Nightly Backup: a name must be lowercase letters/);
   });
@@ -120,6 +121,8 @@ describe('the Temporal Schedule of an entry', () => {
             nightly: { runbook: 'backup', method: 'base', cron: '0 2 * * *', timezone: 'Europe/Berlin', jitter: '10m', catchupWindow: '1h', pauseOnFailure: true },
             weekly: { runbook: 'drill', calendar: { hour: 4, dayOfWeek: 'SUN' } },
             hourly: { runbook: 'verify', every: '1h', offset: '15m', readData: '10%', overlap: 'buffer-one' },
+            daily: { runbook: 'verify', cron: '@daily', readData: true },
+            weekly2: { runbook: 'verify', cron: '@weekly', readData: '1/7' },
           },
         },
       },
@@ -130,7 +133,7 @@ describe('the Temporal Schedule of an entry', () => {
   const byName = (name: string) => declared.find((schedule) => schedule.name === name)!;
 
   test('its id is lifeboat/<target>/<name>, its runs start the runbook like a manual run, with the base id <runbook>-<target>', () => {
-    assert.deepEqual(declared.map((schedule) => schedule.id), ['lifeboat/orders/hourly', 'lifeboat/orders/nightly', 'lifeboat/orders/weekly']);
+    assert.deepEqual(declared.map((schedule) => schedule.id), ['lifeboat/orders/daily', 'lifeboat/orders/hourly', 'lifeboat/orders/nightly', 'lifeboat/orders/weekly', 'lifeboat/orders/weekly2']);
     const { action } = byName('nightly').options;
     assert.equal(action.workflowType, 'backup');
     assert.equal(action.workflowId, 'backup-orders');
@@ -147,6 +150,8 @@ describe('the Temporal Schedule of an entry', () => {
       ],
     );
     assert.deepEqual(byName('hourly').options.action.args, [{ target: 'orders', readData: '10%' }]);
+    assert.deepEqual(byName('daily').options.action.args, [{ target: 'orders', readData: 'full' }], 'as the verify runbook takes it');
+    assert.deepEqual(byName('weekly2').options.action.args, [{ target: 'orders', readData: '1/7' }]);
   });
 
   test('when, jitter, time zone and policies are those of the entry', () => {
@@ -169,6 +174,6 @@ describe('the Temporal Schedule of an entry', () => {
       'test',
     );
     assert.notEqual(declaredSchedules(changedCron, settings)[0]!.declaration, byName('nightly').declaration);
-    assert.notEqual(declaredSchedules(config, { ...settings, taskQueue: 'other' })[1]!.declaration, byName('nightly').declaration);
+    assert.notEqual(declaredSchedules(config, { ...settings, taskQueue: 'other' }).find((schedule) => schedule.name === 'nightly')!.declaration, byName('nightly').declaration);
   });
 });
