@@ -8,9 +8,12 @@
  *   restore from S3     vs  aws s3 cp; then the same                                   lifeboat <= 1.2x
  *   worker peak RSS while backing up or restoring                                      <= 300 MB
  *   (reference: zstd -T2 -3 -c db | aws s3 cp - against the seed procedure, the floor of any backup to S3)
+ *   fan-out: 100 small SQLite targets whose schedules fire in the same minute, one worker: all
+ *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres] [--pg-size-mib 2048]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,fanout] [--pg-size-mib 2048]
+ *                         [--fanout-targets 100]
  *
  * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
  * pg_restore, and measures pgBackRest and pg_basebackup on a pgbench cluster as references.
@@ -34,6 +37,7 @@ import { attemptObjectName, backupObjectKey } from '../src/repository/repository
 import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
 import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
+import { fanoutLines, fanoutVerdicts, measureFanout, type FanoutResult } from './fanout.js';
 import { measurePostgres } from './postgres/suite.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
 import { waitForQuiet } from './procfs.js';
@@ -64,9 +68,13 @@ interface Options {
   write: boolean;
   quietShare: number;
   quietWaitMs: number;
-  suites: Set<'sqlite' | 'postgres'>;
+  suites: Set<Suite>;
   pgSizeMiB: number;
+  fanoutTargets: number;
 }
+
+const suiteNames = ['sqlite', 'postgres', 'fanout'] as const;
+type Suite = (typeof suiteNames)[number];
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -78,8 +86,9 @@ function parseOptions(): Options {
       'no-write': { type: 'boolean', default: false },
       'quiet-share': { type: 'string', default: '0.3' },
       'quiet-wait': { type: 'string', default: '120' },
-      suites: { type: 'string', default: 'sqlite,postgres' },
+      suites: { type: 'string', default: suiteNames.join(',') },
       'pg-size-mib': { type: 'string', default: '2048' },
+      'fanout-targets': { type: 'string', default: '100' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -97,16 +106,17 @@ function parseOptions(): Options {
     quietWaitMs: number('quiet-wait', values['quiet-wait'], 0) * 1000,
     suites: parseSuites(values.suites ?? ''),
     pgSizeMiB: Math.round(number('pg-size-mib', values['pg-size-mib'], 16)),
+    fanoutTargets: Math.round(number('fanout-targets', values['fanout-targets'], 1)),
   };
 }
 
-function parseSuites(list: string): Set<'sqlite' | 'postgres'> {
-  const suites = new Set<'sqlite' | 'postgres'>();
+function parseSuites(list: string): Set<Suite> {
+  const suites = new Set<Suite>();
   for (const name of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    if (name !== 'sqlite' && name !== 'postgres') throw new Error(`--suites takes sqlite and/or postgres (comma-separated), got ${name}`);
-    suites.add(name);
+    if (!(suiteNames as readonly string[]).includes(name)) throw new Error(`--suites takes ${suiteNames.join(', ')} (comma-separated), got ${name}`);
+    suites.add(name as Suite);
   }
-  if (suites.size === 0) throw new Error('--suites needs at least one of sqlite, postgres');
+  if (suites.size === 0) throw new Error(`--suites needs at least one of ${suiteNames.join(', ')}`);
   return suites;
 }
 
@@ -392,7 +402,7 @@ async function versitygwPin(): Promise<string> {
   return existsSync(stamp) ? ((await readFile(stamp, 'utf8')).trim().split('@').at(-1) ?? '?') : '?';
 }
 
-async function describeMachine(database: BenchDatabase, workDir: string): Promise<string[]> {
+async function describeMachine(database: BenchDatabase | undefined, workDir: string): Promise<string[]> {
   const cpu = cpus();
   const df = await execa('df', ['-h', '--output=source,fstype,size,avail', workDir], { reject: false });
   const osRelease = existsSync('/etc/os-release') ? (/^PRETTY_NAME="?([^"\n]+)/m.exec(await readFile('/etc/os-release', 'utf8'))?.[1] ?? '?') : '?';
@@ -401,7 +411,9 @@ async function describeMachine(database: BenchDatabase, workDir: string): Promis
     `disk (database, repositories, scratch): ${String(df.stdout).split('\n')[1]?.trim().replace(/\s+/g, ' ') ?? '?'}`,
     `Node ${process.version}; zstd CLI ${await version('zstd', ['-qV'])}; sqlite3 CLI ${await version('sqlite3', ['--version']).then((v) => v.split(' ')[0])}; gzip ${await version('gzip', ['--version']).then((v) => v.split(' ').at(-1))}; ${await version(aws(), ['--version'])}`,
     `${await version(toolPath('temporal'), ['--version'])}; versitygw ${await versitygwPin()}`,
-    `database: ${database.path.replace(`${projectRoot}/`, '')}, ${(database.sizeBytes / 2 ** 20).toFixed(0)} MiB (${database.sizeBytes} bytes), ${database.rows} rows, WAL mode, one table with a secondary index`,
+    ...(database
+      ? [`database: ${database.path.replace(`${projectRoot}/`, '')}, ${(database.sizeBytes / 2 ** 20).toFixed(0)} MiB (${database.sizeBytes} bytes), ${database.rows} rows, WAL mode, one table with a secondary index`]
+      : []),
   ];
 }
 
@@ -447,11 +459,13 @@ function silenceNodeVersionWarning(): void {
 async function main(): Promise<void> {
   silenceNodeVersionWarning();
   const options = parseOptions();
-  say('bootstrapping tools (scripts/bootstrap.sh --bench)');
-  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), '--bench'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // The AWS CLI (--bench) and the 1 GiB database are the SQLite suite's; the others need neither.
+  const sqlite = options.suites.has('sqlite');
+  say(`bootstrapping tools (scripts/bootstrap.sh${sqlite ? ' --bench' : ''})`);
+  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), ...(sqlite ? ['--bench'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
 
   const benchRoot = join(projectRoot, '.lifeboat', 'bench');
-  const database = await ensureBenchDatabase(benchRoot, options.sizeMiB, say);
+  const database = sqlite ? await ensureBenchDatabase(benchRoot, options.sizeMiB, say) : undefined;
   const workDir = join(benchRoot, 'work');
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
@@ -484,6 +498,7 @@ async function main(): Promise<void> {
       AWS_EC2_METADATA_DISABLED: 'true',
     };
     const install = async (name: string, encryptionKeyFile?: string): Promise<Installation> => {
+      if (!database) throw new Error('internal error: the SQLite suite runs without its database');
       const taskQueue = `bench-${name}-${randomBytes(3).toString('hex')}`;
       const settings: TemporalSettings = { address: stack.temporal.address, namespace: 'default', taskQueue };
       const configPath = join(workDir, `lifeboat-${name}.yaml`);
@@ -556,6 +571,11 @@ async function main(): Promise<void> {
       postgresBackups.push(...measured.backups);
       postgresRestores.push(...measured.restores);
     }
+    let fanout: FanoutResult | undefined;
+    if (options.suites.has('fanout')) {
+      await settle(options, []);
+      fanout = await measureFanout({ stack, workDir, targets: options.fanoutTargets, say });
+    }
 
     const memory = (title: string, executions: Execution[]) => ({
       title,
@@ -579,16 +599,26 @@ async function main(): Promise<void> {
           ? [memory('worker peak RSS, PostgreSQL dump and base backups', postgresBackups), memory('worker peak RSS, PostgreSQL restore', postgresRestores)]
           : []),
       ],
+      ...(fanout ? { sections: [{ title: 'Fan-out: schedules firing together (bench/fanout.ts)', lines: fanoutLines(fanout) }] } : {}),
     };
 
     const print = (lines: string[]) => console.log(lines.join('\n'));
-    console.log('\nTargets\n');
-    print(targetsTable(report));
-    console.log('\nAll measurements\n');
-    print(resultsTable(report));
-    console.log('\nWhere the time goes\n');
-    print(breakdownLines(report));
-    const missed = report.comparisons.filter((c) => c.maxRatio !== undefined && ratio(c) > c.maxRatio).map((c) => c.title);
+    if (report.comparisons.length || report.memory.length) {
+      console.log('\nTargets\n');
+      print(targetsTable(report));
+      console.log('\nAll measurements\n');
+      print(resultsTable(report));
+      console.log('\nWhere the time goes\n');
+      print(breakdownLines(report));
+    }
+    if (fanout) {
+      console.log('\nFan-out\n');
+      print(fanoutLines(fanout));
+    }
+    const missed = [
+      ...report.comparisons.filter((c) => c.maxRatio !== undefined && ratio(c) > c.maxRatio).map((c) => c.title),
+      ...(fanout ? fanoutVerdicts(fanout).filter(([, , , pass]) => !pass).map(([title]) => title) : []),
+    ];
     console.log(`\n${missed.length === 0 ? 'all ratio targets met' : `missed: ${missed.join(', ')}`}${backups.length ? `; fastest Lifeboat SQLite backup ${(best(backups).wallMs / 1000).toFixed(2)} s` : ''}`);
     if (options.write) await writeResults(report);
     succeeded = true;

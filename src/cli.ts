@@ -199,7 +199,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program
     .command('worker')
     .description('run a worker against TEMPORAL_ADDRESS')
-    .action(async () => {
+    .option('--apply-schedules', 'first make the server\'s schedules match the config (as `lifeboat schedules apply`); a failure is reported and the worker runs all the same')
+    .action(async (options: { applySchedules?: boolean }) => {
       const { config, path } = readConfig(global().config, true);
       const settings = temporalSettings(config);
       const { createWorker } = await import('./worker.js');
@@ -209,7 +210,15 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         taskQueue: settings.taskQueue,
         configPath: path,
         ...(config?.worker.metricsListen ? { metricsListen: config.worker.metricsListen } : {}),
+        limits: config!.worker,
       });
+      if (options.applySchedules) {
+        try {
+          await withClient(settings, (client) => applyAndReport(client, settings, config!, { dryRun: false, json: false }));
+        } catch (error) {
+          say(`lifeboat worker: the schedules were not applied: ${describeFailure(error)}`);
+        }
+      }
       say(`worker polling task queue "${settings.taskQueue}" at ${settings.address} (config ${path}); Ctrl-C stops it`);
       await worker.run();
     });
@@ -521,7 +530,131 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
     });
 
+  program
+    .command('check [target]')
+    .description(
+      'pre-flight of an installation, run on the worker\'s host with its config and environment: the config, the encryption key, a round trip ' +
+        'to every repository, the tools, PostgreSQL connections and WAL archiving (a forced segment switch must reach the archive), the Temporal ' +
+        'server, its search attributes, a worker polling the task queue, and the schedules. Every problem says what to change; exit 1 if any',
+    )
+    .option('--archive-timeout <seconds>', 'how long a switched-out WAL segment may take to reach the archive', '60')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { archiveTimeout: string; json?: boolean }) => {
+      const archiveTimeout = Number(options.archiveTimeout);
+      if (!Number.isFinite(archiveTimeout) || archiveTimeout <= 0) throw new UsageError(`--archive-timeout must be a number of seconds > 0, got ${options.archiveTimeout}`);
+      const { formatResult, runChecks } = await import('./check/run.js');
+      const results = await runChecks({
+        configPath: configPathFrom(global().config),
+        ...(target !== undefined ? { target } : {}),
+        settingsOf: temporalSettings,
+        archiveTimeoutMs: archiveTimeout * 1000,
+        onResult: (result) => say(formatResult(result)),
+      });
+      const failed = results.filter((result) => result.status === 'failed');
+      const warnings = results.filter((result) => result.status === 'warning');
+      say(failed.length ? `${failed.length} problem${failed.length === 1 ? '' : 's'} found${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}` : `all checks passed${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, results }, null, 2)}\n`);
+      // A config that does not validate is bad input (2), like everywhere else; any other problem is 1.
+      setExitCode(failed.length === 0 ? 0 : results[0]?.area === 'config' && results[0].status === 'failed' ? 2 : 1);
+    });
+
+  const schedules = program
+    .command('schedules')
+    .description('the Temporal Schedules declared in the config (targets.<target>.schedules.<name>, on the server as lifeboat/<target>/<name>)');
+
+  schedules
+    .command('apply')
+    .description('make the server\'s Lifeboat schedules match the config: create, update, delete (only Lifeboat\'s own); an operator\'s pause and its note are kept')
+    .option('--dry-run', 'print the plan (create / update / delete / unchanged) and change nothing')
+    .addOption(jsonOption)
+    .action(async (options: { dryRun?: boolean; json?: boolean }) => {
+      const { config } = readConfig(global().config, true);
+      const settings = temporalSettings(config);
+      await withClient(settings, (client) => applyAndReport(client, settings, config!, { dryRun: options.dryRun ?? false, json: options.json ?? false }));
+    });
+
+  schedules
+    .command('list')
+    .description('the Lifeboat schedules on the server for this task queue: state, next runs, the last run and how it went')
+    .addOption(jsonOption)
+    .action(async (options: { json?: boolean }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { listSchedules } = await import('./schedules/operations.js');
+      const listings = await withClient(settings, (client) => listSchedules(client, settings));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(listings, null, 2)}\n`);
+        return;
+      }
+      if (listings.length === 0) say(`no Lifeboat schedules for task queue "${settings.taskQueue}" at ${settings.address}`);
+      for (const listing of listings) {
+        const state = listing.paused ? `PAUSED${listing.note ? ` (${listing.note})` : ''}` : 'active';
+        say(`${listing.id}  ${listing.runbook}  ${state}`);
+        say(`    next ${listing.nextRuns.join(', ') || '-'}; runs started ${listing.actionsTaken}, skipped ${listing.skippedOverlap} (overlap ${listing.overlap}), missed ${listing.missedCatchupWindow} (catch-up window)`);
+        if (listing.lastRun) say(`    last ${listing.lastRun.workflowId} ${listing.lastRun.status}`);
+        for (const running of listing.running) say(`    running ${running}`);
+      }
+    });
+
+  schedules
+    .command('pause <id>')
+    .description('pause a schedule (lifeboat/<target>/<name>, or <target>/<name>): no runs start until it is unpaused; apply keeps the pause and the note')
+    .requiredOption('--note <why>', 'why it is paused (shown in `schedules list` and the Temporal UI)')
+    .action(async (id: string, options: { note: string }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { pauseSchedule } = await import('./schedules/operations.js');
+      const full = await withClient(settings, (client) => pauseSchedule(client, settings, id, options.note));
+      say(`${full}: paused (${options.note})`);
+    });
+
+  schedules
+    .command('unpause <id>')
+    .description('resume a paused schedule (also one paused by pauseOnFailure)')
+    .option('--note <text>', 'a note for the record')
+    .action(async (id: string, options: { note?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { unpauseSchedule } = await import('./schedules/operations.js');
+      const { cliRequester, requestedByKeyword } = await import('./requested-by.js');
+      const note = options.note ?? `unpaused by ${requestedByKeyword(cliRequester())}`;
+      const full = await withClient(settings, (client) => unpauseSchedule(client, settings, id, note));
+      say(`${full}: active`);
+    });
+
+  schedules
+    .command('trigger <id>')
+    .description('start a run of the schedule now, under its overlap policy (with "skip", nothing starts while a run goes on)')
+    .action(async (id: string) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { triggerSchedule } = await import('./schedules/operations.js');
+      const { id: full, overlap } = await withClient(settings, (client) => triggerSchedule(client, settings, id));
+      say(`${full}: triggered (overlap policy ${overlap}); \`lifeboat schedules list\` shows the run`);
+    });
+
   return program;
+}
+
+async function withClient<T>(settings: TemporalSettings, use: (client: Client) => Promise<T>): Promise<T> {
+  const { connectClient } = await import('./client.js');
+  const client = await connectClient(settings);
+  try {
+    return await use(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** `schedules apply`: prints the plan (and with --json one document on stdout), applies it unless dryRun. */
+async function applyAndReport(client: Client, settings: TemporalSettings, config: Config, options: { dryRun: boolean; json: boolean }): Promise<void> {
+  const [{ declaredSchedules }, { applyPlan, changeJson, describeChange, planSchedules }] = await Promise.all([import('./schedules/declared.js'), import('./schedules/sync.js')]);
+  const plan = await planSchedules(client, settings, declaredSchedules(config, settings));
+  const counts = (['create', 'update', 'delete', 'unchanged'] as const).map((action) => `${plan.filter((change) => change.action === action).length} ${action}`).join(', ');
+  say(`schedules for task queue "${settings.taskQueue}" at ${settings.address}${options.dryRun ? ' (dry run: nothing changed)' : ''}: ${counts}`);
+  for (const change of plan) say(`  ${describeChange(change)}`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ dryRun: options.dryRun, changes: plan.map(changeJson) }, null, 2)}\n`);
+  if (!options.dryRun) await applyPlan(client, plan);
 }
 
 export async function main(argv: string[]): Promise<number> {

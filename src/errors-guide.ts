@@ -171,4 +171,20 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
     action:
       'Read the server log for "archive command failed" and what `lifeboat wal-push` printed; run the archive_command by hand as the server user; check that it may write the repository (see the deployment page) and that `--target` and the config are right. A target that is not meant to archive sets `archive.mode: "off"`. The backup itself stays and restores to its stop point.',
   },
+  ScheduleConflict: {
+    meaning:
+      'A schedule id the config wants (`lifeboat/<target>/<name>`) is held by a schedule Lifeboat did not create, or by the Lifeboat of another task queue. `schedules apply` changed nothing.',
+    action:
+      'Delete that schedule (the message gives the `temporal schedule delete` command) or rename the entry in the config; for another installation\'s schedule, apply with that installation\'s config.',
+  },
+  ScheduleNotFound: {
+    meaning:
+      '`lifeboat schedules pause`, `unpause` or `trigger` named a schedule that does not exist or is not Lifeboat\'s; the message lists Lifeboat\'s schedules on the task queue.',
+    action: 'Use one of the listed ids (`lifeboat/<target>/<name>` or `<target>/<name>`), or declare the schedule in the config and run `lifeboat schedules apply`.',
+  },
+  ScheduleRejected: {
+    meaning:
+      'The Temporal server refused a create, update or delete during `schedules apply`, typically because the search attribute `LifeboatRequestedBy` is not registered. The message names the schedule, how many changes were made before it, and the server\'s reason.',
+    action: 'Register the search attributes (the commands are in the message) or fix what the server names, then apply again: apply is idempotent.',
+  },
 };

@@ -37,6 +37,12 @@ export const errorTypes = {
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
   VerificationFailed: 'data',
+  // Schedules (src/schedules): a schedule id apply would take over belongs to someone else, or a
+  // schedule named on the command line is not one of Lifeboat's.
+  ScheduleConflict: 'input',
+  ScheduleNotFound: 'input',
+  // The Temporal server refused a schedule apply sent (e.g. a search attribute not registered).
+  ScheduleRejected: 'input',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
   // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { envVarName, name } from './common.js';
-import { targetConfigSchema } from '../kinds/index.js';
+import { targetConfigSchema, targetKindOf } from '../kinds/index.js';
 
 /**
  * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
@@ -88,14 +88,54 @@ export const configSchema = z
         metricsListen: listenAddress
           .optional()
           .describe('host:port where the worker exposes the Temporal SDK\'s own metrics for Prometheus (durations in seconds); unset: not exposed.'),
+        maxConcurrentActivityTaskExecutions: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe('Steps one worker runs at once; more wait in the task queue. Transfers are heavy: each holds a zstd process, a check thread and upload buffers.'),
+        maxConcurrentWorkflowTaskExecutions: z
+          .number()
+          .int()
+          .min(2)
+          .max(200)
+          .default(10)
+          .describe('Workflow tasks (runbook decisions, short) one worker processes at once.'),
+        maxCachedWorkflows: z
+          .number()
+          .int()
+          .min(0)
+          .max(10_000)
+          .default(200)
+          .describe('Runs whose state a worker keeps in memory between their steps (about 1 MB each); a run not cached is replayed from its history at its next step.'),
       })
       .strict()
-      .default({})
-      .describe('Settings of `lifeboat worker`.'),
+      .default({ maxConcurrentActivityTaskExecutions: 4, maxConcurrentWorkflowTaskExecutions: 10, maxCachedWorkflows: 200 })
+      .describe('Settings of `lifeboat worker`: its metrics and its limits (run more workers for more at once).'),
   })
   .strict()
   .superRefine((config, ctx) => {
     for (const [targetName, target] of Object.entries(config.targets)) {
+      for (const [key, schedule] of Object.entries(target.schedules)) {
+        const at = (field: string) => ['targets', targetName, 'schedules', key, field];
+        const methods = targetKindOf(target.type)?.methods ?? [];
+        if (schedule.method !== undefined && !methods.includes(schedule.method)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: at('method'),
+            message: methods.length
+              ? `"${schedule.method}" is not a backup method of ${target.type} targets; use one of: ${methods.join(', ')}`
+              : `method is for targets with several backup methods; "${targetName}" is a ${target.type} target, which has one`,
+          });
+        }
+        for (const field of ['to', 'from'] as const) {
+          const repository = schedule[field];
+          if (repository !== undefined && !(repository in config.repositories)) {
+            ctx.addIssue({ code: 'custom', path: at(field), message: `unknown repository "${repository}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ')}` });
+          }
+        }
+      }
       target.repositories.forEach((repo, index) => {
         if (!(repo in config.repositories)) {
           ctx.addIssue({
@@ -116,3 +156,7 @@ export type TargetConfig = z.output<typeof targetSchema>;
 export type { SqliteTargetConfig } from '../kinds/sqlite/config.js';
 export type { PostgresConnectionConfig, PostgresTargetConfig } from '../kinds/postgres/config.js';
 export type { HooksConfig, Objectives, SmokeCheck } from './common.js';
+export { overlapPolicies, scheduledRunbooks, scheduleSchema } from './schedules.js';
+export type { OverlapPolicy, ScheduleConfig, ScheduledRunbook } from './schedules.js';
+/** The task limits of one worker process (the `worker` section holds its metrics address too). */
+export type WorkerLimits = Pick<z.output<typeof configSchema>['worker'], 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;

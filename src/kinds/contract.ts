@@ -9,6 +9,8 @@ import type { z } from 'zod';
 import type { Reported } from '../../activities/failures.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import type { targetObjectives } from '../config/common.js';
+import type { targetSchedules } from '../config/schedules.js';
+import type { CheckResult } from '../check/result.js';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
 
 /** What every resolved target has: what generic steps (repositories, manifests, reports, drills) use. */
@@ -28,11 +30,12 @@ export interface ResolvedTargetBase {
 export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill'>;
 
 /** The config schema of a kind of target: an object whose `type` is the kind's name. */
-/** What every kind's config has: its type, its repositories and its objectives (`targetObjectives` of config/common.ts: status and alerts judge every target alike). */
+/** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) and its schedules (`targetSchedules`). */
 export type TargetConfigSchema<Type extends string = string> = z.ZodObject<{
   type: z.ZodLiteral<Type>;
   repositories: z.ZodType<string[]>;
   objectives: typeof targetObjectives;
+  schedules: typeof targetSchedules;
 }>;
 
 /** A kind's activities: each one a step that is safe to run twice, named as workflows call it. */
@@ -47,6 +50,19 @@ export interface KindDependencies {
 }
 
 /** The options of `lifeboat restore` a kind may read. */
+/** What a kind's preflight gets from `lifeboat check`. */
+export interface PreflightContext {
+  configPath: string;
+  env: NodeJS.ProcessEnv;
+  /** The target's repositories, in its order. */
+  repositories: Array<{ name: string; config: RepositoryConfig }>;
+  /** The time limit of one check, and how long a WAL segment switched out may take to reach the archive. */
+  timeoutMs: number;
+  archiveTimeoutMs: number;
+  /** Runs one check within timeoutMs and records its result; an error becomes a failed result with fix(error). */
+  check(area: string, subject: string, timeoutMs: number, run: () => Promise<string>, fix: (error: unknown) => string): Promise<CheckResult>;
+}
+
 export interface RestoreCommandOptions {
   backup?: string;
   into?: string;
@@ -105,6 +121,12 @@ export interface TargetKind<
   /** The kind's activities; loaded only by the worker (the CLI never pays for them). */
   activities(dependencies: KindDependencies): Promise<Activities>;
   /** The kind's part of the command line. */
+  /**
+   * `lifeboat check` of one target of this kind, besides the generic checks (config, key,
+   * repositories, zstd, Temporal, schedules): each check through context.check, which runs it with
+   * its time limit and records its result. Load the code lazily (`await import(...)`).
+   */
+  preflight?(name: string, config: z.output<Schema>, context: PreflightContext): Promise<void>;
   readonly cli: {
     /** What `lifeboat restore` sends and asks (throw UsageError for options the kind refuses). */
     restore(options: RestoreCommandOptions, target: { name: string; config: z.output<Schema> }): RestorePlan;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { drillSchema, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 export const postgresConnectionSchema = z
   .object({
@@ -173,6 +174,7 @@ export const postgresTargetSchema = z
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
     objectives: targetObjectives,
+    schedules: targetSchedules,
   })
   .strict();
 

@@ -56,6 +56,7 @@ export const postgresKind = defineTargetKind({
     };
   },
   activities: async (dependencies) => (await import('./activities.js')).postgresActivities(dependencies),
+  preflight: async (name, config, context) => (await import('./preflight.js')).preflightPostgres(name, config, context),
   cli: {
     restore(options, target) {
       const method = options.method ?? target.config.method;
