@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { isSpan, isTimeZone } from '../retention/calendar.js';
+import { effectivePolicy, isEmptyPolicy } from '../retention/plan.js';
 
 /**
  * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
@@ -72,6 +74,45 @@ const drillSchema = z
   })
   .strict();
 
+const retentionCount = (what: string) =>
+  z.number().int().nonnegative().optional().describe(`Keep the newest backup of each of the n newest ${what} that hold one (0: the rule is off).`);
+
+/** The rules of a retention policy; also what a repository may override, field by field. */
+const retentionRules = {
+  keepLast: z.number().int().nonnegative().optional().describe('Keep the n newest backups.'),
+  keepHourly: retentionCount('hours'),
+  keepDaily: retentionCount('days'),
+  keepWeekly: retentionCount('ISO weeks (Monday to Sunday)'),
+  keepMonthly: retentionCount('months'),
+  keepYearly: retentionCount('years'),
+  keepWithin: z
+    .string()
+    .refine(isSpan, 'a duration such as "30d", "1y6m", "2w" or "36h" (years, months, weeks, days, hours in that order; "m" is months)')
+    .optional()
+    .describe('Keep every backup newer than this before the newest backup (restic\'s --keep-within: relative to the newest backup, not to now).'),
+  minimumRedundancy: z.number().int().min(1).optional().describe('The newest this-many backups are never removed, whatever the rules say (default 1).'),
+  timezone: z
+    .string()
+    .refine(isTimeZone, 'an IANA time zone such as "UTC" or "Europe/Berlin"')
+    .optional()
+    .describe('The calendar whose hours, days, weeks, months and years the rules count (default "UTC").'),
+};
+
+export const retentionSchema = z
+  .object({
+    ...retentionRules,
+    repositories: z
+      .record(name, z.object(retentionRules).strict())
+      .optional()
+      .describe('Per repository of the target: fields that replace the target\'s for that repository (e.g. a longer keepMonthly in S3).'),
+  })
+  .strict()
+  .describe(
+    'Which backups `lifeboat forget` (the retention runbook) keeps, with restic\'s forget semantics: the rules are ORed, each keeps the newest ' +
+      'backup of its n newest calendar buckets, a count not used up keeps the oldest backup too. Applied per repository and per kind of backup ' +
+      '(dumps and base backups of one target are counted apart); archived WAL older than the oldest kept base backup goes with it.',
+  );
+
 export const sqliteTargetSchema = z
   .object({
     type: z.literal('sqlite').describe('A SQLite database file (WAL or rollback journal).'),
@@ -79,6 +120,7 @@ export const sqliteTargetSchema = z
     repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
+    retention: retentionSchema.optional(),
     checks: z
       .object({
         backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),
@@ -241,6 +283,7 @@ export const postgresTargetSchema = z
           'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
+    retention: retentionSchema.optional(),
   })
   .strict();
 
@@ -278,6 +321,7 @@ export const configSchema = z
   .strict()
   .superRefine((config, ctx) => {
     for (const [targetName, target] of Object.entries(config.targets)) {
+      if (target.retention) checkRetention(target.retention, target.repositories, ['targets', targetName, 'retention'], ctx);
       target.repositories.forEach((repo, index) => {
         if (!(repo in config.repositories)) {
           ctx.addIssue({
@@ -290,6 +334,34 @@ export const configSchema = z
     }
   });
 
+/**
+ * A retention section names only the target's repositories, and keeps something in each of them:
+ * a policy without a rule would remove every backup but the newest, so it is refused here already.
+ */
+function checkRetention(retention: z.output<typeof retentionSchema>, repositories: string[], path: PropertyKey[], ctx: z.RefinementCtx): void {
+  for (const repository of Object.keys(retention.repositories ?? {})) {
+    if (!repositories.includes(repository)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, 'repositories', repository],
+        message: `the target does not store backups in repository "${repository}"; it uses ${repositories.join(', ')}`,
+      });
+    }
+  }
+  for (const repository of repositories) {
+    const policy = effectivePolicy(retention, repository);
+    if (isEmptyPolicy(policy)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: retention.repositories?.[repository] ? [...path, 'repositories', repository] : path,
+        message:
+          `the policy for repository "${repository}" has no rule that keeps a backup; set at least one of keepLast, keepHourly, keepDaily, ` +
+          'keepWeekly, keepMonthly, keepYearly or keepWithin (an empty policy would remove every backup but the newest)',
+      });
+    }
+  }
+}
+
 export type Config = z.output<typeof configSchema>;
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 export type FsRepositoryConfig = z.output<typeof fsRepositorySchema>;
@@ -299,3 +371,4 @@ export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
 export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
 export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;
 export type SmokeCheck = z.output<typeof smokeCheckSchema>;
+export type RetentionConfig = z.output<typeof retentionSchema>;
