@@ -21,6 +21,7 @@ import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
 import { resolveTarget } from './target.js';
+import { verifyStoredRepository, withdrawDamagedCopies } from './verify.js';
 
 export interface ActivityDependencies {
   /** The worker's lifeboat.config.yaml. */
@@ -69,6 +70,9 @@ export function createActivities(deps: ActivityDependencies) {
     startLive: reportingFailures(startLive),
     checkLive: reportingFailures((input: Parameters<typeof checkLive>[0]) => checkLive(input, env)),
     rollbackCutover: reportingFailures(rollbackCutover),
+    // Verification of what the repositories store.
+    verifyStoredRepository: reportingFailures((input: Parameters<typeof verifyStoredRepository>[0]) => verifyStoredRepository(input, env)),
+    withdrawDamagedCopies: reportingFailures((input: Parameters<typeof withdrawDamagedCopies>[0]) => withdrawDamagedCopies(input, env)),
   };
 }
 
@@ -82,3 +86,4 @@ export type { UploadedSnapshot } from './sqlite-backup.js';
 export type { FetchedBackup, SwapResult } from './sqlite-restore.js';
 export type { SmokeCheckResult } from './drill.js';
 export type { VerifiedCopy } from './repository.js';
+export type { RepositoryVerification } from './verify.js';

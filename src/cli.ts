@@ -361,6 +361,60 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('verify <target>')
+    .description(
+      'check what every repository of a target stores: every manifest parses, every object it lists exists with its size; with ' +
+        '--read-data every object is read back and its sha256 recomputed. PostgreSQL: WAL continuity per timeline, each base backup\'s ' +
+        'WAL, and the recoverable window. Stores a JSON report in every repository; exit 1 when anything is damaged or missing',
+    )
+    .option('--read-data', 'read back every object and recompute its sha256')
+    .option('--read-data-subset <n/t|x%>', 'read back a rotating subset: "1/7" reads a seventh per run (all of it every 7 runs, a cursor in the repository says which), "10%" a tenth')
+    .option('--limit-read <MiB/s>', 'read stored data no faster than this (spares a shared disk or a metered link)')
+    .option('--withdraw-damaged', 'withdraw the manifest of a damaged copy that has a valid copy in another repository (for `lifeboat copy` to repair); the only copy is never withdrawn')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { readData?: boolean; readDataSubset?: string; limitRead?: string; withdrawDamaged?: boolean; wait?: boolean; json?: boolean }) => {
+      if (options.readData && options.readDataSubset) throw new InputError('give --read-data or --read-data-subset, not both');
+      const limit = options.limitRead === undefined ? undefined : Number(options.limitRead);
+      if (limit !== undefined && !(limit > 0)) throw new InputError(`--limit-read must be a number of MiB per second above 0, got ${options.limitRead}`);
+      const { parseReadData } = await import('./verify/subset.js');
+      const readData = options.readData ? 'full' : options.readDataSubset;
+      if (readData !== undefined) parseReadData(readData);
+      const input = {
+        target,
+        ...(readData !== undefined ? { readData } : {}),
+        ...(limit !== undefined ? { readLimitMiBPerSecond: limit } : {}),
+        ...(options.withdrawDamaged ? { withdrawDamaged: true } : {}),
+      };
+      setExitCode(
+        await run('verify', input, options, global(), (r) => ({
+          failed: !r.valid,
+          lines: [
+            `verify of ${r.target}: ${r.valid ? 'VALID' : 'INVALID'} (read data: ${r.readData})`,
+            ...r.repositories.flatMap((repository) => [
+              `  repository ${repository.repository}: ${repository.valid ? 'valid' : 'INVALID'}, ${repository.backups.filter((b) => b.valid).length}/${repository.backups.length} backups valid, ` +
+                `${repository.objectsRead} objects read back (${repository.bytesRead} bytes)`,
+              ...repository.backups.filter((b) => !b.valid).map((b) => `    backup ${b.backupId} INVALID: ${b.problems.join('; ')}`),
+              ...(repository.wal
+                ? [
+                    `    WAL: ${repository.wal.files} files; ` +
+                      (repository.wal.window
+                        ? `recoverable from ${repository.wal.window.earliest.time} (base backup ${repository.wal.window.earliest.backupId}) to ${repository.wal.window.latest.lsn} (${repository.wal.window.latest.segment})`
+                        : 'no recoverable window'),
+                    ...repository.wal.problems.map((problem) => `    WAL problem: ${problem}`),
+                  ]
+                : []),
+            ]),
+            ...r.withdrawn.map((w) => `  withdrawn: backup ${w.backupId} from ${w.repository}`),
+            ...r.notWithdrawn.map((w) => `  not withdrawn: backup ${w.backupId} in ${w.repository}: ${w.why}`),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+          ],
+        })),
+      );
+    });
+
+  program
     .command('wal-push <path>')
     .description('archive_command: store one WAL file (%p) in the target\'s repositories, compressed and hashed')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')

@@ -11,16 +11,18 @@ import type { BackupInput, BackupResult } from '../workflows/backup.js';
 import type { DrillInput, DrillReport } from '../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
+import type { VerifyInput, VerifyReport } from '../workflows/verify.js';
 import { compactTimestamp } from './backup-id.js';
 import { LifeboatError } from './errors.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
   restore: { input: RestoreInput; result: RestoreResult };
   drill: { input: DrillInput; result: DrillReport };
   pitr: { input: PitrInput; result: PitrResult };
+  verify: { input: VerifyInput; result: VerifyReport };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
@@ -68,6 +70,10 @@ function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input'])
       const to = pitr.recoveryTarget ?? { kind: 'latest' };
       const where = to.kind === 'time' ? to.time : to.kind === 'lsn' ? to.lsn : to.kind === 'xid' ? String(to.xid) : to.kind === 'name' ? `"${to.name}"` : '';
       return `Point-in-time recovery of target "${input.target}" to ${to.kind}${where ? ` ${where}` : ''}${pitr.backupId ? ` from ${pitr.backupId}` : ''}`;
+    }
+    case 'verify': {
+      const verify = input as VerifyInput;
+      return `Verification of target "${input.target}" (read data: ${verify.readData ?? 'none'})${verify.withdrawDamaged ? ', withdrawing damaged copies' : ''}`;
     }
   }
 }
