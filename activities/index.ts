@@ -22,6 +22,7 @@ import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
 import { resolveTarget } from './target.js';
 import { verifyStoredRepository, withdrawDamagedCopies } from './verify.js';
+import { applyTargetRetention, planTargetRetention } from './retention.js';
 
 export interface ActivityDependencies {
   /** The worker's lifeboat.config.yaml. */
@@ -73,6 +74,9 @@ export function createActivities(deps: ActivityDependencies) {
     // Verification of what the repositories store.
     verifyStoredRepository: reportingFailures((input: Parameters<typeof verifyStoredRepository>[0]) => verifyStoredRepository(input, env)),
     withdrawDamagedCopies: reportingFailures((input: Parameters<typeof withdrawDamagedCopies>[0]) => withdrawDamagedCopies(input, env)),
+    // Retention (lifeboat forget).
+    planRetention: reportingFailures((input: Parameters<typeof planTargetRetention>[0]) => planTargetRetention(input, { configPath: deps.configPath, env })),
+    applyRetention: reportingFailures((input: Parameters<typeof applyTargetRetention>[0]) => applyTargetRetention(input, { configPath: deps.configPath, env })),
   };
 }
 
@@ -87,3 +91,4 @@ export type { FetchedBackup, SwapResult } from './sqlite-restore.js';
 export type { SmokeCheckResult } from './drill.js';
 export type { VerifiedCopy } from './repository.js';
 export type { RepositoryVerification } from './verify.js';
+export type { RepositoryRetentionOutcome, RepositoryRetentionPlan, RetentionPlan } from './retention.js';

@@ -11,11 +11,12 @@ import type { BackupInput, BackupResult } from '../workflows/backup.js';
 import type { DrillInput, DrillReport } from '../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
+import type { RetentionInput, RetentionResult } from '../workflows/retention.js';
 import type { VerifyInput, VerifyReport } from '../workflows/verify.js';
 import { compactTimestamp } from './backup-id.js';
 import { LifeboatError } from './errors.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify' | 'retention';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
@@ -23,6 +24,7 @@ export interface RunbookTypes {
   drill: { input: DrillInput; result: DrillReport };
   pitr: { input: PitrInput; result: PitrResult };
   verify: { input: VerifyInput; result: VerifyReport };
+  retention: { input: RetentionInput; result: RetentionResult };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
@@ -74,6 +76,10 @@ function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input'])
     case 'verify': {
       const verify = input as VerifyInput;
       return `Verification of target "${input.target}" (read data: ${verify.readData ?? 'none'})${verify.withdrawDamaged ? ', withdrawing damaged copies' : ''}`;
+    }
+    case 'retention': {
+      const retention = input as RetentionInput;
+      return `Retention of target "${input.target}"${retention.dryRun ? ' (dry run: plan only)' : retention.approval ? ' (removes after an approval)' : ''}`;
     }
   }
 }

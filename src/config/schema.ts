@@ -101,6 +101,19 @@ const retentionRules = {
 export const retentionSchema = z
   .object({
     ...retentionRules,
+    deadUploadAfterHours: z
+      .number()
+      .positive()
+      .optional()
+      .describe(
+        'A backup folder without a manifest whose backup id is older than this is a dead upload (a backup killed before its manifest) and is removed (default 48; keep it above the longest backup run).',
+      ),
+    approvalTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('How long `lifeboat forget` without --yes waits for the answer to its plan before it ends, removing nothing (default 3600).'),
     repositories: z
       .record(name, z.object(retentionRules).strict())
       .optional()

@@ -192,7 +192,11 @@ export function countPlan(planned: readonly PlannedBackup[]): { keep: number; re
 }
 
 /** A policy with per-repository overrides applied field by field (a 0 there turns a rule off). */
-export function effectivePolicy(policy: RetentionPolicy & { repositories?: Record<string, RetentionPolicy> }, repository: string): RetentionPolicy {
-  const { repositories, ...base } = policy;
-  return { ...base, ...(repositories?.[repository] ?? {}) };
+export function effectivePolicy(policy: RetentionPolicy & { repositories?: Record<string, RetentionPolicy> | undefined }, repository: string): RetentionPolicy {
+  const merged: Record<string, unknown> = { ...policy, ...(policy.repositories?.[repository] ?? {}) };
+  const effective: RetentionPolicy = {};
+  for (const field of [...countRules, 'keepWithin', 'minimumRedundancy', 'timezone'] as const) {
+    if (merged[field] !== undefined) (effective as Record<string, unknown>)[field] = merged[field];
+  }
+  return effective;
 }

@@ -1,11 +1,10 @@
-import { Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
 import { LifeboatError } from '../errors.js';
 import { mapInParallel } from '../in-parallel.js';
-import { createDecompressor } from '../pipeline/compress.js';
 import { sha256OfStream } from '../pipeline/hash.js';
 import { walRecordSchema, type WalRecord } from '../postgres/wal-archive.js';
-import { analyseWal, parseHistoryFile, type TimelineHistory, type WalAnalysis } from '../postgres/wal-window.js';
+import { listWal, readHistories } from '../postgres/wal-listing.js';
+import { analyseWal, type TimelineHistory, type WalAnalysis } from '../postgres/wal-window.js';
 import { readTextIfAny } from '../repository/backend.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
@@ -306,16 +305,9 @@ interface WalInspection {
  */
 async function inspectWal(repository: Repository, target: string, selected: (key: string) => boolean): Promise<WalInspection> {
   const prefix = `${target}/wal/`;
-  const listed = await repository.backend.list(prefix);
-  const payloads = new Map<string, number>();
-  const records: string[] = [];
-  for (const { key, sizeBytes } of listed) {
-    const file = key.slice(prefix.length);
-    if (file.endsWith('.zst')) payloads.set(file.slice(0, -4), sizeBytes);
-    else if (file.endsWith('.json')) records.push(file.slice(0, -5));
-  }
-  const inspection: WalInspection = { recorded: [], histories: [], toRead: [], problems: [], files: records.length };
-  const read = await mapInParallel(records, 16, async (name): Promise<{ name: string; record?: WalRecord; problem?: string }> => {
+  const listing = await listWal(repository, target);
+  const inspection: WalInspection = { recorded: [], histories: [], toRead: [], problems: [], files: listing.archived.length };
+  const read = await mapInParallel(listing.archived, 16, async (name): Promise<{ name: string; record?: WalRecord; problem?: string }> => {
     const key = `${prefix}${name}.json`;
     const raw = await readTextIfAny(repository.backend, key);
     if (raw === undefined) return { name }; // removed meanwhile
@@ -332,36 +324,16 @@ async function inspectWal(repository: Repository, target: string, selected: (key
     if (!record) continue;
     inspection.recorded.push(name);
     const key = `${prefix}${name}.zst`;
-    const size = payloads.get(name);
+    const size = listing.payloadSizes.get(name);
     if (size === undefined) inspection.problems.push(`${key}: missing (its record is there)`);
     else if (size !== record.stored.sizeBytes) inspection.problems.push(`${key}: ${size} bytes stored, its record says ${record.stored.sizeBytes}`);
-    else {
-      if (selected(key)) inspection.toRead.push({ key, sizeBytes: size, sha256: record.stored.sha256, owner: { wal: name } });
-      if (record.kind === 'history') {
-        try {
-          inspection.histories.push(parseHistoryFile(parseInt(name.slice(0, 8), 16), await decompressedText(repository, key)));
-        } catch (error) {
-          inspection.problems.push(`${key}: unreadable timeline history (${error instanceof Error ? error.message : String(error)})`);
-        }
-      }
-    }
+    else if (selected(key)) inspection.toRead.push({ key, sizeBytes: size, sha256: record.stored.sha256, owner: { wal: name } });
   }
+  const intact = inspection.recorded.filter((name) => listing.payloadSizes.has(name));
+  const { histories, problems } = await readHistories(repository, target, intact);
+  inspection.histories = histories;
+  inspection.problems.push(...problems);
   return inspection;
-}
-
-async function decompressedText(repository: Repository, key: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  await pipeline(
-    await repository.backend.get(key),
-    createDecompressor(),
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        chunks.push(chunk);
-        done();
-      },
-    }),
-  );
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Passes bytes on no faster than mibPerSecond, averaged from its first byte. */
