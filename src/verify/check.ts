@@ -60,6 +60,8 @@ export interface RepositoryVerification {
   wal: WalVerification | null;
   objectsRead: number;
   bytesRead: number;
+  /** Set when this run went on from where an interrupted attempt stopped (a worker was lost): the key it went on after. */
+  resumedAfter: string | null;
 }
 
 /** Where a verification that was interrupted goes on from (kept in the step's heartbeat). */
@@ -248,6 +250,7 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
     wal: walResult,
     objectsRead: checkpoint.objectsRead,
     bytesRead: checkpoint.bytesDone,
+    resumedAfter: resume?.lastKey || null,
   };
 }
 
