@@ -133,7 +133,6 @@ export const sqliteTargetSchema = z
     repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
-    retention: retentionSchema.optional(),
     checks: z
       .object({
         backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),
@@ -145,6 +144,7 @@ export const sqliteTargetSchema = z
         'SQLite checks. quick_check verifies every page and b-tree (about 1.5 s per GiB here); integrity_check also cross-checks ' +
           'every index against its table (about 12 s per GiB with one index).',
       ),
+    retention: retentionSchema.optional(),
   })
   .strict();
 
