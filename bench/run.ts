@@ -490,8 +490,10 @@ function silenceNodeVersionWarning(): void {
 async function main(): Promise<void> {
   silenceNodeVersionWarning();
   const options = parseOptions();
-  say('bootstrapping tools (scripts/bootstrap.sh --bench)');
-  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), '--bench'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // The AWS CLI (--bench) is for the SQLite suite's seed procedure only.
+  const bootstrapArgs = options.suites.has('sqlite') ? ['--bench'] : [];
+  say(`bootstrapping tools (scripts/bootstrap.sh ${bootstrapArgs.join(' ')})`);
+  await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), ...bootstrapArgs], { stdio: ['ignore', 'inherit', 'inherit'] });
 
   const benchRoot = join(projectRoot, '.lifeboat', 'bench');
   const database = await ensureBenchDatabase(benchRoot, options.sizeMiB, say);
