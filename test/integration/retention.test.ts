@@ -16,6 +16,7 @@ import type { Manifest } from '../../src/repository/manifest.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
 import type { RetentionResult } from '../../workflows/retention.js';
+import { retentionPlanQuery } from '../../workflows/retention-plan.js';
 import { writeFixtureBackups } from '../helpers/backup-fixture.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 
@@ -94,6 +95,43 @@ describe('lifeboat forget', () => {
     // Run again: nothing more to remove.
     const again = await lifeboat.run('retention', { target: 'orders' });
     assert.equal(again.decision, 'nothing-to-remove');
+  });
+
+  test('asked for an approval, the run shows its plan and removes nothing until approved; rejected, nothing at all', async () => {
+    const target = 'asked';
+    const repository = local;
+    await writeFixtureBackups(repository, target, { count: 3, newest, intervalMs: day });
+    const config2 = structuredClone(config) as { targets: Record<string, Record<string, unknown>> };
+    config2.targets[target] = { type: 'sqlite', path: join(lifeboat.dir, 'asked.sqlite'), repositories: ['local'], retention: { keepLast: 1 } };
+    await lifeboat.writeConfig(config2);
+    const planOf = async (workflowId: string) => {
+      for (;;) {
+        const plan = await lifeboat.client.workflow.getHandle(workflowId).query(retentionPlanQuery);
+        if (plan) return plan;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+    const rejected = await lifeboat.start('retention', { target, approval: true });
+    assert.equal((await planOf(rejected.workflowId)).repositories[0]!.backups.filter((b) => b.action === 'remove').length, 2);
+    const no = await lifeboat.cli(['approve', rejected.workflowId, '--reject', '--by', 'tester']);
+    assert.equal(no.exitCode, 0, no.all);
+    await assert.rejects(rejected.result(), (error: unknown) => {
+      const failure = runbookFailure(error);
+      assert.equal(failure.type, 'NotApproved');
+      assert.match(failure.message, /was rejected by tester; nothing was removed/);
+      return true;
+    });
+    assert.equal((await ids(repository, target)).length, 3, 'nothing removed');
+
+    const approved = await lifeboat.start('retention', { target, approval: true });
+    await planOf(approved.workflowId);
+    assert.equal((await ids(repository, target)).length, 3, 'nothing removed before the answer');
+    const yes = await lifeboat.cli(['approve', approved.workflowId]);
+    assert.equal(yes.exitCode, 0, yes.all);
+    const result = (await approved.result()) as RetentionResult;
+    assert.equal(result.decision, 'applied');
+    assert.equal((await ids(repository, target)).length, 1);
+    await lifeboat.writeConfig(config);
   });
 
   test('an empty policy is refused, and so is a target without one; nothing is removed', async () => {
