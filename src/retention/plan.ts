@@ -118,7 +118,7 @@ export function assertUsablePolicy(policy: RetentionPolicy, where: string): void
 
 /** The policy in words: "keep 7 daily, 4 weekly, all within 30d of the newest; minimum redundancy 1; UTC". */
 export function describePolicy(policy: RetentionPolicy): string {
-  const counts = countRules.filter((rule) => (policy[rule] ?? 0) > 0).map((rule) => `${policy[rule]} ${bucketLabels[rule]}`);
+  const counts = countRules.filter((rule) => (policy[rule] ?? 0) > 0).map((rule) => `${policy[rule]} ${rule === 'keepLast' ? 'latest' : bucketLabels[rule]}`);
   const rules = [...counts, ...(policy.keepWithin ? [`all within ${policy.keepWithin} of the newest`] : [])];
   return `${rules.length ? `keep ${rules.join(', ')}` : 'no rule'}; minimum redundancy ${policy.minimumRedundancy ?? 1}; ${policy.timezone ?? 'UTC'}`;
 }
