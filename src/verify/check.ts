@@ -44,6 +44,8 @@ export interface WalVerification extends Omit<WalAnalysis, 'segmentSizeBytes'> {
   files: number;
   /** Damaged or missing WAL objects, gaps in the chain of a base backup, base backups without their WAL. */
   problems: string[];
+  /** Every gap of every timeline (also listed per timeline), for a count at a glance. */
+  gaps: Array<{ timeline: number; from: string; to: string; segments: number }>;
 }
 
 export interface RepositoryVerification {
@@ -201,7 +203,8 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
       if (!base.consistent) wal.problems.push(`base backup ${base.id}: WAL segment ${base.missing} between its start and stop is missing: the backup cannot be made consistent`);
       else if (base.breaksAt) wal.problems.push(`base backup ${base.id}: WAL segment ${base.breaksAt} is missing: recovery from it stops at ${base.reaches?.lsn}, before the newest archived WAL`);
     }
-    walResult = { valid: wal.problems.length === 0, files: wal.recorded.length, problems: wal.problems, ...analysis };
+    const gaps = analysis.timelines.flatMap((t) => t.gaps.map((gap) => ({ timeline: t.timeline, ...gap })));
+    walResult = { valid: wal.problems.length === 0, files: wal.recorded.length, problems: wal.problems, gaps, ...analysis };
   }
 
   // Remember what was read, then report.

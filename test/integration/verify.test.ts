@@ -178,6 +178,7 @@ describe('lifeboat verify', () => {
     const brokenWal = broken.repositories[0]!.wal!;
     assert.equal(broken.valid, false);
     assert.deepEqual(brokenWal.timelines[0]!.gaps, [{ from: segment(3), to: segment(3), segments: 1 }]);
+    assert.deepEqual(brokenWal.gaps, [{ timeline: 1, from: segment(3), to: segment(3), segments: 1 }]);
     assert.deepEqual(brokenWal.problems, [`base backup ${base.id}: WAL segment ${segment(3)} is missing: recovery from it stops at 0/3000000, before the newest archived WAL`]);
     assert.deepEqual(brokenWal.window?.latest, { lsn: '0/3000000', segment: segment(2), timeline: 1 });
 
