@@ -17,6 +17,11 @@ export interface ProgressReporter {
   set(progress: Partial<Progress>): void;
   /** Names what the step is doing now (the bytes stay as they are). */
   setPhase(phase: string): void;
+  /**
+   * Sends `details` with every heartbeat from now on (beside the progress), e.g. where a step can
+   * go on from: a retry finds the last one in Context.current().info.heartbeatDetails.
+   */
+  attach(details: Record<string, unknown>): void;
   /** Stops the heartbeats (call in finally). */
   stop(): void;
 }
@@ -32,9 +37,10 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
   let bytesDone = 0;
   let bytesTotal = initialBytesTotal;
   let sampler: (() => number | undefined) | undefined;
+  let attached: Record<string, unknown> = {};
   const beat = () => {
     bytesDone = sampler?.() ?? bytesDone;
-    context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+    context.heartbeat({ ...attached, phase, bytesDone, bytesTotal } satisfies Progress);
   };
   beat();
   const timer = setInterval(beat, intervalMs);
@@ -52,6 +58,9 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
     },
     setPhase(next: string) {
       phase = next;
+    },
+    attach(details: Record<string, unknown>) {
+      attached = details;
     },
     stop() {
       clearInterval(timer);

@@ -3,6 +3,7 @@ import { LifeboatError } from '../src/errors.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import type { Repository } from '../src/repository/repository.js';
+import { leaseForThisRun, releaseLease } from './leases.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTargetBase as ResolvedTarget } from '../src/kinds/contract.js';
@@ -87,6 +88,8 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
   const repositories = openRepositories(target, env);
   const failures: string[] = [];
   if (backupId) {
+    // The lease comes before the manifest is read: retention either sees it or removed the manifest first.
+    await leaseForThisRun(repositories, target.name, backupId);
     for (const repository of repositories) {
       try {
         return await repository.readManifest(target.name, backupId);
@@ -125,7 +128,14 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
       kind === undefined ? `Run \`lifeboat backup ${target.name}\` first` : (manifestKindOf(kind)?.missingHint(target.name) ?? `Run \`lifeboat backup ${target.name}\` first`),
     );
   }
-  return newest;
+  // Leased, then read again: retention may have removed it since it was listed (the step then
+  // fails retryably and its next attempt chooses again).
+  const chosen = newest;
+  const lease = await leaseForThisRun(repositories, target.name, chosen.id);
+  const still = await Promise.all(repositories.map((repository) => repository.readManifestIfAny(target.name, chosen.id).catch(() => undefined)));
+  if (still.some((manifest) => manifest !== undefined)) return chosen;
+  await releaseLease(repositories, lease);
+  throw new Error(`backup ${chosen.id} of target "${target.name}" was removed by retention while it was being chosen`);
 }
 
 /** Stores a drill or verification report in every repository of the target. */

@@ -64,6 +64,29 @@ function formatStep(step: StepRecord): string {
   return `  ${step.status.padEnd(9)} ${step.name}${seconds}${attempts}${step.detail ? `  ${step.detail}` : ''}`;
 }
 
+/** A retention plan as the operator reads it: per repository, every backup with keep or remove and why. */
+function planLines(plan: RunbookTypes['retention']['result']['plan']): string[] {
+  const lines = [`retention plan for ${plan.target} (${plan.plannedAt}):`];
+  for (const repository of plan.repositories) {
+    lines.push(`  repository ${repository.repository}: ${repository.description}`);
+    for (const backup of repository.backups) {
+      lines.push(`    ${backup.action === 'remove' ? 'REMOVE' : 'keep  '} ${backup.id}  ${backup.time}  ${backup.group.padEnd(13)}  ${backup.reasons.join(', ')}`);
+    }
+    if (repository.backups.length === 0) lines.push('    (no complete backups)');
+    for (const unreadable of repository.unreadable) lines.push(`    left   ${unreadable.id}  manifest unreadable: ${unreadable.problem}`);
+    for (const dead of repository.deadUploads) lines.push(`    ${dead.action === 'remove' ? 'REMOVE' : 'keep  '} ${dead.id}  ${dead.reason}`);
+    for (const id of repository.pendingDeletions) lines.push(`    finish ${id}  removal begun by an earlier run (manifest already gone)`);
+    if (repository.wal) {
+      const window = (w: NonNullable<typeof repository.wal>['before']) => (w ? `${w.earliest.time} (${w.earliest.backupId}) to ${w.latest.lsn}` : 'none');
+      lines.push(
+        `    WAL: remove ${repository.wal.remove} of ${repository.wal.archived} archived files${repository.wal.cutoff ? ` (before ${repository.wal.cutoff.segment}, the start of ${repository.wal.cutoff.backupId})` : ''}; ` +
+          `recoverable window now ${window(repository.wal.before)}, after ${window(repository.wal.after)}`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** The running step, with the byte progress of its last heartbeat (activities/progress.ts). */
 function progressLine(steps: StepRecord[], heartbeat: Uint8Array | null | undefined): string {
   const running = steps.filter((s) => s.status === 'running').at(-1);
@@ -104,6 +127,8 @@ async function run<K extends RunbookKind>(
   options: { wait?: boolean; json?: boolean },
   global: GlobalOptions,
   render: (result: RunbookTypes[K]['result']) => { lines: string[]; failed: boolean },
+  /** Runs beside the wait for the result (e.g. shows a plan and answers an approval). */
+  during?: (client: Client, handle: WorkflowHandle) => Promise<void>,
 ): Promise<number> {
   const { config, path } = readConfig(global.config, false);
   assertTarget(config, input.target, path);
@@ -127,7 +152,8 @@ async function run<K extends RunbookKind>(
       return 0;
     }
     const result = handle.result() as Promise<RunbookTypes[K]['result']>;
-    await showProgress(client, handle, result);
+    if (during) await during(client, handle);
+    else await showProgress(client, handle, result);
     try {
       const value = await result;
       const { lines, failed } = render(value);
@@ -378,6 +404,129 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
             ...(r.cutover ? [`  cut over: the recovered cluster is now live in ${r.cutover.liveDataDir}; the previous one is kept in ${r.cutover.safetyCopy}`] : []),
             ...r.timeline.map(formatStep),
+          ],
+        })),
+      );
+    });
+
+  program
+    .command('forget <target>')
+    .description(
+      'apply the target\'s retention policy (targets.<name>.retention): plan every backup with keep or remove and every reason, show it, ' +
+        'ask, then remove (manifest first, objects once no run uses them; WAL before the oldest kept base backup; dead uploads). ' +
+        'Schedules run the retention runbook without asking',
+    )
+    .option('--dry-run', 'show the plan and remove nothing')
+    .option('--yes', 'remove what the plan says without asking (for scripts)')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { dryRun?: boolean; yes?: boolean; json?: boolean }) => {
+      if (options.dryRun && options.yes) throw new UsageError('give --dry-run or --yes, not both');
+      const ask = !options.dryRun && !options.yes;
+      if (ask && !process.stdin.isTTY) {
+        throw new UsageError('forget removes backups: pass --yes to remove what the plan says, or --dry-run to only see the plan (without either it asks on a terminal)');
+      }
+      const { config, path } = readConfig(global().config, false);
+      if (config) {
+        const configured = targetNamed(config.targets, target, path);
+        if (!configured.retention) {
+          throw new LifeboatError('InvalidConfig', `target "${target}" has no retention policy in ${path}`, `Add retention: (e.g. keepDaily: 7, keepWeekly: 4) under targets.${target}`);
+        }
+      }
+      const { retentionPlanQuery } = await import('../workflows/retention-plan.js');
+      const { approveUpdate } = await import('../workflows/approval.js');
+      let shown = false;
+      const askForApproval = async (_client: Client, handle: WorkflowHandle): Promise<void> => {
+        for (;;) {
+          const description = await handle.describe();
+          if (description.status.name !== 'RUNNING') return;
+          const plan = await handle.query(retentionPlanQuery).catch(() => undefined);
+          if (plan) {
+            for (const line of planLines(plan)) say(line);
+            shown = true;
+            const removing = plan.repositories.reduce((n, r) => n + r.backups.filter((b) => b.action === 'remove').length, 0);
+            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0), 0);
+            if (removing + other === 0) return;
+            const prompt = createInterface({ input: process.stdin, output: process.stderr });
+            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads)` : ''} of "${target}" as planned above? Type "yes": `);
+            prompt.close();
+            const approve = answer.trim() === 'yes';
+            await handle.executeUpdate(approveUpdate, { args: [{ approve, by: `${process.env.USER ?? 'operator'} (lifeboat forget)` }] });
+            if (!approve) say('rejected: nothing is removed');
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+      };
+      setExitCode(
+        await run('retention', { target, ...(options.dryRun ? { dryRun: true } : {}), ...(ask ? { approval: true } : {}) }, { wait: true, ...(options.json ? { json: true } : {}) }, global(), (r) => ({
+          failed: false,
+          lines: [
+            ...(shown ? [] : planLines(r.plan)),
+            r.decision === 'dry-run' ? 'dry run: nothing was removed' : r.decision === 'nothing-to-remove' ? 'the plan removes nothing' : `removed as planned:`,
+            ...r.outcome.map(
+              (o) =>
+                `  ${o.repository}: ${o.removed.length} backups removed` +
+                (o.deferred.length ? `; ${o.deferred.length} wait for the runs using them (${o.deferred.map((d) => `${d.id}: ${d.holders.join(', ')}`).join('; ')})` : '') +
+                (o.keptAfterAll.length ? `; ${o.keptAfterAll.length} kept after all (${o.keptAfterAll.map((k) => `${k.id}: ${k.reasons.join(', ')}`).join('; ')})` : '') +
+                (o.deadUploadsRemoved.length ? `; ${o.deadUploadsRemoved.length} dead uploads removed` : '') +
+                (o.wal ? `; ${o.wal.removed} WAL files removed` : ''),
+            ),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+          ],
+        }), ask ? askForApproval : undefined),
+      );
+    });
+
+  program
+    .command('verify <target>')
+    .description(
+      'check what every repository of a target stores: every manifest parses, every object it lists exists with its size; with ' +
+        '--read-data every object is read back and its sha256 recomputed. PostgreSQL: WAL continuity per timeline, each base backup\'s ' +
+        'WAL, and the recoverable window. Stores a JSON report in every repository; exit 1 when anything is damaged or missing',
+    )
+    .option('--read-data', 'read back every object and recompute its sha256')
+    .option('--read-data-subset <n/t|x%>', 'read back a rotating subset: "1/7" reads a seventh per run (all of it every 7 runs, a cursor in the repository says which), "10%" a tenth')
+    .option('--limit-read <MiB/s>', 'read stored data no faster than this (spares a shared disk or a metered link)')
+    .option('--withdraw-damaged', 'withdraw the manifest of a damaged copy that has a valid copy in another repository (for `lifeboat copy` to repair); the only copy is never withdrawn')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { readData?: boolean; readDataSubset?: string; limitRead?: string; withdrawDamaged?: boolean; wait?: boolean; json?: boolean }) => {
+      if (options.readData && options.readDataSubset) throw new UsageError('give --read-data or --read-data-subset, not both');
+      const limit = options.limitRead === undefined ? undefined : Number(options.limitRead);
+      if (limit !== undefined && !(limit > 0)) throw new UsageError(`--limit-read must be a number of MiB per second above 0, got ${options.limitRead}`);
+      const { parseReadData } = await import('./verify/subset.js');
+      const readData = options.readData ? 'full' : options.readDataSubset;
+      if (readData !== undefined) parseReadData(readData);
+      const input = {
+        target,
+        ...(readData !== undefined ? { readData } : {}),
+        ...(limit !== undefined ? { readLimitMiBPerSecond: limit } : {}),
+        ...(options.withdrawDamaged ? { withdrawDamaged: true } : {}),
+      };
+      setExitCode(
+        await run('verify', input, options, global(), (r) => ({
+          failed: !r.valid,
+          lines: [
+            `verify of ${r.target}: ${r.valid ? 'VALID' : 'INVALID'} (read data: ${r.readData})`,
+            ...r.repositories.flatMap((repository) => [
+              `  repository ${repository.repository}: ${repository.valid ? 'valid' : 'INVALID'}, ${repository.backups.filter((b) => b.valid).length}/${repository.backups.length} backups valid, ` +
+                `${repository.objectsRead} objects read back (${repository.bytesRead} bytes)`,
+              ...repository.backups.filter((b) => !b.valid).map((b) => `    backup ${b.backupId} INVALID: ${b.problems.join('; ')}`),
+              ...(repository.wal
+                ? [
+                    `    WAL: ${repository.wal.files} files; ` +
+                      (repository.wal.window
+                        ? `recoverable from ${repository.wal.window.earliest.time} (base backup ${repository.wal.window.earliest.backupId}) to ${repository.wal.window.latest.lsn} (${repository.wal.window.latest.segment})`
+                        : 'no recoverable window'),
+                    ...repository.wal.problems.map((problem) => `    WAL problem: ${problem}`),
+                  ]
+                : []),
+            ]),
+            ...r.withdrawn.map((w) => `  withdrawn: backup ${w.backupId} from ${w.repository}`),
+            ...r.notWithdrawn.map((w) => `  not withdrawn: backup ${w.backupId} in ${w.repository}: ${w.why}`),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
           ],
         })),
       );

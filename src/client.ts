@@ -11,17 +11,21 @@ import type { BackupInput, BackupResult } from '../workflows/backup.js';
 import type { DrillInput, DrillReport } from '../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
+import type { RetentionInput, RetentionResult } from '../workflows/retention.js';
+import type { VerifyInput, VerifyReport } from '../workflows/verify.js';
 import { compactTimestamp } from './backup-id.js';
 import { LifeboatError } from './errors.js';
 import { cliRequester, describeRequester, requestedByKeyword, type RequestedBy } from './requested-by.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify' | 'retention';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
   restore: { input: RestoreInput; result: RestoreResult };
   drill: { input: DrillInput; result: DrillReport };
   pitr: { input: PitrInput; result: PitrResult };
+  verify: { input: VerifyInput; result: VerifyReport };
+  retention: { input: RetentionInput; result: RetentionResult };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
@@ -72,6 +76,14 @@ export function summaryOf(kind: string, input: { target: string }): string {
       const to = pitr.recoveryTarget ?? { kind: 'latest' };
       const where = to.kind === 'time' ? to.time : to.kind === 'lsn' ? to.lsn : to.kind === 'xid' ? String(to.xid) : to.kind === 'name' ? `"${to.name}"` : '';
       return `Point-in-time recovery of target "${input.target}" to ${to.kind}${where ? ` ${where}` : ''}${pitr.backupId ? ` from ${pitr.backupId}` : ''}`;
+    }
+    case 'verify': {
+      const verify = input as VerifyInput;
+      return `Verification of target "${input.target}" (read data: ${verify.readData ?? 'none'})${verify.withdrawDamaged ? ', withdrawing damaged copies' : ''}`;
+    }
+    case 'retention': {
+      const retention = input as RetentionInput;
+      return `Retention of target "${input.target}"${retention.dryRun ? ' (dry run: plan only)' : retention.approval ? ' (removes after an approval)' : ''}`;
     }
     default:
       return `${kind.charAt(0).toUpperCase()}${kind.slice(1)} of target "${input.target}"`;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { envVarName, name } from './common.js';
+import { checkRetention } from './retention.js';
 import { targetConfigSchema, targetKindOf } from '../kinds/index.js';
 
 /**
@@ -136,6 +137,7 @@ export const configSchema = z
           }
         }
       }
+      if (target.retention) checkRetention(target.retention, target.repositories, ['targets', targetName, 'retention'], ctx);
       target.repositories.forEach((repo, index) => {
         if (!(repo in config.repositories)) {
           ctx.addIssue({
@@ -158,5 +160,7 @@ export type { PostgresConnectionConfig, PostgresTargetConfig } from '../kinds/po
 export type { HooksConfig, Objectives, SmokeCheck } from './common.js';
 export { overlapPolicies, scheduledRunbooks, scheduleSchema } from './schedules.js';
 export type { OverlapPolicy, ScheduleConfig, ScheduledRunbook } from './schedules.js';
+export { retentionSchema } from './retention.js';
+export type { RetentionConfig } from './retention.js';
 /** The task limits of one worker process (the `worker` section holds its metrics address too). */
 export type WorkerLimits = Pick<z.output<typeof configSchema>['worker'], 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import type { Reported } from '../../activities/failures.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import type { targetObjectives } from '../config/common.js';
+import type { targetRetention } from '../config/retention.js';
 import type { targetSchedules } from '../config/schedules.js';
 import type { CheckResult } from '../check/result.js';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
@@ -30,12 +31,13 @@ export interface ResolvedTargetBase {
 export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill'>;
 
 /** The config schema of a kind of target: an object whose `type` is the kind's name. */
-/** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) and its schedules (`targetSchedules`). */
+/** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) its schedules (`targetSchedules`) and its retention policy (`targetRetention`). */
 export type TargetConfigSchema<Type extends string = string> = z.ZodObject<{
   type: z.ZodLiteral<Type>;
   repositories: z.ZodType<string[]>;
   objectives: typeof targetObjectives;
   schedules: typeof targetSchedules;
+  retention: typeof targetRetention;
 }>;
 
 /** A kind's activities: each one a step that is safe to run twice, named as workflows call it. */

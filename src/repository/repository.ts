@@ -237,6 +237,16 @@ export class Repository {
   }
 
   /**
+   * Names of every folder under <target>/backups/, newest first: complete backups, and backups
+   * without a manifest (running, interrupted, or being removed). One listing request per 1,000
+   * backups however many objects each holds (Backend.listFolder), unlike listBackupIds.
+   */
+  async listBackupFolders(target: string): Promise<string[]> {
+    const { folders } = await this.backend.listFolder(`${target}/backups/`);
+    return folders.sort().reverse();
+  }
+
+  /**
    * Manifests of complete backups, newest first, and the backups whose manifest could not be read:
    * one damaged or foreign manifest must not hide every other backup of the repository.
    */

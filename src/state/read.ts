@@ -112,6 +112,7 @@ async function readRepository(target: string, config: TargetConfig, name: string
     repository,
     target,
     type: config.type,
+    retention: config.retention,
     serverArchivedWal: archiver?.lastArchivedWal ?? null,
     ...(memory ? { memory } : {}),
     ...(options.forMetrics ? { forMetrics: true } : {}),

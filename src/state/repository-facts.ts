@@ -5,6 +5,7 @@ import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import type { BackupFacts, DrillFacts, RepositoryState, VerifiedBackup, VerifyFacts, WalHead } from './model.js';
 import { drillFacts, verifyFacts, type ParsedReport, type VerifyReportFacts } from './reports.js';
+import type { RetentionConfig } from '../config/schema.js';
 import { retentionPreview } from './retention-preview.js';
 
 /**
@@ -35,6 +36,8 @@ export interface RepositoryFactsInput {
   /** The server's last archived WAL file (pg_stat_archiver), when the server could be asked. */
   serverArchivedWal?: string | null;
   memory?: RepositoryFactsMemory;
+  /** The target's retention policy (none: no preview). */
+  retention?: RetentionConfig | undefined;
   /** Read for /metrics: skip what only status shows and what grows with the backups (the retention preview). */
   forMetrics?: boolean;
 }
@@ -68,7 +71,7 @@ export async function readRepositoryState(input: RepositoryFactsInput): Promise<
     input.type === 'postgres' ? readWal(input, attempt) : Promise.resolve(null),
   ]);
   const newestBackup = newest ? backupFacts(newest) : null;
-  const retention = await attempt('retention preview', () => retentionPreview({ repository, target, forMetrics: input.forMetrics === true }));
+  const retention = await attempt('retention preview', () => retentionPreview({ repository, target, retention: input.retention, forMetrics: input.forMetrics === true }));
   return {
     repository: repository.name,
     location: repository.location,

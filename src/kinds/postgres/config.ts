@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { drillSchema, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
 export const postgresConnectionSchema = z
@@ -175,6 +176,7 @@ export const postgresTargetSchema = z
       ),
     objectives: targetObjectives,
     schedules: targetSchedules,
+    retention: targetRetention,
   })
   .strict();
 

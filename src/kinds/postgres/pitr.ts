@@ -14,6 +14,7 @@ import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from
 import { chownToServerUser } from '../../postgres/tools.js';
 import type { PostgresBaseManifest } from '../../repository/manifest.js';
 import type { SmokeCheckResult } from '../contract.js';
+import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
 import { checkArchive } from './archive.js';
 import { encryptionKeyOf } from './base.js';
 import { startProgress } from '../../../activities/progress.js';
@@ -41,8 +42,16 @@ export async function chooseRecoveryBase(
   env: NodeJS.ProcessEnv,
 ): Promise<ChosenBase> {
   const recoveryTarget = parseRecoveryTarget(input.recoveryTarget);
-  const choice = await chooseBaseBackupFrom(openRepositories(input.target, env), input.target.name, recoveryTarget, input.backupId);
+  const repositories = openRepositories(input.target, env);
+  const choice = await chooseBaseBackupFrom(repositories, input.target.name, recoveryTarget, input.backupId);
   for (const problem of choice.problems) log.warn('base backup listing problem', { problem });
+  // Leased, then read again, so that retention keeps it and the WAL after it while this run needs them.
+  const lease = await leaseForThisRun(repositories, input.target.name, choice.backup.id);
+  const still = await Promise.all(repositories.map((repository) => repository.readManifestIfAny(input.target.name, choice.backup.id).catch(() => undefined)));
+  if (!still.some((manifest) => manifest !== undefined)) {
+    await releaseLease(repositories, lease);
+    throw new Error(`base backup ${choice.backup.id} of target "${input.target.name}" was removed by retention while it was being chosen`);
+  }
   return { manifest: choice.backup.manifest, reason: choice.reason, recoveryTarget, description: describeRecoveryTarget(recoveryTarget) };
 }
 

