@@ -20,6 +20,7 @@ import {
 import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
+import { notify } from './notify.js';
 import { resolveTarget } from './target.js';
 
 export interface ActivityDependencies {
@@ -69,6 +70,8 @@ export function createActivities(deps: ActivityDependencies) {
     startLive: reportingFailures(startLive),
     checkLive: reportingFailures((input: Parameters<typeof checkLive>[0]) => checkLive(input, env)),
     rollbackCutover: reportingFailures(rollbackCutover),
+    // Telling people (src/notify/): one event to one channel, after the run's outcome is decided.
+    notify: reportingFailures((input: Parameters<typeof notify>[0]) => notify(input, { configPath: deps.configPath, env })),
   };
 }
 

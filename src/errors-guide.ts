@@ -161,4 +161,17 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
       'The CLI could not reach the Temporal server at `TEMPORAL_ADDRESS` (the message names the address and namespace), so nothing was started; or it lost contact while `--wait`ing, and the run goes on without it.',
     action: 'Start Temporal or set `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` (or `temporal:` in the config). After a lost connection, follow the run in the Temporal UI or with `temporal workflow show`.',
   },
+  NotificationRejected: {
+    meaning:
+      'A notification channel\'s receiver answered 4xx (other than 408 and 429) to a message: a Slack webhook URL that was revoked (404, 410), a signing secret the receiver does not share (401, 403), a body it does not accept (400). ' +
+      'Raised by a notify step only: the run\'s own result stands, the step is shown failed in its timeline.',
+    action:
+      'Check the channel in `notifications.channels`: the webhook URL in the variable `urlEnv` names, or the secret in `secretEnv` and the receiver\'s copy of it. The message quotes the receiver\'s answer (never the URL of a Slack webhook, which is a credential).',
+  },
+  AuditRecordConflict: {
+    meaning:
+      'A repository already holds an audit record under the key of this run, with other content: the audit log is append-only and the existing record is never replaced. ' +
+      'A retried step writes the same record again and does not raise it; another writer with the same workflow id and finish time, or a changed record, does.',
+    action: 'Compare the stored record (the message names its key) with the run in Temporal; keep the stored one. Nothing was overwritten.',
+  },
 };

@@ -37,6 +37,10 @@ export const errorTypes = {
   VerificationFailed: 'data',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
+  // A notification receiver refused a message (4xx other than 408/429): retrying will not help.
+  NotificationRejected: 'service',
+  // An audit record of this run already exists with other content: the log is never rewritten.
+  AuditRecordConflict: 'data',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;
