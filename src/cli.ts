@@ -479,6 +479,29 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
     });
 
+  program
+    .command('audit [target]')
+    .description('the audit log: one record per finished run (who asked, what, when, result, backup, sizes, approvals), oldest first, from every repository')
+    .option('--since <time>', 'only runs that finished since then: an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) or an age (90m, 36h, 7d, 2w)')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { since?: string; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const { readAudit, formatAudit } = await import('./audit/read.js');
+      const { parseSince } = await import('./audit/record.js');
+      const since = options.since === undefined ? undefined : parseSince(options.since, new Date());
+      if (options.since !== undefined && since === undefined) {
+        throw new InputError(`--since "${options.since}" is neither an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) nor an age (90m, 36h, 7d, 2w)`);
+      }
+      const read = await readAudit(config!, target === undefined ? Object.keys(config!.targets) : [target], since);
+      for (const warning of read.warnings) say(`warning: ${warning}`);
+      if (options.json) process.stdout.write(`${JSON.stringify(read.entries, null, 2)}\n`);
+      else if (read.entries.length === 0) say(`no finished runs${target ? ` of "${target}"` : ''}${since ? ` since ${since.toISOString()}` : ''} in the audit log`);
+      else say(formatAudit(read.entries));
+      // A changed record, or a repository that could not be read, must not pass unnoticed in a script.
+      setExitCode(read.damaged || read.unreadable ? 1 : 0);
+    });
+
   return program;
 }
 
