@@ -6,6 +6,23 @@ export interface SmokeCheckResult {
   passed: boolean;
   detail: string;
   durationMs: number;
+  /** What the check asks for, in words: `= 1`, `at least 3 rows`, `the query runs` (absent in results of older runs). */
+  expected?: string;
+  /** What the copy answered: the first column of the first row and the row count, or the query's error. */
+  actual?: string;
+}
+
+/** The expected and actual values of a smoke check, as reports show them. */
+export function expectedOf(check: SmokeCheck): string {
+  const parts = [
+    ...(check.expect !== undefined ? [`= ${JSON.stringify(check.expect)}`] : []),
+    ...(check.minRows !== undefined ? [`at least ${check.minRows} row${check.minRows === 1 ? '' : 's'}`] : []),
+  ];
+  return parts.length ? parts.join(', ') : 'the query runs';
+}
+
+export function actualOf(rows: unknown[][]): string {
+  return `${describe(rows[0]?.[0])} (${rows.length} row${rows.length === 1 ? '' : 's'})`;
 }
 
 function describe(value: unknown): string {
@@ -32,9 +49,12 @@ export function runSmokeChecks(input: { path: string; checks: SmokeCheck[] }): S
           passed: problems.length === 0,
           detail: problems.length ? problems.join('; ') : `returned ${describe(first)}`,
           durationMs: Date.now() - started,
+          expected: expectedOf(check),
+          actual: actualOf(rows),
         };
       } catch (error) {
-        return { name: check.name, passed: false, detail: `query failed: ${(error as Error).message}`, durationMs: Date.now() - started };
+        const failed = `query failed: ${(error as Error).message}`;
+        return { name: check.name, passed: false, detail: failed, durationMs: Date.now() - started, expected: expectedOf(check), actual: failed };
       }
     });
   } finally {

@@ -13,7 +13,7 @@ import { chooseBaseBackupFrom, connectRecovered, recoverToTarget, stopRecoveredC
 import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from '../src/postgres/recovery-target.js';
 import { chownToServerUser } from '../src/postgres/tools.js';
 import type { PostgresBaseManifest } from '../src/repository/manifest.js';
-import type { SmokeCheckResult } from './drill.js';
+import { actualOf, expectedOf, type SmokeCheckResult } from './drill.js';
 import { encryptionKeyOf } from './postgres-base.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
@@ -172,10 +172,18 @@ export async function runPostgresSmokeChecks(
         const problems: string[] = [];
         if (check.minRows !== undefined && rows.length < check.minRows) problems.push(`returned ${rows.length} rows, expected at least ${check.minRows}`);
         if (check.expect !== undefined && String(first) !== String(check.expect)) problems.push(`returned ${describeValue(first)}, expected ${JSON.stringify(check.expect)}`);
-        results.push({ name: check.name, passed: problems.length === 0, detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`, durationMs: Date.now() - started });
+        results.push({
+          name: check.name,
+          passed: problems.length === 0,
+          detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`,
+          durationMs: Date.now() - started,
+          expected: expectedOf(check),
+          actual: actualOf(rows),
+        });
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
-        results.push({ name: check.name, passed: false, detail: `query failed: ${(error as Error).message}`, durationMs: Date.now() - started });
+        const failed = `query failed: ${(error as Error).message}`;
+        results.push({ name: check.name, passed: false, detail: failed, durationMs: Date.now() - started, expected: expectedOf(check), actual: failed });
       }
     }
     return results;

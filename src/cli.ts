@@ -480,6 +480,53 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('report <workflowId>')
+    .description('the HTML report of a drill or PITR run (self-contained: print it, mail it): from the JSON report in the repositories, else from the run\'s result in Temporal')
+    .option('--out <file>', 'write it to this file (default: stdout)')
+    .action(async (workflowId: string, options: { out?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const [{ findStoredReport }, { renderReportHtml }, { createHash }, { reportText }] = await Promise.all([
+        import('./report/find.js'),
+        import('./report/html.js'),
+        import('node:crypto'),
+        import('./repository/repository.js'),
+      ]);
+      const stored = config ? await findStoredReport(config, workflowId) : { problems: [] as string[] };
+      for (const problem of stored.problems) say(`warning: ${problem}`);
+      let source = stored.found;
+      if (!source) {
+        const settings = temporalSettings(config);
+        const { connectClient } = await import('./client.js');
+        const client = await connectClient(settings);
+        try {
+          const description = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+          if (!description) {
+            throw new LifeboatError('InvalidInput', `no report of ${workflowId} in the repositories${config ? '' : ' (no config to find them)'}, and Temporal at ${settings.address} has no such run`, 'Check the workflow id (`lifeboat drill <target> --json` prints it)');
+          }
+          if (description.status.name !== 'COMPLETED') {
+            throw new LifeboatError('InvalidInput', `run ${workflowId} is ${description.status.name.toLowerCase()}, and only a finished drill or PITR has a report`, 'Wait for it to finish');
+          }
+          const result: unknown = await client.workflow.getHandle(workflowId).result();
+          source = { text: reportText(result), from: `the result of run ${workflowId} in Temporal` };
+        } finally {
+          await client.connection.close();
+        }
+      }
+      const report = JSON.parse(source.text) as import('./report/html.js').RenderableReport;
+      if (!Array.isArray(report.timeline) || !('rto' in report)) {
+        throw new LifeboatError('InvalidInput', `${workflowId} is not a drill or PITR run (its result has no RTO and timeline)`, 'Reports are made for drills and point-in-time recoveries');
+      }
+      const html = renderReportHtml(report, { sha256: createHash('sha256').update(source.text).digest('hex'), from: source.from });
+      if (options.out) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(options.out, html);
+        say(`wrote the report of ${workflowId} (from ${source.from}) to ${options.out}`);
+      } else {
+        process.stdout.write(html);
+      }
+    });
+
+  program
     .command('audit [target]')
     .description('the audit log: one record per finished run (who asked, what, when, result, backup, sizes, approvals), oldest first, from every repository')
     .option('--since <time>', 'only runs that finished since then: an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) or an age (90m, 36h, 7d, 2w)')

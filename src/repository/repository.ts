@@ -9,7 +9,14 @@ import { manifestSchema, type Manifest } from './manifest.js';
  *   <target>/backups/<backupId>/manifest.json   written last
  *   <target>/backups/<backupId>/<payload>
  *   <target>/reports/<runId>.json
+ *   <target>/reports/<runId>.html                the same report for people (drills, PITR)
+ *   <target>/audit/<yyyy>/<mm>/<finishedAt>-<workflowId>.json   one record per finished run (src/audit/)
  */
+
+/** A report as stored: the exact bytes whose sha256 the HTML page names. */
+export function reportText(report: unknown): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
 /** Where a backup's objects live under a repository's root (also for tools reading a repository's files, like the benchmark). */
 export function backupDirKey(target: string, backupId: string): string {
   return `${target}/backups/${backupId}`;
@@ -41,8 +48,8 @@ export class Repository {
     return this.objectKey(target, backupId, 'manifest.json');
   }
 
-  reportKey(target: string, runId: string): string {
-    return `${target}/reports/${runId}.json`;
+  reportKey(target: string, runId: string, format: 'json' | 'html' = 'json'): string {
+    return `${target}/reports/${runId}.${format}`;
   }
 
   async writeManifest(manifest: Manifest): Promise<void> {
@@ -152,7 +159,19 @@ export class Repository {
 
   async writeReport(target: string, runId: string, report: unknown): Promise<string> {
     const key = this.reportKey(target, runId);
-    await this.backend.put(key, Readable.from([Buffer.from(`${JSON.stringify(report, null, 2)}\n`)]));
+    await this.backend.put(key, Readable.from([Buffer.from(reportText(report))]));
     return key;
+  }
+
+  /** The HTML page of a report, beside its JSON. */
+  async writeReportPage(target: string, runId: string, html: string): Promise<string> {
+    const key = this.reportKey(target, runId, 'html');
+    await this.backend.put(key, Readable.from([Buffer.from(html)]));
+    return key;
+  }
+
+  /** The JSON of a stored report as text (its exact bytes), undefined when there is none. */
+  async readReportText(target: string, runId: string): Promise<string | undefined> {
+    return readTextIfAny(this.backend, this.reportKey(target, runId));
   }
 }
