@@ -31,7 +31,7 @@ export default tseslint.config(
           patterns: [
             { regex: '^\\.\\./activities/(?!index\\.js$)', message: 'Workflows import only types, from activities/index.js.' },
             {
-              regex: '^\\.\\./src/(?!backup-id\\.js$|repository/format\\.js$|repository/manifest\\.js$)',
+              regex: '^\\.\\./src/(?!backup-id\\.js$|repository/format\\.js$|repository/manifest\\.js$|audit/record\\.js$|notify/events\\.js$)',
               message: 'Workflows import only pure, deterministic modules from src/.',
             },
           ],

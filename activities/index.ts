@@ -21,6 +21,7 @@ import { prepareScratch } from './scratch.js';
 import { snapshotAndUpload } from './sqlite-backup.js';
 import { checkIntegrity, fetchBackup, removeFiles, rollbackSwap, swapIntoPlace } from './sqlite-restore.js';
 import { notify } from './notify.js';
+import { recordAudit } from './audit.js';
 import { resolveTarget } from './target.js';
 
 export interface ActivityDependencies {
@@ -72,6 +73,7 @@ export function createActivities(deps: ActivityDependencies) {
     rollbackCutover: reportingFailures(rollbackCutover),
     // Telling people (src/notify/): one event to one channel, after the run's outcome is decided.
     notify: reportingFailures((input: Parameters<typeof notify>[0]) => notify(input, { configPath: deps.configPath, env })),
+    recordAudit: reportingFailures((input: Parameters<typeof recordAudit>[0]) => recordAudit(input, env)),
   };
 }
 

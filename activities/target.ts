@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { loadConfig, targetNamed } from '../src/config/load.js';
-import type { Config, PostgresTargetConfig, RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
+import type { Config, NotificationEventType, PostgresTargetConfig, RepositoryConfig, SqliteTargetConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
 import { keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 
@@ -11,6 +11,11 @@ interface ResolvedTargetBase {
   repositories: Array<{ name: string; location: string; config: RepositoryConfig }>;
   compression: { level: number; threads: number };
   encryption: { keyFile: string; keyId: string } | null;
+  /**
+   * The notification channels that get this target's events (names only: URLs and secrets stay in
+   * the environment), and how long a run retries one; absent in results of older runs.
+   */
+  notifications?: { channels: Array<{ name: string; events: NotificationEventType[] }>; deliveryTimeoutSeconds: number };
 }
 
 export interface ResolvedSqliteTarget extends ResolvedTargetBase {
@@ -84,6 +89,7 @@ export async function resolveTarget(configPath: string, input: { target: string 
     drill: target.drill,
     compression: base.compression,
     encryption: base.encryption,
+    notifications: base.notifications,
   };
 }
 
@@ -99,5 +105,11 @@ async function resolveBase(config: Config, name: string, repositories: string[])
     }),
     compression: config.compression,
     encryption,
+    notifications: {
+      channels: Object.entries(config.notifications?.channels ?? {})
+        .filter(([, channel]) => channel.targets === undefined || channel.targets.includes(name))
+        .map(([channelName, channel]) => ({ name: channelName, events: channel.events })),
+      deliveryTimeoutSeconds: config.notifications?.deliveryTimeoutSeconds ?? 300,
+    },
   };
 }

@@ -268,7 +268,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('approve <workflowId>')
     .description('answer a runbook waiting for approval (e.g. a PostgreSQL restore that would replace an existing database)')
     .option('--reject', 'refuse instead: the runbook drops what it restored and ends without replacing anything')
-    .option('--by <name>', 'who decides, for the runbook\'s timeline')
+    .option('--by <name>', 'who decides, for the runbook\'s timeline, audit record and report (default: <OS user>@<host>)')
     .action(async (workflowId: string, options: { reject?: boolean; by?: string }) => {
       const { config } = readConfig(global().config, false);
       const settings = temporalSettings(config);
@@ -276,7 +276,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { approveUpdate } = await import('../workflows/approval.js');
       const client = await connectClient(settings);
       try {
-        const answer = { approve: !options.reject, ...(options.by ? { by: options.by } : {}) };
+        // Who gave it goes into the run's audit record and report: the operator at this terminal unless --by says otherwise.
+        const { cliRequester } = await import('./requested-by.js');
+        const me = cliRequester();
+        const answer = { approve: !options.reject, by: options.by ?? (me.via === 'cli' ? `${me.user}@${me.host}` : 'cli') };
         const result = await client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [answer] });
         say(`${workflowId}: ${result.decision}`);
       } catch (error) {

@@ -3,7 +3,9 @@ import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
 import { makeBackupId } from '../src/backup-id.js';
 import { backupPostgresBase } from './postgres-base.js';
 import { backupPostgresDump } from './postgres-dump.js';
-import { discardUnfinishedBackup, formatBytes, manifestEnvelope, quickSteps, Timeline, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { discardUnfinishedBackup, formatBytes, manifestEnvelope, quickSteps, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import { runRunbook } from './telling.js';
 import { describeTarget } from './targets.js';
 
 export interface BackupInput {
@@ -37,7 +39,10 @@ export interface BackupResult {
  * pass, write the manifest last, then read back what was stored and check it.
  */
 export async function backup(input: BackupInput): Promise<BackupResult> {
-  const timeline = new Timeline();
+  return runRunbook('backup', (timeline) => backupSteps(timeline, input));
+}
+
+async function backupSteps(timeline: Timeline, input: BackupInput): Promise<BackupResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
   if (input.method !== undefined && input.method !== 'dump' && input.method !== 'base') {
     throw ApplicationFailure.nonRetryable(`"method" is "${String(input.method)}"; a backup's method is "dump" or "base" (PostgreSQL targets only)`, 'InvalidInput');

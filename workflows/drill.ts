@@ -1,6 +1,8 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { SmokeCheckResult } from '../activities/index.js';
-import { failureMessage, failureType, formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import type { ResolvedTarget, SmokeCheckResult } from '../activities/index.js';
+import type { Timeline} from './runbook.js';
+import { currentRun, failureMessage, failureType, formatBytes, quickSteps, transferSteps, type StepRecord } from './runbook.js';
+import { requestedByOfRun, runRunbook } from './telling.js';
 import { drillPostgres } from './postgres-drill.js';
 import { describeTarget, fetchedDatabase } from './targets.js';
 
@@ -15,6 +17,8 @@ export interface ObjectiveResult {
 }
 
 export interface DrillReport {
+  /** "drill" (reports of older runs do not say). */
+  runbook?: string;
   target: string;
   workflowId: string;
   runId: string;
@@ -36,6 +40,37 @@ export interface DrillReport {
   recovery?: { lsn: string; lastTransactionTime: string | null; walFilesRestored: number; walTimeline: number } | null;
   /** method "dump": the scratch restore's comparison with the dump's fingerprints. */
   verification?: { tables: number; rows: number } | null;
+  /** Who asked for the drill (its memo requestedBy); absent in reports of older runs. */
+  requestedBy?: Record<string, unknown> | null;
+  /** When the report was stored. */
+  finishedAt?: string;
+  /** The versions of the tools that made the restored backup (its manifest's). */
+  tools?: Record<string, string>;
+  /** Where the copy was brought to: the backup's snapshot, or (base) the end of the WAL archive. */
+  pointInTime?: { requested: string; reached: string | null } | null;
+  /** How the scratch copy went: removed, or not (the steps that tried). */
+  cleanup?: { status: 'done' | 'failed' | 'nothing to clean'; steps: string[] };
+}
+
+/**
+ * The store-report step: the JSON report (and its HTML page) in every repository, with who asked
+ * and how the cleanup went. The report holds the steps up to this one.
+ */
+export async function storeReport(timeline: Timeline, target: ResolvedTarget, report: DrillReport): Promise<{ keys: string[] }> {
+  const steps = timeline.steps.map((step) => ({ ...step }));
+  const cleanupSteps = steps.filter((step) => /^(remove|drop)-|^cleanup$/.test(step.name));
+  const stored: DrillReport = {
+    ...report,
+    runbook: currentRun()?.runbook ?? 'drill',
+    requestedBy: requestedByOfRun(),
+    finishedAt: new Date().toISOString(),
+    cleanup: {
+      status: cleanupSteps.length === 0 ? 'nothing to clean' : cleanupSteps.every((step) => step.status === 'completed') ? 'done' : 'failed',
+      steps: cleanupSteps.map((step) => step.name),
+    },
+    timeline: steps,
+  };
+  return timeline.run('store-report', () => quickSteps.writeReport({ target, runId: report.workflowId, report: stored }), (w) => [...w.keys, ...(w.pages ?? [])].join(', '));
 }
 
 export function objective(seconds: number, targetSeconds: number | undefined): ObjectiveResult {
@@ -69,7 +104,10 @@ export function newDrillReport(target: string, startedAtMs: number, timeline: Ti
  * passed=false and a report; only bad input (unknown target, broken config) fails the run itself.
  */
 export async function drill(input: DrillInput): Promise<DrillReport> {
-  const timeline = new Timeline();
+  return runRunbook('drill', (timeline) => drillSteps(timeline, input));
+}
+
+async function drillSteps(timeline: Timeline, input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
   const startedAtMs = Date.now();
   const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
@@ -84,6 +122,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     if (manifest.kind !== 'sqlite') throw ApplicationFailure.nonRetryable(`backup ${manifest.id} is a ${manifest.kind} backup, not a SQLite one`, 'BackupCorrupt');
     report.backupId = manifest.id;
     report.snapshotAt = manifest.snapshotAt;
+    report.tools = manifest.tools;
     report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
     const scratch = await timeline.run('prepare-scratch', () => quickSteps.prepareScratch({ target, runName: info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_') }), (s) => s.dir);
     scratchDir = scratch.dir;
@@ -111,7 +150,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   }
   // A cancelled drill ends as cancelled (after its cleanup), not as a failed drill with a report.
   if (cancelled !== undefined) throw cancelled;
-  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: info.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
+  const stored = await storeReport(timeline, target, report);
   report.reportKeys = stored.keys;
   return report;
 }

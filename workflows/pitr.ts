@@ -2,7 +2,9 @@ import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } 
 import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { acceptApproval, type PendingApproval } from './approval.js';
-import { failureMessage, formatBytes, quickSteps, Timeline, transferSteps, waitForStepToEnd, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { failureMessage, formatBytes, quickSteps, transferSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
+import { runRunbook } from './telling.js';
 import { describeTarget } from './targets.js';
 
 export type { RecoveryTarget };
@@ -131,7 +133,10 @@ export async function removeRecoveredCopy(timeline: Timeline, dataDir: string, s
  * the recovered cluster then replaces the live one, only after an approval (see cutOver).
  */
 export async function pitr(input: PitrInput): Promise<PitrResult> {
-  const timeline = new Timeline();
+  return runRunbook('pitr', (timeline) => pitrSteps(timeline, input));
+}
+
+async function pitrSteps(timeline: Timeline, input: PitrInput): Promise<PitrResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t, { repositories: true }));
   postgresOnly(target, 'pitr');
   const cutover = target.recovery.cutover;
@@ -192,11 +197,13 @@ export async function runChecks(timeline: Timeline, target: ResolvedPostgresTarg
 }
 
 /** Cutover steps stop and start servers (minutes at worst), without byte progress to heartbeat. */
-const cutoverSteps = proxyActivities<LifeboatActivities>({
-  startToCloseTimeout: '15 minutes',
-  cancellationType: waitForStepToEnd,
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
-});
+const cutoverSteps = withSummaries(
+  proxyActivities<LifeboatActivities>({
+    startToCloseTimeout: '15 minutes',
+    cancellationType: waitForStepToEnd,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+  }),
+);
 
 type CutoverSettings = NonNullable<ResolvedPostgresTarget['recovery']['cutover']>;
 
@@ -216,6 +223,7 @@ async function cutOver(
   await run.approval.awaitAnswer(timeline, timeoutSeconds, (decision) =>
     `replacing the live cluster in ${cutover.dataDir} ${decision ? `was rejected${decision.by ? ` by ${decision.by}` : ''}` : `needs an approval, and none came within ${timeoutSeconds} s`}; ` +
       'the recovered cluster was removed and the live cluster was not touched',
+    `replace the live cluster in ${cutover.dataDir} by the recovered one (the live data directory is kept as a safety copy)`,
   );
   const info = workflowInfo();
   const run8 = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;

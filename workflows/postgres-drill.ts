@@ -14,7 +14,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
-import { newDrillReport, objective, type DrillReport } from './drill.js';
+import { newDrillReport, objective, storeReport, type DrillReport } from './drill.js';
 import { recoverCopy, runChecks, runDirectory } from './pitr.js';
 import { failureMessage, failureType, formatBytes, quickSteps, transferSteps, type Timeline } from './runbook.js';
 
@@ -44,7 +44,7 @@ export async function drillPostgres(timeline: Timeline, target: ResolvedPostgres
     });
   }
   if (cancelled !== undefined) throw cancelled;
-  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: report.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
+  const stored = await storeReport(timeline, target, report);
   report.reportKeys = stored.keys;
   return report;
 }
@@ -61,6 +61,8 @@ async function drillBase(timeline: Timeline, target: ResolvedPostgresTarget, rep
   socketDir = recovery.cluster.socketDir;
   report.backupId = chosen.manifest.id;
   report.snapshotAt = chosen.manifest.snapshotAt;
+  report.tools = chosen.manifest.tools;
+  report.pointInTime = { requested: 'latest: every archived WAL file', reached: recovery.reached.lastTransactionTime ? `${recovery.reached.lsn}, last commit ${recovery.reached.lastTransactionTime}` : recovery.reached.lsn };
   report.recovery = {
     lsn: recovery.reached.lsn,
     lastTransactionTime: recovery.reached.lastTransactionTime,
@@ -89,6 +91,7 @@ async function drillDump(timeline: Timeline, target: ResolvedPostgresTarget, rep
   const manifest = located;
   report.backupId = manifest.id;
   report.snapshotAt = manifest.snapshotAt;
+  report.tools = manifest.tools;
   report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
   const database = scratchDatabaseName();
   cleanups.push(async () => {

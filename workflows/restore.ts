@@ -4,7 +4,9 @@ import { compactTimestamp } from '../src/backup-id.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { restorePostgresBase } from './postgres-base.js';
 import { restorePostgresDump } from './postgres-dump.js';
-import { failureMessage, formatBytes, quickSteps, stepsWithin, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { failureMessage, formatBytes, quickSteps, stepsWithin, transferSteps, type StepRecord } from './runbook.js';
+import { runRunbook } from './telling.js';
 import { describeTarget, fetchedDatabase, sourceBytesOf } from './targets.js';
 
 export interface RestoreInput {
@@ -58,7 +60,10 @@ async function runHook(timeline: Timeline, target: ResolvedSqliteTarget, name: '
  * fails, the safety copy goes back (compensation that runs even when the run is cancelled).
  */
 export async function restore(input: RestoreInput): Promise<RestoreResult> {
-  const timeline = new Timeline();
+  return runRunbook('restore', (timeline) => restoreSteps(timeline, input));
+}
+
+async function restoreSteps(timeline: Timeline, input: RestoreInput): Promise<RestoreResult> {
   const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t));
   if (resolved.type === 'postgres') {
     const method = input.method ?? resolved.method;
