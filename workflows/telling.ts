@@ -132,8 +132,13 @@ export async function runRunbook<R>(runbook: string, steps: (timeline: Timeline)
   const timeline = new Timeline();
   let outcome: { result?: R; error?: unknown } = {};
   try {
-    outcome = { result: await steps(timeline) };
-    return outcome.result as R;
+    const result = await steps(timeline);
+    // The result is the outcome as decided: its timeline ends there. The steps that follow
+    // (record-audit, notify-*) are in the run's timeline query and its history.
+    const decided = result as { timeline?: unknown };
+    if (decided && decided.timeline === timeline.steps) decided.timeline = timeline.steps.map((step) => ({ ...step }));
+    outcome = { result };
+    return result;
   } catch (error) {
     outcome = { error };
     throw error;

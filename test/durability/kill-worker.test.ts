@@ -52,7 +52,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
 
     const result = (await handle.result()) as { backupId: string; sourceBytes: number };
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted upload ran again on the new worker');
 

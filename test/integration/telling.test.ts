@@ -13,6 +13,7 @@ import { workflowMetadataQuery } from '@temporalio/workflow';
 import { runbookFailure } from '../../src/client.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 import type { DrillReport } from '../../workflows/drill.js';
+import { timelineQuery } from '../../workflows/queries.js';
 import { createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 
@@ -78,7 +79,8 @@ describe('runbooks tell people: notifications, audit, the Temporal UI', () => {
     assert.deepEqual((json.data.run as { requestedBy: unknown }).requestedBy, (await handle.describe()).memo?.requestedBy);
     const attempts = receiver.requests.filter((r) => r.headers['webhook-id'] === delivered[0]!.headers['webhook-id']);
     assert.ok(attempts.length >= 1);
-    const notifySteps = report.timeline.filter((s) => s.name.startsWith('notify-'));
+    assert.ok(!report.timeline.some((s) => s.name.startsWith('notify-') || s.name === 'record-audit'), 'the result is the outcome as decided, before telling anyone');
+    const notifySteps = (await handle.query(timelineQuery)).filter((s) => s.name.startsWith('notify-'));
     assert.deepEqual(notifySteps.map((s) => s.status).sort(), ['completed', 'completed']);
     assert.equal(notifySteps.reduce((sum, s) => sum + (s.attempts ?? 1), 0), 4, 'two failed attempts were retried');
     assert.ok(receiver.accepted.some((r) => r.path === '/services/T1/B2/token' && /drill of shop PASSED/.test(r.body)), 'Slack got it too');
@@ -114,9 +116,9 @@ describe('runbooks tell people: notifications, audit, the Temporal UI', () => {
     // A receiver that refuses (here: it does not share the secret) is given up at once; the drill still passes.
     process.env.LIFEBOAT_TEST_WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
     try {
-      const report = await lifeboat.run('drill', { target: 'shop' });
-      assert.equal(report.passed, true);
-      const pager = report.timeline.find((s) => s.name === 'notify-pager')!;
+      const drill = await lifeboat.start('drill', { target: 'shop' });
+      assert.equal(((await drill.result()) as DrillReport).passed, true);
+      const pager = (await drill.query(timelineQuery)).find((s) => s.name === 'notify-pager')!;
       assert.equal(pager.status, 'failed');
       assert.equal(pager.attempts, undefined);
       assert.match(pager.detail ?? '', /answered 401/);
