@@ -2,9 +2,10 @@ import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } 
 import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { acceptApproval, type PendingApproval } from './approval.js';
-import type { Timeline} from './runbook.js';
-import { failureMessage, formatBytes, quickSteps, transferSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
-import { runRunbook } from './telling.js';
+import type { Timeline } from './runbook.js';
+import { currentRun, failureMessage, formatBytes, quickSteps, transferSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
+import { newDrillReport, objective, storeReport, type DrillReport } from './drill.js';
+import { runRunbook, tellsPeople } from './telling.js';
 import { describeTarget } from './targets.js';
 
 export type { RecoveryTarget };
@@ -50,7 +51,36 @@ export interface PitrResult {
    * describes it as it was during recovery); the previous live data directory is kept as safetyCopy.
    */
   cutover?: { liveDataDir: string; safetyCopy: string; checks: SmokeCheckResult[]; walTimeline: number };
+  /** Where its report went (JSON and HTML beside it, in every repository); absent in results of older runs. */
+  reportKeys?: string[];
   timeline: StepRecord[];
+}
+
+/**
+ * The store-report step of a recovery that succeeded: the same report as a drill's (JSON and HTML
+ * in every repository), with the point in time asked for and reached, and RTO against the target's
+ * drill.rtoTargetSeconds (RPO is the operator's choice of point here, not measured).
+ */
+async function storePitrReport(timeline: Timeline, target: ResolvedPostgresTarget, run: { chosen: ChosenBase; recovery: RecoveryResult; checks: SmokeCheckResult[] }): Promise<string[] | undefined> {
+  const context = currentRun();
+  if (!context || !tellsPeople()) return undefined;
+  const report: DrillReport = {
+    ...newDrillReport(target.name, context.startedAtMs, timeline),
+    passed: run.checks.every((check) => check.passed),
+    backupId: run.chosen.manifest.id,
+    snapshotAt: run.chosen.manifest.snapshotAt,
+    rto: objective((Date.now() - context.startedAtMs) / 1000, target.drill.rtoTargetSeconds),
+    rpo: null,
+    checks: run.checks,
+    tools: run.chosen.manifest.tools,
+    pointInTime: {
+      requested: run.chosen.description,
+      reached: `${run.recovery.reached.lsn}${run.recovery.reached.lastTransactionTime ? `, last commit ${run.recovery.reached.lastTransactionTime}` : ''}`,
+    },
+    recovery: { lsn: run.recovery.reached.lsn, lastTransactionTime: run.recovery.reached.lastTransactionTime, walFilesRestored: run.recovery.walFilesRestored, walTimeline: run.recovery.timeline },
+  };
+  const stored = await storeReport(timeline, target, report);
+  return stored.keys;
 }
 
 /** A recovered copy, running: what the pitr and drill runbooks build. */
@@ -164,6 +194,7 @@ async function pitrSteps(timeline: Timeline, input: PitrInput): Promise<PitrResu
       );
     }
     const replaced = approval && cutover ? await cutOver(timeline, target, cutover, { dataDir, socketDir, approval }) : undefined;
+    const reportKeys = await storePitrReport(timeline, target, { chosen, recovery, checks });
     return {
       target: target.name,
       backupId: chosen.manifest.id,
@@ -175,6 +206,7 @@ async function pitrSteps(timeline: Timeline, input: PitrInput): Promise<PitrResu
       walFilesRestored: recovery.walFilesRestored,
       checks,
       ...(replaced ? { cutover: replaced } : {}),
+      ...(reportKeys ? { reportKeys } : {}),
       timeline: timeline.steps,
     };
   } catch (error) {

@@ -115,7 +115,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
       assert.deepEqual(await recoveredIds(result.cluster), log.slice(0, k).map((c) => c.id), 'exactly the rows committed at or before the target');
       assert.equal(result.reached.lastTransactionTime, log[k - 1]!.time);
       const runs = await activityRuns(lifeboat.client, handle.workflowId);
-      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1, recordAudit: 1 });
+      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1, writeReport: 1, recordAudit: 1 });
       assert.equal(runs.attempts.chooseRecoveryBase, 1, 'the choice was not made again');
       assert.equal(runs.attempts.restoreBaseBackup, 1, 'the base backup was not fetched again');
       assert.equal(runs.attempts.recoverToTarget, 2, 'the interrupted recovery ran again on the new worker');

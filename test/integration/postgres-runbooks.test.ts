@@ -151,7 +151,7 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       assert.deepEqual(result.checks.map((c) => c.passed), [true, true]);
       assert.deepEqual(
         result.timeline.map((step) => step.name),
-        ['resolve-target', 'choose-base-backup', 'restore-base-backup', 'recover', 'smoke-checks'],
+        ['resolve-target', 'choose-base-backup', 'restore-base-backup', 'recover', 'smoke-checks', 'store-report'],
       );
     } finally {
       await removeRecoveredCluster(result.cluster);
@@ -325,8 +325,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.equal(result.cutover?.liveDataDir, source.db.dataDir);
     assert.ok(result.cutover && existsSync(join(result.cutover.safetyCopy, 'PG_VERSION')), 'the previous live data directory is kept whole');
     assert.deepEqual(
-      result.timeline.map((step) => step.name).slice(-4),
-      ['await-approval', 'stop-and-swap', 'start-live', 'health-check'],
+      result.timeline.map((step) => step.name).slice(-5),
+      ['await-approval', 'stop-and-swap', 'start-live', 'health-check', 'store-report'],
     );
     const client = await source.db.cluster.connect();
     try {
