@@ -22,25 +22,28 @@ export default tseslint.config(
     },
   },
   {
+    // Every workflow-side file: the generic runbooks and each kind's half (workflows/kinds/), all
+    // bundled into the deterministic sandbox. Paths are matched wherever the importing file sits.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: do side effects in an activity.' })),
           patterns: [
-            { regex: '^\\.\\./activities/(?!index\\.js$)', message: 'Workflows import only types, from activities/index.js.' },
             {
-              regex: '^\\.\\./src/(?!backup-id\\.js$|repository/format\\.js$|repository/manifest\\.js$|audit/record\\.js$|notify/events\\.js$)',
-              message: 'Workflows import only pure, deterministic modules from src/.',
+              regex: '^(\\.\\./)+activities/',
+              allowTypeImports: true,
+              message: 'Workflows import only types from activities/ (import type); activities run through the proxies of workflows/runbook.ts.',
+            },
+            {
+              regex: '^(\\.\\./)+src/(?!backup-id\\.js$|repository/format\\.js$|notify/events\\.js$)',
+              allowTypeImports: true,
+              message: 'Workflows import only types from src/, or values from its pure, deterministic modules (backup-id.js, repository/format.js, notify/events.js).',
             },
           ],
         },
-      ],
-      '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-restricted-imports': [
-        'error',
-        { paths: [{ name: '../activities/index.js', message: 'Import activity types only (import type).', allowTypeImports: true }] },
       ],
     },
   },

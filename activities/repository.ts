@@ -7,7 +7,8 @@ import type { Manifest } from '../src/repository/manifest.js';
 import { reportText, type Repository } from '../src/repository/repository.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
-import type { ResolvedTarget } from './target.js';
+import type { ResolvedTargetBase as ResolvedTarget } from '../src/kinds/contract.js';
+import { manifestKindOf } from '../src/kinds/index.js';
 
 /** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
 export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
@@ -120,9 +121,7 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
     throw new LifeboatError(
       'BackupNotFound',
       `target "${target.name}" has no complete ${kind === undefined ? '' : `${kind} `}backup in ${target.repositories.map((r) => r.name).join(', ')}${failures.length ? ` (${failures.join('; ')})` : ''}`,
-      kind === 'postgres-dump'
-        ? `Run \`lifeboat backup ${target.name} --method dump\` first; base backups are restored with \`lifeboat pitr ${target.name}\``
-        : `Run \`lifeboat backup ${target.name}${kind === 'postgres-base' ? ' --method base' : ''}\` first`,
+      kind === undefined ? `Run \`lifeboat backup ${target.name}\` first` : (manifestKindOf(kind)?.missingHint(target.name) ?? `Run \`lifeboat backup ${target.name}\` first`),
     );
   }
   return newest;

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { payloadName } from '../activities/sqlite-backup.js';
+import { payloadName } from '../src/kinds/sqlite/backup.js';
 import { backupObjectKey } from '../src/repository/repository.js';
 import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettings } from '../src/client.js';
 import { projectRoot, toolPath } from '../src/dev/tools.js';

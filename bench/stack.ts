@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { stringify } from 'yaml';
-import { sqliteTargetSchema, type SqliteTargetConfig } from '../src/config/schema.js';
+import { sqliteTargetSchema, type SqliteTargetConfig } from '../src/kinds/sqlite/config.js';
 import { startS3Server, type S3Server } from '../src/dev/s3-server.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../src/dev/temporal-server.js';
 import { recommendedWorkerEnv, recommendedWorkerNodeFlags } from '../src/worker.js';

@@ -23,7 +23,7 @@ const command = commandOf(process.argv.slice(2));
 async function loadCli() {
   // Long-running commands start once; through tsx their stack traces point into the sources.
   // LIFEBOAT_PREBUILT=0 runs the sources for any command.
-  const prebuilt = process.env.LIFEBOAT_PREBUILT === '0' || command === 'worker' || command === 'dev' ? undefined : freshCliBundle();
+  const prebuilt = process.env.LIFEBOAT_PREBUILT === '0' || command === 'worker' || command === 'dev' || command === 'serve' ? undefined : freshCliBundle();
   if (prebuilt) {
     try {
       return await import(pathToFileURL(prebuilt).href);

@@ -38,7 +38,7 @@ export const scenarios = [
   'restore-health-failed',
   'drill-passed',
   'drill-failed',
-  // The same runbooks on a postgres target take other paths (workflows/postgres-*.ts, pitr.ts).
+  // The same runbooks on a postgres target take other paths (workflows/kinds/postgres/, pitr.ts).
   'pg-dump-backup',
   'pg-dump-restore',
   'pg-dump-drill',

@@ -1,15 +1,16 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Command, CommanderError, Option } from 'commander';
 import { existsSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { StepRecord } from './repository/manifest.js';
 // The Temporal client loads lazily: wal-push and wal-fetch run for every WAL segment and must start fast.
 import type { RunbookKind, RunbookTypes, TemporalSettings } from './client.js';
 import { configPathFrom, loadConfig, targetNamed } from './config/load.js';
-import type { Config } from './config/schema.js';
+import type { Config, TargetConfig } from './config/schema.js';
 import { commandOf } from '../bin/command-of.js';
-import { exitCodeFor, LifeboatError } from './errors.js';
+import { exitCodeFor, LifeboatError, UsageError } from './errors.js';
+import type { RestoreCommandOptions, RestorePlan } from './kinds/contract.js';
+import { backupMethods, sourceBytesOf, targetKindOf, targetKindOfBackup, typesWithMethods } from './kinds/index.js';
 import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/archive-exit-codes.js';
 import { openBackend } from './repository/open.js';
 import { Repository } from './repository/repository.js';
@@ -25,7 +26,6 @@ interface GlobalOptions {
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
-class InputError extends Error {}
 
 /** "Type: message" for typed failures, the message alone otherwise (what PostgreSQL logs for WAL commands). */
 function describeFailure(error: unknown): string {
@@ -52,17 +52,10 @@ function assertTarget(config: Config | undefined, target: string, path: string):
   if (config) targetNamed(config.targets, target, path);
 }
 
-/** The first line a finished restore prints, by what was restored. */
+/** The first line a finished restore prints: its kind's, by what was restored. */
 function restoredLine(r: RunbookTypes['restore']['result']): string {
-  const what = `backup ${r.backupId} (snapshot ${r.snapshotAt})`;
-  switch (r.backupKind) {
-    case 'postgres-base':
-      return `restored base ${what} as data directory ${r.restoredTo}, verified by pg_verifybackup; started as it is (pg_ctl -D), it replays the WAL inside and opens as of the snapshot. Set its port, and archive_mode = off unless it replaces the live cluster, before starting it`;
-    case 'postgres-dump':
-      return `restored ${what} into database ${r.restoredTo}${r.safetyCopy ? `; the previous database is kept as ${r.safetyCopy}` : ''}`;
-    default:
-      return `restored ${what} to ${r.restoredTo}${r.safetyCopy ? `; previous database kept at ${r.safetyCopy}` : ''}`;
-  }
+  const line = targetKindOfBackup(r.backupKind)?.cli.restored(r);
+  return line ?? `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; what was there is kept as ${r.safetyCopy}` : ''}`;
 }
 
 function formatStep(step: StepRecord): string {
@@ -161,12 +154,27 @@ async function run<K extends RunbookKind>(
   }
 }
 
-async function confirmReplace(target: string, livePath: string): Promise<boolean> {
+async function confirmReplace(target: string, what: string): Promise<boolean> {
   if (!process.stdin.isTTY) return false;
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await prompt.question(`Replace the live database of "${target}" (${livePath})? The current one is kept as a safety copy. Type "yes": `);
+  const answer = await prompt.question(`Replace ${what} of "${target}"? The current one is kept as a safety copy. Type "yes": `);
   prompt.close();
   return answer.trim() === 'yes';
+}
+
+/**
+ * How `lifeboat restore` runs: as the target's kind says (src/kinds/<kind>/index.ts, cli.restore).
+ * Without a config here, the worker's config decides on the way; the restore may then replace live
+ * data, so it is confirmed as such.
+ */
+function restorePlan(target: string, configured: TargetConfig | undefined, options: RestoreCommandOptions): RestorePlan {
+  const kind = configured ? targetKindOf(configured.type) : undefined;
+  if (!configured || !kind) {
+    return { input: { ...(options.method ? { method: options.method } : {}), ...(options.into ? { into: options.into } : {}) }, ...(options.into ? {} : { replaces: 'the live data (as the worker\'s config says)' }) };
+  }
+  if (options.method && kind.methods.length === 0) throw new UsageError(`--method is for ${typesWithMethods().join(' and ')} targets; "${target}" is a ${configured.type} target`);
+  if (options.method && !kind.methods.includes(options.method)) throw new UsageError(`--method ${options.method}: a ${configured.type} target's methods are ${kind.methods.join(', ')}`);
+  return kind.cli.restore(options, { name: target, config: configured });
 }
 
 export function buildProgram(setExitCode: (code: number) => void): Command {
@@ -195,18 +203,43 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { config, path } = readConfig(global().config, true);
       const settings = temporalSettings(config);
       const { createWorker } = await import('./worker.js');
-      const worker = await createWorker({ temporalAddress: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue, configPath: path });
+      const worker = await createWorker({
+        temporalAddress: settings.address,
+        namespace: settings.namespace,
+        taskQueue: settings.taskQueue,
+        configPath: path,
+        ...(config?.worker.metricsListen ? { metricsListen: config.worker.metricsListen } : {}),
+      });
       say(`worker polling task queue "${settings.taskQueue}" at ${settings.address} (config ${path}); Ctrl-C stops it`);
       await worker.run();
     });
 
   program
+    .command('serve')
+    .description('long-running HTTP process for monitoring: /metrics (Prometheus), /status (JSON), refreshed from the repositories and the Temporal server in the background')
+    .option('--listen <host:port>', 'address to listen on (default: serve.listen in the config, 127.0.0.1:9464)')
+    .action(async (options: { listen?: string }) => {
+      const { config } = readConfig(global().config, true);
+      const settings = temporalSettings(config);
+      const { parseConfig } = await import('./config/load.js');
+      // --listen is checked like serve.listen in the config.
+      if (options.listen !== undefined) parseConfig({ repositories: {}, targets: {}, serve: { listen: options.listen } }, '--listen');
+      const { startServe } = await import('./serve/server.js');
+      const serve = await startServe({ config: config!, settings, ...(options.listen ? { listen: options.listen } : {}) });
+      say(`lifeboat serve: ${serve.url}/metrics and ${serve.url}/status, refreshed every ${config!.serve.refreshSeconds} s from ${Object.keys(config!.targets).length} target(s) and the Temporal server at ${settings.address}; Ctrl-C stops it`);
+      await new Promise<void>((resolve) => {
+        for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+      });
+      await serve.close();
+    });
+
+  program
     .command('backup <target>')
     .description('back up a target to every repository it names')
-    .addOption(new Option('--method <method>', 'PostgreSQL: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target\'s method').choices(['dump', 'base']))
+    .addOption(new Option('--method <method>', 'PostgreSQL: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target\'s method').choices(backupMethods()))
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { method?: 'dump' | 'base'; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { method?: string; wait?: boolean; json?: boolean }) => {
       setExitCode(
         await run('backup', { target, ...(options.method ? { method: options.method } : {}) }, options, global(), (r) => ({
           failed: false,
@@ -224,38 +257,19 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     )
     .option('--backup <id>', 'backup id (default: the newest complete backup)')
     .option('--into <path|database|dir>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into, or (base) the new data directory')
-    .addOption(new Option('--method <method>', 'PostgreSQL: restore a pg_dump backup ("dump") or a base backup ("base"); default: the target\'s backup method').choices(['dump', 'base']))
+    .addOption(new Option('--method <method>', 'PostgreSQL: restore a pg_dump backup ("dump") or a base backup ("base"); default: the target\'s backup method').choices(backupMethods()))
     .option('--yes', 'SQLite: replace the live database without asking. PostgreSQL dump: replace the --into database if it exists')
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { backup?: string; into?: string; method?: 'dump' | 'base'; yes?: boolean; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { backup?: string; into?: string; method?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
       const { config, path } = readConfig(global().config, false);
       assertTarget(config, target, path);
-      const configured = config?.targets[target];
-      const postgres = configured?.type === 'postgres';
-      const method = postgres ? (options.method ?? configured.method) : undefined;
-      if (options.method && configured && !postgres) throw new InputError(`--method is for postgres targets; "${target}" is a ${configured.type} target`);
-      if (!postgres && !options.into && !options.yes) {
-        const livePath = configured?.type === 'sqlite' ? configured.path : '(path from the worker config)';
-        if (!(await confirmReplace(target, livePath))) {
-          throw new InputError('restore would replace the live database: pass --yes to confirm, or --into <path> to restore beside it');
-        }
+      const plan = restorePlan(target, config?.targets[target], options);
+      if (plan.replaces && !options.yes && !(await confirmReplace(target, plan.replaces))) {
+        throw new UsageError(`restore would replace ${plan.replaces}: pass --yes to confirm, or --into <path> to restore beside it`);
       }
-      if (method === 'base' && options.yes) throw new InputError('--yes: a base backup is restored into a new data directory only; to replace the live cluster use `lifeboat pitr --cutover`');
-      // A SQLite file or a data directory is a path on the worker's host: made absolute here, where
-      // the operator typed it (the worker's working directory means nothing to them).
-      const intoIsPath = method === 'base' || configured?.type === 'sqlite';
-      const into = options.into && intoIsPath ? resolvePath(options.into) : options.into;
-      const input = {
-        target,
-        ...(options.method ? { method: options.method } : {}),
-        ...(options.backup ? { backupId: options.backup } : {}),
-        ...(into ? { into } : {}),
-        ...(method === 'dump' && options.yes ? { replaceExisting: true } : {}),
-      };
-      if (method === 'dump' && options.into && !options.yes) {
-        say(`if database ${options.into} exists, the restore waits for an approval before it replaces it: \`lifeboat approve <workflow id>\` (or --reject)`);
-      }
+      const input = { target, ...(options.backup ? { backupId: options.backup } : {}), ...plan.input };
+      for (const note of plan.notes ?? []) say(note);
       setExitCode(
         await run('restore', input, options, global(), (r) => ({
           failed: false,
@@ -283,7 +297,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         const result = await client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [answer] });
         say(`${workflowId}: ${result.decision}`);
       } catch (error) {
-        throw new InputError(`could not answer ${workflowId}: ${(error as Error).message}`);
+        throw new UsageError(`could not answer ${workflowId}: ${(error as Error).message}`);
       } finally {
         await client.connection.close();
       }
@@ -330,9 +344,9 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (target: string, options: { time?: string; lsn?: string; name?: string; xid?: string; latest?: boolean; exclusive?: boolean; backup?: string; cutover?: boolean; wait?: boolean; json?: boolean }) => {
       const { parseRecoveryTarget } = await import('./postgres/recovery-target.js');
       const given = (['time', 'lsn', 'name', 'xid', 'latest'] as const).filter((kind) => options[kind] !== undefined);
-      if (given.length > 1) throw new InputError(`give one recovery target, not ${given.map((kind) => `--${kind}`).join(' and ')}`);
+      if (given.length > 1) throw new UsageError(`give one recovery target, not ${given.map((kind) => `--${kind}`).join(' and ')}`);
       const kind = given[0] ?? 'latest';
-      if (options.exclusive && !['time', 'lsn', 'xid'].includes(kind)) throw new InputError('--exclusive goes with --time, --lsn or --xid');
+      if (options.exclusive && !['time', 'lsn', 'xid'].includes(kind)) throw new UsageError('--exclusive goes with --time, --lsn or --xid');
       const inclusive = options.exclusive ? { inclusive: false } : {};
       const candidate =
         kind === 'time' ? { kind, time: options.time, ...inclusive }
@@ -344,7 +358,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       try {
         recoveryTarget = parseRecoveryTarget(candidate);
       } catch (error) {
-        throw new InputError((error as Error).message);
+        throw new UsageError((error as Error).message);
       }
       const input = { target, recoveryTarget, ...(options.backup ? { backupId: options.backup } : {}), ...(options.cutover ? { cutover: true } : {}) };
       if (options.cutover) say('the cutover waits for an approval before it replaces the live cluster: `lifeboat approve <workflow id>` (or --reject)');
@@ -406,8 +420,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .addOption(jsonOption)
     .action(async (target: string, options: { json?: boolean; maxLagSegments: string }) => {
       const { config, path } = readConfig(global().config, true);
-      const targetConfig = targetNamed(config!.targets, target, path, 'postgres');
-      if (targetConfig.type !== 'postgres') throw new LifeboatError('InvalidInput', `target "${target}" is a ${targetConfig.type} target; archive-status is for postgres targets`);
+      const { postgresTargetNamed } = await import('./kinds/postgres/commands.js');
+      const targetConfig = postgresTargetNamed(config!, target, path, 'archive-status');
       const maxLag = Number(options.maxLagSegments);
       if (!Number.isInteger(maxLag) || maxLag < 0) throw new LifeboatError('InvalidInput', `--max-lag-segments must be a whole number >= 0, got ${options.maxLagSegments}`);
       const [{ connectTo }, { archiveStatus }] = await Promise.all([import('./postgres/dump-connection.js'), import('./postgres/wal-archive.js')]);
@@ -434,6 +448,34 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
+    .command('status [target]')
+    .description(
+      'the state of every target (or one): per repository the newest backup and its age against the RPO objective, the newest verified ' +
+        'backup, the last verify and drill, the WAL archive and PITR window (PostgreSQL), and the schedules; exit 1 when anything is outside its objective',
+    )
+    .addOption(new Option('--json', 'print the state as one JSON document on stdout'))
+    .action(async (target: string | undefined, options: { json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const settings = temporalSettings(config);
+      const [{ connectClient }, { readState }, { renderStatus }] = await Promise.all([import('./client.js'), import('./state/read.js'), import('./state/render.js')]);
+      const client = await connectClient(settings).catch((error: unknown) => error as Error);
+      try {
+        const report = await readState({
+          config: config!,
+          env: process.env,
+          ...(target !== undefined ? { targets: [target] } : {}),
+          temporal: client instanceof Error ? { error: client.message } : { client, taskQueue: settings.taskQueue },
+        });
+        for (const line of renderStatus(report)) say(line);
+        if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        setExitCode(report.healthy ? 0 : 1);
+      } finally {
+        if (!(client instanceof Error)) await client.connection.close();
+      }
+    });
+
+  program
     .command('backups <target>')
     .description('list the backups the repositories hold (from their manifests alone), newest first')
     .addOption(jsonOption)
@@ -453,7 +495,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
               repository: name,
               id: manifest.id,
               snapshotAt: manifest.snapshotAt,
-              sourceBytes: manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes,
+              sourceBytes: sourceBytesOf(manifest),
               storedBytes: manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0),
               encrypted: manifest.encryption !== null,
             });
@@ -541,7 +583,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { parseSince } = await import('./audit/record.js');
       const since = options.since === undefined ? undefined : parseSince(options.since, new Date());
       if (options.since !== undefined && since === undefined) {
-        throw new InputError(`--since "${options.since}" is neither an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) nor an age (90m, 36h, 7d, 2w)`);
+        throw new UsageError(`--since "${options.since}" is neither an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) nor an age (90m, 36h, 7d, 2w)`);
       }
       const read = await readAudit(config!, target === undefined ? Object.keys(config!.targets) : [target], since);
       for (const warning of read.warnings) say(`warning: ${warning}`);
@@ -576,7 +618,7 @@ function failureExitCode(error: unknown): number {
     say(`lifeboat: ${error.type}: ${error.message}`);
     return exitCodeFor(error.type);
   }
-  if (error instanceof InputError) {
+  if (error instanceof UsageError) {
     say(`lifeboat: ${error.message}`);
     return 2;
   }

@@ -64,7 +64,7 @@ export function summaryOf(kind: string, input: { target: string }): string {
     case 'backup':
       return `Backup of target "${input.target}"`;
     case 'restore':
-      return `Restore of target "${input.target}" from ${restore.backupId ?? `the newest ${restore.method === 'base' ? 'base backup' : 'backup'}`}${restore.into ? ` into ${restore.into}` : ''}`;
+      return `Restore of target "${input.target}" from ${restore.backupId ?? 'the newest backup'}${restore.method ? ` (method ${restore.method})` : ''}${restore.into ? ` into ${restore.into}` : ''}`;
     case 'drill':
       return `Restore drill of target "${input.target}"`;
     case 'pitr': {

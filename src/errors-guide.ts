@@ -161,6 +161,10 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
       'The CLI could not reach the Temporal server at `TEMPORAL_ADDRESS` (the message names the address and namespace), so nothing was started; or it lost contact while `--wait`ing, and the run goes on without it.',
     action: 'Start Temporal or set `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` (or `temporal:` in the config). After a lost connection, follow the run in the Temporal UI or with `temporal workflow show`.',
   },
+  AddressInUse: {
+    meaning: '`lifeboat serve` or the worker\'s metrics endpoint cannot listen on its configured address: another process already listens there.',
+    action: 'Stop that process, or choose another address (`serve.listen`, `worker.metricsListen`, or `lifeboat serve --listen`). Nothing was started.',
+  },
   NotificationRejected: {
     meaning:
       'A notification channel\'s receiver answered 4xx (other than 408 and 429) to a message: a Slack webhook URL that was revoked (404, 410), a signing secret the receiver does not share (401, 403), a body it does not accept (400). ' +

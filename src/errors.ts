@@ -37,6 +37,8 @@ export const errorTypes = {
   VerificationFailed: 'data',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
+  // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.
+  AddressInUse: 'input',
   // A notification receiver refused a message (4xx other than 408/429): retrying will not help.
   NotificationRejected: 'service',
   // An audit record of this run already exists with other content: the log is never rewritten.
@@ -69,4 +71,12 @@ export function isErrorType(value: string | undefined | null): value is ErrorTyp
 /** Input errors exit with 2, everything else with 1 (see the CLI contract in docs/cli.md). */
 export function exitCodeFor(type: string | undefined | null): 1 | 2 {
   return isErrorType(type) && errorTypes[type] === 'input' ? 2 : 1;
+}
+
+/**
+ * A command given options that cannot work together (or that its target refuses): the CLI says
+ * the message as it is and exits 2, before anything starts.
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
 }

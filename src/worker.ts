@@ -1,9 +1,11 @@
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type LogLevel } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';
 import { projectRoot } from './dev/tools.js';
 import { createLogger, type Logger } from './logger.js';
+import { listenOn } from './serve/listen.js';
 
 export interface WorkerOptions {
   temporalAddress: string;
@@ -14,6 +16,11 @@ export interface WorkerOptions {
   workflowBundlePath?: string;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /**
+   * host:port where the SDK's own Prometheus metrics are served (worker.metricsListen). Only the
+   * first worker of a process can set it: the SDK's runtime is installed once per process.
+   */
+  metricsListen?: string;
 }
 
 /**
@@ -46,10 +53,13 @@ function sdkLogLevel(level: string): LogLevel {
   return (['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const).find((l) => l === upper) ?? 'INFO';
 }
 
-/** Routes the SDK's own logs (including activity and workflow log calls) through pino on stderr. */
-function installRuntimeLogger(logger: Logger): void {
+/**
+ * Installs the SDK's runtime once per process: its own logs (including activity and workflow log
+ * calls) through pino on stderr, and with metricsListen its Prometheus metrics at
+ * http://<metricsListen>/metrics, in seconds, with Prometheus's suffixes (_total, _seconds).
+ */
+async function installRuntime(logger: Logger, metricsListen: string | undefined): Promise<void> {
   if (runtimeInstalled) return;
-  runtimeInstalled = true;
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
     TRACE: 'trace',
     DEBUG: 'debug',
@@ -57,11 +67,23 @@ function installRuntimeLogger(logger: Logger): void {
     WARN: 'warn',
     ERROR: 'error',
   };
+  // The SDK's exporter cannot say why it did not bind: find out first, with a clear error.
+  if (metricsListen !== undefined) await assertFree(metricsListen);
+  runtimeInstalled = true;
   Runtime.install({
     logger: new DefaultLogger(sdkLogLevel(logger.level), (entry: LogEntry) => {
       logger[levels[entry.level]]({ ...entry.meta }, entry.message);
     }),
+    ...(metricsListen !== undefined
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsListen, useSecondsForDurations: true, countersTotalSuffix: true, unitSuffix: true } } } }
+      : {}),
   });
+}
+
+async function assertFree(address: string): Promise<void> {
+  const probe = createServer();
+  await listenOn(probe, address, 'the worker\'s metrics');
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 /** The memory settings (see recommendedWorkerEnv and recommendedWorkerNodeFlags) this process was started without. */
@@ -74,7 +96,7 @@ function memorySettingsUnset(): Array<{ name: string; saves: string }> {
 
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const logger = options.logger ?? createLogger('lifeboat-worker');
-  installRuntimeLogger(logger);
+  await installRuntime(logger, options.metricsListen);
   const unset = memorySettingsUnset();
   if (unset.length > 0) {
     logger.info(
@@ -93,7 +115,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    activities: createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
+    activities: await createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
     ...workflows,
     // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines.
     maxConcurrentActivityTaskExecutions: 4,

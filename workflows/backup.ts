@@ -1,21 +1,24 @@
-import { ApplicationFailure, uuid4 } from '@temporalio/workflow';
-import type { Manifest, SqliteManifest } from '../src/repository/manifest.js';
+import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId } from '../src/backup-id.js';
-import { backupPostgresBase } from './postgres-base.js';
-import { backupPostgresDump } from './postgres-dump.js';
+import type { UnionToIntersection } from '../src/kinds/contract.js';
+import type { Manifest } from '../src/repository/manifest.js';
+import type { targetRunbooks } from './kinds/index.js';
 import type { Timeline} from './runbook.js';
-import { discardUnfinishedBackup, formatBytes, manifestEnvelope, quickSteps, transferSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import { discardUnfinishedBackup, quickSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
 import { runRunbook } from './telling.js';
-import { describeTarget } from './targets.js';
+import { describeTarget, methodOf, runbooksFor } from './targets.js';
 
 export interface BackupInput {
   /** Name of a target in the worker's lifeboat.config.yaml. */
   target: string;
-  /** PostgreSQL targets: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target's `method`. */
-  method?: 'dump' | 'base';
+  /** One of the kind's backup methods for this run (PostgreSQL: "dump" or "base"); default: the target's own. */
+  method?: string;
 }
 
-export interface BackupResult {
+/** What the kinds add to a backup's result (e.g. `dump`, `base`): each present for its own kind only. */
+type KindBackupDetails = Partial<UnionToIntersection<Awaited<ReturnType<(typeof targetRunbooks)[number]['backup']>>['details']>>;
+
+export type BackupResult = KindBackupDetails & {
   backupId: string;
   target: string;
   /** What kind of backup this is (the manifest's kind); absent in results of older runs (SQLite). */
@@ -27,16 +30,14 @@ export interface BackupResult {
   repositories: string[];
   /** Seconds from the snapshot to the backup being durable (manifest written): the RPO floor. */
   secondsToDurable: number;
-  /** pg_dump backups: the format, what it holds, and whether a scratch restore verified it. */
-  dump?: { format: 'directory' | 'custom'; tables: number; rows: number; verified: boolean };
-  /** Base backups: the WAL range the backup needs, where replay becomes consistent (stopLsn), and how many parts it has. */
-  base?: { startLsn: string; stopLsn: string; stopTime: string; timeline: number; parts: number };
   timeline: StepRecord[];
-}
+};
 
 /**
- * Backup runbook: resolve the target, stream a consistent snapshot into every repository in one
- * pass, write the manifest last, then read back what was stored and check it.
+ * Backup runbook: resolve the target, let its kind stream a consistent snapshot into every
+ * repository in one pass, write the manifest last, then read back what was stored and check it.
+ * The backup id is chosen here, once, so a retried step writes under the same id; until its
+ * manifest is written a backup does not exist, and whatever it stored is removed when it fails.
  */
 export async function backup(input: BackupInput): Promise<BackupResult> {
   return runRunbook('backup', (timeline) => backupSteps(timeline, input));
@@ -44,44 +45,27 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
 
 async function backupSteps(timeline: Timeline, input: BackupInput): Promise<BackupResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
-  if (input.method !== undefined && input.method !== 'dump' && input.method !== 'base') {
-    throw ApplicationFailure.nonRetryable(`"method" is "${String(input.method)}"; a backup's method is "dump" or "base" (PostgreSQL targets only)`, 'InvalidInput');
-  }
-  if (target.type === 'postgres') {
-    const method = input.method ?? target.method;
-    return method === 'base' ? backupPostgresBase(timeline, target) : backupPostgresDump(timeline, target);
-  }
-  if (input.method !== undefined) {
-    throw ApplicationFailure.nonRetryable(`target "${target.name}" is a SQLite target; "method" applies to PostgreSQL targets only`, 'InvalidInput');
-  }
+  const kind = runbooksFor(target);
+  const method = methodOf(input, target, kind);
   const backupId = makeBackupId(new Date(), uuid4().replace(/-/g, ''));
 
-  // Until its manifest is written a backup does not exist, and whatever it stored is removed when it fails.
   let manifestWritten = false;
   try {
-    const uploaded = await timeline.run('snapshot-and-upload', () => transferSteps.snapshotAndUpload({ target, backupId }), (u) =>
-      `${formatBytes((u.source as SqliteManifest['source']).sizeBytes)} snapshot at ${u.snapshotAt} -> ${formatBytes(u.object.sizeBytes)} stored; ${u.integrity.kind} ok`,
-    );
-
-    const manifest: SqliteManifest = {
-      ...manifestEnvelope('sqlite', target.name, backupId, uploaded),
-      // The SQLite step reports a SQLite source (its type names any manifest's source).
-      source: uploaded.source as SqliteManifest['source'],
-      objects: [uploaded.object],
-      timeline: timeline.steps.map((step) => ({ ...step })),
-    };
-    const { durableAt } = await writeManifestAndVerify(timeline, target, manifest, { one: 'copy', many: 'copies' }, () => {
+    const { manifest, sourceBytes, details } = await kind.backup({ timeline, target, backupId, method });
+    manifest.timeline = timeline.steps.map((step) => ({ ...step }));
+    const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
     });
-
     return {
       backupId,
       target: target.name,
-      snapshotAt: uploaded.snapshotAt,
-      sourceBytes: manifest.source.sizeBytes,
-      storedBytes: uploaded.object.sizeBytes,
-      repositories: uploaded.repositories,
-      secondsToDurable: Math.max(0, (durableAt - Date.parse(uploaded.snapshotAt)) / 1000),
+      kind: manifest.kind,
+      snapshotAt: manifest.snapshotAt,
+      sourceBytes,
+      storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
+      repositories,
+      secondsToDurable: Math.max(0, (durableAt - Date.parse(manifest.snapshotAt)) / 1000),
+      ...details,
       timeline: timeline.steps,
     };
   } catch (error) {

@@ -1,10 +1,12 @@
-import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { ResolvedTarget, SmokeCheckResult } from '../activities/index.js';
+import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
+import type { ResolvedTargetBase, SmokeCheckResult } from '../activities/index.js';
+import type { UnionToIntersection } from '../src/kinds/contract.js';
+import type { DrillRun } from './kinds/contract.js';
+import type { targetRunbooks } from './kinds/index.js';
 import type { Timeline} from './runbook.js';
-import { currentRun, failureMessage, failureType, formatBytes, quickSteps, transferSteps, type StepRecord } from './runbook.js';
+import { failureMessage, failureType, quickSteps, type StepRecord } from './runbook.js';
 import { requestedByOfRun, runRunbook } from './telling.js';
-import { drillPostgres } from './postgres-drill.js';
-import { describeTarget, fetchedDatabase } from './targets.js';
+import { describeTarget, runbooksFor } from './targets.js';
 
 export interface DrillInput {
   target: string;
@@ -16,9 +18,12 @@ export interface ObjectiveResult {
   met: boolean | null;
 }
 
-export interface DrillReport {
-  /** "drill" (reports of older runs do not say). */
-  runbook?: string;
+/** What the kinds add to a drill's report (e.g. PostgreSQL's method, recovery, verification): each present for its own kind only. */
+type KindDrillDetails = Partial<UnionToIntersection<Parameters<Parameters<(typeof targetRunbooks)[number]['drill']>[0]['report']>[0]>>;
+
+export type DrillReport = KindDrillDetails & {
+  /** Which runbook wrote the report (repositories keep the newest of each as reports/latest-<runbook>.json). */
+  runbook: 'drill';
   target: string;
   workflowId: string;
   runId: string;
@@ -29,43 +34,36 @@ export interface DrillReport {
   snapshotAt: string | null;
   /** Drill start to smoke checks passing. */
   rto: ObjectiveResult | null;
-  /** Drill start minus the restored backup's snapshot time: the data a real disaster would lose. */
+  /** Drill start minus the newest point the restored copy holds (its snapshot, or later): the data a real disaster would lose. */
   rpo: ObjectiveResult | null;
   checks: SmokeCheckResult[];
   reportKeys: string[];
   timeline: StepRecord[];
-  /** PostgreSQL drills: how the copy was made ("base": PITR to the end of the archive; "dump": a restore of the newest dump, compared with it). */
-  method?: 'base' | 'dump';
-  /** method "base": where replay stopped (the newest recoverable point) and on which timeline the scratch copy promoted. */
-  recovery?: { lsn: string; lastTransactionTime: string | null; walFilesRestored: number; walTimeline: number } | null;
-  /** method "dump": the scratch restore's comparison with the dump's fingerprints. */
-  verification?: { tables: number; rows: number } | null;
   /** Who asked for the drill (its memo requestedBy); absent in reports of older runs. */
   requestedBy?: Record<string, unknown> | null;
   /** When the report was stored. */
   finishedAt?: string;
   /** The versions of the tools that made the restored backup (its manifest's). */
   tools?: Record<string, string>;
-  /** Where the copy was brought to: the backup's snapshot, or (base) the end of the WAL archive. */
+  /** The point in time the copy holds: asked for, and reached. */
   pointInTime?: { requested: string; reached: string | null } | null;
   /** How the scratch copy went: removed, or not (the steps that tried). */
   cleanup?: { status: 'done' | 'failed' | 'nothing to clean'; steps: string[] };
-}
+};
 
 /**
  * The store-report step: the JSON report (and its HTML page) in every repository, with who asked
  * and how the cleanup went. The report holds the steps up to this one.
  */
-export async function storeReport(timeline: Timeline, target: ResolvedTarget, report: DrillReport): Promise<{ keys: string[] }> {
+export async function storeReport(timeline: Timeline, target: ResolvedTargetBase, report: Omit<DrillReport, 'runbook'> & { runbook: string }): Promise<{ keys: string[] }> {
   const steps = timeline.steps.map((step) => ({ ...step }));
   const cleanupSteps = steps.filter((step) => /^(remove|drop)-|^cleanup$/.test(step.name));
-  const stored: DrillReport = {
+  const stored = {
     ...report,
-    runbook: currentRun()?.runbook ?? 'drill',
     requestedBy: requestedByOfRun(),
     finishedAt: new Date().toISOString(),
     cleanup: {
-      status: cleanupSteps.length === 0 ? 'nothing to clean' : cleanupSteps.every((step) => step.status === 'completed') ? 'done' : 'failed',
+      status: cleanupSteps.length === 0 ? ('nothing to clean' as const) : cleanupSteps.every((step) => step.status === 'completed') ? ('done' as const) : ('failed' as const),
       steps: cleanupSteps.map((step) => step.name),
     },
     timeline: steps,
@@ -77,11 +75,25 @@ export function objective(seconds: number, targetSeconds: number | undefined): O
   return { seconds, targetSeconds: targetSeconds ?? null, met: targetSeconds === undefined ? null : seconds <= targetSeconds };
 }
 
-/** A drill's report before anything has happened: not passed, nothing measured yet. */
-export function newDrillReport(target: string, startedAtMs: number, timeline: Timeline): DrillReport {
+/**
+ * Restore drill: the target's kind restores the newest backup into a scratch copy and runs its
+ * smoke checks; this runbook measures RTO and RPO against the targets, stores a JSON report in the
+ * repositories, and always removes the scratch copy (also when the drill fails or is cancelled).
+ * A failed drill completes with passed=false and a report; only bad input (unknown target, broken
+ * config) fails the run itself, and a cancelled drill ends as cancelled, after its cleanup.
+ */
+export async function drill(input: DrillInput): Promise<DrillReport> {
+  return runRunbook('drill', (timeline) => drillSteps(timeline, input));
+}
+
+async function drillSteps(timeline: Timeline, input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
-  return {
-    target,
+  const startedAtMs = Date.now();
+  const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
+  const kind = runbooksFor(target);
+  const report: DrillReport = {
+    runbook: 'drill',
+    target: target.name,
     workflowId: info.workflowId,
     runId: info.runId,
     startedAt: new Date(startedAtMs).toISOString(),
@@ -95,57 +107,43 @@ export function newDrillReport(target: string, startedAtMs: number, timeline: Ti
     reportKeys: [],
     timeline: timeline.steps,
   };
-}
 
-/**
- * Restore drill: restore the newest backup into a scratch directory, run the smoke checks, measure
- * RTO and RPO against the targets, store a JSON report in the repositories, and always remove the
- * scratch copy (also when the drill fails or is cancelled). A failed drill completes with
- * passed=false and a report; only bad input (unknown target, broken config) fails the run itself.
- */
-export async function drill(input: DrillInput): Promise<DrillReport> {
-  return runRunbook('drill', (timeline) => drillSteps(timeline, input));
-}
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const run: DrillRun<typeof target, object> = {
+    timeline,
+    target,
+    startedAtMs,
+    restoring(backup, recoverableAt = backup.snapshotAt) {
+      report.backupId = backup.id;
+      report.snapshotAt = backup.snapshotAt;
+      if (backup.tools) report.tools = backup.tools;
+      report.pointInTime = { requested: 'the newest backup', reached: recoverableAt === backup.snapshotAt ? `its snapshot, ${recoverableAt}` : `the last commit replayed, ${recoverableAt}` };
+      report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(recoverableAt)) / 1000), target.drill.rpoTargetSeconds);
+    },
+    cleanup(step) {
+      cleanups.push(step);
+    },
+    report(fields) {
+      Object.assign(report, fields);
+    },
+  };
 
-async function drillSteps(timeline: Timeline, input: DrillInput): Promise<DrillReport> {
-  const info = workflowInfo();
-  const startedAtMs = Date.now();
-  const resolved = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
-  if (resolved.type === 'postgres') return drillPostgres(timeline, resolved, startedAtMs);
-  const target = resolved;
-  const report = newDrillReport(target.name, startedAtMs, timeline);
-
-  let scratchDir: string | undefined;
   let cancelled: unknown;
   try {
-    const manifest = await timeline.run('locate-backup', () => quickSteps.locateBackup({ target }), (m) => `backup ${m.id}, snapshot ${m.snapshotAt}`);
-    if (manifest.kind !== 'sqlite') throw ApplicationFailure.nonRetryable(`backup ${manifest.id} is a ${manifest.kind} backup, not a SQLite one`, 'BackupCorrupt');
-    report.backupId = manifest.id;
-    report.snapshotAt = manifest.snapshotAt;
-    report.tools = manifest.tools;
-    report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(manifest.snapshotAt)) / 1000), target.drill.rpoTargetSeconds);
-    const scratch = await timeline.run('prepare-scratch', () => quickSteps.prepareScratch({ target, runName: info.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_') }), (s) => s.dir);
-    scratchDir = scratch.dir;
-    await timeline.run('fetch-and-verify', () => transferSteps.fetchBackup({ target, manifest, destination: scratch.databasePath, verifyInCheck: true }), (f) =>
-      `${formatBytes(f.sizeBytes)} from ${f.repository}, stored sha256 ok`,
-    );
-    await timeline.run('integrity-check', () => transferSteps.checkIntegrity({ path: scratch.databasePath, kind: target.checks.restore, sameAs: fetchedDatabase(manifest) }));
-    report.checks = await timeline.run('smoke-checks', () => transferSteps.runSmokeChecks({ path: scratch.databasePath, checks: target.drill.smokeChecks }), (checks) =>
-      `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
-    );
-    const checksPassed = report.checks.every((check) => check.passed);
+    report.checks = (await kind.drill(run)).checks;
     report.rto = objective((Date.now() - startedAtMs) / 1000, target.drill.rtoTargetSeconds);
-    report.passed = checksPassed && report.rto.met !== false && report.rpo.met !== false;
+    const checksPassed = report.checks.every((check) => check.passed);
+    report.passed = checksPassed && report.rto.met !== false && report.rpo?.met !== false;
     if (!checksPassed) report.failure = { type: 'SmokeCheckFailed', message: report.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`).join('; ') };
+    else if (!report.passed) report.failure = { type: 'ObjectiveMissed', message: `${report.rto.met === false ? 'RTO' : 'RPO'} target missed` };
   } catch (error) {
     if (isCancellation(error)) cancelled = error;
     report.failure = { type: failureType(error) ?? null, message: failureMessage(error) };
   } finally {
+    // The scratch copy goes, whatever happened (also when the drill is cancelled); a failed
+    // cleanup is on the timeline and does not hide the drill's outcome.
     await CancellationScope.nonCancellable(async () => {
-      if (scratchDir) {
-        const dir = scratchDir;
-        await timeline.run('remove-scratch', () => quickSteps.removeFiles({ paths: [dir] }));
-      }
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     });
   }
   // A cancelled drill ends as cancelled (after its cleanup), not as a failed drill with a report.

@@ -1,11 +1,18 @@
+/**
+ * The pitr runbook: PostgreSQL's alone (point-in-time recovery needs base backups and archived WAL),
+ * so it works with the postgres kind's steps directly instead of through the kinds' contract.
+ */
 import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { ChosenBase, LifeboatActivities, RecoveryResult, RecoveryTarget, ResolvedPostgresTarget, RestoredBaseBackup, SmokeCheckResult } from '../activities/index.js';
+import type { LifeboatActivities, SmokeCheckResult } from '../activities/index.js';
+import type { RecoveryResult, RecoveryTarget } from '../src/kinds/postgres/activities.js';
+import type { ResolvedPostgresTarget } from '../src/kinds/postgres/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { acceptApproval, type PendingApproval } from './approval.js';
-import type { Timeline } from './runbook.js';
-import { currentRun, failureMessage, formatBytes, quickSteps, transferSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
-import { newDrillReport, objective, storeReport, type DrillReport } from './drill.js';
+import { postgresOnly, recoverCopy, removeRecoveredCopy, runChecks, runDirectory, type RecoveredCopy, type WalTimeline } from './kinds/postgres/recovery.js';
+import type { Timeline} from './runbook.js';
+import { currentRun, failureMessage, quickSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
 import { runRunbook, tellsPeople } from './telling.js';
+import { objective, storeReport } from './drill.js';
 import { describeTarget } from './targets.js';
 
 export type { RecoveryTarget };
@@ -22,7 +29,7 @@ export interface PitrInput {
   /** Pin a base backup (it must have stopped before the target); default: the newest one that did. */
   backupId?: string;
   /** recovery_target_timeline; default "latest". */
-  timeline?: 'latest' | 'current' | number;
+  timeline?: WalTimeline;
   /**
    * Replace the live cluster (recovery.cutover.dataDir) by the recovered one, after an approval
    * (`lifeboat approve <workflowId>`) within recovery.cutover.approvalTimeoutSeconds. The live data
@@ -51,7 +58,7 @@ export interface PitrResult {
    * describes it as it was during recovery); the previous live data directory is kept as safetyCopy.
    */
   cutover?: { liveDataDir: string; safetyCopy: string; checks: SmokeCheckResult[]; walTimeline: number };
-  /** Where its report went (JSON and HTML beside it, in every repository); absent in results of older runs. */
+  /** Where its report went (JSON, with its HTML page beside it, in every repository); absent in results of older runs. */
   reportKeys?: string[];
   timeline: StepRecord[];
 }
@@ -61,95 +68,35 @@ export interface PitrResult {
  * in every repository), with the point in time asked for and reached, and RTO against the target's
  * drill.rtoTargetSeconds (RPO is the operator's choice of point here, not measured).
  */
-async function storePitrReport(timeline: Timeline, target: ResolvedPostgresTarget, run: { chosen: ChosenBase; recovery: RecoveryResult; checks: SmokeCheckResult[] }): Promise<string[] | undefined> {
+async function storePitrReport(
+  timeline: Timeline,
+  target: ResolvedPostgresTarget,
+  run: { chosen: RecoveredCopy['chosen']; recovery: RecoveryResult; checks: SmokeCheckResult[] },
+): Promise<string[] | undefined> {
   const context = currentRun();
   if (!context || !tellsPeople()) return undefined;
-  const report: DrillReport = {
-    ...newDrillReport(target.name, context.startedAtMs, timeline),
+  const info = workflowInfo();
+  const reached = `${run.recovery.reached.lsn}${run.recovery.reached.lastTransactionTime ? `, last commit ${run.recovery.reached.lastTransactionTime}` : ''}`;
+  const stored = await storeReport(timeline, target, {
+    runbook: 'pitr',
+    target: target.name,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    startedAt: new Date(context.startedAtMs).toISOString(),
     passed: run.checks.every((check) => check.passed),
+    failure: null,
     backupId: run.chosen.manifest.id,
     snapshotAt: run.chosen.manifest.snapshotAt,
     rto: objective((Date.now() - context.startedAtMs) / 1000, target.drill.rtoTargetSeconds),
     rpo: null,
     checks: run.checks,
+    reportKeys: [],
     tools: run.chosen.manifest.tools,
-    pointInTime: {
-      requested: run.chosen.description,
-      reached: `${run.recovery.reached.lsn}${run.recovery.reached.lastTransactionTime ? `, last commit ${run.recovery.reached.lastTransactionTime}` : ''}`,
-    },
+    pointInTime: { requested: run.chosen.description, reached },
     recovery: { lsn: run.recovery.reached.lsn, lastTransactionTime: run.recovery.reached.lastTransactionTime, walFilesRestored: run.recovery.walFilesRestored, walTimeline: run.recovery.timeline },
-  };
-  const stored = await storeReport(timeline, target, report);
+    timeline: timeline.steps,
+  });
   return stored.keys;
-}
-
-/** A recovered copy, running: what the pitr and drill runbooks build. */
-export interface RecoveredCopy {
-  chosen: ChosenBase;
-  restored: RestoredBaseBackup;
-  recovery: RecoveryResult;
-}
-
-/** Narrows to a PostgreSQL target, or fails the run (bad input). */
-export function postgresOnly(target: { type: string; name: string }, runbook: string): asserts target is ResolvedPostgresTarget {
-  if (target.type !== 'postgres') {
-    throw ApplicationFailure.nonRetryable(`target "${target.name}" is a ${target.type} target; the ${runbook} runbook needs a postgres target with base backups`, 'InvalidInput');
-  }
-}
-
-/** A directory name of this run alone (a retry of a step finds the same one; two runs never share one). */
-export function runDirectory(parent: string, target: string, purpose: string): string {
-  const run = workflowInfo().workflowId.replace(/[^A-Za-z0-9_.-]/g, '_');
-  return `${parent.replace(/\/+$/, '')}/${target}-${purpose}-${run}`;
-}
-
-/**
- * Choose the base backup, fetch and verify it into dataDir (pg_verifybackup), and recover it to
- * the target in a new server on a free port. Nothing of the live cluster is touched. On failure
- * the caller removes dataDir (removeRecoveredCopy).
- */
-export async function recoverCopy(
-  timeline: Timeline,
-  target: ResolvedPostgresTarget,
-  options: { recoveryTarget: RecoveryTarget; backupId?: string; walTimeline?: PitrInput['timeline']; dataDir: string },
-): Promise<RecoveredCopy> {
-  const chosen = await timeline.run(
-    'choose-base-backup',
-    () => quickSteps.chooseRecoveryBase({ target, recoveryTarget: options.recoveryTarget, ...(options.backupId ? { backupId: options.backupId } : {}) }),
-    (c) => `to ${c.description}: ${c.reason}`,
-  );
-  const restored = await timeline.run('restore-base-backup', () => transferSteps.restoreBaseBackup({ target, manifest: chosen.manifest, dataDir: options.dataDir }), describeRestoredBase);
-  const recovery = await timeline.run(
-    'recover',
-    () =>
-      transferSteps.recoverToTarget({
-        target,
-        manifest: chosen.manifest,
-        dataDir: restored.dataDir,
-        recoveryTarget: chosen.recoveryTarget,
-        ...(options.walTimeline !== undefined ? { timeline: options.walTimeline } : {}),
-      }),
-    (r) =>
-      `replayed ${r.walFilesRestored} WAL files to ${r.reached.lsn}${r.reached.lastTransactionTime ? ` (last commit ${r.reached.lastTransactionTime})` : ''}; ` +
-      `${r.reached.stop ? `${r.reached.stop.message}; ` : ''}promoted to timeline ${r.timeline}; listening on 127.0.0.1:${r.cluster.port}`,
-  );
-  return { chosen, restored, recovery };
-}
-
-/** The timeline's detail of a restore-base-backup step. */
-export function describeRestoredBase(restored: RestoredBaseBackup): string {
-  return restored.alreadyRestored
-    ? `${restored.dataDir} already held base backup ${restored.backupId}, verified`
-    : `${formatBytes(restored.storedBytes)} from ${restored.repository}, sha256 ok -> ${formatBytes(restored.tarBytes)} in ${restored.dataDir}; pg_verifybackup ok`;
-}
-
-/** Compensation: stop the recovered copy and remove its data directory (runs when the run is cancelled, too). */
-export async function removeRecoveredCopy(timeline: Timeline, dataDir: string, socketDir: string | undefined, why: string): Promise<void> {
-  await CancellationScope.nonCancellable(() =>
-    timeline.run('remove-recovered', () => quickSteps.removeRecoveredCluster({ dataDir, ...(socketDir ? { socketDir } : {}) }), (r) =>
-      r.removed ? `stopped and removed ${dataDir} (${why})` : `nothing to remove (${why})`,
-    ),
-  );
 }
 
 /**
@@ -213,19 +160,6 @@ async function pitrSteps(timeline: Timeline, input: PitrInput): Promise<PitrResu
     await removeRecoveredCopy(timeline, dataDir, socketDir, failureMessage(error)).catch(() => undefined);
     throw error;
   }
-}
-
-/** The target's smoke checks against connection.database of a recovered cluster. */
-export async function runChecks(timeline: Timeline, target: ResolvedPostgresTarget, recovery: RecoveryResult): Promise<SmokeCheckResult[]> {
-  if (target.drill.smokeChecks.length === 0) {
-    timeline.skip('smoke-checks', 'no drill.smokeChecks configured');
-    return [];
-  }
-  return timeline.run(
-    'smoke-checks',
-    () => quickSteps.runPostgresSmokeChecks({ target, site: { cluster: recovery.cluster, database: target.connection.database }, checks: target.drill.smokeChecks }),
-    (checks) => `${checks.filter((c) => c.passed).length}/${checks.length} passed`,
-  );
 }
 
 /** Cutover steps stop and start servers (minutes at worst), without byte progress to heartbeat. */

@@ -14,7 +14,7 @@ import {
   workflowInfo,
   type ActivityInterfaceFor,
 } from '@temporalio/workflow';
-import type { LifeboatActivities, Reported, ResolvedTarget } from '../activities/index.js';
+import type { LifeboatActivities, Reported, ResolvedTarget, ResolvedTargetBase } from '../activities/index.js';
 import type { AuditApproval } from '../src/audit/record.js';
 import { manifestFormat } from '../src/repository/format.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
@@ -32,7 +32,7 @@ export { timelineQuery };
 export const waitForStepToEnd = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
 /**
- * What a run keeps besides its timeline, for what it tells people at the end (runbooks.ts'
+ * What a run keeps besides its timeline, for what it tells people at the end (telling.ts'
  * runRunbook): its target once resolved, the approvals given, notifications still being sent.
  * Module state is per workflow run (the SDK isolates each run's globals).
  */
@@ -66,11 +66,12 @@ export function stepSummary(step: string, input: unknown): string {
   const given = (input ?? {}) as Record<string, unknown>;
   const target = given.target as { name?: unknown } | string | undefined;
   const manifest = given.manifest as { id?: unknown } | undefined;
+  const event = given.event as { type?: unknown } | undefined;
   const parts = [
     typeof target === 'string' ? `target ${target}` : typeof target?.name === 'string' ? `target ${target.name}` : undefined,
     typeof given.backupId === 'string' ? `backup ${given.backupId}` : typeof manifest?.id === 'string' ? `backup ${manifest.id}` : undefined,
     ...(['destination', 'path', 'livePath', 'database', 'dataDir', 'into', 'channel'] as const).map((field) => (typeof given[field] === 'string' ? `${field} ${String(given[field])}` : undefined)),
-    typeof (given.event as { type?: unknown } | undefined)?.type === 'string' ? `event ${String((given.event as { type: string }).type)}` : undefined,
+    typeof event?.type === 'string' ? `event ${event.type}` : undefined,
   ].filter((part): part is string => part !== undefined);
   const summary = `${step}${parts.length ? `: ${parts.join(', ')}` : ''}`;
   return summary.length > 200 ? `${summary.slice(0, 197)}...` : summary;
@@ -78,7 +79,7 @@ export function stepSummary(step: string, input: unknown): string {
 
 /**
  * Activity proxies whose every call is scheduled with a summary (the step's name and what it acts
- * on), so the Temporal UI's timeline reads like the CLI's.
+ * on), so the Temporal UI's timeline reads like the CLI's. Every proxy of the runbooks goes through it.
  */
 export function withSummaries<A>(activities: ActivityInterfaceFor<A>): ActivityInterfaceFor<A> {
   return new Proxy(activities, {
@@ -161,8 +162,8 @@ export class Timeline {
    * steps in flight with their byte progress, or the approval the run waits for and how to give it.
    */
   showDetails(finished?: string): void {
-    const info = workflowInfo();
-    const lines = [`**${currentRun()?.runbook ?? info.workflowType}** of target **${currentRun()?.target?.name ?? '?'}**, ${this.steps.filter((s) => s.status !== 'running').length} steps done`];
+    const context = currentRun();
+    const lines = [`**${context?.runbook ?? workflowInfo().workflowType}** of target **${context?.target?.name ?? '?'}**, ${this.steps.filter((s) => s.status !== 'running').length} steps done`];
     if (finished) lines.push(finished);
     for (const step of this.steps.filter((s) => s.status === 'running')) {
       const progress = this.progress && this.progress.bytesTotal > 0 ? this.progress : undefined;
@@ -171,8 +172,7 @@ export class Timeline {
         : '';
       lines.push(`Step in flight: \`${step.name}\` since ${step.startedAt}${bytes}`);
     }
-    const waiting = currentRun()?.waitingFor;
-    if (waiting && !finished) lines.push(waiting);
+    if (context?.waitingFor && !finished) lines.push(context.waitingFor);
     setCurrentDetails(lines.join('\n\n'));
   }
 
@@ -197,6 +197,7 @@ export class Timeline {
       record.attempts = attempt;
       const detail = describe?.(value);
       if (detail) record.detail = detail;
+      // The run's target, for what it tells people at the end.
       const context = currentRun();
       if (name === 'resolve-target' && context) context.target = value as ResolvedTarget;
       return value;
@@ -254,22 +255,21 @@ export function manifestEnvelope<K extends Manifest['kind']>(
 /**
  * The end of every backup: write-manifest (last, into every repository: the backup exists from
  * then on; onWritten is told at once, so that a later failure does not discard it), then
- * verify-stored (every stored object read back). Returns when the backup became durable.
+ * verify-stored (every stored object read back). Returns when the backup became durable, and where.
  */
 export async function writeManifestAndVerify(
   timeline: Timeline,
-  target: ResolvedTarget,
+  target: ResolvedTargetBase,
   manifest: Manifest,
-  objects: { one: string; many: string },
   onWritten: () => void = () => undefined,
-): Promise<{ durableAt: number }> {
-  await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
+): Promise<{ durableAt: number; repositories: string[] }> {
+  const written = await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
   onWritten();
   const durableAt = Date.now();
   await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-    `${copies.length} stored ${copies.length === 1 ? objects.one : objects.many} read back, sha256 match`,
+    `${copies.length} stored ${copies.length === 1 ? 'object' : 'objects'} read back from ${written.repositories.length} ${written.repositories.length === 1 ? 'repository' : 'repositories'}, sha256 match`,
   );
-  return { durableAt };
+  return { durableAt, repositories: written.repositories };
 }
 
 /**
@@ -277,7 +277,7 @@ export async function writeManifestAndVerify(
  * garbage. Best effort and not cancellable (the next attempt of a backup with this id, should
  * there be one, clears them too); the error the run reports stays the one that failed it.
  */
-export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedTarget, backupId: string, error: unknown): Promise<void> {
+export async function discardUnfinishedBackup(timeline: Timeline, target: ResolvedTargetBase, backupId: string, error: unknown): Promise<void> {
   await CancellationScope.nonCancellable(() =>
     timeline.run('discard-backup', () => quickSteps.discardBackup({ target, backupId }), (d) => `${d.removed} stored objects removed (${failureMessage(error)})`),
   ).catch(() => undefined);

@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { LifeboatError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
+import { targetKindOf } from '../kinds/index.js';
 
 export const defaultConfigFile = 'lifeboat.config.yaml';
 
@@ -74,7 +75,7 @@ function allowedKeysAt(raw: unknown, path: ReadonlyArray<PropertyKey>): string[]
 /** Validates parsed YAML; throws InvalidConfig naming the field, what was expected and what was found. */
 export function parseConfig(raw: unknown, source: string): Config {
   const result = configSchema.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) return withObjectiveDefaults(result.data);
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.length ? issue.path.join('.') : '(top level)';
     let found = ` (found ${describeFoundAt(raw, issue.path)})`;
@@ -96,6 +97,19 @@ export function parseConfig(raw: unknown, source: string): Config {
   );
 }
 
+/**
+ * A drill is measured against the target's objectives when its own rtoTargetSeconds /
+ * rpoTargetSeconds are unset, so that one objective holds everywhere (drill, status, alerts).
+ */
+function withObjectiveDefaults(config: Config): Config {
+  for (const target of Object.values(config.targets)) {
+    const objectives = target.objectives ?? {};
+    if (target.drill.rtoTargetSeconds === undefined && objectives.rtoSeconds !== undefined) target.drill.rtoTargetSeconds = objectives.rtoSeconds;
+    if (target.drill.rpoTargetSeconds === undefined && objectives.rpoSeconds !== undefined) target.drill.rpoTargetSeconds = objectives.rpoSeconds;
+  }
+  return config;
+}
+
 /** Relative paths in the config are relative to the config file, not to the current directory. */
 function resolvePaths(config: Config, baseDir: string): Config {
   const at = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
@@ -103,12 +117,7 @@ function resolvePaths(config: Config, baseDir: string): Config {
     if (repository.type === 'fs') repository.path = at(repository.path);
   }
   for (const target of Object.values(config.targets)) {
-    if (target.type === 'sqlite') {
-      target.path = at(target.path);
-      if (target.drill.scratchDir) target.drill.scratchDir = at(target.drill.scratchDir);
-    } else if (target.connection.passfile) {
-      target.connection.passfile = at(target.connection.passfile);
-    }
+    targetKindOf(target.type)?.absolutePaths?.(target, at);
   }
   if (config.encryption) config.encryption.keyFile = at(config.encryption.keyFile);
   return config;

@@ -1,20 +1,20 @@
 import { z } from 'zod';
+import { envVarName, name } from './common.js';
+import { targetConfigSchema } from '../kinds/index.js';
 
 /**
- * The one definition of lifeboat.config.yaml. Validation, defaults and the configuration
+ * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
  * reference (npm run docs:config) all come from here: add an option here and nowhere else.
  *
  * Secrets never appear in this file's values: it holds references (environment variable names,
  * file paths) that activities resolve when they need the value.
  */
 
-const name = z
+/** An HTTP listen address: "host:port" (an IPv6 host in brackets). */
+const listenAddress = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, "-" or "_", starting with a letter or digit');
-
-const envVarName = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the NAME of an environment variable (not its value)');
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$/, 'host:port, e.g. 127.0.0.1:9464 or [::1]:9464')
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'a port from 0 to 65535');
 
 export const fsRepositorySchema = z
   .object({
@@ -39,212 +39,8 @@ export const s3RepositorySchema = z
 
 export const repositorySchema = z.discriminatedUnion('type', [fsRepositorySchema, s3RepositorySchema]);
 
-const hooksSchema = z
-  .object({
-    stop: z.string().optional().describe('Shell command run before a restore swaps the database (stop the application).'),
-    start: z.string().optional().describe('Shell command run after the swap (start the application).'),
-    healthUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional().describe('HTTP URL that must answer 2xx after the start hook.'),
-    healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the health URL may take to answer 2xx before the restore rolls back.'),
-    timeoutSeconds: z.number().int().positive().default(120).describe('Time limit for each hook command.'),
-  })
-  .strict();
-
-const smokeCheckSchema = z
-  .object({
-    name: z.string().min(1).describe('Shown in drill results and reports.'),
-    sql: z.string().min(1).describe('A read-only query run against the restored database.'),
-    expect: z
-      .union([z.string(), z.number(), z.null()], { error: 'expected a string, a number or null' })
-      .optional()
-      .describe('Expected value of the first column of the first row; omit to only require that the query runs.'),
-    minRows: z.number().int().nonnegative().optional().describe('The query must return at least this many rows.'),
-  })
-  .strict();
-
-const checkKind = z.enum(['integrity_check', 'quick_check']);
-
-const drillSchema = z
-  .object({
-    rtoTargetSeconds: z.number().positive().optional().describe('Recovery time objective the drill is measured against.'),
-    rpoTargetSeconds: z.number().positive().optional().describe('Recovery point objective the drill is measured against.'),
-    smokeChecks: z.array(smokeCheckSchema).default([]).describe('Queries a restored copy must pass for the drill to pass.'),
-    scratchDir: z.string().optional().describe('Where the drill restores its scratch copy; default: the system temp dir.'),
-  })
-  .strict();
-
-export const sqliteTargetSchema = z
-  .object({
-    type: z.literal('sqlite').describe('A SQLite database file (WAL or rollback journal).'),
-    path: z.string().min(1).describe('Path of the live SQLite database file.'),
-    repositories: z.array(name).min(1).describe('Names of the repositories every backup is written to.'),
-    hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
-    drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
-    checks: z
-      .object({
-        backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),
-        restore: checkKind.default('integrity_check').describe('The check of a restored copy before it goes live (restore) or is smoke-tested (drill).'),
-      })
-      .strict()
-      .default({ backup: 'quick_check', restore: 'integrity_check' })
-      .describe(
-        'SQLite checks. quick_check verifies every page and b-tree (about 1.5 s per GiB here); integrity_check also cross-checks ' +
-          'every index against its table (about 12 s per GiB with one index).',
-      ),
-  })
-  .strict();
-
-const postgresConnectionSchema = z
-  .object({
-    host: z.string().default('127.0.0.1').describe('Host name, IP address, or the directory of the Unix socket.'),
-    port: z.number().int().min(1).max(65535).default(5432),
-    database: z.string().min(1).default('postgres'),
-    user: z.string().min(1).default('postgres'),
-    passwordEnv: envVarName.optional().describe('Name of the environment variable holding the password.'),
-    passfile: z.string().optional().describe('A pgpass file (used when passwordEnv is not set).'),
-    maintenanceDatabase: z
-      .string()
-      .min(1)
-      .default('postgres')
-      .describe('Database Lifeboat connects to for CREATE / DROP / ALTER DATABASE (restores and verification of dumps).'),
-  })
-  .strict();
-
-const postgresDumpSchema = z
-  .object({
-    jobs: z
-      .number()
-      .int()
-      .min(1)
-      .max(32)
-      .default(2)
-      .describe(
-        'Parallel pg_dump / pg_restore jobs. 1: custom format, streamed from pg_dump straight into the repositories (no local copy); ' +
-          'more: directory format, spooled to local disk first (needs room for the uncompressed dump).',
-      ),
-    spoolDir: z.string().optional().describe('Where directory-format dumps and every restore are spooled (private 0700 directories, removed afterwards); default: the system temp dir.'),
-    verify: z
-      .boolean()
-      .default(false)
-      .describe(
-        'After each dump, restore it into a scratch database on the same server and compare every table\'s row count and checksum with ' +
-          'what was dumped; the scratch database is always dropped. A backup that fails this never gets a manifest. Off by default: ' +
-          'it doubles the cost of every dump, and `lifeboat drill` does the same check on the newest dump on its own schedule.',
-      ),
-    approvalTimeoutSeconds: z
-      .number()
-      .int()
-      .positive()
-      .default(3600)
-      .describe('How long a restore that would replace an existing database waits for approval (`lifeboat approve`) before it ends, dropping what it restored.'),
-  })
-  .strict();
-
-const postgresBaseSchema = z
-  .object({
-    partSizeMiB: z
-      .number()
-      .int()
-      .min(1)
-      .max(1024)
-      .default(64)
-      .describe('The compressed tar stream is stored in parts of this many MiB, each with its own sha256; a restore holds a few parts in memory.'),
-    compressionLevel: z
-      .number()
-      .int()
-      .min(1)
-      .max(19)
-      .default(1)
-      .describe(
-        'zstd level of base backups (pg_basebackup compresses with compression.threads workers). Level 1, not compression.level: ' +
-          'on a pgbench cluster it halved the time of level 3 for a 2% larger backup.',
-      ),
-    checkpoint: z
-      .enum(['fast', 'spread'])
-      .default('fast')
-      .describe('"fast": pg_basebackup asks for an immediate checkpoint; "spread": it waits for a paced one (less I/O at once, minutes longer).'),
-    compressAt: z
-      .enum(['server', 'client'])
-      .default('server')
-      .describe(
-        '"server": the server compresses (zstd in its backend, compression.threads workers), so only compressed bytes cross the connection ' +
-          '(2 GiB pgbench cluster: 1.8-2.1 s vs 2.4-2.7 s); "client": pg_basebackup compresses, sparing the database host\'s CPU.',
-      ),
-    spoolDir: z
-      .string()
-      .optional()
-      .describe(
-        'Where pg_basebackup writes the compressed tar while it is uploaded (a private directory, removed afterwards; what is uploaded is ' +
-          'freed as it goes, so it holds about two parts); default: the system temp dir.',
-      ),
-  })
-  .strict();
-
-const postgresRecoverySchema = z
-  .object({
-    dir: z
-      .string()
-      .optional()
-      .describe(
-        'Directory under which recovered clusters are created, one new data directory per run (<dir>/<target>-<run>); ' +
-          'the server user must be able to reach it. Default: <system temp dir>/lifeboat-recovery.',
-      ),
-    timeoutSeconds: z.number().int().positive().default(3600).describe('How long WAL replay may take before the recovery is stopped and reported as failed.'),
-    cutover: z
-      .object({
-        dataDir: z.string().min(1).describe('The live cluster\'s data directory, which `lifeboat pitr --cutover` replaces (it must be on the same file system as recovery.dir).'),
-        startCommand: z
-          .string()
-          .min(1)
-          .describe('Shell command that starts the live cluster from dataDir (e.g. "systemctl start postgresql@15-main"), run after the swap and again on rollback.'),
-        stopCommand: z
-          .string()
-          .optional()
-          .describe('Shell command that stops the live cluster; default: `pg_ctl stop -m fast` on dataDir, as the server user.'),
-        approvalTimeoutSeconds: z
-          .number()
-          .int()
-          .positive()
-          .default(3600)
-          .describe('How long a cutover waits for approval (`lifeboat approve`) before it ends, removing the recovered cluster and leaving the live one alone.'),
-        healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the started cluster may take to accept connections and pass the smoke checks before the cutover rolls back.'),
-      })
-      .strict()
-      .optional()
-      .describe('Replacing the live cluster by a recovered one (pitr with cutover): only after an approval; the live data directory is kept whole as a safety copy.'),
-  })
-  .strict();
-
-export const postgresTargetSchema = z
-  .object({
-    type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump), base backups (pg_basebackup), WAL archiving and point-in-time recovery.'),
-    repositories: z.array(name).min(1).describe('Names of the repositories backups and archived WAL go to; wal-fetch prefers the first.'),
-    connection: postgresConnectionSchema
-      .default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', maintenanceDatabase: 'postgres' })
-      .describe('Where the database is and who Lifeboat connects as. The password is never in the config: name an environment variable or a pgpass file.'),
-    method: z
-      .enum(['dump', 'base'])
-      .default('dump')
-      .describe(
-        'How the backup runbook backs the database up: "dump" (pg_dump, a logical backup of connection.database) or "base" ' +
-          '(pg_basebackup, a physical backup of the whole cluster: with archived WAL, the start of a point-in-time recovery). ' +
-          'A run can override it: {"target": "main", "method": "base"}.',
-      ),
-    dump: postgresDumpSchema.default({ jobs: 2, verify: false, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
-    base: postgresBaseSchema.default({ partSizeMiB: 64, compressionLevel: 1, checkpoint: 'fast', compressAt: 'server' }).describe('Physical base backups with pg_basebackup (method "base"). connection.user needs REPLICATION.'),
-    recovery: postgresRecoverySchema
-      .default({ timeoutSeconds: 3600 })
-      .describe('Point-in-time recovery (`lifeboat pitr`) and base-backup drills: where recovered clusters go and how long recovery may take.'),
-    drill: drillSchema
-      .default({ smokeChecks: [] })
-      .describe(
-        'What a drill checks and measures. method "base": recovery of the newest base backup plus all archived WAL into a scratch cluster; ' +
-          'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
-          'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
-      ),
-  })
-  .strict();
-
-export const targetSchema = z.discriminatedUnion('type', [sqliteTargetSchema, postgresTargetSchema]);
+/** A target is one of the kinds of src/kinds (their config schemas, told apart by `type`). */
+export const targetSchema = targetConfigSchema;
 
 /** What a runbook tells the notification channels about (see src/notify/events.ts for each payload). */
 export const notificationEventTypes = ['runbook.failed', 'drill.finished', 'approval.waiting', 'verify.damaged'] as const;
@@ -329,6 +125,28 @@ export const configSchema = z
       .strict()
       .optional()
       .describe('Tell people: Slack messages and signed webhooks when a runbook fails, a drill finishes, an approval waits or verification finds damage.'),
+    serve: z
+      .object({
+        listen: listenAddress.default('127.0.0.1:9464').describe('host:port `lifeboat serve` listens on (HTTP: /metrics, /status, /healthz).'),
+        refreshSeconds: z
+          .number()
+          .int()
+          .min(5)
+          .default(60)
+          .describe('How often `lifeboat serve` reads the repositories, the Temporal server and PostgreSQL again; a scrape is answered from the last read and never waits for one.'),
+      })
+      .strict()
+      .default({ listen: '127.0.0.1:9464', refreshSeconds: 60 })
+      .describe('`lifeboat serve`: the long-running HTTP process of monitoring (a Temporal client; it runs no activities).'),
+    worker: z
+      .object({
+        metricsListen: listenAddress
+          .optional()
+          .describe('host:port where the worker exposes the Temporal SDK\'s own metrics for Prometheus (durations in seconds); unset: not exposed.'),
+      })
+      .strict()
+      .default({})
+      .describe('Settings of `lifeboat worker`.'),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -361,10 +179,9 @@ export type RepositoryConfig = z.output<typeof repositorySchema>;
 export type FsRepositoryConfig = z.output<typeof fsRepositorySchema>;
 export type S3RepositoryConfig = z.output<typeof s3RepositorySchema>;
 export type TargetConfig = z.output<typeof targetSchema>;
-export type SqliteTargetConfig = z.output<typeof sqliteTargetSchema>;
-export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
-export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;
-export type SmokeCheck = z.output<typeof smokeCheckSchema>;
+export type { SqliteTargetConfig } from '../kinds/sqlite/config.js';
+export type { PostgresConnectionConfig, PostgresTargetConfig } from '../kinds/postgres/config.js';
+export type { HooksConfig, Objectives, SmokeCheck } from './common.js';
 export type NotificationChannelConfig = z.output<typeof notificationChannelSchema>;
 export type NotificationsConfig = NonNullable<Config['notifications']>;
 export type NotificationEventType = (typeof notificationEventTypes)[number];

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import type { PostgresConnectionConfig } from '../config/schema.js';
+import type { PostgresConnectionConfig } from '../kinds/postgres/config.js';
 import { LifeboatError } from '../errors.js';
 
 /**

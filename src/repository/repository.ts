@@ -2,6 +2,40 @@ import { Readable } from 'node:stream';
 import { LifeboatError } from '../errors.js';
 import { readTextIfAny, type Backend } from './backend.js';
 import { manifestSchema, type Manifest } from './manifest.js';
+import { isBackupId } from '../backup-id.js';
+
+export const latestBackupFormat = 'lifeboat.latest-backup/v1';
+
+/** <target>/latest-backup/<backupId>: which backup is the newest (the manifest stays the truth about it). */
+export interface LatestBackupMarker {
+  format: typeof latestBackupFormat;
+  target: string;
+  id: string;
+  kind: Manifest['kind'];
+  snapshotAt: string;
+}
+
+/** The runbook a report belongs to: its `runbook` field; drill reports written before that field existed have none. */
+export function runbookOfReport(report: unknown): string | undefined {
+  const runbook = (report as { runbook?: unknown } | null)?.runbook ?? 'drill';
+  return typeof runbook === 'string' && /^[a-z][a-z0-9-]{0,31}$/.test(runbook) ? runbook : undefined;
+}
+
+/** A drill that passed or a verify that found everything valid. */
+export function reportPassed(report: unknown): boolean {
+  const verdict = report as { passed?: unknown; valid?: unknown } | null;
+  return verdict?.passed === true || verdict?.valid === true;
+}
+
+/** When a report's run ended (or started, for reports that only say that), in ms; 0 when it says neither. */
+export function reportTime(report: unknown): number {
+  const fields = report as { finishedAt?: unknown; startedAt?: unknown } | null;
+  for (const value of [fields?.finishedAt, fields?.startedAt]) {
+    const time = typeof value === 'string' ? Date.parse(value) : NaN;
+    if (Number.isFinite(time)) return time;
+  }
+  return 0;
+}
 
 /**
  * The repository layer: the on-disk format on top of a Backend.
@@ -11,6 +45,9 @@ import { manifestSchema, type Manifest } from './manifest.js';
  *   <target>/reports/<runId>.json
  *   <target>/reports/<runId>.html                the same report for people (drills, PITR)
  *   <target>/audit/<yyyy>/<mm>/<finishedAt>-<workflowId>.json   one record per finished run (src/audit/)
+ *   <target>/latest-backup/<backupId>           marker of the newest backup (a hint; see advanceLatestBackup)
+ *   <target>/reports/latest-<runbook>.json      a copy of the newest report of each runbook (drill, verify, ...)
+ *   <target>/reports/latest-<runbook>-passed.json   and of the newest one that passed (a drill passed, a verify found all valid)
  */
 
 /** A report as stored: the exact bytes whose sha256 the HTML page names. */
@@ -52,9 +89,47 @@ export class Repository {
     return `${target}/reports/${runId}.${format}`;
   }
 
+  /** Where the markers of the target's newest backup live (outside backups/, which holds only backups). */
+  latestBackupPrefix(target: string): string {
+    return `${target}/latest-backup/`;
+  }
+
+  /** Where the copy of a runbook's newest report (or newest passing report) lives. */
+  latestReportKey(target: string, runbook: string, options: { passed?: boolean } = {}): string {
+    return `${target}/reports/latest-${runbook}${options.passed ? '-passed' : ''}.json`;
+  }
+
   async writeManifest(manifest: Manifest): Promise<void> {
     const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
     await this.backend.put(this.manifestKey(manifest.target, manifest.id), Readable.from([body]));
+    await this.advanceLatestBackup(manifest);
+  }
+
+  /**
+   * Marks this backup as the newest one: <target>/latest-backup/<backupId>, then removes the
+   * markers of older backups, so that monitoring finds the newest backup with one small listing
+   * and one read instead of a listing of every object. Lock-free and forward-only: a writer only
+   * removes markers older than the newest it sees, so the newest marker always stays, whatever
+   * the order of concurrent writers (and a late retry of an older backup removes its own marker).
+   * Only a hint: readers check that the manifest a marker names exists, and list the backups when
+   * none does (a withdrawn backup, a repository written before the markers existed).
+   */
+  private async advanceLatestBackup(manifest: Manifest): Promise<void> {
+    const prefix = this.latestBackupPrefix(manifest.target);
+    const marker: LatestBackupMarker = { format: latestBackupFormat, target: manifest.target, id: manifest.id, kind: manifest.kind, snapshotAt: manifest.snapshotAt };
+    await this.backend.put(`${prefix}${manifest.id}`, Readable.from([Buffer.from(`${JSON.stringify(marker)}\n`)]));
+    const marked = await this.latestBackupIds(manifest.target);
+    for (const id of marked.slice(1)) await this.backend.delete(`${prefix}${id}`);
+  }
+
+  /** Ids the latest-backup markers name, newest first (usually one; more while writers race or after a prune failed). */
+  async latestBackupIds(target: string): Promise<string[]> {
+    const prefix = this.latestBackupPrefix(target);
+    return (await this.backend.list(prefix))
+      .map((object) => object.key.slice(prefix.length))
+      .filter(isBackupId)
+      .sort()
+      .reverse();
   }
 
   /** The manifest of one backup; BackupNotFound when it has none (incomplete backups do not exist). */
@@ -157,10 +232,39 @@ export class Repository {
     return (await this.listBackupIds(target))[0];
   }
 
+  /**
+   * Stores a report under its run id, and as latest-<runbook>.json unless that holds a newer
+   * report (a late retry of an old run must not hide a newer result). The runbook is the report's
+   * `runbook` field; reports written before it existed are drill reports.
+   */
   async writeReport(target: string, runId: string, report: unknown): Promise<string> {
     const key = this.reportKey(target, runId);
-    await this.backend.put(key, Readable.from([Buffer.from(reportText(report))]));
+    const body = Buffer.from(reportText(report));
+    await this.backend.put(key, Readable.from([body]));
+    const runbook = runbookOfReport(report);
+    if (runbook === undefined) return key;
+    for (const passedOnly of reportPassed(report) ? [false, true] : [false]) {
+      const current = await this.readLatestReport(target, runbook, { passed: passedOnly }).catch(() => undefined);
+      if (current === undefined || !(reportTime(current) > reportTime(report))) {
+        await this.backend.put(this.latestReportKey(target, runbook, { passed: passedOnly }), Readable.from([body]));
+      }
+    }
     return key;
+  }
+
+  /**
+   * The newest report of a runbook as stored (parsed JSON, not validated), or with passed: the
+   * newest one that passed; undefined when there is none. BackupCorrupt when it is not JSON.
+   */
+  async readLatestReport(target: string, runbook: string, options: { passed?: boolean } = {}): Promise<unknown> {
+    const key = this.latestReportKey(target, runbook, options);
+    const raw = await readTextIfAny(this.backend, key);
+    if (raw === undefined) return undefined;
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      throw new LifeboatError('BackupCorrupt', `report ${key} in repository "${this.name}" is not valid JSON`, `The next ${runbook} run replaces it`);
+    }
   }
 
   /** The HTML page of a report, beside its JSON. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { verifyAndFlush } from '../../activities/sqlite-restore.js';
+import { verifyAndFlush } from '../../src/kinds/sqlite/restore.js';
 import { LifeboatError } from '../../src/errors.js';
 import { sha256OfFile } from '../../src/pipeline/hash.js';
 import { checkDatabase } from '../../src/sqlite/check.js';

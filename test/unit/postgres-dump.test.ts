@@ -4,7 +4,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { dumpDigest } from '../../activities/postgres-dump.js';
+import { dumpDigest } from '../../src/kinds/postgres/dump.js';
 import { CopyFingerprinter, copyEndMarker, copyTextTailBytes, endsCopyText } from '../../src/postgres/dump-archive.js';
 import { databaseConninfo, pgpassLookup } from '../../src/postgres/dump-connection.js';
 import { scanGrowingFile } from '../../src/pipeline/growing-file.js';

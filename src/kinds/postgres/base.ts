@@ -1,9 +1,9 @@
 import { Context, log } from '@temporalio/activity';
-import { takeBaseBackup, type BaseBackupResult } from '../src/postgres/base-backup.js';
-import { loadKeyFile } from '../src/pipeline/encrypt.js';
-import { startProgress } from './progress.js';
-import { openRepositories } from './repositories.js';
-import type { ResolvedPostgresTarget } from './target.js';
+import { takeBaseBackup, type BaseBackupResult } from '../../postgres/base-backup.js';
+import { loadKeyFile } from '../../pipeline/encrypt.js';
+import { startProgress } from '../../../activities/progress.js';
+import { openRepositories } from '../../../activities/repositories.js';
+import type { ResolvedPostgresTarget } from './index.js';
 
 /** The target's encryption key, when backups are encrypted; read here, never passed through history. */
 export async function encryptionKeyOf(target: ResolvedPostgresTarget): Promise<Buffer | undefined> {

@@ -5,16 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LifeboatError } from '../src/errors.js';
-import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../src/pipeline/compress.js';
-import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { storeInEvery } from '../src/repository/store.js';
-import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../src/pipeline/hash.js';
-import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../src/postgres/dump-archive.js';
-import { connectTo, describeConnection } from '../src/postgres/dump-connection.js';
-import { scanGrowingFile } from '../src/pipeline/growing-file.js';
-import { prepareSpool } from '../src/pipeline/spool.js';
-import { finalSizeOf, storeAsWritten, type FileInProgress } from '../src/postgres/dump-follow.js';
+import { LifeboatError } from '../../errors.js';
+import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../../pipeline/compress.js';
+import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
+import { storeInEvery } from '../../repository/store.js';
+import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../../pipeline/hash.js';
+import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../../postgres/dump-archive.js';
+import { connectTo, describeConnection } from '../../postgres/dump-connection.js';
+import { scanGrowingFile } from '../../pipeline/growing-file.js';
+import { prepareSpool } from '../../pipeline/spool.js';
+import { finalSizeOf, storeAsWritten, type FileInProgress } from '../../postgres/dump-follow.js';
 import {
   copyFingerprint,
   createDatabase,
@@ -27,13 +27,13 @@ import {
   setAllowConnections,
   swapDatabases,
   terminateSessions,
-} from '../src/postgres/dump.js';
-import type { DumpFile, PostgresDumpManifest, StoredObject } from '../src/repository/manifest.js';
-import type { Repository } from '../src/repository/repository.js';
-import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from './progress.js';
-import { openRepositories } from './repositories.js';
-import { clearUnfinishedBackup } from './repository.js';
-import type { ResolvedPostgresTarget } from './target.js';
+} from '../../postgres/dump.js';
+import type { DumpFile, PostgresDumpManifest, StoredObject } from '../../repository/manifest.js';
+import type { Repository } from '../../repository/repository.js';
+import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from '../../../activities/progress.js';
+import { openRepositories } from '../../../activities/repositories.js';
+import { clearUnfinishedBackup } from '../../../activities/repository.js';
+import type { ResolvedPostgresTarget } from './index.js';
 
 /** The archive's name in a custom-format dump (one file). */
 export const customArchiveName = 'archive.pgdump';

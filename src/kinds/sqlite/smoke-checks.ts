@@ -1,29 +1,7 @@
 import Database from 'better-sqlite3';
-import type { SmokeCheck } from '../src/config/schema.js';
-
-export interface SmokeCheckResult {
-  name: string;
-  passed: boolean;
-  detail: string;
-  durationMs: number;
-  /** What the check asks for, in words: `= 1`, `at least 3 rows`, `the query runs` (absent in results of older runs). */
-  expected?: string;
-  /** What the copy answered: the first column of the first row and the row count, or the query's error. */
-  actual?: string;
-}
-
-/** The expected and actual values of a smoke check, as reports show them. */
-export function expectedOf(check: SmokeCheck): string {
-  const parts = [
-    ...(check.expect !== undefined ? [`= ${JSON.stringify(check.expect)}`] : []),
-    ...(check.minRows !== undefined ? [`at least ${check.minRows} row${check.minRows === 1 ? '' : 's'}`] : []),
-  ];
-  return parts.length ? parts.join(', ') : 'the query runs';
-}
-
-export function actualOf(rows: unknown[][]): string {
-  return `${describe(rows[0]?.[0])} (${rows.length} row${rows.length === 1 ? '' : 's'})`;
-}
+import type { SmokeCheck } from '../../config/common.js';
+import type { SmokeCheckResult } from '../contract.js';
+import { actualOf, expectedOf } from '../smoke-check-values.js';
 
 function describe(value: unknown): string {
   return value === undefined ? 'no rows' : JSON.stringify(value);

@@ -2,16 +2,17 @@ import { Context, log } from '@temporalio/activity';
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
-import { LifeboatError } from '../src/errors.js';
-import { compressionInfo, createCompressor, createFileCompressor } from '../src/pipeline/compress.js';
-import { createEncryptor, keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
-import { HashingPassThrough, sha256OfFile } from '../src/pipeline/hash.js';
-import type { Manifest, StoredObject } from '../src/repository/manifest.js';
-import { storeInEvery } from '../src/repository/store.js';
-import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../src/sqlite/snapshot.js';
-import { countBytes, readOffsetOf, startProgress } from './progress.js';
-import { openRepositories } from './repositories.js';
-import type { ResolvedSqliteTarget } from './target.js';
+import { LifeboatError } from '../../errors.js';
+import { compressionInfo, createCompressor, createFileCompressor } from '../../pipeline/compress.js';
+import { createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
+import { HashingPassThrough, sha256OfFile } from '../../pipeline/hash.js';
+import type { StoredObject } from '../../repository/manifest-envelope.js';
+import type { SqliteManifest as Manifest } from './manifest.js';
+import { storeInEvery } from '../../repository/store.js';
+import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../../sqlite/snapshot.js';
+import { countBytes, readOffsetOf, startProgress } from '../../../activities/progress.js';
+import { openRepositories } from '../../../activities/repositories.js';
+import type { ResolvedSqliteTarget } from './index.js';
 
 export interface SnapshotUploadInput {
   target: ResolvedSqliteTarget;

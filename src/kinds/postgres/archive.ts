@@ -1,6 +1,6 @@
-import { connectTo } from '../src/postgres/dump-connection.js';
-import { archiveStatus, type ArchiveStatus } from '../src/postgres/wal-archive.js';
-import type { ResolvedPostgresTarget } from './target.js';
+import { connectTo } from '../../postgres/dump-connection.js';
+import { archiveStatus, type ArchiveStatus } from '../../postgres/wal-archive.js';
+import type { ResolvedPostgresTarget } from './index.js';
 
 /** Archive health of a postgres target from pg_stat_archiver: last archived segment, failures, lag. */
 export async function checkArchive(input: { target: ResolvedPostgresTarget }, env: NodeJS.ProcessEnv): Promise<ArchiveStatus> {

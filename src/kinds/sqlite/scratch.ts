@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ResolvedSqliteTarget } from './target.js';
+import type { ResolvedSqliteTarget } from './index.js';
 
 /** A fresh directory for a drill's scratch copy; the same run gets the same directory (idempotent). */
 export async function prepareScratch(input: { target: ResolvedSqliteTarget; runName: string }): Promise<{ dir: string; databasePath: string }> {

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { drillSchema, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+
+export const postgresConnectionSchema = z
+  .object({
+    host: z.string().default('127.0.0.1').describe('Host name, IP address, or the directory of the Unix socket.'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1).default('postgres'),
+    user: z.string().min(1).default('postgres'),
+    passwordEnv: envVarName.optional().describe('Name of the environment variable holding the password.'),
+    passfile: z.string().optional().describe('A pgpass file (used when passwordEnv is not set).'),
+    maintenanceDatabase: z
+      .string()
+      .min(1)
+      .default('postgres')
+      .describe('Database Lifeboat connects to for CREATE / DROP / ALTER DATABASE (restores and verification of dumps).'),
+  })
+  .strict();
+
+const postgresDumpSchema = z
+  .object({
+    jobs: z
+      .number()
+      .int()
+      .min(1)
+      .max(32)
+      .default(2)
+      .describe(
+        'Parallel pg_dump / pg_restore jobs. 1: custom format, streamed from pg_dump straight into the repositories (no local copy); ' +
+          'more: directory format, spooled to local disk first (needs room for the uncompressed dump).',
+      ),
+    spoolDir: z.string().optional().describe('Where directory-format dumps and every restore are spooled (private 0700 directories, removed afterwards); default: the system temp dir.'),
+    verify: z
+      .boolean()
+      .default(false)
+      .describe(
+        'After each dump, restore it into a scratch database on the same server and compare every table\'s row count and checksum with ' +
+          'what was dumped; the scratch database is always dropped. A backup that fails this never gets a manifest. Off by default: ' +
+          'it doubles the cost of every dump, and `lifeboat drill` does the same check on the newest dump on its own schedule.',
+      ),
+    approvalTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(3600)
+      .describe('How long a restore that would replace an existing database waits for approval (`lifeboat approve`) before it ends, dropping what it restored.'),
+  })
+  .strict();
+
+const postgresBaseSchema = z
+  .object({
+    partSizeMiB: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(64)
+      .describe('The compressed tar stream is stored in parts of this many MiB, each with its own sha256; a restore holds a few parts in memory.'),
+    compressionLevel: z
+      .number()
+      .int()
+      .min(1)
+      .max(19)
+      .default(1)
+      .describe(
+        'zstd level of base backups (pg_basebackup compresses with compression.threads workers). Level 1, not compression.level: ' +
+          'on a pgbench cluster it halved the time of level 3 for a 2% larger backup.',
+      ),
+    checkpoint: z
+      .enum(['fast', 'spread'])
+      .default('fast')
+      .describe('"fast": pg_basebackup asks for an immediate checkpoint; "spread": it waits for a paced one (less I/O at once, minutes longer).'),
+    compressAt: z
+      .enum(['server', 'client'])
+      .default('server')
+      .describe(
+        '"server": the server compresses (zstd in its backend, compression.threads workers), so only compressed bytes cross the connection ' +
+          '(2 GiB pgbench cluster: 1.8-2.1 s vs 2.4-2.7 s); "client": pg_basebackup compresses, sparing the database host\'s CPU.',
+      ),
+    spoolDir: z
+      .string()
+      .optional()
+      .describe(
+        'Where pg_basebackup writes the compressed tar while it is uploaded (a private directory, removed afterwards; what is uploaded is ' +
+          'freed as it goes, so it holds about two parts); default: the system temp dir.',
+      ),
+  })
+  .strict();
+
+const postgresRecoverySchema = z
+  .object({
+    dir: z
+      .string()
+      .optional()
+      .describe(
+        'Directory under which recovered clusters are created, one new data directory per run (<dir>/<target>-<run>); ' +
+          'the server user must be able to reach it. Default: <system temp dir>/lifeboat-recovery.',
+      ),
+    timeoutSeconds: z.number().int().positive().default(3600).describe('How long WAL replay may take before the recovery is stopped and reported as failed.'),
+    cutover: z
+      .object({
+        dataDir: z.string().min(1).describe('The live cluster\'s data directory, which `lifeboat pitr --cutover` replaces (it must be on the same file system as recovery.dir).'),
+        startCommand: z
+          .string()
+          .min(1)
+          .describe('Shell command that starts the live cluster from dataDir (e.g. "systemctl start postgresql@15-main"), run after the swap and again on rollback.'),
+        stopCommand: z
+          .string()
+          .optional()
+          .describe('Shell command that stops the live cluster; default: `pg_ctl stop -m fast` on dataDir, as the server user.'),
+        approvalTimeoutSeconds: z
+          .number()
+          .int()
+          .positive()
+          .default(3600)
+          .describe('How long a cutover waits for approval (`lifeboat approve`) before it ends, removing the recovered cluster and leaving the live one alone.'),
+        healthTimeoutSeconds: z.number().int().positive().default(60).describe('How long the started cluster may take to accept connections and pass the smoke checks before the cutover rolls back.'),
+      })
+      .strict()
+      .optional()
+      .describe('Replacing the live cluster by a recovered one (pitr with cutover): only after an approval; the live data directory is kept whole as a safety copy.'),
+  })
+  .strict();
+
+export const postgresTargetSchema = z
+  .object({
+    type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump), base backups (pg_basebackup), WAL archiving and point-in-time recovery.'),
+    repositories: targetRepositories.describe('Names of the repositories backups and archived WAL go to; wal-fetch prefers the first.'),
+    connection: postgresConnectionSchema
+      .default({ host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', maintenanceDatabase: 'postgres' })
+      .describe('Where the database is and who Lifeboat connects as. The password is never in the config: name an environment variable or a pgpass file.'),
+    method: z
+      .enum(['dump', 'base'])
+      .default('dump')
+      .describe(
+        'How the backup runbook backs the database up: "dump" (pg_dump, a logical backup of connection.database) or "base" ' +
+          '(pg_basebackup, a physical backup of the whole cluster: with archived WAL, the start of a point-in-time recovery). ' +
+          'A run can override it: {"target": "main", "method": "base"}.',
+      ),
+    dump: postgresDumpSchema.default({ jobs: 2, verify: false, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
+    base: postgresBaseSchema.default({ partSizeMiB: 64, compressionLevel: 1, checkpoint: 'fast', compressAt: 'server' }).describe('Physical base backups with pg_basebackup (method "base"). connection.user needs REPLICATION.'),
+    recovery: postgresRecoverySchema
+      .default({ timeoutSeconds: 3600 })
+      .describe('Point-in-time recovery (`lifeboat pitr`) and base-backup drills: where recovered clusters go and how long recovery may take.'),
+    drill: drillSchema
+      .default({ smokeChecks: [] })
+      .describe(
+        'What a drill checks and measures. method "base": recovery of the newest base backup plus all archived WAL into a scratch cluster; ' +
+          'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
+          'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
+      ),
+    objectives: targetObjectives,
+  })
+  .strict();
+
+export type PostgresTargetConfig = z.output<typeof postgresTargetSchema>;
+export type PostgresConnectionConfig = z.output<typeof postgresConnectionSchema>;

@@ -1,0 +1,9 @@
+/**
+ * The kinds of target the runbooks know (the workflow-side halves; the worker-side halves are
+ * listed in src/kinds/index.ts, and a unit test checks that both lists agree). Adding a kind: its
+ * module under workflows/kinds/, and one line here.
+ */
+import { postgresRunbooks } from './postgres/index.js';
+import { sqliteRunbooks } from './sqlite.js';
+
+export const targetRunbooks = [sqliteRunbooks, postgresRunbooks] as const;
