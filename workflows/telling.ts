@@ -151,3 +151,14 @@ export async function runRunbook<R>(runbook: string, steps: (timeline: Timeline)
 export function tellsPeople(): boolean {
   return currentRun() !== undefined && patched(tellPatch);
 }
+
+/**
+ * For the verify runbook: tells the channels that take verify.damaged which backup copies were found
+ * damaged (sent while the run goes on; the run awaits delivery before it ends, like every
+ * notification, and the outcome does not depend on it).
+ */
+export function tellDamage(timeline: Timeline, damaged: Array<{ repository: string; backupId: string; problem: string }>): void {
+  const context = currentRun();
+  if (!context?.target || damaged.length === 0 || !tellsPeople()) return;
+  context.pending.push(...notifyChannels(timeline, context.target, { type: 'verify.damaged', at: new Date().toISOString(), run: runReference(context, context.target), damaged }));
+}
