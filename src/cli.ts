@@ -319,7 +319,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             r.rpo ? `  RPO ${r.rpo.seconds.toFixed(1)}s${r.rpo.targetSeconds !== null ? ` (target ${r.rpo.targetSeconds}s: ${r.rpo.met ? 'met' : 'MISSED'})` : ''}` : '  RPO not measured',
             ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
             ...r.timeline.map(formatStep),
-            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')} (and its HTML page beside each: \`lifeboat report ${r.workflowId}\` renders it too)`] : []),
           ],
         })),
       );
