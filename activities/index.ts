@@ -1,6 +1,8 @@
 import { reportingFailures, type Reported } from './failures.js';
 import { checkHealth, runHook } from './hooks.js';
 import { discardBackup, locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
+import { notify } from './notify.js';
+import { recordAudit } from './audit.js';
 import { resolveTarget } from './target.js';
 import { loadKindActivities, type KindActivities } from '../src/kinds/index.js';
 import { verifyStoredRepository, withdrawDamagedCopies } from './verify.js';
@@ -30,6 +32,9 @@ function genericActivities(configPath: string, env: NodeJS.ProcessEnv) {
     // Retention (lifeboat forget).
     planRetention: reportingFailures((input: Parameters<typeof planTargetRetention>[0]) => planTargetRetention(input, { configPath, env })),
     applyRetention: reportingFailures((input: Parameters<typeof applyTargetRetention>[0]) => applyTargetRetention(input, { configPath, env })),
+    // Telling people (src/notify/, src/audit/): after the run's outcome is decided.
+    notify: reportingFailures((input: Parameters<typeof notify>[0]) => notify(input, { configPath, env })),
+    recordAudit: reportingFailures((input: Parameters<typeof recordAudit>[0]) => recordAudit(input, env)),
   };
 }
 

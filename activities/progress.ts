@@ -38,9 +38,17 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
   let bytesTotal = initialBytesTotal;
   let sampler: (() => number | undefined) | undefined;
   let attached: Record<string, unknown> = {};
+  let told: { phase: string; tenth: number } | undefined;
   const beat = () => {
     bytesDone = sampler?.() ?? bytesDone;
     context.heartbeat({ ...attached, phase, bytesDone, bytesTotal } satisfies Progress);
+    // The run's current details (the Temporal UI's header) show the progress too: its workflow
+    // hears of it at each new phase and each tenth of the way, a dozen signals per step at most.
+    const tenth = bytesTotal > 0 ? Math.min(10, Math.floor((10 * bytesDone) / bytesTotal)) : 0;
+    if (told?.phase !== phase || told.tenth !== tenth) {
+      told = { phase, tenth };
+      tellRun(context, { phase, bytesDone, bytesTotal });
+    }
   };
   beat();
   const timer = setInterval(beat, intervalMs);
@@ -67,6 +75,20 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
       beat();
     },
   };
+}
+
+/** Best effort: a run that cannot be told (no client, a test's mock context) still has its heartbeats. */
+function tellRun(context: Context, progress: Progress): void {
+  try {
+    const { workflowExecution, activityType } = context.info;
+    if (!workflowExecution) return;
+    context.client.workflow
+      .getHandle(workflowExecution.workflowId, workflowExecution.runId)
+      .signal('progress', { activityType, ...progress })
+      .catch(() => undefined);
+  } catch {
+    // No client in this context.
+  }
 }
 
 /** A pass-through that records the running byte count in a progress reporter. */

@@ -317,7 +317,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('approve <workflowId>')
     .description('answer a runbook waiting for approval (e.g. a PostgreSQL restore that would replace an existing database)')
     .option('--reject', 'refuse instead: the runbook drops what it restored and ends without replacing anything')
-    .option('--by <name>', 'who decides, for the runbook\'s timeline')
+    .option('--by <name>', 'who decides, for the runbook\'s timeline, audit record and report (default: <OS user>@<host>)')
     .action(async (workflowId: string, options: { reject?: boolean; by?: string }) => {
       const { config } = readConfig(global().config, false);
       const settings = temporalSettings(config);
@@ -325,7 +325,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { approveUpdate } = await import('../workflows/approval.js');
       const client = await connectClient(settings);
       try {
-        const answer = { approve: !options.reject, ...(options.by ? { by: options.by } : {}) };
+        // Who gave it goes into the run's audit record and report: the operator at this terminal unless --by says otherwise.
+        const { cliRequester } = await import('./requested-by.js');
+        const me = cliRequester();
+        const answer = { approve: !options.reject, by: options.by ?? (me.via === 'cli' ? `${me.user}@${me.host}` : 'cli') };
         const result = await client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [answer] });
         say(`${workflowId}: ${result.decision}`);
       } catch (error) {
@@ -351,7 +354,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             r.rpo ? `  RPO ${r.rpo.seconds.toFixed(1)}s${r.rpo.targetSeconds !== null ? ` (target ${r.rpo.targetSeconds}s: ${r.rpo.met ? 'met' : 'MISSED'})` : ''}` : '  RPO not measured',
             ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
             ...r.timeline.map(formatStep),
-            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')} (and its HTML page beside each: \`lifeboat report ${r.workflowId}\` renders it too)`] : []),
           ],
         })),
       );
@@ -780,6 +783,76 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { triggerSchedule } = await import('./schedules/operations.js');
       const { id: full, overlap } = await withClient(settings, (client) => triggerSchedule(client, settings, id));
       say(`${full}: triggered (overlap policy ${overlap}); \`lifeboat schedules list\` shows the run`);
+    });
+
+  program
+    .command('report <workflowId>')
+    .description('the HTML report of a drill or PITR run (self-contained: print it, mail it): from the JSON report in the repositories, else from the run\'s result in Temporal')
+    .option('--out <file>', 'write it to this file (default: stdout)')
+    .action(async (workflowId: string, options: { out?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const [{ findStoredReport }, { renderReportHtml }, { createHash }, { reportText }] = await Promise.all([
+        import('./report/find.js'),
+        import('./report/html.js'),
+        import('node:crypto'),
+        import('./repository/repository.js'),
+      ]);
+      const stored = config ? await findStoredReport(config, workflowId) : { problems: [] as string[] };
+      for (const problem of stored.problems) say(`warning: ${problem}`);
+      let source = stored.found;
+      if (!source) {
+        const settings = temporalSettings(config);
+        const { connectClient } = await import('./client.js');
+        const client = await connectClient(settings);
+        try {
+          const description = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+          if (!description) {
+            throw new LifeboatError('InvalidInput', `no report of ${workflowId} in the repositories${config ? '' : ' (no config to find them)'}, and Temporal at ${settings.address} has no such run`, 'Check the workflow id (`lifeboat drill <target> --json` prints it)');
+          }
+          if (description.status.name !== 'COMPLETED') {
+            throw new LifeboatError('InvalidInput', `run ${workflowId} is ${description.status.name.toLowerCase()}, and only a finished drill or PITR has a report`, 'Wait for it to finish');
+          }
+          const result: unknown = await client.workflow.getHandle(workflowId).result();
+          source = { text: reportText(result), from: `the result of run ${workflowId} in Temporal` };
+        } finally {
+          await client.connection.close();
+        }
+      }
+      const report = JSON.parse(source.text) as import('./report/html.js').RenderableReport;
+      if (!Array.isArray(report.timeline) || !('rto' in report)) {
+        throw new LifeboatError('InvalidInput', `${workflowId} is not a drill or PITR run (its result has no RTO and timeline)`, 'Reports are made for drills and point-in-time recoveries');
+      }
+      const html = renderReportHtml(report, { sha256: createHash('sha256').update(source.text).digest('hex'), from: source.from });
+      if (options.out) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(options.out, html);
+        say(`wrote the report of ${workflowId} (from ${source.from}) to ${options.out}`);
+      } else {
+        process.stdout.write(html);
+      }
+    });
+
+  program
+    .command('audit [target]')
+    .description('the audit log: one record per finished run (who asked, what, when, result, backup, sizes, approvals), oldest first, from every repository')
+    .option('--since <time>', 'only runs that finished since then: an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) or an age (90m, 36h, 7d, 2w)')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { since?: string; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const { readAudit, formatAudit } = await import('./audit/read.js');
+      const { parseSince } = await import('./audit/record.js');
+      const since = options.since === undefined ? undefined : parseSince(options.since, new Date());
+      if (options.since !== undefined && since === undefined) {
+        throw new UsageError(`--since "${options.since}" is neither an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) nor an age (90m, 36h, 7d, 2w)`);
+      }
+      const read = await readAudit(config!, target === undefined ? Object.keys(config!.targets) : [target], since);
+      for (const warning of read.warnings) say(`warning: ${warning}`);
+      if (options.json) process.stdout.write(`${JSON.stringify(read.entries, null, 2)}\n`);
+      else if (read.entries.length === 0) say(`no finished runs${target ? ` of "${target}"` : ''}${since ? ` since ${since.toISOString()}` : ''} in the audit log`);
+      else say(formatAudit(read.entries));
+      // A changed record, or a repository that could not be read, must not pass unnoticed in a script.
+      setExitCode(read.damaged || read.unreadable ? 1 : 0);
     });
 
   return program;

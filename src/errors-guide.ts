@@ -187,4 +187,17 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
       'The Temporal server refused a create, update or delete during `schedules apply`, typically because the search attribute `LifeboatRequestedBy` is not registered. The message names the schedule, how many changes were made before it, and the server\'s reason.',
     action: 'Register the search attributes (the commands are in the message) or fix what the server names, then apply again: apply is idempotent.',
   },
+  NotificationRejected: {
+    meaning:
+      'A notification channel\'s receiver answered 4xx (other than 408 and 429) to a message: a Slack webhook URL that was revoked (404, 410), a signing secret the receiver does not share (401, 403), a body it does not accept (400). ' +
+      'Raised by a notify step only: the run\'s own result stands, the step is shown failed in its timeline.',
+    action:
+      'Check the channel in `notifications.channels`: the webhook URL in the variable `urlEnv` names, or the secret in `secretEnv` and the receiver\'s copy of it. The message quotes the receiver\'s answer (never the URL of a Slack webhook, which is a credential).',
+  },
+  AuditRecordConflict: {
+    meaning:
+      'A repository already holds an audit record under the key of this run, with other content: the audit log is append-only and the existing record is never replaced. ' +
+      'A retried step writes the same record again and does not raise it; another writer with the same workflow id and finish time, or a changed record, does.',
+    action: 'Compare the stored record (the message names its key) with the run in Temporal; keep the stored one. Nothing was overwritten.',
+  },
 };

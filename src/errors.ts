@@ -47,6 +47,10 @@ export const errorTypes = {
   TemporalUnavailable: 'service',
   // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.
   AddressInUse: 'input',
+  // A notification receiver refused a message (4xx other than 408/429): retrying will not help.
+  NotificationRejected: 'service',
+  // An audit record of this run already exists with other content: the log is never rewritten.
+  AuditRecordConflict: 'data',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

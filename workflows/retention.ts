@@ -2,8 +2,10 @@ import { setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RepositoryRetentionOutcome, RetentionPlan } from '../activities/index.js';
 import { acceptApproval } from './approval.js';
 import { retentionPlanQuery } from './retention-plan.js';
-import { quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { quickSteps, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
+import { runRunbook } from './telling.js';
 
 export interface RetentionInput {
   /** Name of a target with a retention policy in the worker's lifeboat.config.yaml. */
@@ -68,7 +70,10 @@ function describePlan(plan: RetentionPlan): string {
  * and the state at that moment both say to remove: manifest first, objects once no run uses them.
  */
 export async function retention(input: RetentionInput): Promise<RetentionResult> {
-  const timeline = new Timeline();
+  return runRunbook('retention', (timeline) => retentionSteps(timeline, input));
+}
+
+async function retentionSteps(timeline: Timeline, input: RetentionInput): Promise<RetentionResult> {
   const info = workflowInfo();
   let plan: RetentionPlan | undefined;
   setHandler(retentionPlanQuery, () => plan);

@@ -1,7 +1,9 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { RepositoryVerification } from '../activities/index.js';
-import { formatBytes, quickSteps, Timeline, transferSteps, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { formatBytes, quickSteps, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
+import { runRunbook, tellDamage } from './telling.js';
 
 export type { RepositoryVerification };
 
@@ -72,7 +74,10 @@ function withdrawals(repositories: RepositoryVerification[]): Pick<VerifyReport,
  * (the CLI exits 1); only bad input fails it. Changes nothing stored, except with withdrawDamaged.
  */
 export async function verify(input: VerifyInput): Promise<VerifyReport> {
-  const timeline = new Timeline();
+  return runRunbook('verify', (timeline) => verifySteps(timeline, input));
+}
+
+async function verifySteps(timeline: Timeline, input: VerifyInput): Promise<VerifyReport> {
   const info = workflowInfo();
   const startedAt = new Date().toISOString();
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t, { repositories: true }));
@@ -92,6 +97,10 @@ export async function verify(input: VerifyInput): Promise<VerifyReport> {
       ),
     );
   }
+  tellDamage(
+    timeline,
+    repositories.flatMap((r) => r.backups.filter((b) => !b.valid).map((b) => ({ repository: r.repository, backupId: b.backupId, problem: b.problems.join('; ') || 'damaged' }))),
+  );
   const decided = withdrawals(repositories);
   const report: VerifyReport = {
     runbook: 'verify',

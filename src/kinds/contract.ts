@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import type { Reported } from '../../activities/failures.js';
-import type { RepositoryConfig } from '../config/schema.js';
+import type { NotificationEventType, RepositoryConfig } from '../config/schema.js';
 import type { targetObjectives } from '../config/common.js';
 import type { targetRetention } from '../config/retention.js';
 import type { targetSchedules } from '../config/schedules.js';
@@ -25,10 +25,16 @@ export interface ResolvedTargetBase {
   encryption: { keyFile: string; keyId: string } | null;
   /** What every drill is measured against (the kind adds its own drill settings beside these). */
   drill: { rtoTargetSeconds?: number; rpoTargetSeconds?: number };
+  /**
+   * The notification channels that get this target's events (names only: URLs and secrets stay in
+   * the environment), and how long a run retries one (set by resolve-target for every kind;
+   * absent in results of older runs).
+   */
+  notifications?: { channels: Array<{ name: string; events: NotificationEventType[] }>; deliveryTimeoutSeconds: number };
 }
 
 /** What resolve-target works out before it hands a target's config to its kind. */
-export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill'>;
+export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill' | 'notifications'>;
 
 /** The config schema of a kind of target: an object whose `type` is the kind's name. */
 /** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) its schedules (`targetSchedules`) and its retention policy (`targetRetention`). */
@@ -97,6 +103,10 @@ export interface SmokeCheckResult {
   passed: boolean;
   detail: string;
   durationMs: number;
+  /** What the check asks for, in words (src/kinds/smoke-check-values.ts); absent in results of older runs. */
+  expected?: string;
+  /** What the copy answered, or the query's error. */
+  actual?: string;
 }
 
 export interface TargetKind<

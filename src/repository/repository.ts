@@ -43,10 +43,17 @@ export function reportTime(report: unknown): number {
  *   <target>/backups/<backupId>/manifest.json   written last
  *   <target>/backups/<backupId>/<payload>
  *   <target>/reports/<runId>.json
+ *   <target>/reports/<runId>.html                the same report for people (drills, PITR)
+ *   <target>/audit/<yyyy>/<mm>/<finishedAt>-<workflowId>.json   one record per finished run (src/audit/)
  *   <target>/latest-backup/<backupId>           marker of the newest backup (a hint; see advanceLatestBackup)
  *   <target>/reports/latest-<runbook>.json      a copy of the newest report of each runbook (drill, verify, ...)
  *   <target>/reports/latest-<runbook>-passed.json   and of the newest one that passed (a drill passed, a verify found all valid)
  */
+
+/** A report as stored: the exact bytes whose sha256 the HTML page names. */
+export function reportText(report: unknown): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
 /** Where a backup's objects live under a repository's root (also for tools reading a repository's files, like the benchmark). */
 export function backupDirKey(target: string, backupId: string): string {
   return `${target}/backups/${backupId}`;
@@ -96,8 +103,8 @@ export class Repository {
     return this.objectKey(target, backupId, 'manifest.json');
   }
 
-  reportKey(target: string, runId: string): string {
-    return `${target}/reports/${runId}.json`;
+  reportKey(target: string, runId: string, format: 'json' | 'html' = 'json'): string {
+    return `${target}/reports/${runId}.${format}`;
   }
 
   /** Where the markers of the target's newest backup live (outside backups/, which holds only backups). */
@@ -272,7 +279,7 @@ export class Repository {
    */
   async writeReport(target: string, runId: string, report: unknown): Promise<string> {
     const key = this.reportKey(target, runId);
-    const body = Buffer.from(`${JSON.stringify(report, null, 2)}\n`);
+    const body = Buffer.from(reportText(report));
     await this.backend.put(key, Readable.from([body]));
     const runbook = runbookOfReport(report);
     if (runbook === undefined) return key;
@@ -298,5 +305,17 @@ export class Repository {
     } catch {
       throw new LifeboatError('BackupCorrupt', `report ${key} in repository "${this.name}" is not valid JSON`, `The next ${runbook} run replaces it`);
     }
+  }
+
+  /** The HTML page of a report, beside its JSON. */
+  async writeReportPage(target: string, runId: string, html: string): Promise<string> {
+    const key = this.reportKey(target, runId, 'html');
+    await this.backend.put(key, Readable.from([Buffer.from(html)]));
+    return key;
+  }
+
+  /** The JSON of a stored report as text (its exact bytes), undefined when there is none. */
+  async readReportText(target: string, runId: string): Promise<string | undefined> {
+    return readTextIfAny(this.backend, this.reportKey(target, runId));
   }
 }

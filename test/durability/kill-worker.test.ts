@@ -53,7 +53,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
 
     const result = (await handle.result()) as { backupId: string; sourceBytes: number };
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted upload ran again on the new worker');
 
@@ -179,7 +179,8 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await handle.cancel();
     await assert.rejects(handle.result(), /cancel/i);
     const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
-    assert.deepEqual(timeline.at(-1), ['remove-scratch', 'completed']);
+    // The cancelled run is still recorded in the audit log, after its cleanup.
+    assert.deepEqual(timeline.slice(-2), [['remove-scratch', 'completed'], ['record-audit', 'completed']]);
     assert.equal(existsSync(scratch), false, 'scratch copy removed after cancellation');
     await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
   });
@@ -201,7 +202,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await assert.rejects(handle.result(), /cancel/i);
 
     const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
-    assert.deepEqual(timeline.at(-1), ['cleanup', 'completed']);
+    assert.deepEqual(timeline.slice(-2), [['cleanup', 'completed'], ['record-audit', 'completed']]);
     await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
     assert.deepEqual(fingerprint(livePath), before, 'the live database is the one from before the restore');
     assert.deepEqual(fingerprint(livePath, 'after_backup').rows, 1, 'with the write made after the backup');

@@ -73,7 +73,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
     backup = (await handle.result()) as BackupResult;
     assert.equal(backup.kind, 'postgres-base');
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, takeBaseBackup: 1, writeManifest: 1, verifyStoredBackup: 1, awaitArchivedStop: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, takeBaseBackup: 1, writeManifest: 1, verifyStoredBackup: 1, awaitArchivedStop: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.takeBaseBackup, 2, 'the interrupted backup ran again on the new worker');
 
@@ -117,7 +117,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
       assert.deepEqual(await recoveredIds(result.cluster), log.slice(0, k).map((c) => c.id), 'exactly the rows committed at or before the target');
       assert.equal(result.reached.lastTransactionTime, log[k - 1]!.time);
       const runs = await activityRuns(lifeboat.client, handle.workflowId);
-      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1 });
+      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1, writeReport: 1, recordAudit: 1 });
       assert.equal(runs.attempts.chooseRecoveryBase, 1, 'the choice was not made again');
       assert.equal(runs.attempts.restoreBaseBackup, 1, 'the base backup was not fetched again');
       assert.equal(runs.attempts.recoverToTarget, 2, 'the interrupted recovery ran again on the new worker');

@@ -72,7 +72,7 @@ export interface DrillRun<Target, Details extends object> {
    * Names the backup the drill restores (the report's backupId and snapshotAt) and sets the RPO:
    * from recoverableAt, the newest point the restored copy holds (default: the backup's snapshot).
    */
-  restoring(backup: Pick<Manifest, 'id' | 'snapshotAt'>, recoverableAt?: string): void;
+  restoring(backup: Pick<Manifest, 'id' | 'snapshotAt'> & { tools?: Record<string, string> }, recoverableAt?: string): void;
   /**
    * Compensation: runs when the drill ends, whatever happened (also when it is cancelled), in the
    * reverse order of registration; a failed one is on the timeline and does not fail the drill.

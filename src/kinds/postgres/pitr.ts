@@ -16,6 +16,7 @@ import type { PostgresBaseManifest } from '../../repository/manifest.js';
 import type { SmokeCheckResult } from '../contract.js';
 import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
 import { checkArchive } from './archive.js';
+import { actualOf, expectedOf } from '../smoke-check-values.js';
 import { encryptionKeyOf } from './base.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
@@ -184,10 +185,18 @@ export async function runPostgresSmokeChecks(
         const problems: string[] = [];
         if (check.minRows !== undefined && rows.length < check.minRows) problems.push(`returned ${rows.length} rows, expected at least ${check.minRows}`);
         if (check.expect !== undefined && String(first) !== String(check.expect)) problems.push(`returned ${describeValue(first)}, expected ${JSON.stringify(check.expect)}`);
-        results.push({ name: check.name, passed: problems.length === 0, detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`, durationMs: Date.now() - started });
+        results.push({
+          name: check.name,
+          passed: problems.length === 0,
+          detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`,
+          durationMs: Date.now() - started,
+          expected: expectedOf(check),
+          actual: actualOf(rows),
+        });
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
-        results.push({ name: check.name, passed: false, detail: `query failed: ${(error as Error).message}`, durationMs: Date.now() - started });
+        const failed = `query failed: ${(error as Error).message}`;
+        results.push({ name: check.name, passed: false, detail: failed, durationMs: Date.now() - started, expected: expectedOf(check), actual: failed });
       }
     }
     return results;
