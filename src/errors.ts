@@ -39,6 +39,10 @@ export const errorTypes = {
   TemporalUnavailable: 'service',
   // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.
   AddressInUse: 'input',
+  // files and secrets targets (src/tree/): an entry of a backup that would write outside where it is restored.
+  UnsafeEntry: 'data',
+  // A secrets target without an encryption key: refused before anything is read.
+  EncryptionRequired: 'input',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

@@ -52,12 +52,14 @@ export interface RestoreCommandOptions {
   into?: string;
   method?: string;
   yes?: boolean;
+  /** --path (repeatable): globs naming the part of a backup to restore, for kinds that restore parts. */
+  path?: string[];
 }
 
 /** How `lifeboat restore` runs for a target of this kind. */
 export interface RestorePlan {
   /** The kind's fields of the restore runbook's input (a path given by the operator made absolute here, where they typed it). */
-  input: { method?: string; into?: string; replaceExisting?: boolean };
+  input: { method?: string; into?: string; replaceExisting?: boolean; paths?: string[] };
   /** What the restore replaces in place, when it does: the CLI asks first, unless --yes. */
   replaces?: string;
   /** Said to the operator before the run starts. */

@@ -1,4 +1,5 @@
 import type { Manifest } from '../repository/manifest.js';
+import type { ResolvedTarget } from '../kinds/index.js';
 
 /**
  * The state of a target: one model, read from the repositories, the Temporal server and (for
@@ -165,7 +166,7 @@ export interface Problem {
 
 export interface TargetState {
   target: string;
-  type: 'sqlite' | 'postgres';
+  type: ResolvedTarget['type'];
   observedAt: string;
   objectives: Objectives;
   repositories: RepositoryState[];

@@ -2,6 +2,7 @@ import { LifeboatError } from '../errors.js';
 import { walRecordKey, walRecordSchema, type WalRecord } from '../postgres/wal-archive.js';
 import { readTextIfAny } from '../repository/backend.js';
 import type { Manifest } from '../repository/manifest.js';
+import { sourceBytesOf, type ResolvedTarget } from '../kinds/index.js';
 import type { Repository } from '../repository/repository.js';
 import type { BackupFacts, DrillFacts, RepositoryState, VerifiedBackup, VerifyFacts, WalHead } from './model.js';
 import { drillFacts, verifyFacts, type ParsedReport, type VerifyReportFacts } from './reports.js';
@@ -31,7 +32,7 @@ export interface RepositoryFactsMemory {
 export interface RepositoryFactsInput {
   repository: Repository;
   target: string;
-  type: 'sqlite' | 'postgres';
+  type: ResolvedTarget['type'];
   /** The server's last archived WAL file (pg_stat_archiver), when the server could be asked. */
   serverArchivedWal?: string | null;
   memory?: RepositoryFactsMemory;
@@ -127,7 +128,7 @@ function backupFacts(manifest: Manifest): BackupFacts {
     snapshotAt: manifest.snapshotAt,
     completedAt: new Date(completedAt).toISOString(),
     storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
-    sourceBytes: manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes,
+    sourceBytes: sourceBytesOf(manifest),
     durationSeconds: started.length ? Math.max(0, (completedAt - Math.min(...started)) / 1000) : null,
   };
 }
