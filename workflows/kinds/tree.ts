@@ -144,12 +144,12 @@ export function treeRestore<Target extends ResolvedTreeTarget, M extends TreeMan
   };
 }
 
-export function treeDrill<Target extends ResolvedTreeTarget, M extends TreeManifest, Packed extends PackedSummary, Details extends object>(
+export function treeDrill<Target extends ResolvedTreeTarget, M extends TreeManifest, Packed extends PackedSummary, Details extends object, DrillDetails extends object>(
   spec: TreeKindSpec<Target, M, Packed, Details>,
-  reportOf: (restored: RestoredTree) => object,
+  reportOf: (restored: RestoredTree) => DrillDetails,
 ) {
   const { steps } = spec;
-  return async ({ timeline, target, restoring, cleanup, report }: DrillRun<Target, object>): Promise<DrillOutcome> => {
+  return async ({ timeline, target, restoring, cleanup, report }: DrillRun<Target, DrillDetails>): Promise<DrillOutcome> => {
     const manifest = await locate<M>(timeline, target, spec.kind);
     restoring(manifest);
     const runNameOfDrill = workflowInfo().workflowId.replace(/[^A-Za-z0-9_.-]/g, '_');
