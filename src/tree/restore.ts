@@ -117,6 +117,8 @@ export interface RestoreTreeInput {
   name: EntryNamer;
   secret: boolean;
   owners: boolean;
+  /** Stops the download (between chunks) when it fires. */
+  signal?: AbortSignal;
   onTotal?(bytes: number): void;
   onProgress?(bytes: number): void;
 }
@@ -148,6 +150,7 @@ export async function restoreTree(input: RestoreTreeInput): Promise<RestoredTree
   let done = 0;
   const used = new Set([indexFrom]);
   for (const part of parts) {
+    if (input.signal?.aborted) throw new Error('the restore was cancelled');
     const object = backup.parts[part]!;
     const partEntries = index.entries.filter((entry) => entry.part === part);
     const { repository } = await fromFirstThatWorks(input.repositories, `${object.name} of backup ${backup.id}`, async (repository) => {
@@ -155,6 +158,10 @@ export async function restoreTree(input: RestoreTreeInput): Promise<RestoredTree
       let fetched = 0;
       const counting = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
+          if (input.signal?.aborted) {
+            callback(new Error('the restore was cancelled'));
+            return;
+          }
           fetched += chunk.length;
           input.onProgress?.(done + fetched);
           callback(null, chunk);

@@ -145,6 +145,7 @@ export async function fetchTree(input: FetchTreeInput, env: NodeJS.ProcessEnv, p
       name: namerOf(policy),
       secret: policy.secret,
       owners: runsAsRoot(),
+      signal: Context.current().cancellationSignal,
       onTotal: (bytes) => progress.set({ bytesTotal: bytes }),
       onProgress: (bytes) => progress.update(bytes),
     });
