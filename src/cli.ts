@@ -527,6 +527,48 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
     });
 
+  program
+    .command('ls <target>')
+    .description('list the entries of a backup (files targets: path, type, mode, owner, size, mtime) from its index alone, without a worker')
+    .option('--backup <id>', 'backup id (default: the newest complete backup)')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { backup?: string; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      assertTarget(config, target, path);
+      const configured = config!.targets[target]!;
+      const kind = targetKindOf(configured.type);
+      if (!kind?.cli.list) throw new UsageError(`target "${target}" is a ${configured.type} target: its backups are one piece, with nothing to list (\`lifeboat backups ${target}\` lists them)`);
+      const repositories = configured.repositories.map((name) => new Repository(name, openBackend(config!.repositories[name]!)));
+      const failures: string[] = [];
+      for (const repository of repositories) {
+        try {
+          const id = options.backup ?? (await repository.latestBackupId(target));
+          if (!id) {
+            failures.push(`${repository.name}: no complete backup`);
+            continue;
+          }
+          const manifest = await repository.readManifest(target, id);
+          const entries = await kind.cli.list({ manifest: manifest as never, repositories, keyFile: config!.encryption?.keyFile });
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify({ backupId: manifest.id, snapshotAt: manifest.snapshotAt, entries }, null, 2)}\n`);
+            return;
+          }
+          say(`backup ${manifest.id} (snapshot ${manifest.snapshotAt}) of ${target}: ${entries.length} entries`);
+          const mode = (value: number | null) => (value === null ? '-' : value.toString(8).padStart(4, '0'));
+          process.stdout.write(
+            entries
+              .map((e) => `${e.type.padEnd(9)} ${mode(e.mode)} ${`${e.uid}:${e.gid}`.padEnd(11)} ${String(e.size).padStart(12)} ${e.mtime}  ${e.path}${e.linkTarget !== undefined ? ` -> ${e.linkTarget}` : ''}`)
+              .join('\n') + '\n',
+          );
+          return;
+        } catch (error) {
+          if (error instanceof UsageError || (error instanceof LifeboatError && error.category === 'input')) throw error;
+          failures.push(`${repository.name}: ${(error as Error).message}`);
+        }
+      }
+      throw new LifeboatError('BackupNotFound', `no repository of target "${target}" could list ${options.backup ? `backup ${options.backup}` : 'its newest backup'} (${failures.join('; ')})`, `Run \`lifeboat backups ${target}\` to list them`);
+    });
+
   return program;
 }
 

@@ -10,6 +10,7 @@ import type { Reported } from '../../activities/failures.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import type { targetObjectives } from '../config/common.js';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
+import type { Repository } from '../repository/repository.js';
 
 /** What every resolved target has: what generic steps (repositories, manifests, reports, drills) use. */
 export interface ResolvedTargetBase {
@@ -75,6 +76,18 @@ export interface RestoredSummary {
   safetyCopy: string | null;
 }
 
+/** One entry of a backup, as `lifeboat ls` shows it. */
+export interface ListedEntry {
+  path: string;
+  type: string;
+  size: number;
+  mode: number | null;
+  uid: number;
+  gid: number;
+  mtime: string;
+  linkTarget?: string;
+}
+
 /** A smoke check's outcome, in drill reports (whatever the kind checks with). */
 export interface SmokeCheckResult {
   name: string;
@@ -112,6 +125,12 @@ export interface TargetKind<
     restore(options: RestoreCommandOptions, target: { name: string; config: z.output<Schema> }): RestorePlan;
     /** The first line a finished restore of one of this kind's backups prints. */
     restored(result: RestoredSummary): string;
+    /**
+     * `lifeboat ls`: the entries of one backup, read from the repositories alone (no worker), for
+     * kinds whose backups hold many. Absent: the kind's backups have nothing to list. Throw
+     * UsageError when listing would show what must stay hidden.
+     */
+    list?(backup: { manifest: z.output<Manifests[number]['schema']>; repositories: Repository[]; keyFile: string | undefined }): Promise<ListedEntry[]>;
   };
 }
 

@@ -101,6 +101,22 @@ describe('files runbooks on a real Temporal server, local disk and S3', () => {
     assert.equal(JSON.stringify(manifest).includes('site-1.conf'), false, 'the manifest lists counts; the names are in the index');
   });
 
+  test('`lifeboat ls` lists every entry of the newest backup from its index, decrypted with the config\'s key, without a worker', async () => {
+    const listed = await lifeboat.cli(['ls', 'config', '--json']);
+    assert.equal(listed.exitCode, 0, listed.all);
+    const { entries } = JSON.parse(listed.stdout) as { entries: Array<{ path: string; type: string; mode: number; size: number; linkTarget?: string }> };
+    assert.equal(entries.length, 29, '2 roots, conf, conf/sites, 20 sites, app.yaml, data.bin, current.yaml, site.pem, site.key (not the cache)');
+    assert.deepEqual(entries.find((e) => e.path === 'certs/site.key'), { ...entries.find((e) => e.path === 'certs/site.key'), type: 'file', mode: 0o600, size: 256 });
+    assert.equal(entries.find((e) => e.path === 'app/current.yaml')?.linkTarget, 'conf/app.yaml');
+    const table = await lifeboat.cli(['ls', 'config']);
+    assert.match(table.stdout, /^file\s+0600 \d+:\d+\s+256 \S+  certs\/site.key$/m);
+    await lifeboat.writeConfig(lifeboat.baseConfig({ ...targets, db: { type: 'sqlite', path: join(lifeboat.dir, 'x.sqlite'), repositories: ['local'] } }, { encryption: { keyFile } }));
+    const one = await lifeboat.cli(['ls', 'db']);
+    assert.equal(one.exitCode, 2, one.all);
+    assert.match(one.stderr, /its backups are one piece/);
+    await lifeboat.writeConfig(lifeboat.baseConfig(targets, { encryption: { keyFile } }));
+  });
+
   test('restore --into writes every entry to a new directory, each file\'s sha256 checked, the live roots untouched', async () => {
     const into = join(lifeboat.dir, 'restored');
     const result = await lifeboat.run('restore', { target: 'config', into });

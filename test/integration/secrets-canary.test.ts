@@ -122,6 +122,10 @@ describe('a secrets target: the name and content of a canary file appear in no h
         ['prints a secret and fails', false, 'exited with 4'],
       ]);
 
+      const ls = await cli(['ls', 'vault']);
+      assert.equal(ls.exitCode, 2, ls.all);
+      assert.match(ls.stderr, /are not listed \(they never leave its encrypted payload\): it holds 4 entries, 2 files/);
+
       const path = await cli(['restore', 'vault', '--into', join(lifeboat.dir, 'never'), '--path', 'vault/db/*']);
       assert.equal(path.exitCode, 2, path.all);
       assert.match(path.stderr, /--path is refused for secrets targets/);

@@ -48,5 +48,6 @@ export const filesKind = defineTargetKind({
       return { input: paths, replaces: `${what} (${target.config.roots.join(', ')})` };
     },
     restored: (r) => `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; the previous trees are kept at ${r.safetyCopy}` : ''}`,
+    list: async (backup) => (await import('./list.js')).listFiles(backup),
   },
 });

@@ -49,5 +49,11 @@ export const secretsKind = defineTargetKind({
       return { input: {}, replaces: `the live roots (${target.config.roots.join(', ')})` };
     },
     restored: (r) => `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; the previous trees are kept at ${r.safetyCopy}` : ''}`,
+    list: ({ manifest }) => {
+      throw new UsageError(
+        `the names in secrets backup ${manifest.id} are not listed (they never leave its encrypted payload): it holds ${manifest.source.entries} entries, ${manifest.source.files} files, ${manifest.source.bytes} bytes. ` +
+          'Restore it --into a private directory to see them',
+      );
+    },
   },
 });
