@@ -149,12 +149,15 @@ describe('files runbooks on a real Temporal server, local disk and S3', () => {
     assert.match(cli.stderr, /\(InvalidInput\).*matches no entry/);
   });
 
-  test('a backup and restore through S3 alone', async () => {
+  test('a backup, restore and drill through S3 alone', async () => {
     await lifeboat.run('backup', { target: 'config-s3' });
     const into = join(lifeboat.dir, 'from-s3');
     const result = await lifeboat.run('restore', { target: 'config-s3', into });
     assert.match(result.timeline.find((s) => s.name === 'fetch-and-verify')?.detail ?? '', /via s3/);
     assert.deepEqual(await treeState(join(into, 'certs')), await treeState(certs));
+    const report = await lifeboat.run('drill', { target: 'config-s3' });
+    assert.equal(report.passed, true, JSON.stringify(report.failure));
+    assert.match(report.timeline.find((s) => s.name === 'fetch-and-verify')?.detail ?? '', /via s3/);
   });
 
   test('restore in place puts back what the backup holds, keeps what it does not cover, and keeps the live roots as safety copies', async () => {
