@@ -48,6 +48,13 @@ export const scenarios = [
   'pg-pitr-latest',
   'pg-pitr-unreachable',
   'pg-base-drill',
+  // Directory trees (workflows/kinds/tree.ts): files targets, and secrets targets (the same steps, other names).
+  'files-backup',
+  'files-restore-into',
+  'files-restore-in-place',
+  'files-drill',
+  'secrets-backup',
+  'secrets-restore-in-place',
 ] as const;
 export type Scenario = (typeof scenarios)[number];
 
@@ -114,6 +121,20 @@ async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<R
       },
       { encryption: { keyFile } },
   );
+  const tree = join(lifeboat.dir, 'tree', 'etc');
+  const vault = join(lifeboat.dir, 'tree', 'vault');
+  await mkdir(join(tree, 'conf.d'), { recursive: true });
+  await mkdir(vault, { recursive: true });
+  await writeFile(join(tree, 'app.conf'), 'listen 8080;\n');
+  await writeFile(join(tree, 'conf.d', 'site.conf'), 'server_name example;\n');
+  await writeFile(join(vault, 'token'), randomBytes(16).toString('hex'), { mode: 0o600 });
+  (config.targets as Record<string, unknown>).tree = {
+    type: 'files',
+    roots: [tree],
+    repositories: ['local'],
+    drill: { mustExist: ['etc/app.conf'], commands: [{ name: 'config is there', run: 'test -s etc/app.conf' }] },
+  };
+  (config.targets as Record<string, unknown>).vault = { type: 'secrets', roots: [vault], repositories: ['local'] };
   (config.repositories as Record<string, unknown>).archive = { type: 'fs', path: source.repositoryPath };
   await lifeboat.writeConfig(config);
 
@@ -176,6 +197,15 @@ async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<R
   const baseDrill = await lifeboat.start('drill', { target: 'ledger' });
   if (!(await baseDrill.result()).passed) throw new Error('the base drill of "ledger" did not pass');
   await keep('pg-base-drill', baseDrill.workflowId);
+
+  await completed('files-backup', await lifeboat.start('backup', { target: 'tree' }));
+  await completed('files-restore-into', await lifeboat.start('restore', { target: 'tree', into: join(lifeboat.dir, 'restored-tree') }));
+  await completed('files-restore-in-place', await lifeboat.start('restore', { target: 'tree' }));
+  const filesDrill = await lifeboat.start('drill', { target: 'tree' });
+  if (!(await filesDrill.result()).passed) throw new Error('the drill of "tree" did not pass');
+  await keep('files-drill', filesDrill.workflowId);
+  await completed('secrets-backup', await lifeboat.start('backup', { target: 'vault' }));
+  await completed('secrets-restore-in-place', await lifeboat.start('restore', { target: 'vault' }));
   return recorded;
 }
 

@@ -196,7 +196,10 @@ async function confirmReplace(target: string, what: string): Promise<boolean> {
 function restorePlan(target: string, configured: TargetConfig | undefined, options: RestoreCommandOptions): RestorePlan {
   const kind = configured ? targetKindOf(configured.type) : undefined;
   if (!configured || !kind) {
-    return { input: { ...(options.method ? { method: options.method } : {}), ...(options.into ? { into: options.into } : {}) }, ...(options.into ? {} : { replaces: 'the live data (as the worker\'s config says)' }) };
+    return {
+      input: { ...(options.method ? { method: options.method } : {}), ...(options.into ? { into: options.into } : {}), ...(options.path?.length ? { paths: options.path } : {}) },
+      ...(options.into ? {} : { replaces: 'the live data (as the worker\'s config says)' }),
+    };
   }
   if (options.method && kind.methods.length === 0) throw new UsageError(`--method is for ${typesWithMethods().join(' and ')} targets; "${target}" is a ${configured.type} target`);
   if (options.method && !kind.methods.includes(options.method)) throw new UsageError(`--method ${options.method}: a ${configured.type} target's methods are ${kind.methods.join(', ')}`);
@@ -288,18 +291,21 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description(
       'restore the newest (or a given) backup. SQLite: replaces the live database after verification (or --into <path>). ' +
         'PostgreSQL dump: restores into a new database (or --into <database>; replacing an existing one needs --yes or `lifeboat approve`). ' +
-        'PostgreSQL base: lays the base backup out as a new data directory (--into <dir>), verified by pg_verifybackup',
+        'PostgreSQL base: lays the base backup out as a new data directory (--into <dir>), verified by pg_verifybackup. ' +
+        'files, secrets: replaces each live root by the verified tree, keeping it as a safety copy (or --into <new dir>); files: --path restores part of it',
     )
     .option('--backup <id>', 'backup id (default: the newest complete backup)')
-    .option('--into <path|database|dir>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into, or (base) the new data directory')
+    .option('--into <path|database|dir>', 'SQLite: restore to this new path; the live database is not touched. PostgreSQL: the database to restore into, or (base) the new data directory. files, secrets: a new directory (one subdirectory per root)')
+    .option('--path <glob>', 'files: restore only the entries this glob names (e.g. "myapp/conf/**"; repeat for more), downloading only the parts that hold them', (glob: string, globs: string[] = []) => [...globs, glob])
     .addOption(new Option('--method <method>', 'PostgreSQL: restore a pg_dump backup ("dump") or a base backup ("base"); default: the target\'s backup method').choices(backupMethods()))
-    .option('--yes', 'SQLite: replace the live database without asking. PostgreSQL dump: replace the --into database if it exists')
+    .option('--yes', 'SQLite, files, secrets: replace what is live without asking. PostgreSQL dump: replace the --into database if it exists')
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { backup?: string; into?: string; method?: string; yes?: boolean; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { backup?: string; into?: string; method?: string; yes?: boolean; path?: string[]; wait?: boolean; json?: boolean }) => {
       const { config, path } = readConfig(global().config, false);
       assertTarget(config, target, path);
       const plan = restorePlan(target, config?.targets[target], options);
+      if (options.path && options.path.length > 0 && plan.input.paths === undefined) throw new UsageError(`--path: target "${target}" is restored whole`);
       if (plan.replaces && !options.yes && !(await confirmReplace(target, plan.replaces))) {
         throw new UsageError(`restore would replace ${plan.replaces}: pass --yes to confirm, or --into <path> to restore beside it`);
       }
@@ -853,6 +859,48 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       else say(formatAudit(read.entries));
       // A changed record, or a repository that could not be read, must not pass unnoticed in a script.
       setExitCode(read.damaged || read.unreadable ? 1 : 0);
+    });
+
+  program
+    .command('ls <target>')
+    .description('list the entries of a backup (files targets: path, type, mode, owner, size, mtime) from its index alone, without a worker')
+    .option('--backup <id>', 'backup id (default: the newest complete backup)')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { backup?: string; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      assertTarget(config, target, path);
+      const configured = config!.targets[target]!;
+      const kind = targetKindOf(configured.type);
+      if (!kind?.cli.list) throw new UsageError(`target "${target}" is a ${configured.type} target: its backups are one piece, with nothing to list (\`lifeboat backups ${target}\` lists them)`);
+      const repositories = configured.repositories.map((name) => new Repository(name, openBackend(config!.repositories[name]!)));
+      const failures: string[] = [];
+      for (const repository of repositories) {
+        try {
+          const id = options.backup ?? (await repository.latestBackupId(target));
+          if (!id) {
+            failures.push(`${repository.name}: no complete backup`);
+            continue;
+          }
+          const manifest = await repository.readManifest(target, id);
+          const entries = await kind.cli.list({ manifest: manifest as never, repositories, keyFile: config!.encryption?.keyFile });
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify({ backupId: manifest.id, snapshotAt: manifest.snapshotAt, entries }, null, 2)}\n`);
+            return;
+          }
+          say(`backup ${manifest.id} (snapshot ${manifest.snapshotAt}) of ${target}: ${entries.length} entries`);
+          const mode = (value: number | null) => (value === null ? '-' : value.toString(8).padStart(4, '0'));
+          process.stdout.write(
+            entries
+              .map((e) => `${e.type.padEnd(9)} ${mode(e.mode)} ${`${e.uid}:${e.gid}`.padEnd(11)} ${String(e.size).padStart(12)} ${e.mtime}  ${e.path}${e.linkTarget !== undefined ? ` -> ${e.linkTarget}` : ''}`)
+              .join('\n') + '\n',
+          );
+          return;
+        } catch (error) {
+          if (error instanceof UsageError || (error instanceof LifeboatError && error.category === 'input')) throw error;
+          failures.push(`${repository.name}: ${(error as Error).message}`);
+        }
+      }
+      throw new LifeboatError('BackupNotFound', `no repository of target "${target}" could list ${options.backup ? `backup ${options.backup}` : 'its newest backup'} (${failures.join('; ')})`, `Run \`lifeboat backups ${target}\` to list them`);
     });
 
   return program;

@@ -200,4 +200,17 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
       'A retried step writes the same record again and does not raise it; another writer with the same workflow id and finish time, or a changed record, does.',
     action: 'Compare the stored record (the message names its key) with the run in Temporal; keep the stored one. Nothing was overwritten.',
   },
+  UnsafeEntry: {
+    meaning:
+      'A `files` or `secrets` backup holds an entry that would write outside the directory it is restored into, or that cannot be restored safely: an absolute path, a `..` segment, a symlink whose target ' +
+      'leaves its root, a device file, a FIFO or socket, a hard link to a file the restore did not write, or a path under a symlink. The message names the entry (for `secrets`, its number only: names never leave the encrypted payload). ' +
+      'A backup refuses a symlink that points outside its root the same way, unless the target sets `symlinksOutsideRoot: keep`.',
+    action:
+      'Nothing was written outside the destination, and nothing live was replaced. A backup you made yourself with a link out of its root (e.g. nginx\'s `modules-enabled` -> `/usr/share/...`): set `symlinksOutsideRoot: keep` on the target ' +
+      '(links are then restored as links, never followed). Anything else means the repository holds data Lifeboat did not write: do not restore it, and check who can write to the repository.',
+  },
+  EncryptionRequired: {
+    meaning: 'A `secrets` target is backed up while the config has no `encryption.keyFile`: refused before any file is read, so no secret is ever stored in the clear.',
+    action: 'Configure `encryption.keyFile` (a 32-byte key: `head -c 32 /dev/urandom > backup.key`), keep a copy of the key away from the repositories, and run the backup again.',
+  },
 };

@@ -51,6 +51,10 @@ export const errorTypes = {
   NotificationRejected: 'service',
   // An audit record of this run already exists with other content: the log is never rewritten.
   AuditRecordConflict: 'data',
+  // files and secrets targets (src/tree/): an entry of a backup that would write outside where it is restored.
+  UnsafeEntry: 'data',
+  // A secrets target without an encryption key: refused before anything is read.
+  EncryptionRequired: 'input',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

@@ -25,6 +25,11 @@ export interface RestoreInput {
    * it, a restore onto an existing database waits for an approval, `lifeboat approve`).
    */
   replaceExisting?: boolean;
+  /**
+   * Restore only the entries these globs name (over the names in the backup, e.g. "myapp/conf/*.yaml"),
+   * where a kind restores parts (files: also the directories above them); default: everything.
+   */
+  paths?: string[];
 }
 
 export interface RestoreResult {
@@ -53,11 +58,11 @@ async function restoreSteps(timeline: Timeline, input: RestoreInput): Promise<Re
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t));
   const kind = runbooksFor(target);
   const method = methodOf(input, target, kind);
-  const { backupId, into, replaceExisting } = input;
+  const { backupId, into, replaceExisting, paths } = input;
   const restored = await kind.restore({
     timeline,
     target,
-    request: { ...(backupId ? { backupId } : {}), ...(into !== undefined ? { into } : {}), ...(replaceExisting ? { replaceExisting } : {}), ...(method ? { method } : {}) },
+    request: { ...(backupId ? { backupId } : {}), ...(into !== undefined ? { into } : {}), ...(replaceExisting ? { replaceExisting } : {}), ...(method ? { method } : {}), ...(paths && paths.length > 0 ? { paths } : {}) },
   });
   return {
     target: target.name,

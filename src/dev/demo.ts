@@ -7,14 +7,17 @@ import { stringify } from 'yaml';
 
 /**
  * The demo that `lifeboat dev` sets up once and reuses on every later start: a small SQLite shop
- * database that keeps changing, an encryption key, S3 credentials for the embedded S3 server, and a
- * config that backs the database up to a local repository and to S3, with the schedules an
- * installation would have (nightly backup, daily verify, weekly drill), in this machine's time zone.
+ * database that keeps changing, the shop's configuration directory (a files target), an encryption
+ * key, S3 credentials for the embedded S3 server, and a config that backs both up to a local
+ * repository and to S3, with the schedules an installation would have (nightly backup, daily
+ * verify, weekly drill), in this machine's time zone.
  */
 export interface DemoFiles {
   dir: string;
   configPath: string;
   databasePath: string;
+  /** The shop's configuration directory, backed up by the files target `demo-config`. */
+  appConfigDir: string;
   credentialsFile: string;
   env: Record<string, string>;
 }
@@ -59,6 +62,16 @@ function createDemoDatabase(path: string): void {
   }
 }
 
+/** The shop's configuration: what a files target protects beside its database. */
+async function createDemoAppConfig(dir: string): Promise<void> {
+  await mkdir(join(dir, 'conf.d'), { recursive: true });
+  await mkdir(join(dir, 'tls'), { recursive: true });
+  await writeFile(join(dir, 'app.yaml'), 'port: 8080\ndatabase: ../demo.sqlite\nworkers: 4\n');
+  await writeFile(join(dir, 'conf.d', 'shop.conf'), 'server {\n  listen 443 ssl;\n  server_name shop.example.test;\n  ssl_certificate tls/shop.pem;\n}\n');
+  await writeFile(join(dir, 'tls', 'shop.pem'), `-----BEGIN CERTIFICATE-----\n${randomBytes(600).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`);
+  await writeFile(join(dir, 'tls', 'shop.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+}
+
 /**
  * Writes (or reuses) the demo under dir. The S3 repository uses the bucket `lifeboat dev` creates;
  * the README's tour test points it at the test stack's bucket and a prefix of its own instead.
@@ -70,10 +83,12 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
     configPath: join(dir, 'lifeboat.config.yaml'),
     databasePath: join(dir, 'demo.sqlite'),
     credentialsFile: join(dir, 's3-credentials.env'),
+    appConfigDir: join(dir, 'app-config'),
   };
   const env = await demoCredentials(files.credentialsFile);
   if (!existsSync(files.databasePath)) createDemoDatabase(files.databasePath);
   const timezone = localTimezone();
+  if (!existsSync(files.appConfigDir)) await createDemoAppConfig(files.appConfigDir);
   const keyFile = join(dir, 'demo.key');
   if (!existsSync(keyFile)) await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
   const config = {
@@ -99,6 +114,17 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
           // Each stored object is read back and hashed once a week, a seventh of them each day.
           'daily-verify': { runbook: 'verify', cron: '0 5 * * *', timezone, jitter: '10m', readData: '1/7' },
           'weekly-drill': { runbook: 'drill', cron: '0 4 * * SUN', timezone },
+        },
+      },
+      'demo-config': {
+        type: 'files',
+        roots: [files.appConfigDir],
+        exclude: ['**/*.swp'],
+        repositories: ['local', 's3'],
+        drill: {
+          rtoTargetSeconds: 60,
+          mustExist: ['app-config/app.yaml', 'app-config/tls/shop.pem'],
+          commands: [{ name: 'app.yaml names its port', run: 'grep -q "^port:" app-config/app.yaml' }],
         },
       },
     },

@@ -78,13 +78,15 @@ export async function runDevStack(options: DevStackOptions): Promise<void> {
     }
     if (options.demo) {
       touchDemoDatabase(demo.databasePath);
-      const handle = await startRunbook(client, settings, 'backup', { target: 'demo' });
-      say(`running the demo backup ${handle.workflowId} ...`);
-      try {
-        const result = (await handle.result()) as BackupResult;
-        say(`backup ${result.backupId}: ${result.sourceBytes} bytes -> ${result.storedBytes} stored in ${result.repositories.join(' and ')}`);
-      } catch (error) {
-        say(`the demo backup failed: ${runbookFailure(error).message}`);
+      for (const target of ['demo', 'demo-config']) {
+        const handle = await startRunbook(client, settings, 'backup', { target });
+        say(`running the demo backup ${handle.workflowId} ...`);
+        try {
+          const result = (await handle.result()) as BackupResult;
+          say(`backup ${result.backupId} of ${target}: ${result.sourceBytes} bytes -> ${result.storedBytes} stored in ${result.repositories.join(' and ')}`);
+        } catch (error) {
+          say(`the demo backup of ${target} failed: ${runbookFailure(error).message}`);
+        }
       }
     }
     await client.connection.close();
@@ -101,6 +103,7 @@ Lifeboat is running (Ctrl-C stops it; \`npm start\` again resumes the same state
   npx lifeboat restore demo --yes --wait
   npx lifeboat schedules list
   npx lifeboat schedules trigger demo/nightly-backup
+  npx lifeboat drill demo-config --wait      # the shop's configuration directory, a files target
 Open ${temporal.uiUrl ?? 'the Temporal UI'} to watch the runs, their timelines (Queries tab) and their steps.`);
     await running;
   } catch (error) {

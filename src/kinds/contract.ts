@@ -91,12 +91,14 @@ export interface RestoreCommandOptions {
   into?: string;
   method?: string;
   yes?: boolean;
+  /** --path (repeatable): globs naming the part of a backup to restore, for kinds that restore parts. */
+  path?: string[];
 }
 
 /** How `lifeboat restore` runs for a target of this kind. */
 export interface RestorePlan {
   /** The kind's fields of the restore runbook's input (a path given by the operator made absolute here, where they typed it). */
-  input: { method?: string; into?: string; replaceExisting?: boolean };
+  input: { method?: string; into?: string; replaceExisting?: boolean; paths?: string[] };
   /** What the restore replaces in place, when it does: the CLI asks first, unless --yes. */
   replaces?: string;
   /** Said to the operator before the run starts. */
@@ -110,6 +112,18 @@ export interface RestoredSummary {
   snapshotAt: string;
   restoredTo: string;
   safetyCopy: string | null;
+}
+
+/** One entry of a backup, as `lifeboat ls` shows it. */
+export interface ListedEntry {
+  path: string;
+  type: string;
+  size: number;
+  mode: number | null;
+  uid: number;
+  gid: number;
+  mtime: string;
+  linkTarget?: string;
 }
 
 /** A smoke check's outcome, in drill reports (whatever the kind checks with). */
@@ -170,6 +184,12 @@ export interface TargetKind<
     restore(options: RestoreCommandOptions, target: { name: string; config: z.output<Schema> }): RestorePlan;
     /** The first line a finished restore of one of this kind's backups prints. */
     restored(result: RestoredSummary): string;
+    /**
+     * `lifeboat ls`: the entries of one backup, read from the repositories alone (no worker), for
+     * kinds whose backups hold many. Absent: the kind's backups have nothing to list. Throw
+     * UsageError when listing would show what must stay hidden.
+     */
+    list?(backup: { manifest: z.output<Manifests[number]['schema']>; repositories: Repository[]; keyFile: string | undefined }): Promise<ListedEntry[]>;
   };
 }
 

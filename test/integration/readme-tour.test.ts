@@ -102,3 +102,17 @@ test(`the five-minute tour (README.md:${tour.line}) runs as written: ${commands.
   const ran = output.split('\n').filter((line) => line.startsWith('readme-tour: $ npx lifeboat'));
   assert.equal(ran.length, commands.length, `the tour ran ${ran.length} of its ${commands.length} lifeboat commands; its output:\n${output}`);
 });
+
+test('the demo config protects the shop\'s configuration directory too: a files target that backs up and drills', async () => {
+  const cli = (args: string[]) =>
+    execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', join(root, '.lifeboat', 'dev', 'lifeboat.config.yaml'), ...args], {
+      reject: false,
+      all: true,
+      env: { TEMPORAL_ADDRESS: stack.temporalAddress, LIFEBOAT_TASK_QUEUE: taskQueue },
+    });
+  const backup = await cli(['backup', 'demo-config', '--wait']);
+  assert.equal(backup.exitCode, 0, String(backup.all));
+  const drill = await cli(['drill', 'demo-config', '--wait']);
+  assert.equal(drill.exitCode, 0, String(drill.all));
+  assert.match(String(drill.all), /PASSED[\s\S]*check pass app-config\/app.yaml exists[\s\S]*check pass app.yaml names its port/);
+});

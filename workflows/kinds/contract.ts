@@ -46,6 +46,8 @@ export interface RestoreRequest {
   into?: string;
   replaceExisting?: boolean;
   method?: string;
+  /** Globs naming the part of the backup to restore (kinds that restore parts: files); none: all of it. */
+  paths?: string[];
 }
 
 export interface RestoreRun<Target> {
