@@ -50,6 +50,8 @@ export interface OutcomeWatcherOptions {
 export class OutcomeWatcher {
   private readonly watching = new Map<string, WatchedRun>();
   private closed = false;
+  /** Ends the long polls of the runs followed when serve closes (closing the connection lets them go on). */
+  private readonly stopping = new AbortController();
   /** Every outcome told, for tests: where it went. */
   readonly told: Array<{ workflowId: string; via: 'response_url' | 'late' | 'nowhere' }> = [];
 
@@ -87,6 +89,7 @@ export class OutcomeWatcher {
 
   close(): void {
     this.closed = true;
+    this.stopping.abort();
   }
 
   private async follow(run: WatchedRun): Promise<void> {
@@ -103,7 +106,8 @@ export class OutcomeWatcher {
       if (this.closed) return undefined;
       try {
         const client = await this.options.client();
-        const result: unknown = await client.workflow.getHandle(run.workflowId, run.runId).result();
+        const result: unknown = await client.withAbortSignal(this.stopping.signal, () => client.workflow.getHandle(run.workflowId, run.runId).result());
+        if (this.closed) return undefined;
         return { status: 'completed', runbook: run.runbook, result };
       } catch (error) {
         if (this.closed) return undefined;
