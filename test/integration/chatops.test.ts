@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ChatopsDecision } from '../../src/chatops/decisions.js';
 import { chatopsWorkflowId } from '../../src/chatops/service.js';
-import { signSlackRequest } from '../../src/chatops/signature.js';
 import { runbookFailure, searchAttributes } from '../../src/client.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
@@ -30,6 +29,7 @@ import { startServe, type RunningServe } from '../../src/serve/server.js';
 import type { DrillReport } from '../../workflows/drill.js';
 import { createDatabase, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.js';
+import { buttonPressBody, slackHeaders } from '../helpers/slack.js';
 
 const secret = randomBytes(16).toString('hex');
 const secretEnv = 'LIFEBOAT_TEST_SLACK_SIGNING_SECRET';
@@ -98,15 +98,7 @@ describe('chatops: Slack slash commands and approval buttons on lifeboat serve',
     return { body, responseUrl, triggerId };
   }
 
-  function signed(body: string, options: { timestamp?: number; signWith?: string; retry?: number } = {}): Record<string, string> {
-    const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-    return {
-      'content-type': 'application/x-www-form-urlencoded',
-      'x-slack-request-timestamp': String(timestamp),
-      'x-slack-signature': signSlackRequest({ secret: options.signWith ?? secret, timestamp, body }),
-      ...(options.retry !== undefined ? { 'x-slack-retry-num': String(options.retry), 'x-slack-retry-reason': 'http_timeout' } : {}),
-    };
-  }
+  const signed = (body: string, options: { timestamp?: number; signWith?: string; retry?: number } = {}) => slackHeaders(options.signWith ?? secret, body, options);
 
   async function post(path: string, body: string, headers: Record<string, string>, on: RunningServe = serve): Promise<{ status: number; answer: SlackAnswer | undefined; text: string }> {
     const response = await fetch(`${on.url}${path}`, { method: 'POST', headers, body });
@@ -313,18 +305,7 @@ describe('chatops: Slack slash commands and approval buttons on lifeboat serve',
     });
     const press = (who: { id: string; name: string }, action: 'lifeboat_approve' | 'lifeboat_reject') => {
       const responseUrl = `${receiver.url}/actions/${team}/${++commandCount}/${randomBytes(6).toString('hex')}`;
-      const payload = {
-        type: 'block_actions',
-        team: { id: team, domain: 'acme' },
-        user: { id: who.id, username: who.name, name: who.name, team_id: team },
-        api_app_id: 'A0LIFEBOAT',
-        container: { type: 'message', channel_id: ops.id, is_ephemeral: false },
-        channel: { id: ops.id, name: ops.name },
-        trigger_id: `${Date.now()}.${commandCount}.${randomBytes(8).toString('hex')}`,
-        response_url: responseUrl,
-        actions: [{ type: 'button', action_id: action, block_id: 'lifeboat_approval', value: run.workflowId, action_ts: String(Date.now() / 1000) }],
-      };
-      const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+      const body = buttonPressBody({ team, user: who, channel: ops }, { action, workflowId: run.workflowId, responseUrl });
       return post('/slack/interactions', body, signed(body)).then((result) => ({ ...result, path: new URL(responseUrl).pathname }));
     };
 
