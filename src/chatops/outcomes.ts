@@ -1,4 +1,5 @@
 import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { setMaxListeners } from 'node:events';
 import { CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { runbookFailure, searchAttributes } from '../client.js';
 import type { Logger } from '../logger.js';
@@ -51,7 +52,12 @@ export class OutcomeWatcher {
   private readonly watching = new Map<string, WatchedRun>();
   private closed = false;
   /** Ends the long polls of the runs followed when serve closes (closing the connection lets them go on). */
-  private readonly stopping = new AbortController();
+  // Every run followed listens on it (one long poll each): no listener limit.
+  private readonly stopping = (() => {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    return controller;
+  })();
   /** Every outcome told, for tests: where it went. */
   readonly told: Array<{ workflowId: string; via: 'response_url' | 'late' | 'nowhere' }> = [];
 

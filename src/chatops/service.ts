@@ -177,7 +177,7 @@ export class ChatOps {
         return refused ? refusedReply(reason) : ephemeral(`Lifeboat could not do that: ${reason}`);
       },
     );
-    return this.within(work, request.responseUrl, describeAsk(parsed));
+    return this.within(work, request.responseUrl, describeAsk(parsed, request));
   }
 
   /** Carries out a verified button press; its answer goes to the press's response_url (Slack ignores the HTTP body). */
@@ -345,11 +345,12 @@ function targetOf(parsed: ParsedCommand): { target?: string; workflowId?: string
   return {};
 }
 
-function describeAsk(parsed: ParsedCommand): string {
+function describeAsk(parsed: ParsedCommand, request: SlashCommand): string {
   switch (parsed.command) {
     case 'drill':
     case 'backup':
-      return `Starting the ${parsed.command} of ${parsed.target}`;
+      // The id is known before Temporal takes the start: a slow start is still named in the answer.
+      return `Starting the ${parsed.command} of ${parsed.target} as ${chatopsWorkflowId(parsed.command, parsed.target, request)}`;
     case 'backups':
       return `Listing the backups of ${parsed.target}`;
     case 'status':
