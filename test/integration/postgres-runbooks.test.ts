@@ -350,7 +350,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       const by = 'slack:U0ALICE (@alice)';
       const approval = result.timeline.find((step) => step.name === 'await-approval');
       assert.equal(approval?.detail, `approved by ${by}`);
-      const report = JSON.parse(await readFile(join(source.repositoryPath, result.reportKeys![0]!), 'utf8')) as { approvals: Array<{ decision: string; by: string }> };
+      assert.deepEqual(result.reportKeys, [`local:${target}/reports/${handle.workflowId}.json`]);
+      const report = JSON.parse(await readFile(join(source.repositoryPath, target, 'reports', `${handle.workflowId}.json`), 'utf8')) as { approvals: Array<{ decision: string; by: string }> };
       assert.deepEqual(report.approvals.map(({ decision, by }) => ({ decision, by })), [{ decision: 'approved', by }], 'the PITR report says who approved');
       const audit = JSON.parse((await lifeboat.cli(['audit', target, '--json'])).stdout) as Array<{ workflowId: string; approvals: Array<{ decision: string; by: string }> }>;
       assert.deepEqual(audit.find((record) => record.workflowId === handle.workflowId)?.approvals.map(({ decision, by }) => ({ decision, by })), [{ decision: 'approved', by }]);
