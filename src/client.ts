@@ -136,6 +136,36 @@ export async function startRunbook<K extends RunbookKind>(
   }
 }
 
+/**
+ * Starts a runbook under a workflow id the caller derived from its request (chatops: from Slack's
+ * trigger id), at most once: the same id again, while the run goes on or after it ended, starts
+ * nothing and returns the run that has it (`alreadyStarted`). So a retried request gets the same
+ * answer and never a second run.
+ */
+export async function startRunbookOnce<K extends RunbookKind>(
+  client: Client,
+  settings: TemporalSettings,
+  kind: K,
+  input: RunbookTypes[K]['input'],
+  requestedBy: RequestedBy,
+  workflowId: string,
+): Promise<{ workflowId: string; runId: string; alreadyStarted: boolean }> {
+  try {
+    const handle = await client.workflow.start(kind, {
+      taskQueue: settings.taskQueue,
+      workflowId,
+      // A closed run keeps its id: a retry after the run ended must not start it again.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      ...runbookStartOptions(kind, input, requestedBy),
+    });
+    return { workflowId, runId: handle.firstExecutionRunId, alreadyStarted: false };
+  } catch (error) {
+    if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    const description = await client.workflow.getHandle(workflowId).describe();
+    return { workflowId, runId: description.runId, alreadyStarted: true };
+  }
+}
+
 /** The typed failure behind a failed run: its type name (TargetNotFound, ...) and message. */
 export function runbookFailure(error: unknown): { type: string | undefined; message: string } {
   let current: unknown = error instanceof WorkflowFailedError ? error.cause : error;

@@ -3,12 +3,18 @@ import { hostname, userInfo } from 'node:os';
 /**
  * Who asked for a run. Every run Lifeboat starts carries it twice: as the memo `requestedBy` (the
  * whole record, shown in the Temporal UI) and as the keyword search attribute LifeboatRequestedBy
- * (`cli:root@db1`, `schedule:lifeboat/orders/nightly`), so runs can be listed by who started them.
+ * (`cli:root@db1`, `schedule:lifeboat/orders/nightly`, `chatops:U012AB3CD`), so runs can be listed by who
+ * started them.
  */
 export type RequestedBy =
   | { via: 'cli'; user: string; host: string }
   /** declaration: the hash of the schedule's config entry that started the run (see src/schedules/declared.ts). */
-  | { via: 'schedule'; schedule: string; declaration?: string };
+  | { via: 'schedule'; schedule: string; declaration?: string }
+  /**
+   * A Slack slash command (src/chatops): the Slack user and channel ids (stable, what authorization
+   * matched), the names as Slack sent them for people to read, and the workspace.
+   */
+  | { via: 'chatops'; user: string; channel: string; userName?: string; channelName?: string; team?: string };
 
 /** The operator at this terminal: the OS user and host the CLI runs as (names, never credentials). */
 export function cliRequester(): RequestedBy {
@@ -29,6 +35,8 @@ export function requestedByKeyword(requestedBy: RequestedBy): string {
       return `cli:${requestedBy.user}@${requestedBy.host}`;
     case 'schedule':
       return `schedule:${requestedBy.schedule}`;
+    case 'chatops':
+      return `chatops:${requestedBy.user}`;
   }
 }
 
@@ -39,5 +47,7 @@ export function describeRequester(requestedBy: RequestedBy): string {
       return `Started with the lifeboat CLI by ${requestedBy.user} on ${requestedBy.host}.`;
     case 'schedule':
       return `Started by the Temporal Schedule \`${requestedBy.schedule}\`.`;
+    case 'chatops':
+      return `Started from Slack by ${requestedBy.userName ? `@${requestedBy.userName} ` : ''}(${requestedBy.user}) in ${requestedBy.channelName ? `#${requestedBy.channelName} ` : ''}(${requestedBy.channel}).`;
   }
 }

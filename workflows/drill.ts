@@ -4,7 +4,7 @@ import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { DrillRun } from './kinds/contract.js';
 import type { targetRunbooks } from './kinds/index.js';
 import type { Timeline} from './runbook.js';
-import { failureMessage, failureType, quickSteps, type StepRecord } from './runbook.js';
+import { currentRun, failureMessage, failureType, quickSteps, type StepRecord } from './runbook.js';
 import { requestedByOfRun, runRunbook } from './telling.js';
 import { describeTarget, runbooksFor } from './targets.js';
 
@@ -52,8 +52,8 @@ export type DrillReport = KindDrillDetails & {
 };
 
 /**
- * The store-report step: the JSON report (and its HTML page) in every repository, with who asked
- * and how the cleanup went. The report holds the steps up to this one.
+ * The store-report step: the JSON report (and its HTML page) in every repository, with who asked,
+ * who approved what, and how the cleanup went. The report holds the steps up to this one.
  */
 export async function storeReport(timeline: Timeline, target: ResolvedTargetBase, report: Omit<DrillReport, 'runbook'> & { runbook: string }): Promise<{ keys: string[] }> {
   const steps = timeline.steps.map((step) => ({ ...step }));
@@ -61,6 +61,8 @@ export async function storeReport(timeline: Timeline, target: ResolvedTargetBase
   const stored = {
     ...report,
     requestedBy: requestedByOfRun(),
+    // Who answered the run's approvals (a PITR's cutover), as the audit record has them.
+    approvals: [...(currentRun()?.approvals ?? [])],
     finishedAt: new Date().toISOString(),
     cleanup: {
       status: cleanupSteps.length === 0 ? ('nothing to clean' as const) : cleanupSteps.every((step) => step.status === 'completed') ? ('done' as const) : ('failed' as const),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { envVarName, name } from './common.js';
+import { chatopsSchema } from './chatops.js';
 import { checkRetention } from './retention.js';
 import { targetConfigSchema, targetKindOf } from '../kinds/index.js';
 
@@ -169,6 +170,7 @@ export const configSchema = z
       .strict()
       .default({ maxConcurrentActivityTaskExecutions: 4, maxConcurrentWorkflowTaskExecutions: 10, maxCachedWorkflows: 200 })
       .describe('Settings of `lifeboat worker`: its metrics and its limits (run more workers for more at once).'),
+    chatops: chatopsSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -181,6 +183,22 @@ export const configSchema = z
             message: `unknown target "${target}"; use one of: ${Object.keys(config.targets).join(', ') || '(none defined)'}`,
           });
         }
+      });
+    }
+    config.chatops?.allow.forEach((rule, index) => {
+      rule.targets.forEach((target, at) => {
+        if (target !== '*' && !(target in config.targets)) {
+          ctx.addIssue({ code: 'custom', path: ['chatops', 'allow', index, 'targets', at], message: `unknown target "${target}"; use one of: ${Object.keys(config.targets).join(', ') || '(none defined)'}, or "*"` });
+        }
+      });
+    });
+    const late = config.chatops?.slack.lateOutcomes;
+    if (late !== undefined && config.notifications?.channels[late]?.type !== 'slack') {
+      const slackChannels = Object.entries(config.notifications?.channels ?? {}).filter(([, channel]) => channel.type === 'slack').map(([channelName]) => channelName);
+      ctx.addIssue({
+        code: 'custom',
+        path: ['chatops', 'slack', 'lateOutcomes'],
+        message: `"${late}" is not a notifications channel of type slack; ${slackChannels.length ? `use one of: ${slackChannels.join(', ')}` : 'define one under notifications.channels'}`,
       });
     }
     for (const [targetName, target] of Object.entries(config.targets)) {
@@ -232,4 +250,5 @@ export type { RetentionConfig } from './retention.js';
 export type WorkerLimits = Pick<z.output<typeof configSchema>['worker'], 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;
 export type NotificationChannelConfig = z.output<typeof notificationChannelSchema>;
 export type NotificationsConfig = NonNullable<Config['notifications']>;
+export type { ChatopsCommand, ChatopsConfig, ChatopsRule } from './chatops.js';
 export type NotificationEventType = (typeof notificationEventTypes)[number];

@@ -18,7 +18,7 @@ function escape(text: string): string {
 }
 
 /** The run in the Temporal UI, when its address is configured. */
-export function runUrl(run: RunReference, ui: { url: string; namespace: string } | undefined): string | undefined {
+export function runUrl(run: Pick<RunReference, 'workflowId' | 'runId'>, ui: { url: string; namespace: string } | undefined): string | undefined {
   if (!ui) return undefined;
   return `${ui.url.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(ui.namespace)}/workflows/${encodeURIComponent(run.workflowId)}/${encodeURIComponent(run.runId)}/history`;
 }

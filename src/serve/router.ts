@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * The routes of `lifeboat serve`: a method and an exact path each. Every family of routes
  * (metrics, status, and later chatops) is one module under src/serve/routes/ that returns its
  * routes; server.ts adds them here. Handlers answer from memory: nothing a request does may wait
- * for a repository.
+ * for a repository (chatops' `backups` reads one, and answers through Slack's response_url when
+ * that takes longer than its answer budget).
  */
 export type Handler = (request: IncomingMessage, response: ServerResponse, url: URL) => Promise<void> | void;
 

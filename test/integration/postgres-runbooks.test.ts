@@ -17,9 +17,13 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { runbookFailure } from '../../src/client.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/logger.js';
 import { recoverToTarget, removeRecoveredCluster } from '../../src/postgres/recovery.js';
+import { startServe } from '../../src/serve/server.js';
 import { pgBinary } from '../../src/postgres/tools.js';
 import { isoFromMicros, parseTimestamp } from '../../src/postgres/recovery-target.js';
 import { manifestSchema, type PostgresBaseManifest } from '../../src/repository/manifest.js';
@@ -29,6 +33,8 @@ import type { PitrInput, PitrResult } from '../../workflows/pitr.js';
 import type { RestoreResult } from '../../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { archivedSource, commitRows, recoveredIds, switchAndArchive, timeBetween, type Commit, type FsArchivedSource } from '../helpers/pitr-workload.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { buttonPressBody, slackHeaders } from '../helpers/slack.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 
 const target = 'ledger';
@@ -315,15 +321,49 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.deepEqual((await source.db.query<{ id: number }>('SELECT id FROM ledger ORDER BY id')).map((r) => r.id), log.map((c) => c.id), 'the live cluster is untouched');
   });
 
-  test('pitr --cutover, approved: the recovered cluster replaces the live one, which is kept as a safety copy', async () => {
-    const k = 45 + Math.floor(Math.random() * 30);
-    const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'time', time: timeBetween(log[k - 1]!, log[k]!) }, cutover: true });
-    await waitForStep(lifeboat, handle.workflowId, 'await-approval');
-    // The cutover stops the live cluster: the file's long-lived session to it ends there.
-    source.db.client.on('error', () => undefined);
-    const answer = await lifeboat.cli(['approve', handle.workflowId, '--by', 'test']);
-    assert.equal(answer.exitCode, 0, answer.all);
-    const result = (await handle.result()) as PitrResult;
+  test('pitr --cutover, approved with the Approve button in Slack: the recovered cluster replaces the live one, which is kept as a safety copy; the approver\'s Slack identity is in the run, its report and its audit record', async () => {
+    // lifeboat serve answers the button (chatops): Alice may approve on this target in #dba.
+    const secret = randomBytes(16).toString('hex');
+    const who = { team: 'T0ACME', user: { id: 'U0ALICE', name: 'alice' }, channel: { id: 'C0DBA', name: 'dba' } };
+    const withChatops = { ...config, chatops: { slack: { signingSecretEnv: 'LIFEBOAT_TEST_SLACK_SIGNING_SECRET' }, allow: [{ commands: ['approve'], targets: [target], channels: [who.channel.id], users: [who.user.id] }] } };
+    await lifeboat.writeConfig(withChatops);
+    const receiver = await startReceiver();
+    const serve = await startServe({
+      config: loadConfig(lifeboat.configPath),
+      settings: lifeboat.settings,
+      listen: '127.0.0.1:0',
+      env: { ...process.env, LIFEBOAT_TEST_SLACK_SIGNING_SECRET: secret },
+      logger: createLogger('serve', 'silent'),
+    });
+    try {
+      const k = 45 + Math.floor(Math.random() * 30);
+      const handle = await lifeboat.start('pitr', { target, recoveryTarget: { kind: 'time', time: timeBetween(log[k - 1]!, log[k]!) }, cutover: true });
+      await waitForStep(lifeboat, handle.workflowId, 'await-approval');
+      // The cutover stops the live cluster: the file's long-lived session to it ends there.
+      source.db.client.on('error', () => undefined);
+      const body = buttonPressBody(who, { action: 'lifeboat_approve', workflowId: handle.workflowId, responseUrl: `${receiver.url}/actions/T0ACME/1/approve` });
+      const pressed = await fetch(`${serve.url}/slack/interactions`, { method: 'POST', headers: slackHeaders(secret, body), body });
+      assert.equal(pressed.status, 200, await pressed.text());
+      const result = (await handle.result()) as PitrResult;
+      const [answer] = await receiver.waitForAccepted(1);
+      assert.match(JSON.parse(answer!.body).text, new RegExp(`^Approved by <@U0ALICE>: ${handle.workflowId} \\(${target}\\)$`));
+      const by = 'slack:U0ALICE (@alice)';
+      const approval = result.timeline.find((step) => step.name === 'await-approval');
+      assert.equal(approval?.detail, `approved by ${by}`);
+      assert.deepEqual(result.reportKeys, [`local:${target}/reports/${handle.workflowId}.json`]);
+      const report = JSON.parse(await readFile(join(source.repositoryPath, target, 'reports', `${handle.workflowId}.json`), 'utf8')) as { approvals: Array<{ decision: string; by: string }> };
+      assert.deepEqual(report.approvals.map(({ decision, by }) => ({ decision, by })), [{ decision: 'approved', by }], 'the PITR report says who approved');
+      const audit = JSON.parse((await lifeboat.cli(['audit', target, '--json'])).stdout) as Array<{ workflowId: string; approvals: Array<{ decision: string; by: string }> }>;
+      assert.deepEqual(audit.find((record) => record.workflowId === handle.workflowId)?.approvals.map(({ decision, by }) => ({ decision, by })), [{ decision: 'approved', by }]);
+      await checkCutover(result, k);
+    } finally {
+      await serve.close();
+      await receiver.close();
+      await lifeboat.writeConfig(config);
+    }
+  });
+
+  async function checkCutover(result: PitrResult, k: number): Promise<void> {
     assert.equal(result.backupId, second.backupId);
     assert.equal(result.cutover?.liveDataDir, source.db.dataDir);
     assert.ok(result.cutover && existsSync(join(result.cutover.safetyCopy, 'PG_VERSION')), 'the previous live data directory is kept whole');
@@ -342,5 +382,5 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       await client.end();
     }
     assert.deepEqual(await recoveredDirs(), [], 'the recovered data directory moved into place');
-  });
+  }
 });
