@@ -237,11 +237,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('backup <target>')
     .description('back up a target to every repository it names')
     .addOption(new Option('--method <method>', 'PostgreSQL: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target\'s method').choices(backupMethods()))
+    .option('--rehash', 'blobs: read every file, instead of only those whose size, mtime or inode changed since the previous backup')
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { method?: string; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { method?: string; rehash?: boolean; wait?: boolean; json?: boolean }) => {
       setExitCode(
-        await run('backup', { target, ...(options.method ? { method: options.method } : {}) }, options, global(), (r) => ({
+        await run('backup', { target, ...(options.method ? { method: options.method } : {}), ...(options.rehash ? { rehash: true } : {}) }, options, global(), (r) => ({
           failed: false,
           lines: [`backup ${r.backupId} of ${r.target}: snapshot ${r.snapshotAt}, ${r.sourceBytes} bytes -> ${r.storedBytes} stored in ${r.repositories.join(', ')}`, ...r.timeline.map(formatStep)],
         })),

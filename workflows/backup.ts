@@ -11,6 +11,8 @@ export interface BackupInput {
   target: string;
   /** One of the kind's backup methods for this run (PostgreSQL: "dump" or "base"); default: the target's own. */
   method?: string;
+  /** Read every byte of the source instead of trusting change detection (kinds that back up incrementally: blobs). */
+  rehash?: boolean;
 }
 
 /** What the kinds add to a backup's result (e.g. `dump`, `base`): each present for its own kind only. */
@@ -46,7 +48,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
 
   let manifestWritten = false;
   try {
-    const { manifest, sourceBytes, details } = await kind.backup({ timeline, target, backupId, method });
+    const { manifest, sourceBytes, details } = await kind.backup({ timeline, target, backupId, method, rehash: input.rehash === true });
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
     const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
@@ -57,7 +59,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
       kind: manifest.kind,
       snapshotAt: manifest.snapshotAt,
       sourceBytes,
-      storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
+      storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0),
       repositories,
       secondsToDurable: Math.max(0, (durableAt - Date.parse(manifest.snapshotAt)) / 1000),
       ...details,

@@ -7,10 +7,11 @@
 import { z } from 'zod';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
 import type { ActivityTable, TargetKind, UnionToIntersection } from './contract.js';
+import { blobsKind } from './blobs/index.js';
 import { postgresKind } from './postgres/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
-export const targetKinds = [sqliteKind, postgresKind] as const;
+export const targetKinds = [sqliteKind, postgresKind, blobsKind] as const;
 
 type Kinds = (typeof targetKinds)[number];
 

@@ -165,7 +165,7 @@ export interface Problem {
 
 export interface TargetState {
   target: string;
-  type: 'sqlite' | 'postgres';
+  type: string;
   observedAt: string;
   objectives: Objectives;
   repositories: RepositoryState[];

@@ -3,7 +3,8 @@
  * listed in src/kinds/index.ts, and a unit test checks that both lists agree). Adding a kind: its
  * module under workflows/kinds/, and one line here.
  */
+import { blobsRunbooks } from './blobs.js';
 import { postgresRunbooks } from './postgres/index.js';
 import { sqliteRunbooks } from './sqlite.js';
 
-export const targetRunbooks = [sqliteRunbooks, postgresRunbooks] as const;
+export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, blobsRunbooks] as const;
