@@ -110,6 +110,8 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     let bytes = 0;
     let blobsChecked = 0;
     const usedRepositories = new Set<string>([indexFrom]);
+    // Blobs written (after their sha256 matched): a copy found damaged further on is not written twice.
+    const delivered = new Set<string>();
     const writeBlob = async (writes: Array<{ path: string; position: number }>, data: Buffer) => {
       for (const { path, position } of writes) {
         const handle = await open(join(partial, path), constants.O_WRONLY | constants.O_CREAT, 0o600);
@@ -129,7 +131,9 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
       Math.min(target.concurrency, 4),
       async ({ object, blobs }) => {
         const from = await fetchObject(repositories, object, key, blobs, async (blob, data) => {
+          if (delivered.has(blob.id)) return;
           await writeBlob(blob.writes, data);
+          delivered.add(blob.id);
           blobsChecked++;
         });
         usedRepositories.add(from);
