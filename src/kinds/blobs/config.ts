@@ -14,7 +14,7 @@ export const blobsTargetSchema = z
       .int()
       .min(1)
       .max(64)
-      .default(16)
+      .default(8)
       .describe('Contents are stored in packs of about this many MiB (before compression), so a tree of many small files makes few objects; a file larger than 4 MiB is cut into 4 MiB blobs.'),
     drill: z
       .object({

@@ -103,21 +103,21 @@ export class Packer {
 
   private async store(pack: Packer['open']): Promise<void> {
     const { repositories, target, key } = this.options;
-    const raw = Buffer.concat(pack.parts, pack.bytes);
+    const parts = pack.parts;
     pack.parts = [];
-    const sealed = await sealBuffer(raw, { key, level: this.options.compression.level, ...(this.options.signal ? { signal: this.options.signal } : {}) });
-    const sha256 = createHash('sha256').update(sealed).digest('hex');
+    const sealed = await sealParts(parts, { key, level: this.options.compression.level, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+    const sha256 = sealed.sha256;
     const relativeKey = `blobs/${sha256}`;
     await Promise.all(
       repositories.map((repository) =>
-        repository.backend.put(`${target}/${relativeKey}`, Readable.from([sealed]), this.options.signal ? { signal: this.options.signal } : {}).catch((error: Error) => {
+        repository.backend.put(`${target}/${relativeKey}`, Readable.from(sealed.chunks), this.options.signal ? { signal: this.options.signal } : {}).catch((error: Error) => {
           throw new Error(`storing pack ${relativeKey} in repository "${repository.name}" (${repository.location}) failed: ${error.message}`, { cause: error });
         }),
       ),
     );
-    const record: SharedObjectRecord = { key: relativeKey, sizeBytes: sealed.length, sha256, addedBy: this.options.backupId };
+    const record: SharedObjectRecord = { key: relativeKey, sizeBytes: sealed.sizeBytes, sha256, addedBy: this.options.backupId };
     this.objects.set(relativeKey, record);
-    this.storedBytes += sealed.length;
+    this.storedBytes += sealed.sizeBytes;
     for (const blob of pack.blobs) {
       this.stored.set(blob.id, { b: blob.id, o: relativeKey, s: blob.offset, n: blob.length });
       this.pending.delete(blob.id);
@@ -126,19 +126,28 @@ export class Packer {
   }
 }
 
-/** zstd (one process per pack, one thread: packs are sealed side by side) then encryption, into one buffer. */
-export async function sealBuffer(raw: Buffer, options: { key: Buffer | undefined; level: number; signal?: AbortSignal }): Promise<Buffer> {
-  const out: Buffer[] = [];
-  const stages: Array<Readable | Duplex> = [Readable.from([raw]), createCompressor({ level: options.level, threads: 1 })];
+/**
+ * zstd (one process per pack, one thread: packs are sealed side by side) then encryption; the
+ * sealed bytes are kept as the chunks they came in (no copy into one buffer) with their sha256.
+ */
+export async function sealParts(parts: Buffer[], options: { key: Buffer | undefined; level: number; signal?: AbortSignal }): Promise<{ chunks: Buffer[]; sizeBytes: number; sha256: string }> {
+  const chunks: Buffer[] = [];
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  const stages: Array<Readable | Duplex> = [Readable.from(parts), createCompressor({ level: options.level, threads: 1 })];
   if (options.key) stages.push(createEncryptor(options.key));
   await pipeline(
     [
       ...(stages as NodeJS.ReadableStream[]),
       async function (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) out.push(chunk);
+        for await (const chunk of source) {
+          chunks.push(chunk);
+          hash.update(chunk);
+          sizeBytes += chunk.length;
+        }
       } as unknown as NodeJS.WritableStream,
     ],
     ...(options.signal ? [{ signal: options.signal }] : []),
   );
-  return Buffer.concat(out);
+  return { chunks, sizeBytes, sha256: hash.digest('hex') };
 }

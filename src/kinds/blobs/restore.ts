@@ -112,12 +112,23 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     const usedRepositories = new Set<string>([indexFrom]);
     // Blobs written (after their sha256 matched): a copy found damaged further on is not written twice.
     const delivered = new Set<string>();
+    // A file of one blob is written whole at once: its mode, mtime and owner are set on the same
+    // descriptor (two path lookups fewer per file, for trees of many small files).
+    const single = new Map(files.filter((file) => (file.c ?? []).length === 1).map((file) => [file.p, file]));
+    const finished = new Set<string>();
     const writeBlob = async (writes: Array<{ path: string; position: number }>, data: Buffer) => {
       for (const { path, position } of writes) {
         const handle = await open(join(partial, path), constants.O_WRONLY | constants.O_CREAT, 0o600);
         try {
           let done = 0;
           while (done < data.length) done += (await handle.write(data, done, data.length - done, position + done)).bytesWritten;
+          const whole = single.get(path);
+          if (whole) {
+            if (isRoot) await handle.chown(whole.u, whole.g);
+            await handle.chmod(whole.m);
+            await handle.utimes(whole.mt / 1000, whole.mt / 1000);
+            finished.add(path);
+          }
         } finally {
           await handle.close();
         }
@@ -128,7 +139,7 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     };
     await forEachLimited(
       [...wanted.entries()].map(([key, blobs]) => ({ object: objects.get(key)!, blobs: blobs.sort((a, b) => a.offset - b.offset) })),
-      Math.min(target.concurrency, 4),
+      Math.min(target.concurrency, 3),
       async ({ object, blobs }) => {
         const from = await fetchObject(repositories, object, key, blobs, async (blob, data) => {
           if (delivered.has(blob.id)) return;
@@ -147,7 +158,7 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
       if (written.get(file.p) !== file.z) throw new Error(`${file.p} got ${written.get(file.p)} of its ${file.z} bytes`);
     }
     progress.setPhase('metadata');
-    await forEachLimited(files, 16, (file) => applyMetadata(join(partial, file.p), file), signal);
+    await forEachLimited(files.filter((file) => !finished.has(file.p)), 16, (file) => applyMetadata(join(partial, file.p), file), signal);
     await forEachLimited(links, 16, (link) => applyMetadata(join(partial, link.p), link), signal);
     // Deepest first: setting a directory's mtime before writing inside it would undo it.
     for (const entry of [...directories].reverse()) await applyMetadata(join(partial, entry.p), entry);
@@ -234,6 +245,39 @@ async function decodeObject(repository: Repository, object: SharedObject, key: B
   let position = 0;
   let next = 0;
   let current: { blob: WantedBlob; parts: Buffer[]; filled: number } | undefined;
+  // Blobs are written while the object goes on decoding: up to 16 writes (and 8 MiB) at once.
+  const writing = new Set<Promise<void>>();
+  let writingBytes = 0;
+  let writeFailure: unknown;
+  const deliver = async (blob: WantedBlob, data: Buffer) => {
+    while (writing.size >= 16 || writingBytes > 8 << 20) await Promise.race(writing);
+    if (writeFailure !== undefined) throw writeFailure;
+    writingBytes += data.length;
+    const write = onBlob(blob, data).then(
+      () => undefined,
+      (error: unknown) => {
+        writeFailure ??= error;
+      },
+    );
+    writing.add(write);
+    void write.finally(() => {
+      writing.delete(write);
+      writingBytes -= data.length;
+    });
+  };
+  try {
+    await decodeInto(stages);
+  } finally {
+    // Nothing of this copy keeps writing once it failed: the next copy starts from a settled tree.
+    await Promise.all(writing);
+  }
+  if (writeFailure !== undefined) throw writeFailure;
+  if (next < blobs.length) throw new LifeboatError('BackupCorrupt', `${object.key} in repository "${repository.name}" ends before blob ${blobs[next]!.id}`, 'Restore from another repository or another backup');
+  if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) {
+    throw new LifeboatError('ChecksumMismatch', `${object.key} in repository "${repository.name}" has sha256 ${storedHash.sha256} (${storedHash.bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`, 'Restore from another repository or another backup');
+  }
+
+  async function decodeInto(stages: Array<Readable | Duplex>): Promise<void> {
   await pipeline([
     ...(stages as NodeJS.ReadableStream[]),
     async function (source: AsyncIterable<Buffer>) {
@@ -259,7 +303,7 @@ async function decodeObject(repository: Repository, object: SharedObject, key: B
             if (sha256 !== current.blob.id) {
               throw new LifeboatError('ChecksumMismatch', `blob ${current.blob.id} in ${object.key} (repository "${repository.name}") decodes to sha256 ${sha256}`, 'Restore from another repository or another backup');
             }
-            await onBlob(current.blob, data);
+            await deliver(current.blob, data);
             current = undefined;
             next++;
           }
@@ -268,9 +312,6 @@ async function decodeObject(repository: Repository, object: SharedObject, key: B
       }
     } as unknown as NodeJS.WritableStream,
   ]);
-  if (next < blobs.length) throw new LifeboatError('BackupCorrupt', `${object.key} in repository "${repository.name}" ends before blob ${blobs[next]!.id}`, 'Restore from another repository or another backup');
-  if (storedHash.sha256 !== object.sha256 || storedHash.bytes !== object.sizeBytes) {
-    throw new LifeboatError('ChecksumMismatch', `${object.key} in repository "${repository.name}" has sha256 ${storedHash.sha256} (${storedHash.bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`, 'Restore from another repository or another backup');
   }
 }
 
