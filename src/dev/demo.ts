@@ -7,13 +7,15 @@ import { stringify } from 'yaml';
 
 /**
  * The demo that `lifeboat dev` sets up once and reuses on every later start: a small SQLite shop
- * database that keeps changing, an encryption key, S3 credentials for the embedded S3 server, and a
- * config that backs the database up to a local repository and to S3.
+ * database that keeps changing, a folder of uploads, an encryption key, S3 credentials for the
+ * embedded S3 server, and a config that backs both up to a local repository and to S3.
  */
 export interface DemoFiles {
   dir: string;
   configPath: string;
   databasePath: string;
+  /** The demo's uploads (a blobs target). */
+  uploadsPath: string;
   credentialsFile: string;
   env: Record<string, string>;
 }
@@ -58,6 +60,16 @@ function createDemoDatabase(path: string): void {
   }
 }
 
+/** A small folder of uploads: product pictures (random bytes) and invoices (text), in nested directories. */
+async function createDemoUploads(path: string): Promise<void> {
+  for (let n = 1; n <= 40; n++) {
+    const dir = join(path, n % 2 ? 'products' : 'invoices', `2026-${String(1 + (n % 12)).padStart(2, '0')}`);
+    await mkdir(dir, { recursive: true });
+    if (n % 2) await writeFile(join(dir, `product-${n}.jpg`), randomBytes(20_000 + n * 997));
+    else await writeFile(join(dir, `invoice-${n}.txt`), `Invoice ${n}\n${'item: 1 x widget, 4.20 EUR\n'.repeat(20 + n)}`);
+  }
+}
+
 /**
  * Writes (or reuses) the demo under dir. The S3 repository uses the bucket `lifeboat dev` creates;
  * the README's tour test points it at the test stack's bucket and a prefix of its own instead.
@@ -68,10 +80,12 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
     dir,
     configPath: join(dir, 'lifeboat.config.yaml'),
     databasePath: join(dir, 'demo.sqlite'),
+    uploadsPath: join(dir, 'uploads'),
     credentialsFile: join(dir, 's3-credentials.env'),
   };
   const env = await demoCredentials(files.credentialsFile);
   if (!existsSync(files.databasePath)) createDemoDatabase(files.databasePath);
+  if (!existsSync(files.uploadsPath)) await createDemoUploads(files.uploadsPath);
   const keyFile = join(dir, 'demo.key');
   if (!existsSync(keyFile)) await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
   const config = {
@@ -92,6 +106,12 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
             { name: 'every order has its customer', sql: 'SELECT count(*) FROM orders LEFT JOIN customers c ON c.id = customer_id WHERE c.id IS NULL', expect: 0 },
           ],
         },
+      },
+      uploads: {
+        type: 'blobs',
+        path: files.uploadsPath,
+        repositories: ['local', 's3'],
+        drill: { rtoTargetSeconds: 60, rpoTargetSeconds: 86_400, mustExist: ['products', 'invoices'], minFiles: 40 },
       },
     },
     encryption: { keyFile },

@@ -67,13 +67,15 @@ export async function runDevStack(options: DevStackOptions): Promise<void> {
     if (options.demo) {
       touchDemoDatabase(demo.databasePath);
       const client = await connectClient(settings);
-      const handle = await startRunbook(client, settings, 'backup', { target: 'demo' });
-      say(`running the demo backup ${handle.workflowId} ...`);
-      try {
-        const result = (await handle.result()) as BackupResult;
-        say(`backup ${result.backupId}: ${result.sourceBytes} bytes -> ${result.storedBytes} stored in ${result.repositories.join(' and ')}`);
-      } catch (error) {
-        say(`the demo backup failed: ${runbookFailure(error).message}`);
+      for (const target of ['demo', 'uploads']) {
+        const handle = await startRunbook(client, settings, 'backup', { target });
+        say(`running the demo backup ${handle.workflowId} ...`);
+        try {
+          const result = (await handle.result()) as BackupResult;
+          say(`backup ${result.backupId}: ${result.sourceBytes} bytes -> ${result.storedBytes} stored in ${result.repositories.join(' and ')}`);
+        } catch (error) {
+          say(`the demo backup of ${target} failed: ${runbookFailure(error).message}`);
+        }
       }
       await client.connection.close();
     }
@@ -88,6 +90,8 @@ Lifeboat is running (Ctrl-C stops it; \`npm start\` again resumes the same state
   npx lifeboat drill demo --wait
   npx lifeboat restore demo --into /tmp/demo-restored.sqlite --wait
   npx lifeboat restore demo --yes --wait
+  npx lifeboat backup uploads --wait      # the demo's uploads folder (a blobs target): only what changed
+  npx lifeboat restore uploads --into /tmp/uploads-restored --wait
 Open ${temporal.uiUrl ?? 'the Temporal UI'} to watch the runs, their timelines (Queries tab) and their steps.`);
     await running;
   } catch (error) {
