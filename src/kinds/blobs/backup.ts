@@ -102,9 +102,13 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
       if (unchanged && !rehash) entry.c = before.c ?? [];
       else toRead.push(entry);
     }
-    const present = new Set(tree.entries.map((entry) => entry.p));
     let removedFiles = 0;
-    for (const [path, entry] of parent?.entries ?? []) if (entry.t === 'f' && !present.has(path)) removedFiles++;
+    if (parent) {
+      for (const entry of tree.entries) parent.entries.delete(entry.p);
+      for (const entry of parent.entries.values()) if (entry.t === 'f') removedFiles++;
+      // The parent's entries are no longer needed (its blob locations are): 100,000 of them are tens of MB.
+      parent.entries.clear();
+    }
 
     const bytesToRead = toRead.reduce((sum, entry) => sum + entry.z, 0);
     progress.set({ phase: 'read', bytesDone: 0, bytesTotal: bytesToRead });
