@@ -27,6 +27,7 @@ import { connectClient, type TemporalSettings } from '../src/client.js';
 import { projectRoot } from '../src/dev/tools.js';
 import { contentOf, fileSizes, pathOf, writeTree } from '../test/helpers/blob-tree.js';
 import { runLifeboat, runShell, type Execution } from './measure.js';
+import { statusKb } from './procfs.js';
 import { startBenchStack, startWorkerProcess } from './stack.js';
 
 const say = (line: string): void => void process.stderr.write(`bench:blobs: ${line}\n`);
@@ -123,6 +124,9 @@ async function main(): Promise<void> {
         }),
       );
       const worker = await startWorkerProcess({ configPath, taskQueue, temporalAddress: settings.address, bundlePath: stack.bundlePath, s3: stack.s3, logFile: join(work, `worker-${run}.log`) });
+      const idleKb = await statusKb(worker.pid, 'VmRSS');
+      say(`  idle worker VmRSS ${((idleKb ?? 0) / 1024).toFixed(0)} MiB`);
+      where.push(`run ${run}: the idle worker's VmRSS before the first backup: ${((idleKb ?? 0) / 1024).toFixed(0)} MiB`);
       try {
         const lifeboat = async (kind: 'backup' | 'restore', input: Record<string, unknown>) =>
           runLifeboat({ client, settings, kind, input: { target: 'media', ...input } as never, workerPid: worker.pid, accounting: { serverPids: [stack.temporal.pid] } });

@@ -16,6 +16,7 @@ import type { ResolvedBlobsTarget } from './index.js';
 import type { BlobsManifest } from './manifest.js';
 import { Packer } from './packer.js';
 import { blobSizeBytes, readIndex, storeIndex, type BlobLocation, type IndexEntry } from './tree-index.js';
+import { readSmallFile, smallFileBytes, yieldNow } from './small-files.js';
 import { forEachLimited, walkTree } from './tree.js';
 
 export interface BlobsBackupInput {
@@ -132,13 +133,15 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
         target.concurrency,
         async (entry) => {
           for (let attempt = 1; ; attempt++) {
-            const read = await readFileBlobs(join(target.path, entry.p), async (id, data) => {
+            const onBlob = async (id: string, data: Buffer) => {
               readBytes += data.length;
               progress.update(readBytes);
               if (known(id)) return;
               newBlobBytes += data.length;
               await packer.add(id, data);
-            });
+            };
+            const path = join(target.path, entry.p);
+            const read = entry.z <= smallFileBytes ? await readSmall(path, onBlob) : await readFileBlobs(path, onBlob);
             if (read === undefined) {
               entry.c = undefined; // removed while the tree was read
               return;
@@ -248,6 +251,22 @@ async function keepOnlyStoredEverywhere(parent: Parent, repositories: Repository
     dropped++;
   }
   if (dropped > 0) log.warn('packs of the previous backup are missing in a repository: their files are read and stored again', { target, blobs: dropped });
+}
+
+/** A small file (smallFileBytes) in one synchronous read: one blob, or none when it is empty. */
+async function readSmall(path: string, onBlob: (id: string, data: Buffer) => Promise<void>): ReturnType<typeof readFileBlobs> {
+  await yieldNow();
+  const read = readSmallFile(path);
+  if (!read) return undefined;
+  const blobs: string[] = [];
+  if (read.data.length > blobSizeBytes) return readFileBlobs(path, onBlob); // grew past a blob: the general path
+  if (read.data.length > 0) {
+    const id = createHash('sha256').update(read.data).digest('hex');
+    blobs.push(id);
+    await onBlob(id, read.data);
+  }
+  const changed = read.after.size !== read.before.size || read.after.mtimeMs !== read.before.mtimeMs || read.data.length !== read.before.size;
+  return { blobs, size: read.data.length, mtimeMs: read.after.mtimeMs, ino: read.after.ino, mode: read.after.mode, changed };
 }
 
 /**

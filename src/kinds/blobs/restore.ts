@@ -16,6 +16,7 @@ import { readSharedObjects, type SharedObject } from '../../repository/shared-ob
 import type { ResolvedBlobsTarget } from './index.js';
 import type { BlobsManifest } from './manifest.js';
 import { readIndex, type IndexEntry, type TreeIndex } from './tree-index.js';
+import { smallFileBytes, writeSmallFile, yieldNow } from './small-files.js';
 import { forEachLimited } from './tree.js';
 
 export interface RestoreTreeInput {
@@ -118,6 +119,16 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     const finished = new Set<string>();
     const writeBlob = async (writes: Array<{ path: string; position: number }>, data: Buffer) => {
       for (const { path, position } of writes) {
+        const whole = single.get(path);
+        if (whole && data.length <= smallFileBytes) {
+          await yieldNow();
+          writeSmallFile(join(partial, path), data, { mode: whole.m, mtimeMs: whole.mt, ...(isRoot ? { uid: whole.u, gid: whole.g } : {}) });
+          finished.add(path);
+          written.set(path, (written.get(path) ?? 0) + data.length);
+          bytes += data.length;
+          progress.update(bytes);
+          continue;
+        }
         const handle = await open(join(partial, path), constants.O_WRONLY | constants.O_CREAT, 0o600);
         try {
           let done = 0;

@@ -1,7 +1,8 @@
-import type { Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LifeboatError } from '../../errors.js';
+import { yieldNow } from './small-files.js';
 import type { IndexEntry } from './tree-index.js';
 
 /** Runs `work` over items with at most `limit` at once; the first failure stops the rest and is thrown. */
@@ -46,14 +47,16 @@ export async function walkTree(root: string, options: { parallel?: number; signa
     const next: string[] = [];
     for (const relative of directories) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const names = (await readdir(relative === '' ? root : join(root, relative))).sort();
-      await forEachLimited(names, options.parallel ?? 32, async (name) => {
+      // Synchronous calls, a turn for the event loop every few ms: see small-files.ts.
+      const names = readdirSync(relative === '' ? root : join(root, relative)).sort();
+      for (const name of names) {
+        await yieldNow();
         const path = relative === '' ? name : `${relative}/${name}`;
         let info: Stats;
         try {
-          info = await lstat(join(root, path));
+          info = lstatSync(join(root, path));
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // removed while the tree was read
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // removed while the tree was read
           throw error;
         }
         if (info.isFile()) entries.push(entryOf(path, info, 'f'));
@@ -62,10 +65,10 @@ export async function walkTree(root: string, options: { parallel?: number; signa
           next.push(path);
         } else if (info.isSymbolicLink()) {
           const entry = entryOf(path, info, 'l');
-          entry.l = await readlink(join(root, path));
+          entry.l = readlinkSync(join(root, path));
           entries.push(entry);
         } else skipped.push(path);
-      });
+      }
       options.onProgress?.(entries.length);
     }
     directories = next.sort();
