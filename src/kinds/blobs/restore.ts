@@ -80,24 +80,24 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     for (const entry of links) await symlink(entry.l ?? '', join(partial, entry.p));
 
     // Which file positions each blob fills, grouped by the object that holds it, in offset order.
-    const wanted = new Map<string, Array<{ id: string; offset: number; length: number; writes: Array<{ path: string; position: number }> }>>();
-    const byBlob = new Map<string, { writes: Array<{ path: string; position: number }> }>();
-    const written = new Map<string, number>();
+    // Kept small: a tree of 100,000 files is 100,000 of each of these.
+    const wanted = new Map<string, WantedBlob[]>();
+    const byBlob = new Map<string, WantedBlob>();
+    const written = new Map<IndexEntry, number>();
     for (const file of files) {
       let position = 0;
-      written.set(file.p, 0);
       for (const id of file.c ?? []) {
         const location = index.blobs.get(id);
         if (!location) throw new LifeboatError('BackupCorrupt', `the index of backup ${manifest.id} names blob ${id} for ${file.p} without saying where it is stored`, 'Restore another backup');
         let blob = byBlob.get(id);
         if (!blob) {
-          blob = { writes: [] };
+          blob = { id, offset: location.s, length: location.n, writes: [] };
           byBlob.set(id, blob);
-          const list = wanted.get(location.o) ?? [];
-          list.push({ id, offset: location.s, length: location.n, writes: blob.writes });
-          wanted.set(location.o, list);
+          const list = wanted.get(location.o);
+          if (list) list.push(blob);
+          else wanted.set(location.o, [blob]);
         }
-        blob.writes.push({ path: file.p, position });
+        blob.writes.push({ file, position });
         position += location.n;
       }
       if (position !== file.z) throw new LifeboatError('BackupCorrupt', `the index of backup ${manifest.id} gives ${file.p} ${position} bytes of blobs for a size of ${file.z}`, 'Restore another backup');
@@ -115,16 +115,16 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     const delivered = new Set<string>();
     // A file of one blob is written whole at once: its mode, mtime and owner are set on the same
     // descriptor (two path lookups fewer per file, for trees of many small files).
-    const single = new Map(files.filter((file) => (file.c ?? []).length === 1).map((file) => [file.p, file]));
-    const finished = new Set<string>();
-    const writeBlob = async (writes: Array<{ path: string; position: number }>, data: Buffer) => {
-      for (const { path, position } of writes) {
-        const whole = single.get(path);
+    byBlob.clear();
+    const finished = new Set<IndexEntry>();
+    const writeBlob = async (writes: WantedBlob['writes'], data: Buffer) => {
+      for (const { file, position } of writes) {
+        const path = file.p;
+        const whole = file.c?.length === 1 ? file : undefined;
         if (whole && data.length <= smallFileBytes) {
           await yieldNow();
           writeSmallFile(join(partial, path), data, { mode: whole.m, mtimeMs: whole.mt, ...(isRoot ? { uid: whole.u, gid: whole.g } : {}) });
-          finished.add(path);
-          written.set(path, (written.get(path) ?? 0) + data.length);
+          finished.add(file);
           bytes += data.length;
           progress.update(bytes);
           continue;
@@ -133,17 +133,16 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
         try {
           let done = 0;
           while (done < data.length) done += (await handle.write(data, done, data.length - done, position + done)).bytesWritten;
-          const whole = single.get(path);
           if (whole) {
             if (isRoot) await handle.chown(whole.u, whole.g);
             await handle.chmod(whole.m);
             await handle.utimes(whole.mt / 1000, whole.mt / 1000);
-            finished.add(path);
+            finished.add(file);
           }
         } finally {
           await handle.close();
         }
-        written.set(path, (written.get(path) ?? 0) + data.length);
+        if (!whole) written.set(file, (written.get(file) ?? 0) + data.length);
         bytes += data.length;
         progress.update(bytes);
       }
@@ -166,10 +165,12 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
     // Empty files (no blobs) are created here; every file must have all its bytes.
     for (const file of files) {
       if ((file.c ?? []).length === 0) await (await open(join(partial, file.p), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600)).close();
-      if (written.get(file.p) !== file.z) throw new Error(`${file.p} got ${written.get(file.p)} of its ${file.z} bytes`);
+      const blobs = (file.c ?? []).length;
+      const complete = blobs === 0 || (blobs === 1 ? finished.has(file) : written.get(file) === file.z);
+      if (!complete) throw new Error(`${file.p} was not restored whole (${written.get(file) ?? 0} of ${file.z} bytes)`);
     }
     progress.setPhase('metadata');
-    await forEachLimited(files.filter((file) => !finished.has(file.p)), 16, (file) => applyMetadata(join(partial, file.p), file), signal);
+    await forEachLimited(files.filter((file) => !finished.has(file)), 16, (file) => applyMetadata(join(partial, file.p), file), signal);
     await forEachLimited(links, 16, (link) => applyMetadata(join(partial, link.p), link), signal);
     // Deepest first: setting a directory's mtime before writing inside it would undo it.
     for (const entry of [...directories].reverse()) await applyMetadata(join(partial, entry.p), entry);
@@ -225,7 +226,7 @@ async function readFromFirst(repositories: Repository[], manifest: BlobsManifest
   throw new LifeboatError('BackupCorrupt', `no repository holds a readable index of backup ${manifest.id}: ${problems.join('; ')}`, 'Restore another backup, and run `lifeboat verify`');
 }
 
-type WantedBlob = { id: string; offset: number; length: number; writes: Array<{ path: string; position: number }> };
+type WantedBlob = { id: string; offset: number; length: number; writes: Array<{ file: IndexEntry; position: number }> };
 
 /**
  * Streams one shared object (stored sha256 checked on the way, decrypted, decompressed) and hands
