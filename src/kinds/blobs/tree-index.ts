@@ -115,6 +115,7 @@ export async function readIndex(repository: Repository, target: string, backupId
   stages.push(decompressor);
   const entries: IndexEntry[] = [];
   const blobs = new Map<string, BlobLocation>();
+  const packNames = new Map<string, string>();
   let header = undefined as { format?: string; entries?: number; blobs?: number } | undefined;
   const parsing = (async () => {
     const lines = createInterface({ input: decompressor, crlfDelay: Infinity });
@@ -127,9 +128,14 @@ export async function readIndex(repository: Repository, target: string, backupId
         continue;
       }
       if (typeof record.b === 'string') {
-        blobs.set(record.b, record as BlobLocation);
+        // One string per pack name (a few hundred, not one per blob).
+        const pack = record.o === undefined ? undefined : (packNames.get(record.o) ?? (packNames.set(record.o, record.o), record.o));
+        blobs.set(record.b, { b: record.b, o: pack as string, s: record.s as number, n: record.n as number });
       } else if (typeof record.p === 'string') {
         if (unsafePath(record.p)) throw new Error(`entry ${JSON.stringify(record.p)} is not a path inside the root`);
+        // A file's blob ids as the same strings as the blobs' keys (blobs come first): 100,000
+        // entries would otherwise hold a second copy of each 64-character id.
+        if (record.c) record.c = record.c.map((id) => blobs.get(id)?.b ?? id);
         entries.push(record as IndexEntry);
       } else {
         throw new Error('a line is neither a blob nor an entry');
