@@ -117,34 +117,41 @@ export async function readIndex(repository: Repository, target: string, backupId
   const blobs = new Map<string, BlobLocation>();
   const packNames = new Map<string, string>();
   let header = undefined as { format?: string; entries?: number; blobs?: number } | undefined;
+  const parseLine = (line: string) => {
+    const record = JSON.parse(line) as Partial<IndexEntry & BlobLocation & { format: string }>;
+    if (header === undefined) {
+      header = record as { format?: string };
+      if (header.format !== indexFormat) throw new Error(`it is not a ${indexFormat} index`);
+      return;
+    }
+    if (typeof record.b === 'string') {
+      // One string per pack name (a few hundred, not one per blob).
+      const pack = record.o === undefined ? undefined : (packNames.get(record.o) ?? (packNames.set(record.o, record.o), record.o));
+      blobs.set(record.b, { b: record.b, o: pack as string, s: record.s as number, n: record.n as number });
+    } else if (typeof record.p === 'string') {
+      if (unsafePath(record.p)) throw new Error(`entry ${JSON.stringify(record.p)} is not a path inside the root`);
+      // A file's blob ids as the same strings as the blobs' keys (blobs come first): 100,000
+      // entries would otherwise hold a second copy of each 64-character id.
+      if (record.c) record.c = record.c.map((id) => blobs.get(id)?.b ?? id);
+      entries.push(record as IndexEntry);
+    } else {
+      throw new Error('a line is neither a blob nor an entry');
+    }
+  };
+  // A line that does not parse is remembered and the rest drained (the pipeline ends normally).
+  let parseError: Error | undefined;
   const parsing = (async () => {
     const lines = createInterface({ input: decompressor, crlfDelay: Infinity });
     for await (const line of lines) {
-      if (line === '') continue;
-      const record = JSON.parse(line) as Partial<IndexEntry & BlobLocation & { format: string }>;
-      if (header === undefined) {
-        header = record as { format?: string };
-        if (header.format !== indexFormat) throw new Error(`it is not a ${indexFormat} index`);
-        continue;
-      }
-      if (typeof record.b === 'string') {
-        // One string per pack name (a few hundred, not one per blob).
-        const pack = record.o === undefined ? undefined : (packNames.get(record.o) ?? (packNames.set(record.o, record.o), record.o));
-        blobs.set(record.b, { b: record.b, o: pack as string, s: record.s as number, n: record.n as number });
-      } else if (typeof record.p === 'string') {
-        if (unsafePath(record.p)) throw new Error(`entry ${JSON.stringify(record.p)} is not a path inside the root`);
-        // A file's blob ids as the same strings as the blobs' keys (blobs come first): 100,000
-        // entries would otherwise hold a second copy of each 64-character id.
-        if (record.c) record.c = record.c.map((id) => blobs.get(id)?.b ?? id);
-        entries.push(record as IndexEntry);
-      } else {
-        throw new Error('a line is neither a blob nor an entry');
+      if (line === '' || parseError) continue;
+      try {
+        parseLine(line);
+      } catch (error) {
+        parseError = error as Error;
       }
     }
-  })().catch((error: unknown) => {
-    decompressor.destroy(error as Error); // or the pipeline would wait for a reader that stopped
-    throw error;
-  });
+    if (parseError) throw parseError;
+  })();
   // The decompressor ends the pipeline and is the parser's input: both are awaited.
   const [piped, parsed] = await Promise.allSettled([pipeline(stages), parsing]);
   if (piped.status === 'rejected' && (piped.reason instanceof LifeboatError || parsed.status === 'fulfilled')) throw piped.reason;
