@@ -13,6 +13,7 @@ import type { RestoreCommandOptions, RestorePlan } from './kinds/contract.js';
 import { backupMethods, sourceBytesOf, targetKindOf, targetKindOfBackup, typesWithMethods } from './kinds/index.js';
 import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/archive-exit-codes.js';
 import { openBackend } from './repository/open.js';
+import { storedBytesOf } from './repository/manifest-envelope.js';
 import { Repository } from './repository/repository.js';
 
 /**
@@ -494,7 +495,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
               id: manifest.id,
               snapshotAt: manifest.snapshotAt,
               sourceBytes: sourceBytesOf(manifest),
-              storedBytes: manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0),
+              storedBytes: storedBytesOf(manifest),
               encrypted: manifest.encryption !== null,
             });
           }

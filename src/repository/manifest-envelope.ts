@@ -86,3 +86,8 @@ export function defineManifestKind<Schema extends ManifestSchema>(definition: Om
 export type StoredObject = z.infer<typeof storedObjectSchema>;
 export type SharedObjects = z.infer<typeof sharedObjectsSchema>;
 export type StepRecord = z.infer<typeof stepRecordSchema>;
+
+/** Bytes a backup stored: its own objects, and the shared objects it added (those it reuses were stored by earlier backups). */
+export function storedBytesOf(manifest: { objects: StoredObject[]; shared?: SharedObjects | undefined }): number {
+  return manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0);
+}

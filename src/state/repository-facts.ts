@@ -1,6 +1,7 @@
 import { LifeboatError } from '../errors.js';
 import { walRecordKey, walRecordSchema, type WalRecord } from '../postgres/wal-archive.js';
 import { readTextIfAny } from '../repository/backend.js';
+import { storedBytesOf } from '../repository/manifest-envelope.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import type { BackupFacts, DrillFacts, RepositoryState, VerifiedBackup, VerifyFacts, WalHead } from './model.js';
@@ -126,7 +127,7 @@ function backupFacts(manifest: Manifest): BackupFacts {
     kind: manifest.kind,
     snapshotAt: manifest.snapshotAt,
     completedAt: new Date(completedAt).toISOString(),
-    storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
+    storedBytes: storedBytesOf(manifest),
     sourceBytes: manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes,
     durationSeconds: started.length ? Math.max(0, (completedAt - Math.min(...started)) / 1000) : null,
   };

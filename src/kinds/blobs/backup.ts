@@ -126,6 +126,9 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
     let readBytes = 0;
     let newBlobBytes = 0;
     const changedWhileRead: string[] = [];
+    // Large files' blobs (up to 4 MiB each) read and not yet in a pack: at most 8 MiB of them,
+    // whatever `concurrency` is (8 readers of 4 MiB blobs would hold 32 MiB).
+    const largeReads = new ByteBudget(8 << 20);
     const known = (id: string) => parent?.blobs.has(id) === true || packer.has(id);
     try {
       await forEachLimited(
@@ -141,7 +144,7 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
               await packer.add(id, data);
             };
             const path = join(target.path, entry.p);
-            const read = entry.z <= smallFileBytes ? await readSmall(path, onBlob) : await readFileBlobs(path, onBlob);
+            const read = entry.z <= smallFileBytes ? await readSmall(path, onBlob) : await readFileBlobs(path, onBlob, largeReads);
             if (read === undefined) {
               entry.c = undefined; // removed while the tree was read
               return;
@@ -274,7 +277,7 @@ async function readSmall(path: string, onBlob: (id: string, data: Buffer) => Pro
  * wait (backpressure). Returns the blob ids and the file's stat after the read, with `changed`
  * when its size or mtime differ from before the read; undefined when the file is gone.
  */
-async function readFileBlobs(path: string, onBlob: (id: string, data: Buffer) => Promise<void>): Promise<{ blobs: string[]; size: number; mtimeMs: number; ino: number; mode: number; changed: boolean } | undefined> {
+async function readFileBlobs(path: string, onBlob: (id: string, data: Buffer) => Promise<void>, budget?: ByteBudget): Promise<{ blobs: string[]; size: number; mtimeMs: number; ino: number; mode: number; changed: boolean } | undefined> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -288,20 +291,26 @@ async function readFileBlobs(path: string, onBlob: (id: string, data: Buffer) =>
     let position = 0;
     // Exactly the size the stat gave: a file that grows or shrinks meanwhile is "changed" (read again).
     while (position < before.size) {
-      const buffer = Buffer.allocUnsafe(Math.min(blobSizeBytes, before.size - position));
+      const size = Math.min(blobSizeBytes, before.size - position);
+      await budget?.acquire(size);
       let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
+      try {
+        const buffer = Buffer.allocUnsafe(size);
+        while (filled < buffer.length) {
+          const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        if (filled === 0) break;
+        const data = filled === buffer.length ? buffer : buffer.subarray(0, filled);
+        const id = createHash('sha256').update(data).digest('hex');
+        blobs.push(id);
+        await onBlob(id, data);
+      } finally {
+        budget?.release(size);
       }
-      if (filled === 0) break;
-      const data = filled === buffer.length ? buffer : buffer.subarray(0, filled);
-      const id = createHash('sha256').update(data).digest('hex');
-      blobs.push(id);
-      await onBlob(id, data);
       position += filled;
-      if (filled < buffer.length) break;
+      if (filled < size) break;
     }
     const after = await handle.stat();
     return { blobs, size: position, mtimeMs: after.mtimeMs, ino: after.ino, mode: after.mode & 0o7777, changed: after.size !== before.size || after.mtimeMs !== before.mtimeMs || position !== before.size };
@@ -376,4 +385,25 @@ async function leaseParent(repositories: Repository[], target: string, backupId:
       }),
     ),
   );
+}
+
+/** A count of bytes that may be held at once; acquire waits while the rest is taken. */
+class ByteBudget {
+  private available: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly total: number) {
+    this.available = total;
+  }
+
+  async acquire(bytes: number): Promise<void> {
+    const want = Math.min(bytes, this.total);
+    while (this.available < want) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.available -= want;
+  }
+
+  release(bytes: number): void {
+    this.available += Math.min(bytes, this.total);
+    for (const wake of this.waiting.splice(0)) wake();
+  }
 }
