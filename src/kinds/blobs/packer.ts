@@ -5,7 +5,7 @@ import { createCompressor } from '../../pipeline/compress.js';
 import { createEncryptor } from '../../pipeline/encrypt.js';
 import type { Repository } from '../../repository/repository.js';
 import type { SharedObjectRecord } from '../../repository/shared-objects.js';
-import type { BlobLocation } from './tree-index.js';
+import { blobSizeBytes, type BlobLocation } from './tree-index.js';
 
 /**
  * Packs new blobs into shared objects: blobs are appended to an open pack until it holds about
@@ -19,7 +19,13 @@ import type { BlobLocation } from './tree-index.js';
  * each pack once, in order, so that is free; packs are small enough that reading one blob is too).
  */
 export class Packer {
-  private open: { parts: Buffer[]; bytes: number; blobs: Array<{ id: string; offset: number; length: number }> } = { parts: [], bytes: 0, blobs: [] };
+  private open: { buffer: Buffer | undefined; bytes: number; blobs: Array<{ id: string; offset: number; length: number }> } = { buffer: undefined, bytes: 0, blobs: [] };
+  /**
+   * Pack buffers to use again: a blob is copied into its pack's buffer and the reader's copy dies
+   * young, and a sealed pack's buffer comes back here. Buffers that outlive a few garbage
+   * collections (a blob waiting in its pack) are freed only at a major one, tens of MB later.
+   */
+  private readonly pool: Buffer[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   /** Set while a full pack waits for a sealer: no blob is added meanwhile. */
   private gate: Promise<void> | undefined;
@@ -57,8 +63,9 @@ export class Packer {
     this.throwIfFailed();
     if (this.has(id)) return;
     this.pending.add(id);
+    this.open.buffer ??= this.pool.pop() ?? Buffer.allocUnsafe(this.options.packSizeBytes + blobSizeBytes);
     this.open.blobs.push({ id, offset: this.open.bytes, length: data.length });
-    this.open.parts.push(data);
+    data.copy(this.open.buffer, this.open.bytes);
     this.open.bytes += data.length;
     if (this.open.bytes >= this.options.packSizeBytes) {
       this.gate = this.seal();
@@ -88,7 +95,7 @@ export class Packer {
 
   private async seal(): Promise<void> {
     const pack = this.open;
-    this.open = { parts: [], bytes: 0, blobs: [] };
+    this.open = { buffer: undefined, bytes: 0, blobs: [] };
     while (this.inFlight.size >= this.options.sealing) await Promise.race(this.inFlight);
     this.throwIfFailed();
     const sealing = this.store(pack).then(
@@ -103,9 +110,11 @@ export class Packer {
 
   private async store(pack: Packer['open']): Promise<void> {
     const { repositories, target, key } = this.options;
-    const parts = pack.parts;
-    pack.parts = [];
-    const sealed = await sealParts(parts, { key, level: this.options.compression.level, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+    const buffer = pack.buffer!;
+    pack.buffer = undefined;
+    const sealed = await sealParts([buffer.subarray(0, pack.bytes)], { key, level: this.options.compression.level, ...(this.options.signal ? { signal: this.options.signal } : {}) });
+    // zstd has read the whole pack: its buffer can take the next one.
+    if (this.pool.length < this.options.sealing + 1) this.pool.push(buffer);
     const sha256 = sealed.sha256;
     const relativeKey = `blobs/${sha256}`;
     await Promise.all(
