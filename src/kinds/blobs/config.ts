@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { drillObjectives, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 /** A target of type blobs in lifeboat.config.yaml: a directory tree of uploads or media. */
 export const blobsTargetSchema = z
@@ -27,6 +29,8 @@ export const blobsTargetSchema = z
       .default({ mustExist: [] })
       .describe('What a restore drill checks and measures (every restored blob is checked against its sha256 in any case).'),
     objectives: targetObjectives,
+    schedules: targetSchedules,
+    retention: targetRetention,
   })
   .strict();
 
