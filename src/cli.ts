@@ -15,6 +15,7 @@ import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/arc
 import { openBackend } from './repository/open.js';
 import { storedBytesOf } from './repository/manifest-envelope.js';
 import { Repository } from './repository/repository.js';
+import { formatBytes } from './state/render.js';
 
 /**
  * The `lifeboat` command. Human text goes to stderr; --json prints one JSON document (the workflow
@@ -82,6 +83,13 @@ function planLines(plan: RunbookTypes['retention']['result']['plan']): string[] 
       lines.push(
         `    WAL: remove ${repository.wal.remove} of ${repository.wal.archived} archived files${repository.wal.cutoff ? ` (before ${repository.wal.cutoff.segment}, the start of ${repository.wal.cutoff.backupId})` : ''}; ` +
           `recoverable window now ${window(repository.wal.before)}, after ${window(repository.wal.after)}`,
+      );
+    }
+    if (repository.shared) {
+      const { objects, bytes, unreferenced, freed } = repository.shared;
+      lines.push(
+        `    shared objects: ${objects} (${formatBytes(bytes)}); the sweep after the removals frees ${freed.count} (${formatBytes(freed.bytes)})` +
+          (unreferenced.count ? `, of which ${unreferenced.count} already unreferenced` : ''),
       );
     }
   }
@@ -449,10 +457,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             for (const line of planLines(plan)) say(line);
             shown = true;
             const removing = plan.repositories.reduce((n, r) => n + r.backups.filter((b) => b.action === 'remove').length, 0);
-            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0), 0);
+            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0) + (r.shared?.unreferenced.count ?? 0), 0);
             if (removing + other === 0) return;
             const prompt = createInterface({ input: process.stdin, output: process.stderr });
-            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads)` : ''} of "${target}" as planned above? Type "yes": `);
+            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads, unreferenced shared objects)` : ''} of "${target}" as planned above? Type "yes": `);
             prompt.close();
             const approve = answer.trim() === 'yes';
             await handle.executeUpdate(approveUpdate, { args: [{ approve, by: `${process.env.USER ?? 'operator'} (lifeboat forget)` }] });
@@ -474,7 +482,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
                 (o.deferred.length ? `; ${o.deferred.length} wait for the runs using them (${o.deferred.map((d) => `${d.id}: ${d.holders.join(', ')}`).join('; ')})` : '') +
                 (o.keptAfterAll.length ? `; ${o.keptAfterAll.length} kept after all (${o.keptAfterAll.map((k) => `${k.id}: ${k.reasons.join(', ')}`).join('; ')})` : '') +
                 (o.deadUploadsRemoved.length ? `; ${o.deadUploadsRemoved.length} dead uploads removed` : '') +
-                (o.wal ? `; ${o.wal.removed} WAL files removed` : ''),
+                (o.wal ? `; ${o.wal.removed} WAL files removed` : '') +
+                (o.shared ? (o.shared.deferred ? `; shared objects not swept: ${o.shared.deferred}` : `; ${o.shared.removed} shared objects removed (${formatBytes(o.shared.removedBytes)})`) : ''),
             ),
             ...r.timeline.map(formatStep),
             ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),

@@ -121,6 +121,14 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
         path: files.uploadsPath,
         repositories: ['local', 's3'],
         drill: { rtoTargetSeconds: 60, rpoTargetSeconds: 86_400, mustExist: ['products', 'invoices'], minFiles: 40 },
+        schedules: {
+          'nightly-backup': { runbook: 'backup', cron: '30 2 * * *', timezone, jitter: '10m' },
+          // Every pack is read back once a week, once however many backups share it.
+          'daily-verify': { runbook: 'verify', cron: '30 5 * * *', timezone, jitter: '10m', readData: '1/7' },
+          // Older backups go, then the packs no remaining backup uses.
+          'weekly-forget': { runbook: 'retention', cron: '0 6 * * SUN', timezone },
+        },
+        retention: { keepDaily: 7, keepWeekly: 4 },
       },
     },
     encryption: { keyFile },

@@ -3,7 +3,9 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
+import type { BlobsManifest } from '../../src/kinds/blobs/manifest.js';
 import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
 import { describeTree, writeTree } from '../helpers/blob-tree.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
@@ -47,9 +49,12 @@ describe('blobs runbooks survive a killed worker', () => {
     backupId = result.backupId;
     assert.equal(result.blobs.readFiles, 1500, 'the new attempt read the whole tree (nothing of the killed attempt is trusted)');
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, backupBlobTree: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, backupBlobTree: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.backupBlobTree, 2, 'the interrupted step ran again on the new worker');
     const s3 = openBackend(loadConfig(lifeboat.configPath).repositories.s3!);
+    const manifest = (await new Repository('s3', s3).readManifest('media', backupId)) as BlobsManifest;
+    assert.deepEqual(manifest.objects.map((object) => object.name).sort(), ['attempt-2/index.jsonl.zst', 'attempt-2/shared-objects.jsonl'], 'the second attempt stored under names of its own');
+    assert.deepEqual((await s3.list(`media/backups/${backupId}/attempt-1/`)).map((o) => o.key), [], 'what the killed attempt stored in the folder is gone');
     assert.equal(await s3.discardIncomplete('media/'), 0, 'no unfinished multipart uploads left in S3');
   });
 

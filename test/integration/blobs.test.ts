@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,9 +9,12 @@ import { loadConfig } from '../../src/config/load.js';
 import type { BlobsManifest } from '../../src/kinds/blobs/manifest.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
-import { readSharedObjects, sweepSharedObjects } from '../../src/repository/shared-objects.js';
+import { makeBackupId } from '../../src/backup-id.js';
+import { readSharedObjects } from '../../src/repository/shared-objects.js';
 import type { BackupResult } from '../../workflows/backup.js';
 import type { DrillReport as DrillResult } from '../../workflows/drill.js';
+import type { RetentionResult } from '../../workflows/retention.js';
+import type { VerifyReport } from '../../workflows/verify.js';
 import { describeTree, writeTree } from '../helpers/blob-tree.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 
@@ -181,28 +184,72 @@ describe('blobs: a tree of uploads backed up by content, on a real Temporal serv
     await rm(result.safetyCopy, { recursive: true });
   });
 
-  test('the sweep removes packs no backup references, never while a backup may be storing, nor one a backup still lists', async () => {
-    // Retention took every backup but the newest (its manifest and folder, as a removal does).
+  test('verify reads each pack once per repository, in the same rotating subsets, and names a damaged or missing pack in every backup that uses it', async () => {
+    await lifeboat.writeConfig(lifeboat.baseConfig({ media: { type: 'blobs', path: root, repositories: ['local', 's3'], packSizeMiB: 2 } }));
+    const packs = await packsIn(s3);
     const ids = await s3.listBackupIds('media');
+    const ownObjects = 2 * ids.length; // each backup's index and listing
+
+    // Two runs of half the data each read every pack and every index exactly once.
+    const halves = [(await lifeboat.run('verify', { target: 'media', readData: '1/2' })) as VerifyReport, (await lifeboat.run('verify', { target: 'media', readData: '1/2' })) as VerifyReport];
+    const inS3 = halves.map((report) => report.repositories.find((r) => r.repository === 's3')!);
+    assert.ok(halves.every((report) => report.valid));
+    assert.equal(inS3[0]!.objectsRead + inS3[1]!.objectsRead, packs.length + ownObjects);
+    assert.ok(inS3[1]!.backups.every((b) => b.valid && b.lastReadInFullAt !== null), 'every backup read in full over the two runs');
+
+    // A flipped byte in a pack of the local repository: every backup there that uses it is damaged, S3's copies are not.
+    const manifest = await manifestOf(local, (await local.listBackupIds('media'))[0]!);
+    const [victim] = await readSharedObjects(local, manifest);
+    const path = join(lifeboat.dir, 'repository', victim!.fullKey);
+    const bytes = await readFile(path);
+    bytes[7]! ^= 0x01;
+    await writeFile(path, bytes);
+    const flipped = (await lifeboat.run('verify', { target: 'media', readData: 'full' })) as VerifyReport;
+    assert.equal(flipped.valid, false);
+    const localReport = flipped.repositories.find((r) => r.repository === 'local')!;
+    assert.equal(localReport.objectsRead, manifest.shared!.count + 2, 'each pack read once');
+    assert.match(localReport.backups[0]!.problems.join('\n'), new RegExp(`${victim!.fullKey}: read back as sha256`));
+    assert.equal(localReport.backups[0]!.lastReadInFullAt, null);
+    assert.ok(flipped.repositories.find((r) => r.repository === 's3')!.valid);
+    bytes[7]! ^= 0x01;
+    await writeFile(path, bytes);
+
+    // A missing pack is found without reading data (one listing of the packs).
+    await rename(path, `${path}.away`);
+    const missing = (await lifeboat.run('verify', { target: 'media' })) as VerifyReport;
+    assert.deepEqual(missing.repositories.find((r) => r.repository === 'local')!.backups[0]!.problems, [`${victim!.fullKey}: missing`]);
+    await rename(`${path}.away`, path);
+    assert.equal(((await lifeboat.run('verify', { target: 'media', readData: 'full' })) as VerifyReport).valid, true);
+  });
+
+  test('retention removes the older backups, then the packs no retained backup references; a backup running meanwhile defers the sweep', async () => {
+    await lifeboat.writeConfig(lifeboat.baseConfig({ media: { type: 'blobs', path: root, repositories: ['local', 's3'], packSizeMiB: 2, retention: { keepLast: 1 } } }));
+    const ids = await s3.listBackupIds('media');
+    assert.ok(ids.length > 1);
     const newest = await manifestOf(s3, ids[0]!);
-    for (const id of ids.slice(1)) await s3.withdrawBackup('media', id);
     const referenced = new Set((await readSharedObjects(s3, newest)).map((object) => object.fullKey));
     const stale = (await packsIn(s3)).filter((key) => !referenced.has(key));
-    assert.ok(stale.length > 0, 'the withdrawn backups had packs of their own');
+    assert.ok(stale.length > 0, 'the older backups had packs of their own');
 
-    // A backup running now (its folder has no manifest yet) may be storing packs: nothing goes.
-    const running = '20991231T235959Z-000abc';
-    await s3.backend.put(`media/backups/${running}/in-progress`, Readable.from([Buffer.from('{}')]));
-    const deferred = await sweepSharedObjects(s3, 'media', { now: new Date('2099-12-31T23:59:59Z') });
-    assert.match(deferred.deferred ?? '', /has no manifest yet/);
-    assert.deepEqual(deferred.removed, []);
+    // A backup running now (its folder has no manifest yet) may be storing packs: the sweep waits.
+    const running = makeBackupId(new Date(), 'abc');
+    await s3.backend.put(`media/backups/${running}/attempt-1/in-progress`, Readable.from([Buffer.from('{}')]));
+    const first = (await lifeboat.run('retention', { target: 'media' })) as RetentionResult;
+    const planned = first.plan.repositories.find((r) => r.repository === 's3')!;
+    assert.deepEqual(planned.backups.filter((b) => b.action === 'remove').map((b) => b.id).sort(), ids.slice(1).sort());
+    assert.equal(planned.shared?.freed.count, stale.length, 'the plan says which packs the sweep frees');
+    const outcome = first.outcome.find((o) => o.repository === 's3')!;
+    assert.deepEqual(outcome.removed.sort(), ids.slice(1).sort());
+    assert.match(outcome.shared?.deferred ?? '', new RegExp(`backup ${running} has no manifest yet`));
+    assert.deepEqual((await packsIn(s3)).filter((key) => !referenced.has(key)), stale, 'no pack removed while a backup may be storing');
 
-    // Older than the grace period, it is a dead upload: the sweep goes on.
-    const swept = await sweepSharedObjects(s3, 'media', { now: new Date('2100-01-03T00:00:00Z'), graceHours: 48 });
-    assert.equal(swept.deferred, null);
-    assert.deepEqual(swept.removed.sort(), stale);
+    // Once it is gone, the next run sweeps (nothing else to remove: the unreferenced packs are the work).
+    await s3.backend.delete(`media/backups/${running}/attempt-1/in-progress`);
+    const second = (await lifeboat.run('retention', { target: 'media' })) as RetentionResult;
+    assert.equal(second.decision, 'applied');
+    const swept = second.outcome.find((o) => o.repository === 's3')!.shared!;
+    assert.deepEqual({ removed: swept.removed, deferred: swept.deferred }, { removed: stale.length, deferred: null });
     assert.deepEqual((await packsIn(s3)).sort(), [...referenced].sort());
-    await s3.backend.delete(`media/backups/${running}/in-progress`);
 
     const into = join(lifeboat.dir, 'restored-after-sweep');
     await lifeboat.run('restore', { target: 'media', backupId: newest.id, into });
@@ -217,7 +264,7 @@ describe('blobs: a tree of uploads backed up by content, on a real Temporal serv
     const encrypted = await backup();
     assert.equal(encrypted.blobs.parent, null, 'a backup with another key reuses nothing');
     const manifest = await manifestOf(local, encrypted.backupId);
-    assert.equal(manifest.index.object, 'index.jsonl.zst.enc');
+    assert.equal(manifest.index.object, 'attempt-1/index.jsonl.zst.enc');
     const [pack] = await readSharedObjects(local, manifest);
     assert.equal((await readFile(join(lifeboat.dir, 'repository', pack!.fullKey))).subarray(0, 7).toString('latin1'), 'LBENC1\n');
     const into = join(lifeboat.dir, 'restored-encrypted');
@@ -234,7 +281,9 @@ describe('blobs: a tree of uploads backed up by content, on a real Temporal serv
     const missing = await failureOf(lifeboat.run('backup', { target: 'gone' }));
     assert.equal(missing.type, 'SourceNotFound');
     assert.match(missing.message, /nope does not exist/);
-    assert.deepEqual(await local.backend.list('gone/'), [], 'nothing left behind');
+    assert.deepEqual(await local.backend.list('gone/backups/'), [], 'nothing left behind');
+    assert.deepEqual(await local.backend.list('gone/blobs/'), []);
+    assert.equal((await local.backend.list('gone/audit/')).length, 1, 'the failed run is in the audit log');
 
     const exists = await failureOf(lifeboat.run('restore', { target: 'media', into: join(lifeboat.dir, 'restored') }));
     assert.equal(exists.type, 'InvalidInput');

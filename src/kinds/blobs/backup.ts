@@ -3,13 +3,14 @@ import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import { LifeboatError } from '../../errors.js';
 import { compressionInfo } from '../../pipeline/compress.js';
 import { keyId, loadKeyFile } from '../../pipeline/encrypt.js';
 import type { SharedObjects, StoredObject } from '../../repository/manifest-envelope.js';
-import type { Repository } from '../../repository/repository.js';
+import { attemptObjectName, type Repository } from '../../repository/repository.js';
 import { inProgressMarkerName, readSharedObjects, sharedListingLines, sharedListingName, summariseShared, type SharedObjectRecord } from '../../repository/shared-objects.js';
 import { storeInEvery } from '../../repository/store.js';
 import type { ResolvedBlobsTarget } from './index.js';
@@ -64,7 +65,8 @@ interface Parent {
  * 3. the index (every entry, every blob's location) and the listing of the shared objects this
  *    backup references are stored as its own objects.
  *
- * Safe to run again: the backup's folder is cleared first; packs are named by their content, so
+ * Safe to run again: each attempt stores its index and listing under attempt-<n>/ and clears what
+ * earlier attempts left there; packs are named by their content, so
  * those a killed attempt stored are either stored again under the same name or left for the
  * sweep (no backup references them).
  */
@@ -73,16 +75,20 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
   const rehash = input.rehash === true;
   const context = Context.current();
   const signal = context.cancellationSignal;
+  const attempt = context.info.attempt;
   const repositories = openRepositories(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
   const currentKeyId = key ? keyId(key) : null;
   await assertTreeRoot(target.path);
   const progress = startProgress('scan', 0);
   try {
-    for (const repository of repositories) await repository.discardUnfinishedBackup(target.name, backupId);
-    // Before the first shared object: a sweep that sees this folder without a manifest removes nothing.
-    const marker = Buffer.from(`${JSON.stringify({ backupId, startedAt: new Date().toISOString() })}\n`);
-    await Promise.all(repositories.map((r) => r.backend.put(r.objectKey(target.name, backupId, inProgressMarkerName), Readable.from([marker]))));
+    // Before the first shared object: a sweep that sees this folder without a manifest removes
+    // nothing. Written before what earlier attempts left is cleared, so the folder never looks empty.
+    const marker = Buffer.from(`${JSON.stringify({ backupId, attempt, startedAt: new Date().toISOString() })}\n`);
+    await Promise.all(repositories.map((r) => r.backend.put(r.objectKey(target.name, backupId, attemptObjectName(attempt, inProgressMarkerName)), Readable.from([marker]))));
+    // Each attempt stores under names of its own (attempt-<n>/): one that lost its heartbeat but
+    // still writes cannot overwrite what this one stores; what earlier attempts left goes.
+    for (const repository of repositories) await repository.discardUnfinishedBackup(target.name, backupId, { beforeAttempt: attempt });
 
     const parent = await readParent(repositories, target, currentKeyId, key);
     if (parent) await keepOnlyStoredEverywhere(parent, repositories, target.name);
@@ -184,10 +190,11 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
     }
 
     progress.setPhase('index');
-    const indexObject = await storeIndex(repositories, target.name, backupId, { entries, blobs: locations.values(), blobCount: locations.size }, { key, compression: target.compression, signal });
+    const indexObject = await storeIndex(repositories, target.name, backupId, { entries, blobs: locations.values(), blobCount: locations.size }, { key, compression: target.compression, signal, attempt });
     const records = [...shared.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+    const listingName = attemptObjectName(attempt, sharedListingName);
     const listing = await storeInEvery(repositories, [sharedListingLines(records)], {
-      keyOf: (repository) => repository.objectKey(target.name, backupId, sharedListingName),
+      keyOf: (repository) => repository.objectKey(target.name, backupId, listingName),
       action: (repository) => `storing the listing of shared objects of backup ${backupId} in repository "${repository.name}"`,
       signal,
     });
@@ -216,8 +223,8 @@ export async function backupBlobTree(input: BlobsBackupInput, env: NodeJS.Proces
         rehash,
         changedWhileRead: changedWhileRead.length,
       },
-      objects: [indexObject, { name: sharedListingName, ...listing }],
-      shared: { listing: sharedListingName, ...summariseShared(records, backupId) },
+      objects: [indexObject, { name: listingName, ...listing }],
+      shared: { listing: listingName, ...summariseShared(records, backupId) },
       compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
       encryption: key ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) } : null,
       tools: { node: process.version, zstd: compression.version },
@@ -321,8 +328,7 @@ async function readFileBlobs(path: string, onBlob: (id: string, data: Buffer) =>
 
 /**
  * The newest blobs backup made with the same key, read from the first repository that holds one:
- * leased first (the lease format of retention, src/retention/leases.ts on the retention branch:
- * `<target>/leases/<backupId>/<holder>.json`), so that retention keeps it, and so the objects this
+ * leased first (src/retention/leases.ts), so that retention keeps it, and so the objects this
  * backup reuses, while this backup runs; then its manifest is read (again), its index and listing.
  */
 async function readParent(repositories: Repository[], target: ResolvedBlobsTarget, currentKeyId: string | null, key: Buffer | undefined): Promise<Parent | undefined> {
@@ -335,10 +341,16 @@ async function readParent(repositories: Repository[], target: ResolvedBlobsTarge
       continue;
     }
     for (const id of ids.slice(0, 5)) {
-      await leaseParent(repositories, target.name, id);
+      // Retention's lease protocol: leased before the manifest is read (again), so retention keeps
+      // its folder, listing and objects while this backup reuses them.
+      const lease = await leaseForThisRun(repositories, target.name, id);
       const manifest = await repository.readManifestIfAny(target.name, id, 'blobs').catch(() => undefined);
-      if (manifest?.kind !== 'blobs') continue;
+      if (manifest?.kind !== 'blobs') {
+        await releaseLease(repositories, lease);
+        continue;
+      }
       if ((manifest.encryption?.keyId ?? null) !== currentKeyId) {
+        await releaseLease(repositories, lease);
         log.info('the newest backup was made with another key: every file is read and stored again', { backupId: id });
         return undefined;
       }
@@ -360,31 +372,6 @@ async function readParent(repositories: Repository[], target: ResolvedBlobsTarge
     return undefined;
   }
   return undefined;
-}
-
-async function leaseParent(repositories: Repository[], target: string, backupId: string): Promise<void> {
-  const info = Context.current().info;
-  if (!info.workflowExecution) return; // outside a workflow run there is nothing to hold a lease
-  const now = new Date();
-  const lease = {
-    format: 'lifeboat.lease/v1',
-    target,
-    backupId,
-    holder: info.workflowExecution.workflowId,
-    runId: info.workflowExecution.runId,
-    runbook: info.workflowType,
-    namespace: info.namespace,
-    createdAt: now.toISOString(),
-    expiresAt: new Date(now.getTime() + 24 * 3_600_000).toISOString(),
-  };
-  const body = Buffer.from(`${JSON.stringify(lease, null, 2)}\n`);
-  await Promise.all(
-    repositories.map((repository) =>
-      repository.backend.put(`${target}/leases/${backupId}/${encodeURIComponent(lease.holder)}.json`, Readable.from([body])).catch((error: Error) => {
-        log.warn('lease not written', { repository: repository.name, backupId, error: error.message });
-      }),
-    ),
-  );
 }
 
 /** A count of bytes that may be held at once; acquire waits while the rest is taken. */

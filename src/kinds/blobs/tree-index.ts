@@ -6,7 +6,7 @@ import { createCompressor, createDecompressor } from '../../pipeline/compress.js
 import { createDecryptor, createEncryptor } from '../../pipeline/encrypt.js';
 import { HashingPassThrough } from '../../pipeline/hash.js';
 import type { StoredObject } from '../../repository/manifest-envelope.js';
-import type { Repository } from '../../repository/repository.js';
+import { attemptObjectName, type Repository } from '../../repository/repository.js';
 import { storeInEvery } from '../../repository/store.js';
 
 /**
@@ -66,9 +66,9 @@ export async function storeIndex(
   target: string,
   backupId: string,
   index: { entries: IndexEntry[]; blobs: Iterable<BlobLocation>; blobCount: number },
-  options: { key: Buffer | undefined; compression: { level: number; threads: number }; signal?: AbortSignal },
+  options: { key: Buffer | undefined; compression: { level: number; threads: number }; signal?: AbortSignal; attempt?: number },
 ): Promise<StoredObject> {
-  const name = indexObjectName(options.key !== undefined);
+  const name = options.attempt === undefined ? indexObjectName(options.key !== undefined) : attemptObjectName(options.attempt, indexObjectName(options.key !== undefined));
   const lines = Readable.from(
     (function* () {
       yield `${JSON.stringify({ format: indexFormat, entries: index.entries.length, blobs: index.blobCount })}\n`;
