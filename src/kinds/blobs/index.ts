@@ -42,6 +42,7 @@ export const blobsKind = defineTargetKind({
     };
   },
   activities: async (dependencies) => (await import('./activities.js')).blobsActivities(dependencies),
+  preflight: async (name, config, context) => (await import('./preflight.js')).preflightBlobs(name, config, context),
   cli: {
     restore(options, target) {
       if (!options.into) return { input: {}, replaces: `the live tree (${target.config.path})` };
