@@ -10,6 +10,7 @@ import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTargetBase as ResolvedTarget } from '../src/kinds/contract.js';
 import { manifestKindOf } from '../src/kinds/index.js';
+import { readSharedObjects } from '../src/repository/shared-objects.js';
 
 /**
  * Clears every repository of what an interrupted attempt left under backupId
@@ -44,7 +45,7 @@ export interface VerifiedCopy {
 export async function verifyStoredBackup(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<VerifiedCopy[]> {
   const { target, manifest } = input;
   const repositories = openRepositories(target, env);
-  const total = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0) * repositories.length;
+  const total = (manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0)) * repositories.length;
   const progress = startProgress('verify', total);
   let done = 0;
   const verified: VerifiedCopy[] = [];
@@ -64,6 +65,9 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
         }
         verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
       }
+      if (damaged.some((d) => d.repository === repository)) continue;
+      const problem = await checkSharedObjects(repository, manifest, (bytes) => progress.update((done += bytes)));
+      if (problem) damaged.push({ repository, problem });
     }
     // A copy proven damaged must not be listed or restored: it leaves the repositories that hold
     // it (the copies that read back right stay).
@@ -82,6 +86,36 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
   }
   log.info('stored backup verified', { backupId: manifest.id, copies: verified.length });
   return verified;
+}
+
+/**
+ * The shared objects a backup references (manifest.shared): those this backup stored are read
+ * back and rehashed like its own objects; those it found in the repository are checked to be
+ * there with their size (one listing of their folder, not a request each): re-reading every
+ * unchanged blob after each incremental backup would make it as slow as a full one. `lifeboat
+ * verify` reads them all. Returns what is wrong, or undefined.
+ */
+async function checkSharedObjects(repository: Repository, manifest: Manifest, onBytes: (bytes: number) => void): Promise<string | undefined> {
+  const shared = await readSharedObjects(repository, manifest);
+  if (shared.length === 0) return undefined;
+  const listed = new Map<string, number>();
+  const folders = new Set(shared.filter((object) => object.addedBy !== manifest.id).map((object) => object.fullKey.slice(0, object.fullKey.lastIndexOf('/') + 1)));
+  for (const folder of folders) for (const info of await repository.backend.list(folder)) listed.set(info.key, info.sizeBytes);
+  for (const object of shared) {
+    if (object.addedBy !== manifest.id) {
+      const size = listed.get(object.fullKey);
+      if (size !== object.sizeBytes) {
+        return `shared object ${object.key} in repository "${repository.name}" is ${size === undefined ? 'missing' : `${size} bytes, expected ${object.sizeBytes}`}`;
+      }
+      continue;
+    }
+    const { sha256, bytes } = await sha256OfStream(await repository.backend.get(object.fullKey));
+    onBytes(bytes);
+    if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
+      return `shared object ${object.key} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`;
+    }
+  }
+  return undefined;
 }
 
 /** The manifest of the given backup, or of the newest complete backup in any of the target's repositories. */

@@ -13,7 +13,9 @@ import type { RestoreCommandOptions, RestorePlan } from './kinds/contract.js';
 import { backupMethods, sourceBytesOf, targetKindOf, targetKindOfBackup, typesWithMethods } from './kinds/index.js';
 import { archiveCommandExitCodes, restoreCommandExitCodes } from './postgres/archive-exit-codes.js';
 import { openBackend } from './repository/open.js';
+import { storedBytesOf } from './repository/manifest-envelope.js';
 import { Repository } from './repository/repository.js';
+import { formatBytes } from './state/render.js';
 
 /**
  * The `lifeboat` command. Human text goes to stderr; --json prints one JSON document (the workflow
@@ -81,6 +83,13 @@ function planLines(plan: RunbookTypes['retention']['result']['plan']): string[] 
       lines.push(
         `    WAL: remove ${repository.wal.remove} of ${repository.wal.archived} archived files${repository.wal.cutoff ? ` (before ${repository.wal.cutoff.segment}, the start of ${repository.wal.cutoff.backupId})` : ''}; ` +
           `recoverable window now ${window(repository.wal.before)}, after ${window(repository.wal.after)}`,
+      );
+    }
+    if (repository.shared) {
+      const { objects, bytes, unreferenced, freed } = repository.shared;
+      lines.push(
+        `    shared objects: ${objects} (${formatBytes(bytes)}); the sweep after the removals frees ${freed.count} (${formatBytes(freed.bytes)})` +
+          (unreferenced.count ? `, of which ${unreferenced.count} already unreferenced` : ''),
       );
     }
   }
@@ -275,11 +284,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('backup <target>')
     .description('back up a target to every repository it names')
     .addOption(new Option('--method <method>', 'PostgreSQL: "dump" (pg_dump) or "base" (pg_basebackup) for this run; default: the target\'s method').choices(backupMethods()))
+    .option('--rehash', 'blobs: read every file, instead of only those whose size, mtime or inode changed since the previous backup')
     .addOption(waitOption)
     .addOption(jsonOption)
-    .action(async (target: string, options: { method?: string; wait?: boolean; json?: boolean }) => {
+    .action(async (target: string, options: { method?: string; rehash?: boolean; wait?: boolean; json?: boolean }) => {
       setExitCode(
-        await run('backup', { target, ...(options.method ? { method: options.method } : {}) }, options, global(), (r) => ({
+        await run('backup', { target, ...(options.method ? { method: options.method } : {}), ...(options.rehash ? { rehash: true } : {}) }, options, global(), (r) => ({
           failed: false,
           lines: [`backup ${r.backupId} of ${r.target}: snapshot ${r.snapshotAt}, ${r.sourceBytes} bytes -> ${r.storedBytes} stored in ${r.repositories.join(', ')}`, ...r.timeline.map(formatStep)],
         })),
@@ -453,10 +463,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             for (const line of planLines(plan)) say(line);
             shown = true;
             const removing = plan.repositories.reduce((n, r) => n + r.backups.filter((b) => b.action === 'remove').length, 0);
-            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0), 0);
+            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0) + (r.shared?.unreferenced.count ?? 0), 0);
             if (removing + other === 0) return;
             const prompt = createInterface({ input: process.stdin, output: process.stderr });
-            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads)` : ''} of "${target}" as planned above? Type "yes": `);
+            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads, unreferenced shared objects)` : ''} of "${target}" as planned above? Type "yes": `);
             prompt.close();
             const approve = answer.trim() === 'yes';
             await handle.executeUpdate(approveUpdate, { args: [{ approve, by: `${process.env.USER ?? 'operator'} (lifeboat forget)` }] });
@@ -478,7 +488,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
                 (o.deferred.length ? `; ${o.deferred.length} wait for the runs using them (${o.deferred.map((d) => `${d.id}: ${d.holders.join(', ')}`).join('; ')})` : '') +
                 (o.keptAfterAll.length ? `; ${o.keptAfterAll.length} kept after all (${o.keptAfterAll.map((k) => `${k.id}: ${k.reasons.join(', ')}`).join('; ')})` : '') +
                 (o.deadUploadsRemoved.length ? `; ${o.deadUploadsRemoved.length} dead uploads removed` : '') +
-                (o.wal ? `; ${o.wal.removed} WAL files removed` : ''),
+                (o.wal ? `; ${o.wal.removed} WAL files removed` : '') +
+                (o.shared ? (o.shared.deferred ? `; shared objects not swept: ${o.shared.deferred}` : `; ${o.shared.removed} shared objects removed (${formatBytes(o.shared.removedBytes)})`) : ''),
             ),
             ...r.timeline.map(formatStep),
             ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
@@ -660,7 +671,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
               id: manifest.id,
               snapshotAt: manifest.snapshotAt,
               sourceBytes: sourceBytesOf(manifest),
-              storedBytes: manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0),
+              storedBytes: storedBytesOf(manifest),
               encrypted: manifest.encryption !== null,
             });
           }

@@ -13,6 +13,8 @@ export interface BackupInput {
   target: string;
   /** One of the kind's backup methods for this run (PostgreSQL: "dump" or "base"); default: the target's own. */
   method?: string;
+  /** Read every byte of the source instead of trusting change detection (kinds that back up incrementally: blobs). */
+  rehash?: boolean;
 }
 
 /** What the kinds add to a backup's result (e.g. `dump`, `base`): each present for its own kind only. */
@@ -51,7 +53,7 @@ async function backupSteps(timeline: Timeline, input: BackupInput): Promise<Back
 
   let manifestWritten = false;
   try {
-    const { manifest, sourceBytes, details, afterDurable } = await kind.backup({ timeline, target, backupId, method });
+    const { manifest, sourceBytes, details, afterDurable } = await kind.backup({ timeline, target, backupId, method, rehash: input.rehash === true });
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
     const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
@@ -63,7 +65,7 @@ async function backupSteps(timeline: Timeline, input: BackupInput): Promise<Back
       kind: manifest.kind,
       snapshotAt: manifest.snapshotAt,
       sourceBytes,
-      storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
+      storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0),
       repositories,
       secondsToDurable: Math.max(0, (durableAt - Date.parse(manifest.snapshotAt)) / 1000),
       ...details,

@@ -3,7 +3,7 @@ import type { RepositoryRetentionOutcome, RetentionPlan } from '../activities/in
 import { acceptApproval } from './approval.js';
 import { retentionPlanQuery } from './retention-plan.js';
 import type { Timeline} from './runbook.js';
-import { quickSteps, transferSteps, type StepRecord } from './runbook.js';
+import { formatBytes, quickSteps, transferSteps, type StepRecord } from './runbook.js';
 import { describeTarget } from './targets.js';
 import { runRunbook } from './telling.js';
 
@@ -37,7 +37,7 @@ export interface RetentionResult {
 }
 
 /** What a plan would remove, in numbers. */
-export function planCounts(plan: RetentionPlan): { backups: number; kept: number; deadUploads: number; pending: number; wal: number } {
+export function planCounts(plan: RetentionPlan): { backups: number; kept: number; deadUploads: number; pending: number; wal: number; shared: number } {
   const sum = (f: (r: RetentionPlan['repositories'][number]) => number) => plan.repositories.reduce((total, r) => total + f(r), 0);
   return {
     backups: sum((r) => r.backups.filter((b) => b.action === 'remove').length),
@@ -45,6 +45,8 @@ export function planCounts(plan: RetentionPlan): { backups: number; kept: number
     deadUploads: sum((r) => r.deadUploads.filter((d) => d.action === 'remove').length),
     pending: sum((r) => r.pendingDeletions.length),
     wal: sum((r) => r.wal?.remove ?? 0),
+    // Plans of older runs have no `shared` (undefined: 0), so their histories replay unchanged.
+    shared: sum((r) => r.shared?.unreferenced.count ?? 0),
   };
 }
 
@@ -56,6 +58,7 @@ function describePlan(plan: RetentionPlan): string {
         r.deadUploads.some((d) => d.action === 'remove') ? `${r.deadUploads.filter((d) => d.action === 'remove').length} dead uploads` : '',
         r.pendingDeletions.length ? `${r.pendingDeletions.length} unfinished removals` : '',
         r.wal?.remove ? `${r.wal.remove} WAL files` : '',
+        r.shared?.freed.count ? `${r.shared.freed.count} shared objects (${formatBytes(r.shared.freed.bytes)})` : '',
       ].filter(Boolean);
       return `${r.repository}: remove ${remove} of ${r.backups.length} backups${extra.length ? `, ${extra.join(', ')}` : ''} (${r.description})`;
     })
@@ -97,7 +100,7 @@ async function retentionSteps(timeline: Timeline, input: RetentionInput): Promis
   };
   if (input.dryRun) {
     timeline.skip('remove', 'dry run: nothing is removed');
-  } else if (counts.backups + counts.deadUploads + counts.pending + counts.wal === 0) {
+  } else if (counts.backups + counts.deadUploads + counts.pending + counts.wal + counts.shared === 0) {
     result.decision = 'nothing-to-remove';
     timeline.skip('remove', 'the plan removes nothing');
   } else {
@@ -117,6 +120,7 @@ async function retentionSteps(timeline: Timeline, input: RetentionInput): Promis
             o.keptAfterAll.length ? `${o.keptAfterAll.length} kept after all (${o.keptAfterAll.map((k) => `${k.id}: ${k.reasons.join(', ')}`).join('; ')})` : '',
             o.deadUploadsRemoved.length ? `${o.deadUploadsRemoved.length} dead uploads removed` : '',
             o.wal ? `${o.wal.removed} WAL files removed${o.wal.cutoff ? ` (before ${o.wal.cutoff.segment})` : ''}` : '',
+            o.shared ? (o.shared.deferred ? `shared objects not swept: ${o.shared.deferred}` : `${o.shared.removed} shared objects removed (${formatBytes(o.shared.removedBytes)})`) : '',
           ]
             .filter(Boolean)
             .join(', '),

@@ -7,10 +7,10 @@ import { stringify } from 'yaml';
 
 /**
  * The demo that `lifeboat dev` sets up once and reuses on every later start: a small SQLite shop
- * database that keeps changing, the shop's configuration directory (a files target), an encryption
- * key, S3 credentials for the embedded S3 server, and a config that backs both up to a local
- * repository and to S3, with the schedules an installation would have (nightly backup, daily
- * verify, weekly drill), in this machine's time zone.
+ * database that keeps changing, the shop's configuration directory (a files target), a folder of
+ * uploads (a blobs target), an encryption key, S3 credentials for the embedded S3 server, and a
+ * config that backs them up to a local repository and to S3, with the schedules an installation
+ * would have (nightly backup, daily verify, weekly drill), in this machine's time zone.
  */
 export interface DemoFiles {
   dir: string;
@@ -18,6 +18,8 @@ export interface DemoFiles {
   databasePath: string;
   /** The shop's configuration directory, backed up by the files target `demo-config`. */
   appConfigDir: string;
+  /** The demo's uploads (a blobs target). */
+  uploadsPath: string;
   credentialsFile: string;
   env: Record<string, string>;
 }
@@ -72,6 +74,16 @@ async function createDemoAppConfig(dir: string): Promise<void> {
   await writeFile(join(dir, 'tls', 'shop.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
 }
 
+/** A small folder of uploads: product pictures (random bytes) and invoices (text), in nested directories. */
+async function createDemoUploads(path: string): Promise<void> {
+  for (let n = 1; n <= 40; n++) {
+    const dir = join(path, n % 2 ? 'products' : 'invoices', `2026-${String(1 + (n % 12)).padStart(2, '0')}`);
+    await mkdir(dir, { recursive: true });
+    if (n % 2) await writeFile(join(dir, `product-${n}.jpg`), randomBytes(20_000 + n * 997));
+    else await writeFile(join(dir, `invoice-${n}.txt`), `Invoice ${n}\n${'item: 1 x widget, 4.20 EUR\n'.repeat(20 + n)}`);
+  }
+}
+
 /**
  * Writes (or reuses) the demo under dir. The S3 repository uses the bucket `lifeboat dev` creates;
  * the README's tour test points it at the test stack's bucket and a prefix of its own instead.
@@ -82,11 +94,13 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
     dir,
     configPath: join(dir, 'lifeboat.config.yaml'),
     databasePath: join(dir, 'demo.sqlite'),
+    uploadsPath: join(dir, 'uploads'),
     credentialsFile: join(dir, 's3-credentials.env'),
     appConfigDir: join(dir, 'app-config'),
   };
   const env = await demoCredentials(files.credentialsFile);
   if (!existsSync(files.databasePath)) createDemoDatabase(files.databasePath);
+  if (!existsSync(files.uploadsPath)) await createDemoUploads(files.uploadsPath);
   const timezone = localTimezone();
   if (!existsSync(files.appConfigDir)) await createDemoAppConfig(files.appConfigDir);
   const keyFile = join(dir, 'demo.key');
@@ -126,6 +140,20 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
           mustExist: ['app-config/app.yaml', 'app-config/tls/shop.pem'],
           commands: [{ name: 'app.yaml names its port', run: 'grep -q "^port:" app-config/app.yaml' }],
         },
+      },
+      uploads: {
+        type: 'blobs',
+        path: files.uploadsPath,
+        repositories: ['local', 's3'],
+        drill: { rtoTargetSeconds: 60, rpoTargetSeconds: 86_400, mustExist: ['products', 'invoices'], minFiles: 40 },
+        schedules: {
+          'nightly-backup': { runbook: 'backup', cron: '30 2 * * *', timezone, jitter: '10m' },
+          // Every pack is read back once a week, once however many backups share it.
+          'daily-verify': { runbook: 'verify', cron: '30 5 * * *', timezone, jitter: '10m', readData: '1/7' },
+          // Older backups go, then the packs no remaining backup uses.
+          'weekly-forget': { runbook: 'retention', cron: '0 6 * * SUN', timezone },
+        },
+        retention: { keepDaily: 7, keepWeekly: 4 },
       },
     },
     encryption: { keyFile },

@@ -78,7 +78,7 @@ export async function runDevStack(options: DevStackOptions): Promise<void> {
     }
     if (options.demo) {
       touchDemoDatabase(demo.databasePath);
-      for (const target of ['demo', 'demo-config']) {
+      for (const target of ['demo', 'demo-config', 'uploads']) {
         const handle = await startRunbook(client, settings, 'backup', { target });
         say(`running the demo backup ${handle.workflowId} ...`);
         try {
@@ -101,6 +101,8 @@ Lifeboat is running (Ctrl-C stops it; \`npm start\` again resumes the same state
   npx lifeboat drill demo --wait
   npx lifeboat restore demo --into /tmp/demo-restored.sqlite --wait
   npx lifeboat restore demo --yes --wait
+  npx lifeboat backup uploads --wait      # the demo's uploads folder (a blobs target): only what changed
+  npx lifeboat restore uploads --into /tmp/uploads-restored --wait
   npx lifeboat schedules list
   npx lifeboat schedules trigger demo/nightly-backup
   npx lifeboat drill demo-config --wait      # the shop's configuration directory, a files target

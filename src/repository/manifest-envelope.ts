@@ -28,6 +28,22 @@ export const stepRecordSchema = z.object({
   detail: z.string().optional(),
 });
 
+/**
+ * Objects a backup references outside its own folder: content-addressed objects shared between
+ * backups (blobs: `<target>/blobs/<sha256>`). Too many to list in the manifest (it travels through
+ * workflow history), so they are listed in one of the backup's own objects, `listing`: plain JSON
+ * lines of {key (relative to the target), sizeBytes, sha256, addedBy (the backup that stored it)}
+ * (src/repository/shared-objects.ts reads it for verify-stored, verify, copy and retention).
+ */
+export const sharedObjectsSchema = z.object({
+  listing: z.string().min(1),
+  count: z.number().int().nonnegative(),
+  sizeBytes: z.number().int().nonnegative(),
+  /** Of those, stored by this backup (the others were already in the repository). */
+  added: z.number().int().nonnegative(),
+  addedBytes: z.number().int().nonnegative(),
+});
+
 /** What every kind of backup records: identity, stored objects, how they were transformed, and who wrote them. */
 export const manifestEnvelope = {
   format: z.literal(manifestFormat),
@@ -42,6 +58,8 @@ export const manifestEnvelope = {
   parent: z.string().nullable(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   timeline: z.array(stepRecordSchema),
+  /** Shared objects this backup references (absent: it has none; see sharedObjectsSchema). */
+  shared: sharedObjectsSchema.optional(),
 };
 
 
@@ -68,4 +86,10 @@ export function defineManifestKind<Schema extends ManifestSchema>(definition: Om
 }
 
 export type StoredObject = z.infer<typeof storedObjectSchema>;
+export type SharedObjects = z.infer<typeof sharedObjectsSchema>;
 export type StepRecord = z.infer<typeof stepRecordSchema>;
+
+/** Bytes a backup stored: its own objects, and the shared objects it added (those it reuses were stored by earlier backups). */
+export function storedBytesOf(manifest: { objects: StoredObject[]; shared?: SharedObjects | undefined }): number {
+  return manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0);
+}

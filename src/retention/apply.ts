@@ -7,6 +7,7 @@ import { analyseWal, walRemoval, type BaseBackupWal, type TimelineHistory, type 
 import { readTextIfAny } from '../repository/backend.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
+import { censusOfSharedObjects, sweepSharedObjects, unreferencedShared, type SharedObjectsCensus } from '../repository/shared-objects.js';
 import { readVerifyState, verifiedBackups } from '../verify/state.js';
 import { readCatalog, type RepositoryCatalog } from './catalog.js';
 import { censusOfLeases, holdersOf, type LeaseCensus, type RunOracle } from './leases.js';
@@ -22,7 +23,9 @@ import { describePolicy, planRetention, type PlannedBackup, type RetentionPolicy
  *   finish what a killed worker left;
  * - a folder without a manifest whose backup id is older than the grace period is a dead upload;
  * - archived WAL before the start of the oldest base backup that stays (or stays in use) goes,
- *   record first, like a manifest.
+ *   record first, like a manifest;
+ * - objects shared between backups (blobs' packs) go by a sweep once no backup folder's listing
+ *   references them, deferred while a backup may be storing some (shared-objects.ts).
  */
 
 export const defaultDeadUploadAfterHours = 48;
@@ -58,7 +61,19 @@ export interface RepositoryRetentionPlan {
   pendingDeletions: string[];
   /** PostgreSQL targets with archived WAL or base backups. */
   wal: WalPlan | null;
+  /** Targets whose backups share objects (blobs' packs): what the sweep after the removals would free. */
+  shared: SharedPlan | null;
   leases: { live: Record<string, string[]>; dead: number };
+}
+
+export interface SharedPlan {
+  /** Objects in the shared folder now. */
+  objects: number;
+  bytes: number;
+  /** Referenced by no backup folder now (an earlier sweep was deferred, or a backup died). */
+  unreferenced: { count: number; bytes: number };
+  /** Referenced by no backup once the plan is carried out: what the sweep removes (unless a backup running then defers it). */
+  freed: { count: number; bytes: number };
 }
 
 /** Everything a plan is made from, read from one repository. */
@@ -68,6 +83,8 @@ export interface RetentionState {
   verified: Set<string>;
   pendingDeletions: DeletionIntent[];
   wal: { listing: WalListing; histories: TimelineHistory[] } | null;
+  /** Targets whose backups share objects (any manifest with `shared`, or a removal under way). */
+  shared: SharedObjectsCensus | null;
 }
 
 export function deletionIntentKey(target: string, backupId: string): string {
@@ -110,7 +127,13 @@ export async function readRetentionState(repository: Repository, target: string,
     verified: verifiedBackups(verifyState, catalog.backups),
     pendingDeletions,
     wal: hasWal ? { listing, histories: (await readHistories(repository, target, listing.archived)).histories } : null,
+    shared: sharesObjects(catalog, pendingDeletions) ? await censusOfSharedObjects(repository, target) : null,
   };
+}
+
+/** Whether the target's backups share objects: any of them names a listing, or a removal is under way (it may have been the last one that did). */
+function sharesObjects(catalog: RepositoryCatalog, pendingDeletions: DeletionIntent[]): boolean {
+  return catalog.backups.some((manifest) => manifest.shared !== undefined) || pendingDeletions.length > 0;
 }
 
 /** The start of a backup as its id says (ids begin with the UTC second it started). */
@@ -172,6 +195,17 @@ export function planRepository(repository: string, state: RetentionState, policy
       after: analyse(state.wal.listing.archived.filter((name) => !removed.has(name)), keptBases),
     };
   }
+  let shared: SharedPlan | null = null;
+  if (state.shared) {
+    const removing = new Set([...backups.filter((b) => b.action === 'remove').map((b) => b.id), ...state.pendingDeletions.map((i) => i.backupId), ...deadUploads.filter((d) => d.action === 'remove').map((d) => d.id)]);
+    const { now, afterRemoval } = unreferencedShared(state.shared, removing);
+    shared = {
+      objects: state.shared.stored.size,
+      bytes: [...state.shared.stored.values()].reduce((sum, size) => sum + size, 0),
+      unreferenced: now,
+      freed: afterRemoval,
+    };
+  }
   return {
     repository,
     policy,
@@ -181,6 +215,7 @@ export function planRepository(repository: string, state: RetentionState, policy
     deadUploads,
     pendingDeletions: state.pendingDeletions.map((intent) => intent.backupId),
     wal,
+    shared,
     leases: { live: Object.fromEntries(census.live), dead: census.dead.length },
   };
 }
@@ -197,6 +232,8 @@ export interface RepositoryRetentionOutcome {
   finishedEarlier: string[];
   deadUploadsRemoved: string[];
   wal: { removed: number; cutoff: WalRemoval['cutoff'] } | null;
+  /** Shared objects no backup references any more, swept after the removals (deferred while a backup may be storing some). */
+  shared: { removed: number; removedBytes: number; deferred: string | null } | null;
   deadLeasesRemoved: number;
 }
 
@@ -300,6 +337,15 @@ export async function applyRetention(
     wal = { removed: removal.remove.length, cutoff: removal.cutoff };
   }
 
+  // Shared objects no backup references any more: after the backups that referenced them went.
+  // Folders whose removal waits for a lease are not running backups (their listings still count).
+  let shared: RepositoryRetentionOutcome['shared'] = null;
+  if (state.shared) {
+    progress('sweep shared objects', 0, 0);
+    const swept = await sweepSharedObjects(repository, target, { graceHours: options.deadUploadAfterHours, now: options.now, removing: new Set(deferred.map((d) => d.id)) });
+    shared = { removed: swept.removed.length, removedBytes: swept.removedBytes, deferred: swept.deferred };
+  }
+
   await mapInParallel(census.dead, 16, ({ key }) => repository.backend.delete(key));
   return {
     repository: repository.name,
@@ -309,6 +355,7 @@ export async function applyRetention(
     finishedEarlier: earlier.map((intent) => intent.backupId).filter((id) => removed.includes(id)),
     deadUploadsRemoved,
     wal,
+    shared,
     deadLeasesRemoved: census.dead.length,
   };
 }

@@ -98,7 +98,7 @@ function describeMeasured(name: string, value: MeasuredObjective | null): string
   return `, ${name} ${formatDuration(value.seconds)}${value.objectiveSeconds !== null ? ` (objective ${formatDuration(value.objectiveSeconds)}: ${value.met ? 'met' : 'MISSED'})` : ''}`;
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;

@@ -1,4 +1,5 @@
 import { LifeboatError } from '../errors.js';
+import { storedBytesOf } from '../repository/manifest-envelope.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readTextIfAny } from '../repository/backend.js';
@@ -130,7 +131,7 @@ function backupFacts(manifest: Manifest): BackupFacts {
     kind: manifest.kind,
     snapshotAt: manifest.snapshotAt,
     completedAt: new Date(completedAt).toISOString(),
-    storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
+    storedBytes: storedBytesOf(manifest),
     sourceBytes: sourceBytesOf(manifest),
     durationSeconds: started.length ? Math.max(0, (completedAt - Math.min(...started)) / 1000) : null,
   };

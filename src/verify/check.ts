@@ -6,6 +6,7 @@ import { walRecordSchema, type WalRecord } from '../postgres/wal-archive.js';
 import { listWal, readHistories } from '../postgres/wal-listing.js';
 import { analyseWal, type TimelineHistory, type WalAnalysis } from '../postgres/wal-window.js';
 import { readTextIfAny } from '../repository/backend.js';
+import { readSharedObjects, sharedObjectsFolder } from '../repository/shared-objects.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readCatalog } from '../retention/catalog.js';
@@ -18,6 +19,8 @@ import { lastReadInFullAt, readVerifyState, writeVerifyState, type VerifyState }
  *   backup, never a request per object);
  * - with read-data (all, or a rotating subset), every selected object is read back, streamed, and
  *   its sha256 recomputed;
+ * - objects shared between backups (blobs' packs, named by each backup's listing): the same, once
+ *   per repository however many backups share one, a problem of every backup that uses it;
  * - PostgreSQL: every archived WAL file has its record and payload of the recorded size (read back
  *   too when selected), the continuity of every timeline, each base backup's WAL from start to
  *   stop (consistent), the chain from each to the newest segment, and the recoverable window.
@@ -99,8 +102,8 @@ interface ToRead {
   key: string;
   sizeBytes: number;
   sha256: string;
-  /** A backup's object (its id and name), or a WAL file (its name). */
-  owner: { backupId: string; object: string } | { wal: string };
+  /** A backup's object (its id and name), a WAL file (its name), or a shared object (the backups whose listing names it). */
+  owner: { backupId: string; object: string } | { wal: string } | { shared: string; backupIds: string[] };
 }
 
 export async function verifyRepository(options: VerifyRepositoryOptions): Promise<RepositoryVerification> {
@@ -136,6 +139,10 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
       else if (selected(key)) toRead.push({ key, sizeBytes: size, sha256: object.sha256, owner: { backupId: manifest.id, object: object.name } });
     }
   });
+
+  // Shared objects (blobs' packs), each once however many backups reference it.
+  const shared = await inspectShared(repository, target, catalog.backups, selected, problem);
+  toRead.push(...shared.toRead);
 
   // The WAL archive (PostgreSQL targets; nothing for others).
   const wal = await inspectWal(repository, target, selected);
@@ -176,6 +183,7 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
     const damage = checkpoint.damaged[object.key];
     if (!damage) continue;
     if ('backupId' in object.owner) problem(object.owner.backupId, damage);
+    else if ('shared' in object.owner) for (const id of object.owner.backupIds) problem(id, damage);
     else wal.problems.push(damage);
   }
 
@@ -217,6 +225,7 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
     read: toRead.filter((object) => !checkpoint.damaged[object.key]),
     damaged: toRead.filter((object) => checkpoint.damaged[object.key]),
     walNames: wal.recorded,
+    sharedKeys: shared.keysOf,
     readAt,
     checkedAt,
   });
@@ -230,7 +239,10 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
   const results: BackupVerification[] = [
     ...backups.map((manifest): BackupVerification => {
       const found = problems.get(manifest.id) ?? [];
-      const readCount = manifest.objects.filter((object) => readKeys.has(repository.objectKey(target, manifest.id, object.name))).length;
+      const sharedKeys = shared.keysOf.get(manifest.id) ?? [];
+      const readCount =
+        manifest.objects.filter((object) => readKeys.has(repository.objectKey(target, manifest.id, object.name))).length + sharedKeys.filter((key) => readKeys.has(key)).length;
+      const objectCount = manifest.objects.length + sharedKeys.length;
       return {
         backupId: manifest.id,
         kind: manifest.kind,
@@ -238,7 +250,7 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
         valid: found.length === 0,
         problems: found,
         lastReadInFullAt: lastReadInFullAt(updated, manifest),
-        readThisRun: readCount === 0 ? 'none' : readCount === manifest.objects.length ? 'full' : 'partial',
+        readThisRun: readCount === 0 ? 'none' : readCount === objectCount ? 'full' : 'partial',
       };
     }),
     ...catalog.unreadable.map(({ id }): BackupVerification => ({ backupId: id, kind: null, snapshotAt: null, valid: false, problems: problems.get(id) ?? [], lastReadInFullAt: null, readThisRun: 'none' })),
@@ -267,6 +279,8 @@ function updateState(
     read: ToRead[];
     damaged: ToRead[];
     walNames: string[];
+    /** Backup id -> the shared objects its listing names. */
+    sharedKeys: Map<string, string[]>;
     readAt: string;
     checkedAt: string;
   },
@@ -280,8 +294,12 @@ function updateState(
   }
   for (const id of run.unreadable) backups[id] = { checkedAt: run.checkedAt, valid: false, objectsReadAt: {} };
   const wal: VerifyState['wal'] = Object.fromEntries(run.walNames.flatMap((name) => (state.wal[name] ? [[name, state.wal[name]!]] : [])));
+  const referenced = new Set([...run.sharedKeys.values()].flat());
+  const shared: VerifyState['shared'] = Object.fromEntries(Object.entries(state.shared).filter(([key]) => referenced.has(key)));
   for (const object of run.read) {
-    if ('backupId' in object.owner) {
+    if ('shared' in object.owner) {
+      shared[object.owner.shared] = run.readAt;
+    } else if ('backupId' in object.owner) {
       const entry = backups[object.owner.backupId];
       if (entry) entry.objectsReadAt[object.owner.object] = run.readAt;
     } else if (object.owner.wal in wal || run.walNames.includes(object.owner.wal)) {
@@ -289,12 +307,79 @@ function updateState(
     }
   }
   for (const object of run.damaged) {
-    if ('backupId' in object.owner) delete backups[object.owner.backupId]?.objectsReadAt[object.owner.object];
+    if ('shared' in object.owner) delete shared[object.owner.shared];
+    else if ('backupId' in object.owner) delete backups[object.owner.backupId]?.objectsReadAt[object.owner.object];
     else delete wal[object.owner.wal];
+  }
+  // A backup with shared objects is read in full once every one of them is (the oldest read counts).
+  for (const [id, keys] of run.sharedKeys) {
+    const entry = backups[id];
+    if (!entry) continue;
+    let oldest: string | null = keys.length ? null : run.readAt;
+    for (const key of keys) {
+      const readAt = shared[key];
+      if (readAt === undefined) {
+        oldest = null;
+        break;
+      }
+      if (oldest === null || readAt < oldest) oldest = readAt;
+    }
+    entry.sharedReadAt = oldest;
   }
   // Every problem makes a backup's earlier reads stale: it is not verified until read right again.
   for (const [id, found] of run.problems) if (found.length && backups[id]) backups[id]!.valid = false;
-  return { ...state, updatedAt: run.checkedAt, backups, wal };
+  return { ...state, updatedAt: run.checkedAt, backups, wal, shared };
+}
+
+interface SharedInspection {
+  toRead: ToRead[];
+  /** Backup id -> the full keys of the shared objects its listing names (backups with a readable listing). */
+  keysOf: Map<string, string[]>;
+}
+
+/**
+ * The shared objects the backups reference (manifest.shared: blobs' packs): each backup's listing
+ * is read and checked against its manifest (it is one of the backup's own objects), then every
+ * object named is checked once, however many backups name it: it exists with its size (one
+ * listing of the shared folder), and is read back when selected. A problem is a problem of every
+ * backup that references the object.
+ */
+async function inspectShared(
+  repository: Repository,
+  target: string,
+  backups: Manifest[],
+  selected: (key: string) => boolean,
+  problem: (backupId: string, text: string) => void,
+): Promise<SharedInspection> {
+  const inspection: SharedInspection = { toRead: [], keysOf: new Map() };
+  const withShared = backups.filter((manifest) => manifest.shared !== undefined);
+  if (withShared.length === 0) return inspection;
+  const objects = new Map<string, { sizeBytes: number; sha256: string; backupIds: string[] }>();
+  await mapInParallel(withShared, 8, async (manifest) => {
+    let listed;
+    try {
+      listed = await readSharedObjects(repository, manifest);
+    } catch (error) {
+      if (!(error instanceof LifeboatError)) throw error;
+      // A listing that is missing or the wrong size is named above already.
+      if (error.type !== 'ObjectNotFound') problem(manifest.id, `${repository.objectKey(target, manifest.id, manifest.shared!.listing)}: ${error.message}`);
+      return;
+    }
+    inspection.keysOf.set(manifest.id, listed.map((object) => object.fullKey));
+    for (const object of listed) {
+      const entry = objects.get(object.fullKey) ?? { sizeBytes: object.sizeBytes, sha256: object.sha256, backupIds: [] };
+      entry.backupIds.push(manifest.id);
+      objects.set(object.fullKey, entry);
+    }
+  });
+  const sizes = new Map((await repository.backend.list(`${target}/${sharedObjectsFolder}`)).map((object) => [object.key, object.sizeBytes] as const));
+  for (const [key, object] of [...objects].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const size = sizes.get(key);
+    const found = size === undefined ? `${key}: missing` : size !== object.sizeBytes ? `${key}: ${size} bytes stored, the listing says ${object.sizeBytes}` : undefined;
+    if (found) for (const id of object.backupIds) problem(id, found);
+    else if (selected(key)) inspection.toRead.push({ key, sizeBytes: object.sizeBytes, sha256: object.sha256, owner: { shared: key, backupIds: object.backupIds } });
+  }
+  return inspection;
 }
 
 interface WalInspection {

@@ -11,7 +11,7 @@ import type { Repository } from '../repository/repository.js';
  * - per backup: when it was last checked and whether it was valid, and when each of its objects
  *   was last read back with the right sha256 (so "read in full" can be pieced together from
  *   subsets read over several runs);
- * - per archived WAL file: when it was last read back right.
+ * - per archived WAL file, and per shared object (blobs' packs): when it was last read back right.
  * It is bookkeeping, not evidence: reports (<target>/reports/) are the record of each run. Two
  * verify runs of one target at once both rewrite it; the later write wins (each run's report stays).
  */
@@ -31,8 +31,15 @@ export const verifyStateSchema = z.object({
       valid: z.boolean(),
       /** Object name -> when it was last read back matching its manifest. */
       objectsReadAt: z.record(z.string(), z.string()),
+      /**
+       * A backup with shared objects (manifest.shared): when every shared object its listing names
+       * had last been read back right (the oldest of those times, from `shared`), or null.
+       */
+      sharedReadAt: z.string().nullable().optional(),
     }),
   ),
+  /** Shared object key (e.g. a blobs pack) -> when it was last read back matching its listing; once per repository, however many backups share it. */
+  shared: z.record(z.string(), z.string()).default({}),
   /** Archived WAL file name -> when it was last read back matching its record. */
   wal: z.record(z.string(), z.string()),
 });
@@ -44,7 +51,7 @@ export function verifyStateKey(target: string): string {
 }
 
 export function emptyVerifyState(target: string): VerifyState {
-  return { format: verifyStateFormat, target, updatedAt: new Date(0).toISOString(), cursors: {}, lastRun: null, backups: {}, wal: {} };
+  return { format: verifyStateFormat, target, updatedAt: new Date(0).toISOString(), cursors: {}, lastRun: null, backups: {}, wal: {}, shared: {} };
 }
 
 /** The state, or an empty one when there is none yet or it is unreadable (it is only bookkeeping: the next run rebuilds it). */
@@ -64,11 +71,15 @@ export async function writeVerifyState(repository: Repository, state: VerifyStat
   await repository.backend.put(verifyStateKey(state.target), Readable.from([Buffer.from(`${JSON.stringify(state)}\n`)]));
 }
 
-/** When every object of the backup had last been read back right (the oldest of those times), or null. */
-export function lastReadInFullAt(state: VerifyState, manifest: Pick<Manifest, 'id' | 'objects'>): string | null {
+/** When every object of the backup, and every shared object it references, had last been read back right (the oldest of those times), or null. */
+export function lastReadInFullAt(state: VerifyState, manifest: Pick<Manifest, 'id' | 'objects' | 'shared'>): string | null {
   const entry = state.backups[manifest.id];
   if (!entry) return null;
   let oldest: string | null = null;
+  if (manifest.shared && manifest.shared.count > 0) {
+    if (!entry.sharedReadAt) return null;
+    oldest = entry.sharedReadAt;
+  }
   for (const object of manifest.objects) {
     const readAt = entry.objectsReadAt[object.name];
     if (readAt === undefined) return null;
@@ -82,6 +93,6 @@ export function lastReadInFullAt(state: VerifyState, manifest: Pick<Manifest, 'i
  * them valid, and every one of their objects has been read back with the right sha256 (in one run,
  * or over several subset runs) with no damage found since.
  */
-export function verifiedBackups(state: VerifyState, manifests: ReadonlyArray<Pick<Manifest, 'id' | 'objects'>>): Set<string> {
+export function verifiedBackups(state: VerifyState, manifests: ReadonlyArray<Pick<Manifest, 'id' | 'objects' | 'shared'>>): Set<string> {
   return new Set(manifests.filter((manifest) => state.backups[manifest.id]?.valid === true && lastReadInFullAt(state, manifest) !== null).map((m) => m.id));
 }

@@ -18,6 +18,8 @@ export interface BackupRun<Target> {
   backupId: string;
   /** The run's method (the input's `method`, one of the kind's `methods`), if it chose one. */
   method: string | undefined;
+  /** Read every byte of the source instead of trusting change detection (`--rehash`; kinds that back up incrementally). */
+  rehash: boolean;
 }
 
 export interface BackupOutcome<Details extends object> {

@@ -4,8 +4,9 @@
  * module under workflows/kinds/, and one line here.
  */
 import { filesRunbooks } from './files.js';
+import { blobsRunbooks } from './blobs.js';
 import { postgresRunbooks } from './postgres/index.js';
 import { secretsRunbooks } from './secrets.js';
 import { sqliteRunbooks } from './sqlite.js';
 
-export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, filesRunbooks, secretsRunbooks] as const;
+export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, filesRunbooks, secretsRunbooks, blobsRunbooks] as const;
