@@ -60,7 +60,7 @@ describe('files runbooks survive a killed worker', () => {
 
     const result = (await handle.result()) as { backupId: string };
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, packFilesAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, packFilesAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.packFilesAndUpload, 2, 'the interrupted pack ran again on the new worker');
 
     const into = join(lifeboat.dir, 'after-kill');
@@ -108,7 +108,7 @@ describe('files runbooks survive a killed worker', () => {
     assert.ok(scratch);
     await handle.cancel();
     await assert.rejects(handle.result(), /cancel/i);
-    assert.deepEqual((await handle.query(timelineQuery)).map((s) => [s.name, s.status]).at(-1), ['remove-scratch', 'completed']);
+    assert.deepEqual((await handle.query(timelineQuery)).map((s) => [s.name, s.status]).slice(-2), [['remove-scratch', 'completed'], ['record-audit', 'completed']]);
     assert.equal(existsSync(scratch), false, 'scratch copy removed after cancellation');
     await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFilesStaging');
   });
