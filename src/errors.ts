@@ -17,6 +17,9 @@ export const errorTypes = {
   PostgresAuthFailed: 'input',
   PostgresConnectionFailed: 'input',
   DatabaseExists: 'input',
+  // Redis targets (src/redis/client.ts): the server cannot be reached, or refuses the credentials or the ACL user's permissions.
+  RedisConnectionFailed: 'input',
+  RedisAuthFailed: 'input',
   NotApproved: 'input',
   ChecksumMismatch: 'data',
   BackupCorrupt: 'data',
@@ -34,6 +37,8 @@ export const errorTypes = {
   WalSegmentMissing: 'data',
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
+  // A program a step runs (a command target's backup, restore or verify command; redis-cli --rdb) exited non-zero, was killed, timed out or could not start.
+  CommandFailed: 'runbook',
   VerificationFailed: 'data',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',

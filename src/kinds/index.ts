@@ -8,9 +8,10 @@ import { z } from 'zod';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
 import type { ActivityTable, TargetKind, UnionToIntersection } from './contract.js';
 import { postgresKind } from './postgres/index.js';
+import { redisKind } from './redis/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
-export const targetKinds = [sqliteKind, postgresKind] as const;
+export const targetKinds = [sqliteKind, postgresKind, redisKind] as const;
 
 type Kinds = (typeof targetKinds)[number];
 

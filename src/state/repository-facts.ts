@@ -31,7 +31,7 @@ export interface RepositoryFactsMemory {
 export interface RepositoryFactsInput {
   repository: Repository;
   target: string;
-  type: 'sqlite' | 'postgres';
+  type: string;
   /** The server's last archived WAL file (pg_stat_archiver), when the server could be asked. */
   serverArchivedWal?: string | null;
   memory?: RepositoryFactsMemory;

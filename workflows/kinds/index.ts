@@ -4,6 +4,7 @@
  * module under workflows/kinds/, and one line here.
  */
 import { postgresRunbooks } from './postgres/index.js';
+import { redisRunbooks } from './redis.js';
 import { sqliteRunbooks } from './sqlite.js';
 
-export const targetRunbooks = [sqliteRunbooks, postgresRunbooks] as const;
+export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, redisRunbooks] as const;
