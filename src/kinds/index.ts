@@ -7,11 +7,12 @@
 import { z } from 'zod';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
 import type { ActivityTable, TargetKind, UnionToIntersection } from './contract.js';
+import { commandKind } from './command/index.js';
 import { postgresKind } from './postgres/index.js';
 import { redisKind } from './redis/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
-export const targetKinds = [sqliteKind, postgresKind, redisKind] as const;
+export const targetKinds = [sqliteKind, postgresKind, redisKind, commandKind] as const;
 
 type Kinds = (typeof targetKinds)[number];
 

@@ -117,7 +117,7 @@ export interface RunningCommand {
   done: Promise<CommandOutcome>;
   /** The stderr tail so far. */
   stderr(): string;
-  /** Stops the program (SIGTERM, then SIGKILL after 5 s); `done` settles once it is gone. */
+  /** Stops the program and its process group (SIGTERM, then SIGKILL after 5 s); `done` settles once it is gone. */
   kill(): void;
 }
 
@@ -133,45 +133,76 @@ async function checkWorkingDirectory(spec: CommandSpec, what: string): Promise<v
 
 function start(direction: Direction, spec: CommandSpec, env: Record<string, string>, options: { signal?: AbortSignal | undefined }): RunningCommand {
   const started = Date.now();
+  // A process group of its own: a time limit or a cancellation stops the program and everything it
+  // started (`sh -c "a | b"`, a `sleep` holding stdout open), not just the first process.
   const child: ResultPromise = execa(spec.argv[0]!, spec.argv.slice(1), {
     env,
     extendEnv: false,
     ...(spec.cwd ? { cwd: spec.cwd } : {}),
-    timeout: spec.timeoutSeconds * 1000,
-    forceKillAfterDelay: 5000,
+    detached: true,
     reject: false,
     buffer: false,
     encoding: 'buffer',
     stdin: direction === 'import' ? 'pipe' : 'ignore',
     stdout: direction === 'export' ? 'pipe' : 'ignore',
     stderr: 'pipe',
-    ...(options.signal ? { cancelSignal: options.signal } : {}),
   });
+  let timedOut = false;
+  let cancelled = false;
+  let exited = false;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    if (exited || child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // the group is gone already
+    }
+  };
+  let forceKill: NodeJS.Timeout | undefined;
+  const stop = () => {
+    signalGroup('SIGTERM');
+    forceKill ??= setTimeout(() => signalGroup('SIGKILL'), 5000);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, spec.timeoutSeconds * 1000);
+  const onAbort = () => {
+    cancelled = true;
+    stop();
+  };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
   let tail = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     tail = (tail + chunk.toString('utf8')).slice(-stderrTailBytes);
   });
   // EPIPE on stdin means the program stopped reading: its exit status says why.
   child.stdin?.on('error', () => undefined);
+  const settle = () => {
+    exited = true;
+    clearTimeout(timer);
+    clearTimeout(forceKill);
+    options.signal?.removeEventListener('abort', onAbort);
+  };
   const done = child.then(
-    (result) => ({
-      exitCode: result.exitCode,
-      signal: result.signal,
-      timedOut: result.timedOut,
-      cancelled: result.isCanceled,
-      spawnError: result.exitCode === undefined && result.signal === undefined && !result.timedOut && !result.isCanceled ? (result.originalMessage ?? result.shortMessage) : undefined,
-      stderrTail: stderrTail(tail),
-      durationMs: Date.now() - started,
-    }),
-    (error: unknown) => ({
-      exitCode: undefined,
-      signal: undefined,
-      timedOut: false,
-      cancelled: false,
-      spawnError: (error as Error).message,
-      stderrTail: stderrTail(tail),
-      durationMs: Date.now() - started,
-    }),
+    (result): CommandOutcome => {
+      settle();
+      const ran = result.exitCode !== undefined || result.signal !== undefined;
+      return {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        timedOut,
+        cancelled,
+        spawnError: ran ? undefined : (result.originalMessage ?? result.shortMessage),
+        stderrTail: stderrTail(tail),
+        durationMs: Date.now() - started,
+      };
+    },
+    (error: unknown): CommandOutcome => {
+      settle();
+      return { exitCode: undefined, signal: undefined, timedOut, cancelled, spawnError: (error as Error).message, stderrTail: stderrTail(tail), durationMs: Date.now() - started };
+    },
   );
   // execa discards output nobody reads by the time the program exits: a pass-through takes it at
   // once (and holds the program back by backpressure until the pipeline reads).
@@ -188,7 +219,7 @@ function start(direction: Direction, spec: CommandSpec, env: Record<string, stri
     stdin: direction === 'import' ? child.stdin : null,
     done,
     stderr: () => stderrTail(tail),
-    kill: () => void child.kill(),
+    kill: stop,
   };
 }
 

@@ -3,8 +3,9 @@
  * listed in src/kinds/index.ts, and a unit test checks that both lists agree). Adding a kind: its
  * module under workflows/kinds/, and one line here.
  */
+import { commandRunbooks } from './command.js';
 import { postgresRunbooks } from './postgres/index.js';
 import { redisRunbooks } from './redis.js';
 import { sqliteRunbooks } from './sqlite.js';
 
-export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, redisRunbooks] as const;
+export const targetRunbooks = [sqliteRunbooks, postgresRunbooks, redisRunbooks, commandRunbooks] as const;

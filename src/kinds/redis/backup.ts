@@ -126,10 +126,16 @@ export async function streamRdbAndUpload(input: { target: ResolvedRedisTarget; b
     let stored: Awaited<ReturnType<typeof storePayload>>;
     try {
       const storing = storePayload({ target, backupId, objectName, source: cli.stdout!, taps, key, progress, signal: stopping, env });
+      // A repository that fails stops redis-cli (it would otherwise wait forever on a full pipe).
+      let storeFailed = false;
+      storing.catch(() => {
+        storeFailed = true;
+        cli.kill();
+      });
       const [upload, outcome] = await Promise.allSettled([storing, cli.done]);
       // redis-cli's own failure (with its messages) explains a short stream better than the stream does.
       const ended = outcome.status === 'fulfilled' ? outcome.value : undefined;
-      if (ended && !succeeded(ended)) {
+      if (ended && !succeeded(ended) && !storeFailed) {
         if (signal.aborted) throw signal.reason;
         throw rdbExportFailure(target.connection, ended.stderrTail) ?? commandFailure('the RDB transfer', spec, ended, 'Nothing was stored; check the server\'s log (fork, memory, client-output-buffer-limit replica) and run the backup again');
       }
