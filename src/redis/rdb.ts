@@ -160,12 +160,22 @@ export class EofMarkTrimmer extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const all = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
-    if (all.length <= eofMarkBytes) {
-      this.held = all;
+    if (this.held.length + chunk.length <= eofMarkBytes) {
+      this.held = Buffer.concat([this.held, chunk]);
       callback();
       return;
     }
+    // Everything but the last 40 bytes goes on, without copying the chunk: what was held, then the
+    // chunk up to its last 40 bytes (or, for a chunk shorter than that, part of what was held).
+    if (chunk.length >= eofMarkBytes) {
+      if (this.held.length > 0) this.push(this.held);
+      const out = chunk.subarray(0, chunk.length - eofMarkBytes);
+      this.passed += this.held.length + out.length;
+      this.held = Buffer.from(chunk.subarray(chunk.length - eofMarkBytes));
+      callback(null, out);
+      return;
+    }
+    const all = Buffer.concat([this.held, chunk]);
     const out = all.subarray(0, all.length - eofMarkBytes);
     this.held = Buffer.from(all.subarray(all.length - eofMarkBytes));
     this.passed += out.length;

@@ -93,7 +93,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     } finally {
       one.close();
     }
-    await configure({ cache: target(), s3only: target({ repositories: ['s3'] }) });
+    await configure({ cache: target({ checkOnBackup: true }), s3only: target({ repositories: ['s3'] }) });
     await lifeboat.startWorker();
   });
 
@@ -167,6 +167,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
   test('a backup in S3 alone backs up and drills', async () => {
     const backup = await lifeboat.run('backup', { target: 's3only' });
     assert.deepEqual(backup.repositories, ['s3']);
+    assert.equal((backup as { redis?: { keys: number } }).redis?.keys, 20_003, 'without the check on the stream, INFO keyspace counts the keys');
     const report = await lifeboat.run('drill', { target: 's3only' });
     assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
     assert.equal(report.backupId, backup.backupId);
@@ -237,7 +238,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     process.env.LIFEBOAT_TEST_REDIS_WRONG = 'wrong-password';
     const closedPort = await freePort();
     await configure({
-      cache: target(),
+      cache: target({ checkOnBackup: true }),
       down: target({ connection: { host: '127.0.0.1', port: closedPort, passwordEnv: redis.passwordEnv, connectTimeoutSeconds: 2 } }),
       wrong: target({ connection: { host: '127.0.0.1', port: redis.port, passwordEnv: 'LIFEBOAT_TEST_REDIS_WRONG' } }),
       nopass: target({ connection: { host: '127.0.0.1', port: redis.port } }),

@@ -62,7 +62,8 @@ export async function exportCommandAndUpload(input: { target: ResolvedCommandTar
     const [stored, outcome] = await Promise.allSettled([storing, command.done]);
     const ended = outcome.status === 'fulfilled' ? outcome.value : undefined;
     // The command's own failure (with its stderr) explains a short stream better than the stream does.
-    if (ended && !succeeded(ended) && !storeFailed) {
+    // Stopped because a repository failed: that failure is the one to report.
+    if (ended && !succeeded(ended) && !(storeFailed && ended.signal !== undefined)) {
       if (signal.aborted) throw signal.reason;
       stop.abort(new Error('the backup command failed'));
       await storing.catch(() => undefined);

@@ -135,9 +135,13 @@ export async function streamRdbAndUpload(input: { target: ResolvedRedisTarget; b
       const [upload, outcome] = await Promise.allSettled([storing, cli.done]);
       // redis-cli's own failure (with its messages) explains a short stream better than the stream does.
       const ended = outcome.status === 'fulfilled' ? outcome.value : undefined;
-      if (ended && !succeeded(ended) && !storeFailed) {
+      // Stopped because a repository failed: that failure is the one to report.
+      if (ended && !succeeded(ended) && !(storeFailed && ended.signal !== undefined)) {
         if (signal.aborted) throw signal.reason;
-        throw rdbExportFailure(target.connection, ended.stderrTail) ?? commandFailure('the RDB transfer', spec, ended, 'Nothing was stored; check the server\'s log (fork, memory, client-output-buffer-limit replica) and run the backup again');
+        const typed = rdbExportFailure(target.connection, ended.stderrTail);
+        if (typed) throw typed;
+        // Anything else (the server restarted, a dropped connection, LOADING) may pass: the step is retried.
+        throw new Error(commandFailure('the RDB transfer', spec, ended, 'check the server\'s log (fork, memory)').message);
       }
       if (upload.status === 'rejected') throw upload.reason;
       stored = upload.value;
