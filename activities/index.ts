@@ -1,8 +1,12 @@
 import { reportingFailures, type Reported } from './failures.js';
 import { checkHealth, runHook } from './hooks.js';
 import { discardBackup, locateBackup, verifyStoredBackup, writeManifest, writeReport } from './repository.js';
+import { notify } from './notify.js';
+import { recordAudit } from './audit.js';
 import { resolveTarget } from './target.js';
 import { loadKindActivities, type KindActivities } from '../src/kinds/index.js';
+import { verifyStoredRepository, withdrawDamagedCopies } from './verify.js';
+import { applyTargetRetention, planTargetRetention } from './retention.js';
 
 export interface ActivityDependencies {
   /** The worker's lifeboat.config.yaml. */
@@ -22,6 +26,15 @@ function genericActivities(configPath: string, env: NodeJS.ProcessEnv) {
     discardBackup: reportingFailures((input: Parameters<typeof discardBackup>[0]) => discardBackup(input, env)),
     runHook: reportingFailures(runHook),
     checkHealth: reportingFailures(checkHealth),
+    // Verification of what the repositories store.
+    verifyStoredRepository: reportingFailures((input: Parameters<typeof verifyStoredRepository>[0]) => verifyStoredRepository(input, env)),
+    withdrawDamagedCopies: reportingFailures((input: Parameters<typeof withdrawDamagedCopies>[0]) => withdrawDamagedCopies(input, env)),
+    // Retention (lifeboat forget).
+    planRetention: reportingFailures((input: Parameters<typeof planTargetRetention>[0]) => planTargetRetention(input, { configPath, env })),
+    applyRetention: reportingFailures((input: Parameters<typeof applyTargetRetention>[0]) => applyTargetRetention(input, { configPath, env })),
+    // Telling people (src/notify/, src/audit/): after the run's outcome is decided.
+    notify: reportingFailures((input: Parameters<typeof notify>[0]) => notify(input, { configPath, env })),
+    recordAudit: reportingFailures((input: Parameters<typeof recordAudit>[0]) => recordAudit(input, env)),
   };
 }
 
@@ -45,3 +58,5 @@ export type { Reported };
 export type { ResolvedTarget, ResolvedTargetBase } from './target.js';
 export type { SmokeCheckResult } from '../src/kinds/contract.js';
 export type { VerifiedCopy } from './repository.js';
+export type { RepositoryVerification } from './verify.js';
+export type { RepositoryRetentionOutcome, RepositoryRetentionPlan, RetentionPlan } from './retention.js';

@@ -17,6 +17,11 @@ export interface ProgressReporter {
   set(progress: Partial<Progress>): void;
   /** Names what the step is doing now (the bytes stay as they are). */
   setPhase(phase: string): void;
+  /**
+   * Sends `details` with every heartbeat from now on (beside the progress), e.g. where a step can
+   * go on from: a retry finds the last one in Context.current().info.heartbeatDetails.
+   */
+  attach(details: Record<string, unknown>): void;
   /** Stops the heartbeats (call in finally). */
   stop(): void;
 }
@@ -32,9 +37,18 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
   let bytesDone = 0;
   let bytesTotal = initialBytesTotal;
   let sampler: (() => number | undefined) | undefined;
+  let attached: Record<string, unknown> = {};
+  let told: { phase: string; tenth: number } | undefined;
   const beat = () => {
     bytesDone = sampler?.() ?? bytesDone;
-    context.heartbeat({ phase, bytesDone, bytesTotal } satisfies Progress);
+    context.heartbeat({ ...attached, phase, bytesDone, bytesTotal } satisfies Progress);
+    // The run's current details (the Temporal UI's header) show the progress too: its workflow
+    // hears of it at each new phase and each tenth of the way, a dozen signals per step at most.
+    const tenth = bytesTotal > 0 ? Math.min(10, Math.floor((10 * bytesDone) / bytesTotal)) : 0;
+    if (told?.phase !== phase || told.tenth !== tenth) {
+      told = { phase, tenth };
+      tellRun(context, { phase, bytesDone, bytesTotal });
+    }
   };
   beat();
   const timer = setInterval(beat, intervalMs);
@@ -53,11 +67,28 @@ export function startProgress(initialPhase: string, initialBytesTotal: number, i
     setPhase(next: string) {
       phase = next;
     },
+    attach(details: Record<string, unknown>) {
+      attached = details;
+    },
     stop() {
       clearInterval(timer);
       beat();
     },
   };
+}
+
+/** Best effort: a run that cannot be told (no client, a test's mock context) still has its heartbeats. */
+function tellRun(context: Context, progress: Progress): void {
+  try {
+    const { workflowExecution, activityType } = context.info;
+    if (!workflowExecution) return;
+    context.client.workflow
+      .getHandle(workflowExecution.workflowId, workflowExecution.runId)
+      .signal('progress', { activityType, ...progress })
+      .catch(() => undefined);
+  } catch {
+    // No client in this context.
+  }
 }
 
 /** A pass-through that records the running byte count in a progress reporter. */

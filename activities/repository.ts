@@ -1,17 +1,23 @@
 import { log } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { renderReportHtml, type RenderableReport } from '../src/report/html.js';
 import { LifeboatError } from '../src/errors.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
-import type { Repository } from '../src/repository/repository.js';
+import { reportText, type Repository } from '../src/repository/repository.js';
+import { leaseForThisRun, releaseLease } from './leases.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
 import type { ResolvedTargetBase as ResolvedTarget } from '../src/kinds/contract.js';
 import { manifestKindOf } from '../src/kinds/index.js';
 
-/** Clears every repository of what an interrupted attempt left under backupId (Repository.discardUnfinishedBackup). */
-export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string): Promise<number> {
+/**
+ * Clears every repository of what an interrupted attempt left under backupId
+ * (Repository.discardUnfinishedBackup): everything, or with beforeAttempt only what earlier attempts left.
+ */
+export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string, beforeAttempt?: number): Promise<number> {
   let removed = 0;
-  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId);
+  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId, beforeAttempt === undefined ? {} : { beforeAttempt });
   return removed;
 }
 
@@ -84,6 +90,8 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
   const repositories = openRepositories(target, env);
   const failures: string[] = [];
   if (backupId) {
+    // The lease comes before the manifest is read: retention either sees it or removed the manifest first.
+    await leaseForThisRun(repositories, target.name, backupId);
     for (const repository of repositories) {
       try {
         return await repository.readManifest(target.name, backupId);
@@ -122,12 +130,32 @@ export async function locateBackup(input: { target: ResolvedTarget; backupId?: s
       kind === undefined ? `Run \`lifeboat backup ${target.name}\` first` : (manifestKindOf(kind)?.missingHint(target.name) ?? `Run \`lifeboat backup ${target.name}\` first`),
     );
   }
-  return newest;
+  // Leased, then read again: retention may have removed it since it was listed (the step then
+  // fails retryably and its next attempt chooses again).
+  const chosen = newest;
+  const lease = await leaseForThisRun(repositories, target.name, chosen.id);
+  const still = await Promise.all(repositories.map((repository) => repository.readManifestIfAny(target.name, chosen.id).catch(() => undefined)));
+  if (still.some((manifest) => manifest !== undefined)) return chosen;
+  await releaseLease(repositories, lease);
+  throw new Error(`backup ${chosen.id} of target "${target.name}" was removed by retention while it was being chosen`);
 }
 
-/** Stores a drill or verification report in every repository of the target. */
-export async function writeReport(input: { target: ResolvedTarget; runId: string; report: unknown }, env: NodeJS.ProcessEnv): Promise<{ keys: string[] }> {
+/**
+ * Stores a drill, PITR or verification report in every repository of the target; a report with
+ * RTO and RPO (drills, PITR) also gets its HTML page beside it, rendered from the same bytes.
+ */
+export async function writeReport(input: { target: ResolvedTarget; runId: string; report: unknown }, env: NodeJS.ProcessEnv): Promise<{ keys: string[]; pages: string[] }> {
   const repositories = openRepositories(input.target, env);
   const keys = await Promise.all(repositories.map((r) => r.writeReport(input.target.name, input.runId, input.report).then((key) => `${r.name}:${key}`)));
-  return { keys };
+  if (!isPersonReadable(input.report)) return { keys, pages: [] };
+  const text = reportText(input.report);
+  const html = renderReportHtml(input.report, { sha256: createHash('sha256').update(text).digest('hex'), from: `${input.target.name}/reports/${input.runId}.json` });
+  const pages = await Promise.all(repositories.map((r) => r.writeReportPage(input.target.name, input.runId, html).then((key) => `${r.name}:${key}`)));
+  return { keys, pages };
+}
+
+/** Reports a person reads as a page: those of drills and PITR runs (they measure RTO and RPO). */
+export function isPersonReadable(report: unknown): report is RenderableReport {
+  const candidate = report as Partial<RenderableReport> | null;
+  return typeof candidate === 'object' && candidate !== null && 'rto' in candidate && Array.isArray(candidate.timeline) && typeof candidate.workflowId === 'string';
 }

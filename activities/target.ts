@@ -1,7 +1,7 @@
 import { loadConfig, targetNamed } from '../src/config/load.js';
 import type { Config, RepositoryConfig } from '../src/config/schema.js';
 import { LifeboatError } from '../src/errors.js';
-import type { ResolvedTargetCommon } from '../src/kinds/contract.js';
+import type { ResolvedTargetBase, ResolvedTargetCommon } from '../src/kinds/contract.js';
 import { targetKindOf, type ResolvedTarget } from '../src/kinds/index.js';
 import { keyId, loadKeyFile } from '../src/pipeline/encrypt.js';
 
@@ -29,7 +29,18 @@ export async function resolveTarget(configPath: string, input: { target: string 
   // The config schema is the union of the registered kinds' schemas: every valid target has a kind.
   const kind = targetKindOf(target.type);
   if (!kind) throw new LifeboatError('InvalidConfig', `target "${input.target}" is of type "${target.type}", which this worker does not know`);
-  return kind.resolve(target, await resolveCommon(config, input.target, target.repositories), { configPath }) as ResolvedTarget;
+  const resolved = kind.resolve(target, await resolveCommon(config, input.target, target.repositories), { configPath }) as ResolvedTarget;
+  return { ...resolved, notifications: notificationsOf(config, input.target) };
+}
+
+/** The channels of the config that take events of this target (names and event types only). */
+function notificationsOf(config: Config, target: string): NonNullable<ResolvedTargetBase['notifications']> {
+  return {
+    channels: Object.entries(config.notifications?.channels ?? {})
+      .filter(([, channel]) => channel.targets === undefined || channel.targets.includes(target))
+      .map(([name, channel]) => ({ name, events: channel.events })),
+    deliveryTimeoutSeconds: config.notifications?.deliveryTimeoutSeconds ?? 300,
+  };
 }
 
 async function resolveCommon(config: Config, name: string, repositories: string[]): Promise<ResolvedTargetCommon> {

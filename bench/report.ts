@@ -37,6 +37,8 @@ export interface Report {
   method: string[];
   comparisons: Comparison[];
   memory: MemoryCheck[];
+  /** Suites with verdicts of their own (the fan-out suite), each a titled block of markdown lines. */
+  sections?: Array<{ title: string; lines: string[] }>;
 }
 
 export function best(executions: Execution[]): Execution {
@@ -163,5 +165,6 @@ export function markdown(report: Report): string {
     '',
     ...breakdownLines(report),
     '',
+    ...(report.sections ?? []).flatMap((section) => [`## ${section.title}`, '', ...section.lines, '']),
   ].join('\n');
 }

@@ -9,7 +9,8 @@
  *   node --import tsx scripts/record-histories.ts --out <dir> ...      writes them to <dir>
  *
  * Re-record when a workflow changes on purpose, and keep the old files if runs started by the old
- * code may still be open when the new code is deployed (then both must replay).
+ * code may still be open when the new code is deployed (then both must replay): move them into
+ * test/fixtures/histories/older/ under a name that says what changed; the replay test replays them.
  */
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';

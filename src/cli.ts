@@ -64,6 +64,29 @@ function formatStep(step: StepRecord): string {
   return `  ${step.status.padEnd(9)} ${step.name}${seconds}${attempts}${step.detail ? `  ${step.detail}` : ''}`;
 }
 
+/** A retention plan as the operator reads it: per repository, every backup with keep or remove and why. */
+function planLines(plan: RunbookTypes['retention']['result']['plan']): string[] {
+  const lines = [`retention plan for ${plan.target} (${plan.plannedAt}):`];
+  for (const repository of plan.repositories) {
+    lines.push(`  repository ${repository.repository}: ${repository.description}`);
+    for (const backup of repository.backups) {
+      lines.push(`    ${backup.action === 'remove' ? 'REMOVE' : 'keep  '} ${backup.id}  ${backup.time}  ${backup.group.padEnd(13)}  ${backup.reasons.join(', ')}`);
+    }
+    if (repository.backups.length === 0) lines.push('    (no complete backups)');
+    for (const unreadable of repository.unreadable) lines.push(`    left   ${unreadable.id}  manifest unreadable: ${unreadable.problem}`);
+    for (const dead of repository.deadUploads) lines.push(`    ${dead.action === 'remove' ? 'REMOVE' : 'keep  '} ${dead.id}  ${dead.reason}`);
+    for (const id of repository.pendingDeletions) lines.push(`    finish ${id}  removal begun by an earlier run (manifest already gone)`);
+    if (repository.wal) {
+      const window = (w: NonNullable<typeof repository.wal>['before']) => (w ? `${w.earliest.time} (${w.earliest.backupId}) to ${w.latest.lsn}` : 'none');
+      lines.push(
+        `    WAL: remove ${repository.wal.remove} of ${repository.wal.archived} archived files${repository.wal.cutoff ? ` (before ${repository.wal.cutoff.segment}, the start of ${repository.wal.cutoff.backupId})` : ''}; ` +
+          `recoverable window now ${window(repository.wal.before)}, after ${window(repository.wal.after)}`,
+      );
+    }
+  }
+  return lines;
+}
+
 /** The running step, with the byte progress of its last heartbeat (activities/progress.ts). */
 function progressLine(steps: StepRecord[], heartbeat: Uint8Array | null | undefined): string {
   const running = steps.filter((s) => s.status === 'running').at(-1);
@@ -104,6 +127,8 @@ async function run<K extends RunbookKind>(
   options: { wait?: boolean; json?: boolean },
   global: GlobalOptions,
   render: (result: RunbookTypes[K]['result']) => { lines: string[]; failed: boolean },
+  /** Runs beside the wait for the result (e.g. shows a plan and answers an approval). */
+  during?: (client: Client, handle: WorkflowHandle) => Promise<void>,
 ): Promise<number> {
   const { config, path } = readConfig(global.config, false);
   assertTarget(config, input.target, path);
@@ -127,7 +152,8 @@ async function run<K extends RunbookKind>(
       return 0;
     }
     const result = handle.result() as Promise<RunbookTypes[K]['result']>;
-    await showProgress(client, handle, result);
+    if (during) await during(client, handle);
+    else await showProgress(client, handle, result);
     try {
       const value = await result;
       const { lines, failed } = render(value);
@@ -199,7 +225,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   program
     .command('worker')
     .description('run a worker against TEMPORAL_ADDRESS')
-    .action(async () => {
+    .option('--apply-schedules', 'first make the server\'s schedules match the config (as `lifeboat schedules apply`); a failure is reported and the worker runs all the same')
+    .action(async (options: { applySchedules?: boolean }) => {
       const { config, path } = readConfig(global().config, true);
       const settings = temporalSettings(config);
       const { createWorker } = await import('./worker.js');
@@ -209,7 +236,15 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         taskQueue: settings.taskQueue,
         configPath: path,
         ...(config?.worker.metricsListen ? { metricsListen: config.worker.metricsListen } : {}),
+        limits: config!.worker,
       });
+      if (options.applySchedules) {
+        try {
+          await withClient(settings, (client) => applyAndReport(client, settings, config!, { dryRun: false, json: false }));
+        } catch (error) {
+          say(`lifeboat worker: the schedules were not applied: ${describeFailure(error)}`);
+        }
+      }
       say(`worker polling task queue "${settings.taskQueue}" at ${settings.address} (config ${path}); Ctrl-C stops it`);
       await worker.run();
     });
@@ -282,7 +317,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('approve <workflowId>')
     .description('answer a runbook waiting for approval (e.g. a PostgreSQL restore that would replace an existing database)')
     .option('--reject', 'refuse instead: the runbook drops what it restored and ends without replacing anything')
-    .option('--by <name>', 'who decides, for the runbook\'s timeline')
+    .option('--by <name>', 'who decides, for the runbook\'s timeline, audit record and report (default: <OS user>@<host>)')
     .action(async (workflowId: string, options: { reject?: boolean; by?: string }) => {
       const { config } = readConfig(global().config, false);
       const settings = temporalSettings(config);
@@ -290,7 +325,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       const { approveUpdate } = await import('../workflows/approval.js');
       const client = await connectClient(settings);
       try {
-        const answer = { approve: !options.reject, ...(options.by ? { by: options.by } : {}) };
+        // Who gave it goes into the run's audit record and report: the operator at this terminal unless --by says otherwise.
+        const { cliRequester } = await import('./requested-by.js');
+        const me = cliRequester();
+        const answer = { approve: !options.reject, by: options.by ?? (me.via === 'cli' ? `${me.user}@${me.host}` : 'cli') };
         const result = await client.workflow.getHandle(workflowId).executeUpdate(approveUpdate, { args: [answer] });
         say(`${workflowId}: ${result.decision}`);
       } catch (error) {
@@ -316,7 +354,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             r.rpo ? `  RPO ${r.rpo.seconds.toFixed(1)}s${r.rpo.targetSeconds !== null ? ` (target ${r.rpo.targetSeconds}s: ${r.rpo.met ? 'met' : 'MISSED'})` : ''}` : '  RPO not measured',
             ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
             ...r.timeline.map(formatStep),
-            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')} (and its HTML page beside each: \`lifeboat report ${r.workflowId}\` renders it too)`] : []),
           ],
         })),
       );
@@ -369,6 +407,129 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
             ...r.checks.map((c) => `  check ${c.passed ? 'pass' : 'FAIL'} ${c.name}: ${c.detail}`),
             ...(r.cutover ? [`  cut over: the recovered cluster is now live in ${r.cutover.liveDataDir}; the previous one is kept in ${r.cutover.safetyCopy}`] : []),
             ...r.timeline.map(formatStep),
+          ],
+        })),
+      );
+    });
+
+  program
+    .command('forget <target>')
+    .description(
+      'apply the target\'s retention policy (targets.<name>.retention): plan every backup with keep or remove and every reason, show it, ' +
+        'ask, then remove (manifest first, objects once no run uses them; WAL before the oldest kept base backup; dead uploads). ' +
+        'Schedules run the retention runbook without asking',
+    )
+    .option('--dry-run', 'show the plan and remove nothing')
+    .option('--yes', 'remove what the plan says without asking (for scripts)')
+    .addOption(jsonOption)
+    .action(async (target: string, options: { dryRun?: boolean; yes?: boolean; json?: boolean }) => {
+      if (options.dryRun && options.yes) throw new UsageError('give --dry-run or --yes, not both');
+      const ask = !options.dryRun && !options.yes;
+      if (ask && !process.stdin.isTTY) {
+        throw new UsageError('forget removes backups: pass --yes to remove what the plan says, or --dry-run to only see the plan (without either it asks on a terminal)');
+      }
+      const { config, path } = readConfig(global().config, false);
+      if (config) {
+        const configured = targetNamed(config.targets, target, path);
+        if (!configured.retention) {
+          throw new LifeboatError('InvalidConfig', `target "${target}" has no retention policy in ${path}`, `Add retention: (e.g. keepDaily: 7, keepWeekly: 4) under targets.${target}`);
+        }
+      }
+      const { retentionPlanQuery } = await import('../workflows/retention-plan.js');
+      const { approveUpdate } = await import('../workflows/approval.js');
+      let shown = false;
+      const askForApproval = async (_client: Client, handle: WorkflowHandle): Promise<void> => {
+        for (;;) {
+          const description = await handle.describe();
+          if (description.status.name !== 'RUNNING') return;
+          const plan = await handle.query(retentionPlanQuery).catch(() => undefined);
+          if (plan) {
+            for (const line of planLines(plan)) say(line);
+            shown = true;
+            const removing = plan.repositories.reduce((n, r) => n + r.backups.filter((b) => b.action === 'remove').length, 0);
+            const other = plan.repositories.reduce((n, r) => n + r.deadUploads.filter((d) => d.action === 'remove').length + r.pendingDeletions.length + (r.wal?.remove ?? 0), 0);
+            if (removing + other === 0) return;
+            const prompt = createInterface({ input: process.stdin, output: process.stderr });
+            const answer = await prompt.question(`Remove ${removing} backups${other ? ` and ${other} other objects (WAL, dead uploads)` : ''} of "${target}" as planned above? Type "yes": `);
+            prompt.close();
+            const approve = answer.trim() === 'yes';
+            await handle.executeUpdate(approveUpdate, { args: [{ approve, by: `${process.env.USER ?? 'operator'} (lifeboat forget)` }] });
+            if (!approve) say('rejected: nothing is removed');
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+      };
+      setExitCode(
+        await run('retention', { target, ...(options.dryRun ? { dryRun: true } : {}), ...(ask ? { approval: true } : {}) }, { wait: true, ...(options.json ? { json: true } : {}) }, global(), (r) => ({
+          failed: false,
+          lines: [
+            ...(shown ? [] : planLines(r.plan)),
+            r.decision === 'dry-run' ? 'dry run: nothing was removed' : r.decision === 'nothing-to-remove' ? 'the plan removes nothing' : `removed as planned:`,
+            ...r.outcome.map(
+              (o) =>
+                `  ${o.repository}: ${o.removed.length} backups removed` +
+                (o.deferred.length ? `; ${o.deferred.length} wait for the runs using them (${o.deferred.map((d) => `${d.id}: ${d.holders.join(', ')}`).join('; ')})` : '') +
+                (o.keptAfterAll.length ? `; ${o.keptAfterAll.length} kept after all (${o.keptAfterAll.map((k) => `${k.id}: ${k.reasons.join(', ')}`).join('; ')})` : '') +
+                (o.deadUploadsRemoved.length ? `; ${o.deadUploadsRemoved.length} dead uploads removed` : '') +
+                (o.wal ? `; ${o.wal.removed} WAL files removed` : ''),
+            ),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
+          ],
+        }), ask ? askForApproval : undefined),
+      );
+    });
+
+  program
+    .command('verify <target>')
+    .description(
+      'check what every repository of a target stores: every manifest parses, every object it lists exists with its size; with ' +
+        '--read-data every object is read back and its sha256 recomputed. PostgreSQL: WAL continuity per timeline, each base backup\'s ' +
+        'WAL, and the recoverable window. Stores a JSON report in every repository; exit 1 when anything is damaged or missing',
+    )
+    .option('--read-data', 'read back every object and recompute its sha256')
+    .option('--read-data-subset <n/t|x%>', 'read back a rotating subset: "1/7" reads a seventh per run (all of it every 7 runs, a cursor in the repository says which), "10%" a tenth')
+    .option('--limit-read <MiB/s>', 'read stored data no faster than this (spares a shared disk or a metered link)')
+    .option('--withdraw-damaged', 'withdraw the manifest of a damaged copy that has a valid copy in another repository (for `lifeboat copy` to repair); the only copy is never withdrawn')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { readData?: boolean; readDataSubset?: string; limitRead?: string; withdrawDamaged?: boolean; wait?: boolean; json?: boolean }) => {
+      if (options.readData && options.readDataSubset) throw new UsageError('give --read-data or --read-data-subset, not both');
+      const limit = options.limitRead === undefined ? undefined : Number(options.limitRead);
+      if (limit !== undefined && !(limit > 0)) throw new UsageError(`--limit-read must be a number of MiB per second above 0, got ${options.limitRead}`);
+      const { parseReadData } = await import('./verify/subset.js');
+      const readData = options.readData ? 'full' : options.readDataSubset;
+      if (readData !== undefined) parseReadData(readData);
+      const input = {
+        target,
+        ...(readData !== undefined ? { readData } : {}),
+        ...(limit !== undefined ? { readLimitMiBPerSecond: limit } : {}),
+        ...(options.withdrawDamaged ? { withdrawDamaged: true } : {}),
+      };
+      setExitCode(
+        await run('verify', input, options, global(), (r) => ({
+          failed: !r.valid,
+          lines: [
+            `verify of ${r.target}: ${r.valid ? 'VALID' : 'INVALID'} (read data: ${r.readData})`,
+            ...r.repositories.flatMap((repository) => [
+              `  repository ${repository.repository}: ${repository.valid ? 'valid' : 'INVALID'}, ${repository.backups.filter((b) => b.valid).length}/${repository.backups.length} backups valid, ` +
+                `${repository.objectsRead} objects read back (${repository.bytesRead} bytes)`,
+              ...repository.backups.filter((b) => !b.valid).map((b) => `    backup ${b.backupId} INVALID: ${b.problems.join('; ')}`),
+              ...(repository.wal
+                ? [
+                    `    WAL: ${repository.wal.files} files; ` +
+                      (repository.wal.window
+                        ? `recoverable from ${repository.wal.window.earliest.time} (base backup ${repository.wal.window.earliest.backupId}) to ${repository.wal.window.latest.lsn} (${repository.wal.window.latest.segment})`
+                        : 'no recoverable window'),
+                    ...repository.wal.problems.map((problem) => `    WAL problem: ${problem}`),
+                  ]
+                : []),
+            ]),
+            ...r.withdrawn.map((w) => `  withdrawn: backup ${w.backupId} from ${w.repository}`),
+            ...r.notWithdrawn.map((w) => `  not withdrawn: backup ${w.backupId} in ${w.repository}: ${w.why}`),
+            ...r.timeline.map(formatStep),
+            ...(r.reportKeys.length ? [`  report: ${r.reportKeys.join(', ')}`] : []),
           ],
         })),
       );
@@ -521,7 +682,201 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         r.id.padEnd(24) + r.snapshotAt.padEnd(26) + String(r.sourceBytes).padStart(12) + String(r.storedBytes).padStart(12) + `  ${r.repository}${r.encrypted ? ' (encrypted)' : ''}`)].join('\n'));
     });
 
+  program
+    .command('check [target]')
+    .description(
+      'pre-flight of an installation, run on the worker\'s host with its config and environment: the config, the encryption key, a round trip ' +
+        'to every repository, the tools, PostgreSQL connections and WAL archiving (a forced segment switch must reach the archive), the Temporal ' +
+        'server, its search attributes, a worker polling the task queue, and the schedules. Every problem says what to change; exit 1 if any',
+    )
+    .option('--archive-timeout <seconds>', 'how long a switched-out WAL segment may take to reach the archive', '60')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { archiveTimeout: string; json?: boolean }) => {
+      const archiveTimeout = Number(options.archiveTimeout);
+      if (!Number.isFinite(archiveTimeout) || archiveTimeout <= 0) throw new UsageError(`--archive-timeout must be a number of seconds > 0, got ${options.archiveTimeout}`);
+      const { formatResult, runChecks } = await import('./check/run.js');
+      const results = await runChecks({
+        configPath: configPathFrom(global().config),
+        ...(target !== undefined ? { target } : {}),
+        settingsOf: temporalSettings,
+        archiveTimeoutMs: archiveTimeout * 1000,
+        onResult: (result) => say(formatResult(result)),
+      });
+      const failed = results.filter((result) => result.status === 'failed');
+      const warnings = results.filter((result) => result.status === 'warning');
+      say(failed.length ? `${failed.length} problem${failed.length === 1 ? '' : 's'} found${warnings.length ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}` : `all checks passed${warnings.length ? ` (${warnings.length} warning${warnings.length === 1 ? '' : 's'})` : ''}`);
+      if (options.json) process.stdout.write(`${JSON.stringify({ ok: failed.length === 0, results }, null, 2)}\n`);
+      // A config that does not validate is bad input (2), like everywhere else; any other problem is 1.
+      setExitCode(failed.length === 0 ? 0 : results[0]?.area === 'config' && results[0].status === 'failed' ? 2 : 1);
+    });
+
+  const schedules = program
+    .command('schedules')
+    .description('the Temporal Schedules declared in the config (targets.<target>.schedules.<name>, on the server as lifeboat/<target>/<name>)');
+
+  schedules
+    .command('apply')
+    .description('make the server\'s Lifeboat schedules match the config: create, update, delete (only Lifeboat\'s own); an operator\'s pause and its note are kept')
+    .option('--dry-run', 'print the plan (create / update / delete / unchanged) and change nothing')
+    .addOption(jsonOption)
+    .action(async (options: { dryRun?: boolean; json?: boolean }) => {
+      const { config } = readConfig(global().config, true);
+      const settings = temporalSettings(config);
+      await withClient(settings, (client) => applyAndReport(client, settings, config!, { dryRun: options.dryRun ?? false, json: options.json ?? false }));
+    });
+
+  schedules
+    .command('list')
+    .description('the Lifeboat schedules on the server for this task queue: state, next runs, the last run and how it went')
+    .addOption(jsonOption)
+    .action(async (options: { json?: boolean }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { listSchedules } = await import('./schedules/operations.js');
+      const listings = await withClient(settings, (client) => listSchedules(client, settings));
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(listings, null, 2)}\n`);
+        return;
+      }
+      if (listings.length === 0) say(`no Lifeboat schedules for task queue "${settings.taskQueue}" at ${settings.address}`);
+      for (const listing of listings) {
+        const state = listing.paused ? `PAUSED${listing.note ? ` (${listing.note})` : ''}` : 'active';
+        say(`${listing.id}  ${listing.runbook}  ${state}`);
+        say(`    next ${listing.nextRuns.join(', ') || '-'}; runs started ${listing.actionsTaken}, skipped ${listing.skippedOverlap} (overlap ${listing.overlap}), missed ${listing.missedCatchupWindow} (catch-up window)`);
+        if (listing.lastRun) say(`    last ${listing.lastRun.workflowId} ${listing.lastRun.status}`);
+        for (const running of listing.running) say(`    running ${running}`);
+      }
+    });
+
+  schedules
+    .command('pause <id>')
+    .description('pause a schedule (lifeboat/<target>/<name>, or <target>/<name>): no runs start until it is unpaused; apply keeps the pause and the note')
+    .requiredOption('--note <why>', 'why it is paused (shown in `schedules list` and the Temporal UI)')
+    .action(async (id: string, options: { note: string }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { pauseSchedule } = await import('./schedules/operations.js');
+      const full = await withClient(settings, (client) => pauseSchedule(client, settings, id, options.note));
+      say(`${full}: paused (${options.note})`);
+    });
+
+  schedules
+    .command('unpause <id>')
+    .description('resume a paused schedule (also one paused by pauseOnFailure)')
+    .option('--note <text>', 'a note for the record')
+    .action(async (id: string, options: { note?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { unpauseSchedule } = await import('./schedules/operations.js');
+      const { cliRequester, requestedByKeyword } = await import('./requested-by.js');
+      const note = options.note ?? `unpaused by ${requestedByKeyword(cliRequester())}`;
+      const full = await withClient(settings, (client) => unpauseSchedule(client, settings, id, note));
+      say(`${full}: active`);
+    });
+
+  schedules
+    .command('trigger <id>')
+    .description('start a run of the schedule now, under its overlap policy (with "skip", nothing starts while a run goes on)')
+    .action(async (id: string) => {
+      const { config } = readConfig(global().config, false);
+      const settings = temporalSettings(config);
+      const { triggerSchedule } = await import('./schedules/operations.js');
+      const { id: full, overlap } = await withClient(settings, (client) => triggerSchedule(client, settings, id));
+      say(`${full}: triggered (overlap policy ${overlap}); \`lifeboat schedules list\` shows the run`);
+    });
+
+  program
+    .command('report <workflowId>')
+    .description('the HTML report of a drill or PITR run (self-contained: print it, mail it): from the JSON report in the repositories, else from the run\'s result in Temporal')
+    .option('--out <file>', 'write it to this file (default: stdout)')
+    .action(async (workflowId: string, options: { out?: string }) => {
+      const { config } = readConfig(global().config, false);
+      const [{ findStoredReport }, { renderReportHtml }, { createHash }, { reportText }] = await Promise.all([
+        import('./report/find.js'),
+        import('./report/html.js'),
+        import('node:crypto'),
+        import('./repository/repository.js'),
+      ]);
+      const stored = config ? await findStoredReport(config, workflowId) : { problems: [] as string[] };
+      for (const problem of stored.problems) say(`warning: ${problem}`);
+      let source = stored.found;
+      if (!source) {
+        const settings = temporalSettings(config);
+        const { connectClient } = await import('./client.js');
+        const client = await connectClient(settings);
+        try {
+          const description = await client.workflow.getHandle(workflowId).describe().catch(() => undefined);
+          if (!description) {
+            throw new LifeboatError('InvalidInput', `no report of ${workflowId} in the repositories${config ? '' : ' (no config to find them)'}, and Temporal at ${settings.address} has no such run`, 'Check the workflow id (`lifeboat drill <target> --json` prints it)');
+          }
+          if (description.status.name !== 'COMPLETED') {
+            throw new LifeboatError('InvalidInput', `run ${workflowId} is ${description.status.name.toLowerCase()}, and only a finished drill or PITR has a report`, 'Wait for it to finish');
+          }
+          const result: unknown = await client.workflow.getHandle(workflowId).result();
+          source = { text: reportText(result), from: `the result of run ${workflowId} in Temporal` };
+        } finally {
+          await client.connection.close();
+        }
+      }
+      const report = JSON.parse(source.text) as import('./report/html.js').RenderableReport;
+      if (!Array.isArray(report.timeline) || !('rto' in report)) {
+        throw new LifeboatError('InvalidInput', `${workflowId} is not a drill or PITR run (its result has no RTO and timeline)`, 'Reports are made for drills and point-in-time recoveries');
+      }
+      const html = renderReportHtml(report, { sha256: createHash('sha256').update(source.text).digest('hex'), from: source.from });
+      if (options.out) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(options.out, html);
+        say(`wrote the report of ${workflowId} (from ${source.from}) to ${options.out}`);
+      } else {
+        process.stdout.write(html);
+      }
+    });
+
+  program
+    .command('audit [target]')
+    .description('the audit log: one record per finished run (who asked, what, when, result, backup, sizes, approvals), oldest first, from every repository')
+    .option('--since <time>', 'only runs that finished since then: an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) or an age (90m, 36h, 7d, 2w)')
+    .addOption(jsonOption)
+    .action(async (target: string | undefined, options: { since?: string; json?: boolean }) => {
+      const { config, path } = readConfig(global().config, true);
+      if (target !== undefined) assertTarget(config, target, path);
+      const { readAudit, formatAudit } = await import('./audit/read.js');
+      const { parseSince } = await import('./audit/record.js');
+      const since = options.since === undefined ? undefined : parseSince(options.since, new Date());
+      if (options.since !== undefined && since === undefined) {
+        throw new UsageError(`--since "${options.since}" is neither an ISO 8601 date or time (2026-12-01, 2026-12-01T08:00:00Z) nor an age (90m, 36h, 7d, 2w)`);
+      }
+      const read = await readAudit(config!, target === undefined ? Object.keys(config!.targets) : [target], since);
+      for (const warning of read.warnings) say(`warning: ${warning}`);
+      if (options.json) process.stdout.write(`${JSON.stringify(read.entries, null, 2)}\n`);
+      else if (read.entries.length === 0) say(`no finished runs${target ? ` of "${target}"` : ''}${since ? ` since ${since.toISOString()}` : ''} in the audit log`);
+      else say(formatAudit(read.entries));
+      // A changed record, or a repository that could not be read, must not pass unnoticed in a script.
+      setExitCode(read.damaged || read.unreadable ? 1 : 0);
+    });
+
   return program;
+}
+
+async function withClient<T>(settings: TemporalSettings, use: (client: Client) => Promise<T>): Promise<T> {
+  const { connectClient } = await import('./client.js');
+  const client = await connectClient(settings);
+  try {
+    return await use(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** `schedules apply`: prints the plan (and with --json one document on stdout), applies it unless dryRun. */
+async function applyAndReport(client: Client, settings: TemporalSettings, config: Config, options: { dryRun: boolean; json: boolean }): Promise<void> {
+  const [{ declaredSchedules }, { applyPlan, changeJson, describeChange, planSchedules }] = await Promise.all([import('./schedules/declared.js'), import('./schedules/sync.js')]);
+  const plan = await planSchedules(client, settings, declaredSchedules(config, settings));
+  const counts = (['create', 'update', 'delete', 'unchanged'] as const).map((action) => `${plan.filter((change) => change.action === action).length} ${action}`).join(', ');
+  say(`schedules for task queue "${settings.taskQueue}" at ${settings.address}${options.dryRun ? ' (dry run: nothing changed)' : ''}: ${counts}`);
+  for (const change of plan) say(`  ${describeChange(change)}`);
+  if (options.json) process.stdout.write(`${JSON.stringify({ dryRun: options.dryRun, changes: plan.map(changeJson) }, null, 2)}\n`);
+  if (!options.dryRun) await applyPlan(client, plan);
 }
 
 export async function main(argv: string[]): Promise<number> {

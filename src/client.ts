@@ -11,22 +11,29 @@ import type { BackupInput, BackupResult } from '../workflows/backup.js';
 import type { DrillInput, DrillReport } from '../workflows/drill.js';
 import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
+import type { RetentionInput, RetentionResult } from '../workflows/retention.js';
+import type { VerifyInput, VerifyReport } from '../workflows/verify.js';
 import { compactTimestamp } from './backup-id.js';
 import { LifeboatError } from './errors.js';
+import { cliRequester, describeRequester, requestedByKeyword, type RequestedBy } from './requested-by.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify' | 'retention';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
   restore: { input: RestoreInput; result: RestoreResult };
   drill: { input: DrillInput; result: DrillReport };
   pitr: { input: PitrInput; result: PitrResult };
+  verify: { input: VerifyInput; result: VerifyReport };
+  retention: { input: RetentionInput; result: RetentionResult };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
 export const searchAttributes = {
   target: defineSearchAttributeKey('LifeboatTarget', SearchAttributeType.KEYWORD),
   kind: defineSearchAttributeKey('LifeboatKind', SearchAttributeType.KEYWORD),
+  /** Who started the run: `cli:<user>@<host>`, `schedule:<schedule id>` (src/requested-by.ts). */
+  requestedBy: defineSearchAttributeKey('LifeboatRequestedBy', SearchAttributeType.KEYWORD),
 };
 
 export interface TemporalSettings {
@@ -54,7 +61,8 @@ export function innermostMessage(error: unknown): string {
   return current instanceof Error ? current.message : String(current);
 }
 
-function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input']): string {
+/** The run's one-line summary in the Temporal UI (the same whoever started it). */
+export function summaryOf(kind: string, input: { target: string }): string {
   const restore = input as RestoreInput;
   switch (kind) {
     case 'backup':
@@ -69,7 +77,39 @@ function summaryOf(kind: RunbookKind, input: RunbookTypes[RunbookKind]['input'])
       const where = to.kind === 'time' ? to.time : to.kind === 'lsn' ? to.lsn : to.kind === 'xid' ? String(to.xid) : to.kind === 'name' ? `"${to.name}"` : '';
       return `Point-in-time recovery of target "${input.target}" to ${to.kind}${where ? ` ${where}` : ''}${pitr.backupId ? ` from ${pitr.backupId}` : ''}`;
     }
+    case 'verify': {
+      const verify = input as VerifyInput;
+      return `Verification of target "${input.target}" (read data: ${verify.readData ?? 'none'})${verify.withdrawDamaged ? ', withdrawing damaged copies' : ''}`;
+    }
+    case 'retention': {
+      const retention = input as RetentionInput;
+      return `Retention of target "${input.target}"${retention.dryRun ? ' (dry run: plan only)' : retention.approval ? ' (removes after an approval)' : ''}`;
+    }
+    default:
+      return `${kind.charAt(0).toUpperCase()}${kind.slice(1)} of target "${input.target}"`;
   }
+}
+
+/** Runs end within a day whatever goes wrong (a stuck step, an approval nobody gives). */
+export const runbookExecutionTimeout = '24 hours';
+
+/**
+ * What every run carries, however it was started (CLI, schedule): its input, summary, details,
+ * who asked (memo and search attribute) and the search attributes the UI filters on.
+ */
+export function runbookStartOptions(kind: string, input: { target: string }, requestedBy: RequestedBy) {
+  return {
+    args: [input],
+    staticSummary: summaryOf(kind, input),
+    staticDetails: describeRequester(requestedBy),
+    memo: { requestedBy },
+    typedSearchAttributes: [
+      { key: searchAttributes.target, value: input.target },
+      { key: searchAttributes.kind, value: kind },
+      { key: searchAttributes.requestedBy, value: requestedByKeyword(requestedBy) },
+    ],
+    workflowExecutionTimeout: runbookExecutionTimeout,
+  };
 }
 
 /**
@@ -82,20 +122,11 @@ export async function startRunbook<K extends RunbookKind>(
   kind: K,
   input: RunbookTypes[K]['input'],
   now: Date = new Date(),
+  requestedBy: RequestedBy = cliRequester(),
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const baseId = `${kind}-${input.target}-${compactTimestamp(now)}`;
   const start = (workflowId: string) =>
-    client.workflow.start(kind, {
-      taskQueue: settings.taskQueue,
-      workflowId,
-      args: [input],
-      staticSummary: summaryOf(kind, input),
-      typedSearchAttributes: [
-        { key: searchAttributes.target, value: input.target },
-        { key: searchAttributes.kind, value: kind },
-      ],
-      workflowExecutionTimeout: '24 hours',
-    });
+    client.workflow.start(kind, { taskQueue: settings.taskQueue, workflowId, ...runbookStartOptions(kind, input, requestedBy) });
   try {
     return await start(baseId);
   } catch (error) {

@@ -180,4 +180,39 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
     meaning: '`lifeboat serve` or the worker\'s metrics endpoint cannot listen on its configured address: another process already listens there.',
     action: 'Stop that process, or choose another address (`serve.listen`, `worker.metricsListen`, or `lifeboat serve --listen`). Nothing was started.',
   },
+  ArchiveNotWorking: {
+    meaning:
+      'A base backup was stored, but the WAL segment holding its stop point did not reach the archive of every repository within `archive.checkTimeoutSeconds`: WAL archiving is not working, so no point-in-time recovery past this backup is possible. The message quotes pg_stat_archiver (last failed segment and when).',
+    action:
+      'Read the server log for "archive command failed" and what `lifeboat wal-push` printed; run the archive_command by hand as the server user; check that it may write the repository (see the deployment page) and that `--target` and the config are right. A target that is not meant to archive sets `archive.mode: "off"`. The backup itself stays and restores to its stop point.',
+  },
+  ScheduleConflict: {
+    meaning:
+      'A schedule id the config wants (`lifeboat/<target>/<name>`) is held by a schedule Lifeboat did not create, or by the Lifeboat of another task queue. `schedules apply` changed nothing.',
+    action:
+      'Delete that schedule (the message gives the `temporal schedule delete` command) or rename the entry in the config; for another installation\'s schedule, apply with that installation\'s config.',
+  },
+  ScheduleNotFound: {
+    meaning:
+      '`lifeboat schedules pause`, `unpause` or `trigger` named a schedule that does not exist or is not Lifeboat\'s; the message lists Lifeboat\'s schedules on the task queue.',
+    action: 'Use one of the listed ids (`lifeboat/<target>/<name>` or `<target>/<name>`), or declare the schedule in the config and run `lifeboat schedules apply`.',
+  },
+  ScheduleRejected: {
+    meaning:
+      'The Temporal server refused a create, update or delete during `schedules apply`, typically because the search attribute `LifeboatRequestedBy` is not registered. The message names the schedule, how many changes were made before it, and the server\'s reason.',
+    action: 'Register the search attributes (the commands are in the message) or fix what the server names, then apply again: apply is idempotent.',
+  },
+  NotificationRejected: {
+    meaning:
+      'A notification channel\'s receiver answered 4xx (other than 408 and 429) to a message: a Slack webhook URL that was revoked (404, 410), a signing secret the receiver does not share (401, 403), a body it does not accept (400). ' +
+      'Raised by a notify step only: the run\'s own result stands, the step is shown failed in its timeline.',
+    action:
+      'Check the channel in `notifications.channels`: the webhook URL in the variable `urlEnv` names, or the secret in `secretEnv` and the receiver\'s copy of it. The message quotes the receiver\'s answer (never the URL of a Slack webhook, which is a credential).',
+  },
+  AuditRecordConflict: {
+    meaning:
+      'A repository already holds an audit record under the key of this run, with other content: the audit log is append-only and the existing record is never replaced. ' +
+      'A retried step writes the same record again and does not raise it; another writer with the same workflow id and finish time, or a changed record, does.',
+    action: 'Compare the stored record (the message names its key) with the run in Temporal; keep the stored one. Nothing was overwritten.',
+  },
 };

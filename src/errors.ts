@@ -35,15 +35,27 @@ export const errorTypes = {
   RecoveryTargetUnreachable: 'input',
   TimelineNotFound: 'input',
   WalSegmentMissing: 'data',
+  // A base backup is stored, but the WAL after it does not reach the archive (src/postgres/archive-check.ts).
+  ArchiveNotWorking: 'runbook',
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
   // A program a step runs (a command target's backup, restore or verify command; redis-cli --rdb) exited non-zero, was killed, timed out or could not start.
   CommandFailed: 'runbook',
   VerificationFailed: 'data',
+  // Schedules (src/schedules): a schedule id apply would take over belongs to someone else, or a
+  // schedule named on the command line is not one of Lifeboat's.
+  ScheduleConflict: 'input',
+  ScheduleNotFound: 'input',
+  // The Temporal server refused a schedule apply sent (e.g. a search attribute not registered).
+  ScheduleRejected: 'input',
   // The CLI could not reach the Temporal server (nothing was started, or a started run goes on).
   TemporalUnavailable: 'service',
   // lifeboat serve (or the worker's metrics) cannot listen where the config says: another process has the address.
   AddressInUse: 'input',
+  // A notification receiver refused a message (4xx other than 408/429): retrying will not help.
+  NotificationRejected: 'service',
+  // An audit record of this run already exists with other content: the log is never rewritten.
+  AuditRecordConflict: 'data',
 } as const;
 
 export type ErrorType = keyof typeof errorTypes;

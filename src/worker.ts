@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { createActivities } from '../activities/index.js';
+import { loadConfig } from './config/load.js';
+import { configSchema, type WorkerLimits } from './config/schema.js';
 import { projectRoot } from './dev/tools.js';
 import { createLogger, type Logger } from './logger.js';
 import { listenOn } from './serve/listen.js';
@@ -21,6 +23,20 @@ export interface WorkerOptions {
    * first worker of a process can set it: the SDK's runtime is installed once per process.
    */
   metricsListen?: string;
+  /** The config's `worker` section; default: read from configPath (the schema's defaults when it cannot be read). */
+  limits?: WorkerLimits;
+}
+
+/**
+ * The limits of the config at path. A config that cannot be read gets the defaults: the worker
+ * still starts and every run reports the config's problem (InvalidConfig) in its first step.
+ */
+export function workerLimitsOf(configPath: string): WorkerLimits {
+  try {
+    return loadConfig(configPath).worker;
+  } catch {
+    return configSchema.shape.worker.parse(undefined);
+  }
 }
 
 /**
@@ -111,14 +127,18 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     bundlePath && existsSync(bundlePath)
       ? { workflowBundle: { codePath: bundlePath } }
       : { workflowsPath: join(projectRoot, 'workflows', 'index.ts') };
+  const limits = options.limits ?? workerLimitsOf(options.configPath);
   return Worker.create({
     connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     activities: await createActivities({ configPath: options.configPath, ...(options.env ? { env: options.env } : {}) }),
     ...workflows,
-    // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines.
-    maxConcurrentActivityTaskExecutions: 4,
+    // Transfers are few and heavy: a handful at a time per worker keeps memory flat on small machines
+    // (config `worker`; bench/fanout.ts checks that the limits hold with 100 runs at once).
+    maxConcurrentActivityTaskExecutions: limits.maxConcurrentActivityTaskExecutions,
+    maxConcurrentWorkflowTaskExecutions: limits.maxConcurrentWorkflowTaskExecutions,
+    maxCachedWorkflows: limits.maxCachedWorkflows,
     shutdownGraceTime: '10 seconds',
     // Progress reaches the server (and the CLI's progress line) every second, not every 12 s.
     maxHeartbeatThrottleInterval: '1 second',

@@ -1,5 +1,7 @@
-import { ApplicationFailure, condition, defineUpdate, setHandler } from '@temporalio/workflow';
-import type { Timeline } from './runbook.js';
+import { ApplicationFailure, condition, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import { approvalAnswer } from '../src/notify/events.js';
+import { currentRun, type Timeline } from './runbook.js';
+import { notifyChannels, runReference, tellsPeople } from './telling.js';
 
 /** An operator's answer to a runbook that waits before a destructive step (e.g. replacing a database). */
 export interface ApprovalInput {
@@ -26,7 +28,7 @@ export interface PendingApproval {
    * otherwise the step is marked failed and the run fails with NotApproved, `refused` saying what
    * was rejected or timed out and what was left as it was.
    */
-  awaitAnswer(timeline: Timeline, timeoutSeconds: number, refused: (decision: ApprovalInput | undefined) => string): Promise<void>;
+  awaitAnswer(timeline: Timeline, timeoutSeconds: number, refused: (decision: ApprovalInput | undefined) => string, action?: string): Promise<void>;
 }
 
 /**
@@ -39,6 +41,8 @@ export function acceptApproval(): PendingApproval {
     approveUpdate,
     (answer) => {
       decision = { approve: answer.approve, ...(answer.by ? { by: String(answer.by) } : {}) };
+      // Who gave it, for the run's audit record and report.
+      currentRun()?.approvals.push({ decision: answer.approve ? 'approved' : 'rejected', by: decision.by ?? null, at: new Date().toISOString() });
       return { decision: answer.approve ? 'approved' : 'rejected' };
     },
     {
@@ -49,7 +53,18 @@ export function acceptApproval(): PendingApproval {
     },
   );
   return {
-    async awaitAnswer(timeline, timeoutSeconds, refused) {
+    async awaitAnswer(timeline, timeoutSeconds, refused, action = 'go on') {
+      const context = currentRun();
+      if (context?.target && tellsPeople() && decision === undefined) {
+        const { workflowId } = workflowInfo();
+        const deadline = new Date(Date.now() + timeoutSeconds * 1000).toISOString();
+        const answer = approvalAnswer(workflowId);
+        context.waitingFor =
+          `**Waiting for an approval** to ${action}, until ${deadline}; without one it ends and changes nothing. ` +
+          `Approve: \`${answer.approve}\`; reject: \`${answer.reject}\`; or send the Update \`approve\` with \`{"approve": true}\`.`;
+        // Sent while the run waits (the run awaits delivery before it ends, not before it goes on).
+        context.pending.push(...notifyChannels(timeline, context.target, { type: 'approval.waiting', at: new Date().toISOString(), run: runReference(context, context.target), action, deadline, answer }));
+      }
       const answer = await timeline.run(
         'await-approval',
         async () => {
@@ -58,6 +73,8 @@ export function acceptApproval(): PendingApproval {
         },
         (d) => (d ? `${d.approve ? 'approved' : 'rejected'}${d.by ? ` by ${d.by}` : ''}` : `no answer within ${timeoutSeconds} s`),
       );
+      if (context) context.waitingFor = undefined;
+      timeline.showDetails();
       if (answer?.approve) return;
       const step = timeline.steps.at(-1);
       if (step) step.status = 'failed';

@@ -3,7 +3,9 @@ import { makeBackupId } from '../src/backup-id.js';
 import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import type { targetRunbooks } from './kinds/index.js';
-import { discardUnfinishedBackup, quickSteps, Timeline, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { discardUnfinishedBackup, quickSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
+import { runRunbook } from './telling.js';
 import { describeTarget, methodOf, runbooksFor } from './targets.js';
 
 export interface BackupInput {
@@ -38,7 +40,10 @@ export type BackupResult = KindBackupDetails & {
  * manifest is written a backup does not exist, and whatever it stored is removed when it fails.
  */
 export async function backup(input: BackupInput): Promise<BackupResult> {
-  const timeline = new Timeline();
+  return runRunbook('backup', (timeline) => backupSteps(timeline, input));
+}
+
+async function backupSteps(timeline: Timeline, input: BackupInput): Promise<BackupResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t, { repositories: true }));
   const kind = runbooksFor(target);
   const method = methodOf(input, target, kind);
@@ -46,11 +51,12 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
 
   let manifestWritten = false;
   try {
-    const { manifest, sourceBytes, details } = await kind.backup({ timeline, target, backupId, method });
+    const { manifest, sourceBytes, details, afterDurable } = await kind.backup({ timeline, target, backupId, method });
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
     const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
     });
+    await afterDurable?.();
     return {
       backupId,
       target: target.name,

@@ -1,9 +1,11 @@
 import { CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
-import type { SmokeCheckResult } from '../activities/index.js';
+import type { ResolvedTargetBase, SmokeCheckResult } from '../activities/index.js';
 import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { DrillRun } from './kinds/contract.js';
 import type { targetRunbooks } from './kinds/index.js';
-import { failureMessage, failureType, quickSteps, Timeline, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { failureMessage, failureType, quickSteps, type StepRecord } from './runbook.js';
+import { requestedByOfRun, runRunbook } from './telling.js';
 import { describeTarget, runbooksFor } from './targets.js';
 
 export interface DrillInput {
@@ -37,7 +39,37 @@ export type DrillReport = KindDrillDetails & {
   checks: SmokeCheckResult[];
   reportKeys: string[];
   timeline: StepRecord[];
+  /** Who asked for the drill (its memo requestedBy); absent in reports of older runs. */
+  requestedBy?: Record<string, unknown> | null;
+  /** When the report was stored. */
+  finishedAt?: string;
+  /** The versions of the tools that made the restored backup (its manifest's). */
+  tools?: Record<string, string>;
+  /** The point in time the copy holds: asked for, and reached. */
+  pointInTime?: { requested: string; reached: string | null } | null;
+  /** How the scratch copy went: removed, or not (the steps that tried). */
+  cleanup?: { status: 'done' | 'failed' | 'nothing to clean'; steps: string[] };
 };
+
+/**
+ * The store-report step: the JSON report (and its HTML page) in every repository, with who asked
+ * and how the cleanup went. The report holds the steps up to this one.
+ */
+export async function storeReport(timeline: Timeline, target: ResolvedTargetBase, report: Omit<DrillReport, 'runbook'> & { runbook: string }): Promise<{ keys: string[] }> {
+  const steps = timeline.steps.map((step) => ({ ...step }));
+  const cleanupSteps = steps.filter((step) => /^(remove|drop)-|^cleanup$/.test(step.name));
+  const stored = {
+    ...report,
+    requestedBy: requestedByOfRun(),
+    finishedAt: new Date().toISOString(),
+    cleanup: {
+      status: cleanupSteps.length === 0 ? ('nothing to clean' as const) : cleanupSteps.every((step) => step.status === 'completed') ? ('done' as const) : ('failed' as const),
+      steps: cleanupSteps.map((step) => step.name),
+    },
+    timeline: steps,
+  };
+  return timeline.run('store-report', () => quickSteps.writeReport({ target, runId: report.workflowId, report: stored }), (w) => [...w.keys, ...(w.pages ?? [])].join(', '));
+}
 
 export function objective(seconds: number, targetSeconds: number | undefined): ObjectiveResult {
   return { seconds, targetSeconds: targetSeconds ?? null, met: targetSeconds === undefined ? null : seconds <= targetSeconds };
@@ -51,7 +83,10 @@ export function objective(seconds: number, targetSeconds: number | undefined): O
  * config) fails the run itself, and a cancelled drill ends as cancelled, after its cleanup.
  */
 export async function drill(input: DrillInput): Promise<DrillReport> {
-  const timeline = new Timeline();
+  return runRunbook('drill', (timeline) => drillSteps(timeline, input));
+}
+
+async function drillSteps(timeline: Timeline, input: DrillInput): Promise<DrillReport> {
   const info = workflowInfo();
   const startedAtMs = Date.now();
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget(input), (t) => describeTarget(t));
@@ -81,6 +116,8 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
     restoring(backup, recoverableAt = backup.snapshotAt) {
       report.backupId = backup.id;
       report.snapshotAt = backup.snapshotAt;
+      if (backup.tools) report.tools = backup.tools;
+      report.pointInTime = { requested: 'the newest backup', reached: recoverableAt === backup.snapshotAt ? `its snapshot, ${recoverableAt}` : `the last commit replayed, ${recoverableAt}` };
       report.rpo = objective(Math.max(0, (startedAtMs - Date.parse(recoverableAt)) / 1000), target.drill.rpoTargetSeconds);
     },
     cleanup(step) {
@@ -111,7 +148,7 @@ export async function drill(input: DrillInput): Promise<DrillReport> {
   }
   // A cancelled drill ends as cancelled (after its cleanup), not as a failed drill with a report.
   if (cancelled !== undefined) throw cancelled;
-  const stored = await timeline.run('store-report', () => quickSteps.writeReport({ target, runId: info.workflowId, report: { ...report, timeline: timeline.steps } }), (w) => w.keys.join(', '));
+  const stored = await storeReport(timeline, target, report);
   report.reportKeys = stored.keys;
   return report;
 }

@@ -3,4 +3,6 @@ export { backup } from './backup.js';
 export { restore } from './restore.js';
 export { drill } from './drill.js';
 export { pitr } from './pitr.js';
+export { verify } from './verify.js';
+export { retention } from './retention.js';
 export { timelineQuery } from './runbook.js';

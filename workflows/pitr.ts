@@ -8,8 +8,11 @@ import type { RecoveryResult, RecoveryTarget } from '../src/kinds/postgres/activ
 import type { ResolvedPostgresTarget } from '../src/kinds/postgres/index.js';
 import { compactTimestamp } from '../src/backup-id.js';
 import { acceptApproval, type PendingApproval } from './approval.js';
-import { postgresOnly, recoverCopy, removeRecoveredCopy, runChecks, runDirectory, type WalTimeline } from './kinds/postgres/recovery.js';
-import { failureMessage, quickSteps, Timeline, waitForStepToEnd, type StepRecord } from './runbook.js';
+import { postgresOnly, recoverCopy, removeRecoveredCopy, runChecks, runDirectory, type RecoveredCopy, type WalTimeline } from './kinds/postgres/recovery.js';
+import type { Timeline} from './runbook.js';
+import { currentRun, failureMessage, quickSteps, waitForStepToEnd, withSummaries, type StepRecord } from './runbook.js';
+import { runRunbook, tellsPeople } from './telling.js';
+import { objective, storeReport } from './drill.js';
 import { describeTarget } from './targets.js';
 
 export type { RecoveryTarget };
@@ -55,7 +58,45 @@ export interface PitrResult {
    * describes it as it was during recovery); the previous live data directory is kept as safetyCopy.
    */
   cutover?: { liveDataDir: string; safetyCopy: string; checks: SmokeCheckResult[]; walTimeline: number };
+  /** Where its report went (JSON, with its HTML page beside it, in every repository); absent in results of older runs. */
+  reportKeys?: string[];
   timeline: StepRecord[];
+}
+
+/**
+ * The store-report step of a recovery that succeeded: the same report as a drill's (JSON and HTML
+ * in every repository), with the point in time asked for and reached, and RTO against the target's
+ * drill.rtoTargetSeconds (RPO is the operator's choice of point here, not measured).
+ */
+async function storePitrReport(
+  timeline: Timeline,
+  target: ResolvedPostgresTarget,
+  run: { chosen: RecoveredCopy['chosen']; recovery: RecoveryResult; checks: SmokeCheckResult[] },
+): Promise<string[] | undefined> {
+  const context = currentRun();
+  if (!context || !tellsPeople()) return undefined;
+  const info = workflowInfo();
+  const reached = `${run.recovery.reached.lsn}${run.recovery.reached.lastTransactionTime ? `, last commit ${run.recovery.reached.lastTransactionTime}` : ''}`;
+  const stored = await storeReport(timeline, target, {
+    runbook: 'pitr',
+    target: target.name,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    startedAt: new Date(context.startedAtMs).toISOString(),
+    passed: run.checks.every((check) => check.passed),
+    failure: null,
+    backupId: run.chosen.manifest.id,
+    snapshotAt: run.chosen.manifest.snapshotAt,
+    rto: objective((Date.now() - context.startedAtMs) / 1000, target.drill.rtoTargetSeconds),
+    rpo: null,
+    checks: run.checks,
+    reportKeys: [],
+    tools: run.chosen.manifest.tools,
+    pointInTime: { requested: run.chosen.description, reached },
+    recovery: { lsn: run.recovery.reached.lsn, lastTransactionTime: run.recovery.reached.lastTransactionTime, walFilesRestored: run.recovery.walFilesRestored, walTimeline: run.recovery.timeline },
+    timeline: timeline.steps,
+  });
+  return stored.keys;
 }
 
 /**
@@ -69,7 +110,10 @@ export interface PitrResult {
  * the recovered cluster then replaces the live one, only after an approval (see cutOver).
  */
 export async function pitr(input: PitrInput): Promise<PitrResult> {
-  const timeline = new Timeline();
+  return runRunbook('pitr', (timeline) => pitrSteps(timeline, input));
+}
+
+async function pitrSteps(timeline: Timeline, input: PitrInput): Promise<PitrResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t, { repositories: true }));
   postgresOnly(target, 'pitr');
   const cutover = target.recovery.cutover;
@@ -97,6 +141,7 @@ export async function pitr(input: PitrInput): Promise<PitrResult> {
       );
     }
     const replaced = approval && cutover ? await cutOver(timeline, target, cutover, { dataDir, socketDir, approval }) : undefined;
+    const reportKeys = await storePitrReport(timeline, target, { chosen, recovery, checks });
     return {
       target: target.name,
       backupId: chosen.manifest.id,
@@ -108,6 +153,7 @@ export async function pitr(input: PitrInput): Promise<PitrResult> {
       walFilesRestored: recovery.walFilesRestored,
       checks,
       ...(replaced ? { cutover: replaced } : {}),
+      ...(reportKeys ? { reportKeys } : {}),
       timeline: timeline.steps,
     };
   } catch (error) {
@@ -117,11 +163,13 @@ export async function pitr(input: PitrInput): Promise<PitrResult> {
 }
 
 /** Cutover steps stop and start servers (minutes at worst), without byte progress to heartbeat. */
-const cutoverSteps = proxyActivities<LifeboatActivities>({
-  startToCloseTimeout: '15 minutes',
-  cancellationType: waitForStepToEnd,
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
-});
+const cutoverSteps = withSummaries(
+  proxyActivities<LifeboatActivities>({
+    startToCloseTimeout: '15 minutes',
+    cancellationType: waitForStepToEnd,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+  }),
+);
 
 type CutoverSettings = NonNullable<ResolvedPostgresTarget['recovery']['cutover']>;
 
@@ -141,6 +189,7 @@ async function cutOver(
   await run.approval.awaitAnswer(timeline, timeoutSeconds, (decision) =>
     `replacing the live cluster in ${cutover.dataDir} ${decision ? `was rejected${decision.by ? ` by ${decision.by}` : ''}` : `needs an approval, and none came within ${timeoutSeconds} s`}; ` +
       'the recovered cluster was removed and the live cluster was not touched',
+    `replace the live cluster in ${cutover.dataDir} by the recovered one (the live data directory is kept as a safety copy)`,
   );
   const info = workflowInfo();
   const run8 = `${compactTimestamp(new Date(info.startTime))}-${info.runId.replace(/-/g, '').slice(-8)}`;

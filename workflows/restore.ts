@@ -1,5 +1,7 @@
 import type { Manifest } from '../src/repository/manifest.js';
-import { quickSteps, Timeline, type StepRecord } from './runbook.js';
+import type { Timeline} from './runbook.js';
+import { quickSteps, type StepRecord } from './runbook.js';
+import { runRunbook } from './telling.js';
 import { describeTarget, methodOf, runbooksFor } from './targets.js';
 
 export interface RestoreInput {
@@ -44,7 +46,10 @@ export interface RestoreResult {
  * (compensation that runs even when the run is cancelled).
  */
 export async function restore(input: RestoreInput): Promise<RestoreResult> {
-  const timeline = new Timeline();
+  return runRunbook('restore', (timeline) => restoreSteps(timeline, input));
+}
+
+async function restoreSteps(timeline: Timeline, input: RestoreInput): Promise<RestoreResult> {
   const target = await timeline.run('resolve-target', () => quickSteps.resolveTarget({ target: input.target }), (t) => describeTarget(t));
   const kind = runbooksFor(target);
   const method = methodOf(input, target, kind);

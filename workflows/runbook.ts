@@ -3,11 +3,22 @@
  * the activity proxies with their timeouts and retry policies. Deterministic code only: no Node
  * built-ins here (lint enforces it); the clock is the workflow's.
  */
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { LifeboatActivities, Reported, ResolvedTargetBase } from '../activities/index.js';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+  type ActivityInterfaceFor,
+} from '@temporalio/workflow';
+import type { LifeboatActivities, Reported, ResolvedTarget, ResolvedTargetBase } from '../activities/index.js';
+import type { AuditApproval } from '../src/audit/record.js';
 import { manifestFormat } from '../src/repository/format.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
-import { timelineQuery } from './queries.js';
+import { progressSignal, timelineQuery, type StepProgress } from './queries.js';
 
 export type { StepRecord };
 
@@ -20,14 +31,77 @@ export { timelineQuery };
  */
 export const waitForStepToEnd = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
+/**
+ * What a run keeps besides its timeline, for what it tells people at the end (telling.ts'
+ * runRunbook): its target once resolved, the approvals given, notifications still being sent.
+ * Module state is per workflow run (the SDK isolates each run's globals).
+ */
+export interface RunContext {
+  runbook: string;
+  startedAtMs: number;
+  target?: ResolvedTarget;
+  approvals: AuditApproval[];
+  /** Notifications sent while the run goes on (an approval waiting); the run awaits them before it ends. */
+  pending: Array<Promise<unknown>>;
+  /** What the run waits for, when it waits for a person (its current details say so). */
+  waitingFor?: string;
+}
+
+let run: RunContext | undefined;
+
+export function startRunContext(runbook: string): RunContext {
+  run = { runbook, startedAtMs: Date.now(), approvals: [], pending: [] };
+  return run;
+}
+
+export function currentRun(): RunContext | undefined {
+  return run;
+}
+
+/** The name of the step being scheduled (Timeline.run sets it while its step schedules its activity). */
+let stepScheduling: string | undefined;
+
+/** The summary the Temporal UI shows for a step's activity: the step and what it acts on. */
+export function stepSummary(step: string, input: unknown): string {
+  const given = (input ?? {}) as Record<string, unknown>;
+  const target = given.target as { name?: unknown } | string | undefined;
+  const manifest = given.manifest as { id?: unknown } | undefined;
+  const event = given.event as { type?: unknown } | undefined;
+  const parts = [
+    typeof target === 'string' ? `target ${target}` : typeof target?.name === 'string' ? `target ${target.name}` : undefined,
+    typeof given.backupId === 'string' ? `backup ${given.backupId}` : typeof manifest?.id === 'string' ? `backup ${manifest.id}` : undefined,
+    ...(['destination', 'path', 'livePath', 'database', 'dataDir', 'into', 'channel'] as const).map((field) => (typeof given[field] === 'string' ? `${field} ${String(given[field])}` : undefined)),
+    typeof event?.type === 'string' ? `event ${event.type}` : undefined,
+  ].filter((part): part is string => part !== undefined);
+  const summary = `${step}${parts.length ? `: ${parts.join(', ')}` : ''}`;
+  return summary.length > 200 ? `${summary.slice(0, 197)}...` : summary;
+}
+
+/**
+ * Activity proxies whose every call is scheduled with a summary (the step's name and what it acts
+ * on), so the Temporal UI's timeline reads like the CLI's. Every proxy of the runbooks goes through it.
+ */
+export function withSummaries<A>(activities: ActivityInterfaceFor<A>): ActivityInterfaceFor<A> {
+  return new Proxy(activities, {
+    get(proxied, name) {
+      const activity = Reflect.get(proxied, name) as ActivityInterfaceFor<A>[keyof A];
+      if (typeof name !== 'string' || typeof activity !== 'function') return activity;
+      const call = (...args: unknown[]) => activity.executeWithOptions({ summary: stepSummary(stepScheduling ?? name, args[0]) }, args as never);
+      return Object.assign(call, { executeWithOptions: activity.executeWithOptions });
+    },
+  });
+}
+
 const quickRetry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' } as const;
 
 /** Short bookkeeping steps: config, manifests, swaps. */
-export const quickSteps = proxyActivities<LifeboatActivities>({
-  startToCloseTimeout: '2 minutes',
-  cancellationType: waitForStepToEnd,
-  retry: { ...quickRetry, maximumAttempts: 5 },
-});
+export const quickSteps = withSummaries(
+  proxyActivities<LifeboatActivities>({
+    startToCloseTimeout: '2 minutes',
+    cancellationType: waitForStepToEnd,
+    retry: { ...quickRetry, maximumAttempts: 5 },
+  }),
+);
 
 /**
  * Steps that wait up to a configured time by themselves (hooks, health checks): Temporal's limit
@@ -35,23 +109,27 @@ export const quickSteps = proxyActivities<LifeboatActivities>({
  * instead of being cut off and run again while the first attempt goes on.
  */
 export function stepsWithin(seconds: number) {
-  return proxyActivities<LifeboatActivities>({
-    startToCloseTimeout: `${seconds + 30} seconds`,
-    cancellationType: waitForStepToEnd,
-    retry: { ...quickRetry, maximumAttempts: 3 },
-  });
+  return withSummaries(
+    proxyActivities<LifeboatActivities>({
+      startToCloseTimeout: `${seconds + 30} seconds`,
+      cancellationType: waitForStepToEnd,
+      retry: { ...quickRetry, maximumAttempts: 3 },
+    }),
+  );
 }
 
 /**
  * Steps that move the data. They heartbeat their byte progress; a worker that dies is noticed
  * within the heartbeat timeout and the step starts again on another worker.
  */
-export const transferSteps = proxyActivities<LifeboatActivities>({
-  startToCloseTimeout: '4 hours',
-  cancellationType: waitForStepToEnd,
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-});
+export const transferSteps = withSummaries(
+  proxyActivities<LifeboatActivities>({
+    startToCloseTimeout: '4 hours',
+    cancellationType: waitForStepToEnd,
+    heartbeatTimeout: '15 seconds',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+  }),
+);
 
 /** The innermost cause's message, without Temporal's wrapping ("Activity task failed"). */
 export function failureMessage(error: unknown): string {
@@ -69,22 +147,59 @@ export function failureType(error: unknown): string | undefined {
 
 export class Timeline {
   readonly steps: StepRecord[] = [];
+  private progress: StepProgress | undefined;
 
   constructor() {
     setHandler(timelineQuery, () => this.steps);
+    setHandler(progressSignal, (progress) => {
+      this.progress = progress;
+      this.showDetails();
+    });
+  }
+
+  /**
+   * The run's current details in the Temporal UI (its header), like the CLI's progress line: the
+   * steps in flight with their byte progress, or the approval the run waits for and how to give it.
+   */
+  showDetails(finished?: string): void {
+    const context = currentRun();
+    const lines = [`**${context?.runbook ?? workflowInfo().workflowType}** of target **${context?.target?.name ?? '?'}**, ${this.steps.filter((s) => s.status !== 'running').length} steps done`];
+    if (finished) lines.push(finished);
+    for (const step of this.steps.filter((s) => s.status === 'running')) {
+      const progress = this.progress && this.progress.bytesTotal > 0 ? this.progress : undefined;
+      const bytes = progress
+        ? `: ${progress.phase} ${formatBytes(progress.bytesDone)} of ${formatBytes(progress.bytesTotal)} (${Math.floor((100 * progress.bytesDone) / progress.bytesTotal)}%)`
+        : '';
+      lines.push(`Step in flight: \`${step.name}\` since ${step.startedAt}${bytes}`);
+    }
+    if (context?.waitingFor && !finished) lines.push(context.waitingFor);
+    setCurrentDetails(lines.join('\n\n'));
   }
 
   /** Runs one step and records {name, startedAt, endedAt, durationMs, status, attempts, detail}. */
   async run<T>(name: string, step: () => Promise<Reported<T>>, describe?: (value: T) => string): Promise<T> {
     const record: StepRecord = { name, startedAt: new Date().toISOString(), status: 'running' };
     this.steps.push(record);
+    this.progress = undefined;
+    this.showDetails();
     const started = Date.now();
     try {
-      const { value, attempt } = await step();
+      // The step schedules its activity now, synchronously: its summary names this step.
+      stepScheduling = name;
+      let scheduled: Promise<Reported<T>>;
+      try {
+        scheduled = step();
+      } finally {
+        stepScheduling = undefined;
+      }
+      const { value, attempt } = await scheduled;
       record.status = 'completed';
       record.attempts = attempt;
       const detail = describe?.(value);
       if (detail) record.detail = detail;
+      // The run's target, for what it tells people at the end.
+      const context = currentRun();
+      if (name === 'resolve-target' && context) context.target = value as ResolvedTarget;
       return value;
     } catch (error) {
       record.status = 'failed';
@@ -93,6 +208,7 @@ export class Timeline {
     } finally {
       record.endedAt = new Date().toISOString();
       record.durationMs = Date.now() - started;
+      this.showDetails();
     }
   }
 

@@ -230,6 +230,8 @@ async function writePostgresConfig(path: string, cluster: RunningCluster, reposi
         connection: { host: cluster.socketDir, port: cluster.port, database: 'postgres', user: cluster.user },
         method: 'dump',
         dump: { spoolDir },
+        // The benchmark's cluster archives into pgBackRest's repository, not into this target's.
+        archive: { mode: 'off' },
       },
     },
     temporal: { address: settings.address, namespace: settings.namespace, taskQueue: settings.taskQueue },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { envVarName, name } from './common.js';
-import { targetConfigSchema } from '../kinds/index.js';
+import { checkRetention } from './retention.js';
+import { targetConfigSchema, targetKindOf } from '../kinds/index.js';
 
 /**
  * The one definition of lifeboat.config.yaml. Validation, defaults and the README's configuration
@@ -42,6 +43,40 @@ export const repositorySchema = z.discriminatedUnion('type', [fsRepositorySchema
 /** A target is one of the kinds of src/kinds (their config schemas, told apart by `type`). */
 export const targetSchema = targetConfigSchema;
 
+/** What a runbook tells the notification channels about (see src/notify/events.ts for each payload). */
+export const notificationEventTypes = ['runbook.failed', 'drill.finished', 'approval.waiting', 'verify.damaged'] as const;
+
+const channelFilters = {
+  events: z
+    .array(z.enum(notificationEventTypes))
+    .min(1)
+    .default([...notificationEventTypes])
+    .describe(
+      'Which events this channel gets: "runbook.failed" (any runbook ended in failure), "drill.finished" (passed or not, with RTO and RPO), ' +
+        '"approval.waiting" (a runbook waits for an approval, and how to give it), "verify.damaged" (verification found a damaged backup). Default: all.',
+    ),
+  targets: z.array(name).min(1).optional().describe('Only runs of these targets; default: every target.'),
+};
+
+const slackChannelSchema = z
+  .object({
+    type: z.literal('slack').describe('A Slack (or Slack-compatible: Mattermost, Rocket.Chat) incoming webhook: a message with the facts and, for approvals, Approve / Reject buttons.'),
+    urlEnv: envVarName.describe('Name of the environment variable holding the incoming webhook URL (the URL is a credential: anyone who has it can post).'),
+    ...channelFilters,
+  })
+  .strict();
+
+const webhookChannelSchema = z
+  .object({
+    type: z.literal('webhook').describe('A generic HTTP receiver: a JSON POST signed per the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature).'),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).describe('Where events are POSTed.'),
+    secretEnv: envVarName.describe('Name of the environment variable holding the signing secret, `whsec_` followed by 24 to 64 random bytes in base64 (`echo "whsec_$(head -c 32 /dev/urandom | base64)"`).'),
+    ...channelFilters,
+  })
+  .strict();
+
+export const notificationChannelSchema = z.discriminatedUnion('type', [slackChannelSchema, webhookChannelSchema]);
+
 export const configSchema = z
   .object({
     repositories: z.record(name, repositorySchema).describe('Named storage locations.'),
@@ -70,6 +105,27 @@ export const configSchema = z
       .strict()
       .default({ address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' })
       .describe('Where the CLI starts runbooks and the worker polls.'),
+    notifications: z
+      .object({
+        channels: z.record(name, notificationChannelSchema).describe('Named receivers of events.'),
+        deliveryTimeoutSeconds: z
+          .number()
+          .int()
+          .min(10)
+          .max(3600)
+          .default(300)
+          .describe(
+            'How long a run keeps retrying (with backoff) a receiver that is down or answers 5xx before it gives that notification up. ' +
+              'Sending is a step after the run\'s outcome is decided: it never changes the result.',
+          ),
+        temporalUiUrl: z
+          .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+          .optional()
+          .describe('Base URL of the Temporal UI (e.g. http://temporal.example.com:8233): messages link to the run.'),
+      })
+      .strict()
+      .optional()
+      .describe('Tell people: Slack messages and signed webhooks when a runbook fails, a drill finishes, an approval waits or verification finds damage.'),
     serve: z
       .object({
         listen: listenAddress.default('127.0.0.1:9464').describe('host:port `lifeboat serve` listens on (HTTP: /metrics, /status, /healthz).'),
@@ -88,14 +144,66 @@ export const configSchema = z
         metricsListen: listenAddress
           .optional()
           .describe('host:port where the worker exposes the Temporal SDK\'s own metrics for Prometheus (durations in seconds); unset: not exposed.'),
+        maxConcurrentActivityTaskExecutions: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe('Steps one worker runs at once; more wait in the task queue. Transfers are heavy: each holds a zstd process, a check thread and upload buffers.'),
+        maxConcurrentWorkflowTaskExecutions: z
+          .number()
+          .int()
+          .min(2)
+          .max(200)
+          .default(10)
+          .describe('Workflow tasks (runbook decisions, short) one worker processes at once.'),
+        maxCachedWorkflows: z
+          .number()
+          .int()
+          .min(0)
+          .max(10_000)
+          .default(200)
+          .describe('Runs whose state a worker keeps in memory between their steps (about 1 MB each); a run not cached is replayed from its history at its next step.'),
       })
       .strict()
-      .default({})
-      .describe('Settings of `lifeboat worker`.'),
+      .default({ maxConcurrentActivityTaskExecutions: 4, maxConcurrentWorkflowTaskExecutions: 10, maxCachedWorkflows: 200 })
+      .describe('Settings of `lifeboat worker`: its metrics and its limits (run more workers for more at once).'),
   })
   .strict()
   .superRefine((config, ctx) => {
+    for (const [channelName, channel] of Object.entries(config.notifications?.channels ?? {})) {
+      channel.targets?.forEach((target, index) => {
+        if (!(target in config.targets)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['notifications', 'channels', channelName, 'targets', index],
+            message: `unknown target "${target}"; use one of: ${Object.keys(config.targets).join(', ') || '(none defined)'}`,
+          });
+        }
+      });
+    }
     for (const [targetName, target] of Object.entries(config.targets)) {
+      for (const [key, schedule] of Object.entries(target.schedules)) {
+        const at = (field: string) => ['targets', targetName, 'schedules', key, field];
+        const methods = targetKindOf(target.type)?.methods ?? [];
+        if (schedule.method !== undefined && !methods.includes(schedule.method)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: at('method'),
+            message: methods.length
+              ? `"${schedule.method}" is not a backup method of ${target.type} targets; use one of: ${methods.join(', ')}`
+              : `method is for targets with several backup methods; "${targetName}" is a ${target.type} target, which has one`,
+          });
+        }
+        for (const field of ['to', 'from'] as const) {
+          const repository = schedule[field];
+          if (repository !== undefined && !(repository in config.repositories)) {
+            ctx.addIssue({ code: 'custom', path: at(field), message: `unknown repository "${repository}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ')}` });
+          }
+        }
+      }
+      if (target.retention) checkRetention(target.retention, target.repositories, ['targets', targetName, 'retention'], ctx);
       target.repositories.forEach((repo, index) => {
         if (!(repo in config.repositories)) {
           ctx.addIssue({
@@ -116,3 +224,12 @@ export type TargetConfig = z.output<typeof targetSchema>;
 export type { SqliteTargetConfig } from '../kinds/sqlite/config.js';
 export type { PostgresConnectionConfig, PostgresTargetConfig } from '../kinds/postgres/config.js';
 export type { HooksConfig, Objectives, SmokeCheck } from './common.js';
+export { overlapPolicies, scheduledRunbooks, scheduleSchema } from './schedules.js';
+export type { OverlapPolicy, ScheduleConfig, ScheduledRunbook } from './schedules.js';
+export { retentionSchema } from './retention.js';
+export type { RetentionConfig } from './retention.js';
+/** The task limits of one worker process (the `worker` section holds its metrics address too). */
+export type WorkerLimits = Pick<z.output<typeof configSchema>['worker'], 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxCachedWorkflows'>;
+export type NotificationChannelConfig = z.output<typeof notificationChannelSchema>;
+export type NotificationsConfig = NonNullable<Config['notifications']>;
+export type NotificationEventType = (typeof notificationEventTypes)[number];

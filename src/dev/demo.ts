@@ -8,7 +8,8 @@ import { stringify } from 'yaml';
 /**
  * The demo that `lifeboat dev` sets up once and reuses on every later start: a small SQLite shop
  * database that keeps changing, an encryption key, S3 credentials for the embedded S3 server, and a
- * config that backs the database up to a local repository and to S3.
+ * config that backs the database up to a local repository and to S3, with the schedules an
+ * installation would have (nightly backup, daily verify, weekly drill), in this machine's time zone.
  */
 export interface DemoFiles {
   dir: string;
@@ -72,6 +73,7 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
   };
   const env = await demoCredentials(files.credentialsFile);
   if (!existsSync(files.databasePath)) createDemoDatabase(files.databasePath);
+  const timezone = localTimezone();
   const keyFile = join(dir, 'demo.key');
   if (!existsSync(keyFile)) await writeFile(keyFile, randomBytes(32), { mode: 0o600 });
   const config = {
@@ -92,6 +94,12 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
             { name: 'every order has its customer', sql: 'SELECT count(*) FROM orders LEFT JOIN customers c ON c.id = customer_id WHERE c.id IS NULL', expect: 0 },
           ],
         },
+        schedules: {
+          'nightly-backup': { runbook: 'backup', cron: '0 2 * * *', timezone, jitter: '10m' },
+          // Each stored object is read back and hashed once a week, a seventh of them each day.
+          'daily-verify': { runbook: 'verify', cron: '0 5 * * *', timezone, jitter: '10m', readData: '1/7' },
+          'weekly-drill': { runbook: 'drill', cron: '0 4 * * SUN', timezone },
+        },
       },
     },
     encryption: { keyFile },
@@ -99,6 +107,12 @@ export async function prepareDemo(dir: string, s3Endpoint: string, s3: { bucket?
   // The endpoint can change between starts (another port), so the config is rewritten each time.
   await writeFile(files.configPath, `# Written by \`lifeboat dev\`; edit freely, it is rewritten on the next start.\n${stringify(config)}`);
   return { ...files, env };
+}
+
+/** This machine's IANA time zone (what a developer reads the schedules in), UTC when it has none. */
+function localTimezone(): string {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone && zone !== 'Etc/Unknown' ? zone : 'UTC';
 }
 
 /** A little write traffic, so each demo backup differs from the last. */

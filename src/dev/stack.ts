@@ -1,5 +1,8 @@
 import { join, relative } from 'node:path';
 import { connectClient, runbookFailure, startRunbook } from '../client.js';
+import { loadConfig } from '../config/load.js';
+import { declaredSchedules } from '../schedules/declared.js';
+import { describeChange, syncSchedules } from '../schedules/sync.js';
 import type { BackupResult } from '../../workflows/backup.js';
 import { createWorker } from '../worker.js';
 import { demoBucket, prepareDemo, touchDemoDatabase } from './demo.js';
@@ -64,9 +67,17 @@ export async function runDevStack(options: DevStackOptions): Promise<void> {
 
     say(`Temporal UI:  ${temporal.uiUrl ?? '(headless)'}`);
     say(`Temporal:     ${temporal.address}   S3: ${s3.endpoint} (bucket ${demoBucket})`);
+    const client = await connectClient(settings);
+    try {
+      // The demo's schedules (nightly backup, daily verify, weekly drill), as `lifeboat schedules apply` makes them.
+      const plan = await syncSchedules(client, settings, declaredSchedules(loadConfig(demo.configPath), settings));
+      say(`schedules (${temporal.uiUrl ? `${temporal.uiUrl}/namespaces/default/schedules` : 'lifeboat schedules list'}):`);
+      for (const change of plan) say(`  ${describeChange(change)}`);
+    } catch (error) {
+      say(`the schedules were not applied: ${(error as Error).message}`);
+    }
     if (options.demo) {
       touchDemoDatabase(demo.databasePath);
-      const client = await connectClient(settings);
       const handle = await startRunbook(client, settings, 'backup', { target: 'demo' });
       say(`running the demo backup ${handle.workflowId} ...`);
       try {
@@ -75,8 +86,8 @@ export async function runDevStack(options: DevStackOptions): Promise<void> {
       } catch (error) {
         say(`the demo backup failed: ${runbookFailure(error).message}`);
       }
-      await client.connection.close();
     }
+    await client.connection.close();
     const config = relative(process.cwd(), demo.configPath) || demo.configPath;
     const credentials = relative(process.cwd(), demo.credentialsFile) || demo.credentialsFile;
     say(`
@@ -88,6 +99,8 @@ Lifeboat is running (Ctrl-C stops it; \`npm start\` again resumes the same state
   npx lifeboat drill demo --wait
   npx lifeboat restore demo --into /tmp/demo-restored.sqlite --wait
   npx lifeboat restore demo --yes --wait
+  npx lifeboat schedules list
+  npx lifeboat schedules trigger demo/nightly-backup
 Open ${temporal.uiUrl ?? 'the Temporal UI'} to watch the runs, their timelines (Queries tab) and their steps.`);
     await running;
   } catch (error) {

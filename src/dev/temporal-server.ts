@@ -17,6 +17,7 @@ export type SearchAttributeType = 'Keyword' | 'Text' | 'Int' | 'Bool' | 'Datetim
 export const lifeboatSearchAttributes = {
   LifeboatTarget: 'Keyword',
   LifeboatKind: 'Keyword',
+  LifeboatRequestedBy: 'Keyword',
 } as const satisfies Record<string, SearchAttributeType>;
 
 export interface TemporalDevServerOptions {

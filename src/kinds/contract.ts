@@ -7,9 +7,15 @@
  */
 import type { z } from 'zod';
 import type { Reported } from '../../activities/failures.js';
-import type { RepositoryConfig } from '../config/schema.js';
+import type { NotificationEventType, RepositoryConfig } from '../config/schema.js';
 import type { targetObjectives } from '../config/common.js';
+import type { targetRetention } from '../config/retention.js';
+import type { targetSchedules } from '../config/schedules.js';
+import type { CheckResult } from '../check/result.js';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
+import type { Repository } from '../repository/repository.js';
+import type { RepositoryFactsMemory } from '../state/repository-facts.js';
+import type { ArchiverFacts, RepositoryState } from '../state/model.js';
 
 /** What every resolved target has: what generic steps (repositories, manifests, reports, drills) use. */
 export interface ResolvedTargetBase {
@@ -22,17 +28,25 @@ export interface ResolvedTargetBase {
   encryption: { keyFile: string; keyId: string } | null;
   /** What every drill is measured against (the kind adds its own drill settings beside these). */
   drill: { rtoTargetSeconds?: number; rpoTargetSeconds?: number };
+  /**
+   * The notification channels that get this target's events (names only: URLs and secrets stay in
+   * the environment), and how long a run retries one (set by resolve-target for every kind;
+   * absent in results of older runs).
+   */
+  notifications?: { channels: Array<{ name: string; events: NotificationEventType[] }>; deliveryTimeoutSeconds: number };
 }
 
 /** What resolve-target works out before it hands a target's config to its kind. */
-export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill'>;
+export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill' | 'notifications'>;
 
 /** The config schema of a kind of target: an object whose `type` is the kind's name. */
-/** What every kind's config has: its type, its repositories and its objectives (`targetObjectives` of config/common.ts: status and alerts judge every target alike). */
+/** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) its schedules (`targetSchedules`) and its retention policy (`targetRetention`). */
 export type TargetConfigSchema<Type extends string = string> = z.ZodObject<{
   type: z.ZodLiteral<Type>;
   repositories: z.ZodType<string[]>;
   objectives: typeof targetObjectives;
+  schedules: typeof targetSchedules;
+  retention: typeof targetRetention;
 }>;
 
 /** A kind's activities: each one a step that is safe to run twice, named as workflows call it. */
@@ -47,6 +61,31 @@ export interface KindDependencies {
 }
 
 /** The options of `lifeboat restore` a kind may read. */
+/** What a kind's state reader gets for one repository of a target. */
+export interface KindRepositoryRead {
+  repository: Repository;
+  target: string;
+  /** The source's last archived file, when its archiver could be asked. */
+  serverArchivedWal?: string | null;
+  /** What a long-running reader (lifeboat serve) remembers between reads of this repository. */
+  memory?: RepositoryFactsMemory;
+  /** Reads one fact; a failure is recorded as the repository's error and gives null. */
+  attempt<T>(what: string, read: () => Promise<T>): Promise<T | null>;
+}
+
+/** What a kind's preflight gets from `lifeboat check`. */
+export interface PreflightContext {
+  configPath: string;
+  env: NodeJS.ProcessEnv;
+  /** The target's repositories, in its order. */
+  repositories: Array<{ name: string; config: RepositoryConfig }>;
+  /** The time limit of one check, and how long a WAL segment switched out may take to reach the archive. */
+  timeoutMs: number;
+  archiveTimeoutMs: number;
+  /** Runs one check within timeoutMs and records its result; an error becomes a failed result with fix(error). */
+  check(area: string, subject: string, timeoutMs: number, run: () => Promise<string>, fix: (error: unknown) => string): Promise<CheckResult>;
+}
+
 export interface RestoreCommandOptions {
   backup?: string;
   into?: string;
@@ -79,6 +118,10 @@ export interface SmokeCheckResult {
   passed: boolean;
   detail: string;
   durationMs: number;
+  /** What the check asks for, in words (src/kinds/smoke-check-values.ts); absent in results of older runs. */
+  expected?: string;
+  /** What the copy answered, or the query's error. */
+  actual?: string;
 }
 
 export interface TargetKind<
@@ -105,6 +148,23 @@ export interface TargetKind<
   /** The kind's activities; loaded only by the worker (the CLI never pays for them). */
   activities(dependencies: KindDependencies): Promise<Activities>;
   /** The kind's part of the command line. */
+  /**
+   * `lifeboat check` of one target of this kind, besides the generic checks (config, key,
+   * repositories, zstd, Temporal, schedules): each check through context.check, which runs it with
+   * its time limit and records its result. Load the code lazily (`await import(...)`).
+   */
+  preflight?(name: string, config: z.output<Schema>, context: PreflightContext): Promise<void>;
+  /**
+   * What `lifeboat status` and /metrics read of a target of this kind beyond its backups and
+   * reports (PostgreSQL: its server's archiver, and the WAL archive of each repository). Load the
+   * code lazily.
+   */
+  readonly state?: {
+    /** The source's own account of its archiving, once per read of the target; never throws. */
+    archiver?(config: z.output<Schema>, env: NodeJS.ProcessEnv, now: number): Promise<ArchiverFacts>;
+    /** The continuous archive in one repository (head, recovery window). */
+    wal?(input: KindRepositoryRead): Promise<NonNullable<RepositoryState['wal']>>;
+  };
   readonly cli: {
     /** What `lifeboat restore` sends and asks (throw UsageError for options the kind refuses). */
     restore(options: RestoreCommandOptions, target: { name: string; config: z.output<Schema> }): RestorePlan;

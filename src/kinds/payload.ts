@@ -16,7 +16,7 @@ import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../pipelin
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../pipeline/hash.js';
 import { fsyncPath } from '../pipeline/local-file.js';
 import type { StoredObject } from '../repository/manifest-envelope.js';
-import type { Repository } from '../repository/repository.js';
+import { attemptObjectName, type Repository } from '../repository/repository.js';
 import { storeInEvery } from '../repository/store.js';
 import { countBytes, type ProgressReporter } from '../../activities/progress.js';
 import { openRepositories } from '../../activities/repositories.js';
@@ -53,11 +53,16 @@ export interface StoredPayload {
 /**
  * Streams `source` through `taps` (pass-throughs that look at the source bytes: a header reader, a
  * checker) into one object in every repository: one pass, whatever the number of repositories.
- * What an earlier attempt stored under this backup id is removed first.
+ * Each attempt of the step stores under names of its own (attemptObjectName: an attempt that lost
+ * its heartbeat but still writes can never overwrite what a later one stored), and first removes
+ * what earlier attempts stored under this backup id.
  */
 export async function storePayload(input: {
   target: ResolvedTargetBase;
   backupId: string;
+  /** The step's attempt (Context.current().info.attempt). */
+  attempt: number;
+  /** The object's name within the attempt's folder. */
   objectName: string;
   source: Readable;
   taps?: Duplex[];
@@ -66,9 +71,10 @@ export async function storePayload(input: {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
 }): Promise<StoredPayload> {
-  const { target, backupId, objectName, key } = input;
+  const { target, backupId, key } = input;
+  const objectName = attemptObjectName(input.attempt, input.objectName);
   const repositories = openRepositories(target, input.env);
-  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId);
+  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId, input.attempt);
   if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
   const sourceHash = new HashingPassThrough();
   const stages: Array<Readable | Duplex> = [input.source, ...(input.taps ?? []), sourceHash, countBytes(input.progress), createCompressor(target.compression)];

@@ -13,7 +13,7 @@ import { createEncryptor, keyId } from '../pipeline/encrypt.js';
 import { growingFileChunks, openOnceCreated, untilWriterExits, watchWriter } from '../pipeline/growing-file.js';
 import { prepareSpool } from '../pipeline/spool.js';
 import { manifestFormat, postgresBaseManifestSchema, type StepRecord, type StoredObject } from '../repository/manifest.js';
-import type { Repository } from '../repository/repository.js';
+import { attemptObjectName, type Repository } from '../repository/repository.js';
 import { storeInEvery } from '../repository/store.js';
 import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
 import { pgBinary } from './tools.js';
@@ -35,15 +35,18 @@ import { pgBinary } from './tools.js';
  *
  * Layout, per repository:
  *
- *   <target>/backups/<backupId>/base.tar.000.zst[.enc], base.tar.001.zst[.enc], ...
- *   <target>/backups/<backupId>/backup_manifest.zst[.enc]
+ *   <target>/backups/<backupId>/attempt-<n>/base.tar.000.zst[.enc], base.tar.001.zst[.enc], ...
+ *   <target>/backups/<backupId>/attempt-<n>/backup_manifest.zst[.enc]
  *   <target>/backups/<backupId>/manifest.json   written last (kind "postgres-base")
+ *
+ * (n: the attempt of the step that stored them, so that no attempt overwrites another's objects;
+ * older backups have the parts directly in the backup's directory. The manifest names them.)
  *
  * The parts are consecutive pieces of one zstd stream, each with its own sha256: a restore checks
  * every part in full before any of its bytes reaches the decoder (no unverified byte is ever
  * written, without a local copy of the whole backup), fetching the next parts while the current
- * one is decoded, and a damaged part is named. By hand: `cat base.tar.*.zst | zstd -d | tar -x`,
- * then `zstd -d backup_manifest.zst` into the data directory. (Older backups compressed by
+ * one is decoded, and a damaged part is named. By hand: `cat attempt-<n>/base.tar.*.zst | zstd -d | tar -x`,
+ * then `zstd -d attempt-<n>/backup_manifest.zst` into the data directory. (Older backups compressed by
  * pg_basebackup into one stream on stdout hold the backup_manifest inside the tar; some have one
  * zstd frame per part. They restore the same way.)
  *
@@ -132,7 +135,10 @@ export interface BaseBackupOptions {
   compressAt?: 'server' | 'client';
   /** Where pg_basebackup writes the compressed tar while it is uploaded (holes punched behind the upload); default the system temp dir. */
   spoolDir?: string;
-  /** The attempt of the step (a fresh spool directory each; what earlier attempts left is removed). */
+  /**
+   * The attempt of the step: its objects are stored under names of their own (attemptObjectName),
+   * in a fresh spool directory; what earlier attempts left is removed. Default 1.
+   */
   attempt?: number;
   /** 'fast' (default): an immediate checkpoint; 'spread' waits for a paced one (minutes). */
   checkpoint?: 'fast' | 'spread';
@@ -167,7 +173,8 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
     const existing = await readBaseBackupManifestIfAny(repository, target, backupId);
     if (existing) return withoutRunFields(existing);
   }
-  await Promise.all(repositories.map((repository) => repository.discardUnfinishedBackup(target, backupId)));
+  const attempt = options.attempt ?? 1;
+  await Promise.all(repositories.map((repository) => repository.discardUnfinishedBackup(target, backupId, { beforeAttempt: attempt })));
 
   const client = await connectTo(connection, env);
   try {
@@ -186,12 +193,12 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
         storedBytes += bytes;
         progress();
       },
-      openPart: (index) => openPartUpload(options, partObjectName(index, encrypted)),
+      openPart: (index) => openPartUpload(options, attemptObjectName(attempt, partObjectName(index, encrypted))),
     });
 
     const { level, threads } = options.compression;
     const compressAt = options.compressAt ?? 'server';
-    const spool = await prepareSpool(options.spoolDir ?? tmpdir(), `lifeboat-base-${target}-${backupId}`, options.attempt ?? 1);
+    const spool = await prepareSpool(options.spoolDir ?? tmpdir(), `lifeboat-base-${target}-${backupId}`, attempt);
     try {
       // A directory pg_basebackup creates: it refuses one that exists and is not empty.
       const output = join(spool, 'tar');
@@ -244,7 +251,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
       }
       if (stored.status === 'rejected') throw stored.reason;
       await expectOnlyTheDefaultTablespace(output);
-      backupManifestObject = await storeBackupManifest(join(output, 'backup_manifest'), options);
+      backupManifestObject = await storeBackupManifest(join(output, 'backup_manifest'), options, attempt);
     } finally {
       await rm(spool, { recursive: true, force: true });
     }
@@ -310,8 +317,8 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
  * The backup_manifest pg_basebackup wrote beside the tar (the server cannot put it inside a tar
  * it compressed itself), stored as its own object: zstd, optionally encrypted, with its sha256.
  */
-async function storeBackupManifest(path: string, options: BaseBackupOptions): Promise<StoredObject> {
-  return storeBackupObject(options, backupManifestObjectName(options.encryptionKey !== undefined), [createReadStream(path), createCompressor({ level: 3, threads: 1 })]);
+async function storeBackupManifest(path: string, options: BaseBackupOptions, attempt: number): Promise<StoredObject> {
+  return storeBackupObject(options, attemptObjectName(attempt, backupManifestObjectName(options.encryptionKey !== undefined)), [createReadStream(path), createCompressor({ level: 3, threads: 1 })]);
 }
 
 /** One object of the backup: `stages` (source first), encrypted when the backup is, hashed, into every repository. */

@@ -105,6 +105,14 @@ export interface FailureContext {
   /** Names of the WAL segments the archive holds (for telling a gap from the end of the archive); undefined when unknown. */
   archivedSegments: readonly string[] | undefined;
   logFile: string;
+  /** Where the base backup stopped: the archive must hold WAL after it for any later target. */
+  backupStop?: { timeline: number; stopLsn: string; stopTime: string };
+  /** The Lifeboat target whose archive was read. */
+  archiveTarget?: string;
+  /** The newest segment in the archive and when it was archived; null when the archive holds none. */
+  newestArchived?: { name: string; archivedAt: string | undefined } | null;
+  /** What the source server's pg_stat_archiver says, in words (or why it could not be asked). */
+  sourceArchiver?: string;
 }
 
 /**
@@ -127,6 +135,8 @@ function classifyFatal(fatal: RecoveryLog['fatals'][number], log: RecoveryLog, c
   if (/^recovery ended before configured recovery target was reached/.test(fatal.message)) {
     const gap = missingSegment(log, context);
     if (gap) return gap;
+    const silent = nothingArchivedAfterBackup(target, context);
+    if (silent) return silent;
     const reached = log.lastTransactionTime ? `; the last transaction replayed committed at ${log.lastTransactionTime}` : '';
     const hint =
       context.target.kind === 'name'
@@ -159,6 +169,16 @@ function classifyFatal(fatal: RecoveryLog['fatals'][number], log: RecoveryLog, c
   if ((found = /^could not restore file "([^"]+)" from archive/.exec(fatal.message))) {
     const why = log.walFetchFailures.at(-1);
     const damaged = why !== undefined && /^(ChecksumMismatch|BackupCorrupt)\b/.test(why);
+    // The repository refused the server's OS user, or its credentials are missing: not missing WAL
+    // (the file asked for, e.g. the next timeline's history file, may well not exist at all).
+    const denied = why !== undefined && /^(InvalidConfig|CredentialsUnavailable)\b|\b(EACCES|EPERM)\b|AccessDenied/.test(why);
+    if (denied) {
+      return new LifeboatError(
+        'InvalidConfig',
+        `restore_command (lifeboat wal-fetch, run by PostgreSQL as its OS user) was refused access when asked for ${found[1]}: ${why}`,
+        `The server's OS user must be able to run lifeboat, read its config and read the target's repositories (docs/postgresql-deployment.md). Nothing live was touched. ${logHint}`,
+      );
+    }
     return new LifeboatError(
       damaged ? 'ChecksumMismatch' : 'WalSegmentMissing',
       `the WAL archive could not deliver ${found[1]}${why ? `: ${why}` : ` (${fatal.message})`}`,
@@ -193,6 +213,38 @@ export function missingSegment(log: RecoveryLog, context: Pick<FailureContext, '
     'WalSegmentMissing',
     `WAL segment ${expected} is missing from the archive: replay of base backup ${context.backupId} stopped after ${lastSegment}, but the archive holds later segments (from ${later[0]!.name})`,
     `Recover to a target before ${expected}, or put the segment back into the repository (it may still be in the source's pg_wal). Nothing live was touched`,
+  );
+}
+
+/**
+ * When the archive holds no segment after the one holding the base backup's stop point, replay
+ * could not go past the backup at all: archiving stopped working at (or before) the backup, not
+ * somewhere before the target. Says so, with the archive's newest segment and what the source's
+ * archiver reports; undefined when the archive holds later WAL (or is unknown).
+ */
+export function nothingArchivedAfterBackup(target: string, context: FailureContext): LifeboatError | undefined {
+  const { backupStop, archivedSegments } = context;
+  if (!backupStop || !archivedSegments) return undefined;
+  const stopLsn = parseLsn(backupStop.stopLsn);
+  const stopSegmentNo = (stopLsn > 0n ? stopLsn - 1n : 0n) / BigInt(context.walSegmentSizeBytes);
+  const stopSegment = walSegmentName(backupStop.timeline, stopSegmentNo, context.walSegmentSizeBytes);
+  const later = archivedSegments.some((name) => {
+    const parsed = parseWalSegmentName(name, context.walSegmentSizeBytes);
+    return parsed !== undefined && (parsed.timeline > backupStop.timeline || (parsed.timeline === backupStop.timeline && parsed.segment > stopSegmentNo));
+  });
+  if (later) return undefined;
+  const newest = context.newestArchived
+    ? `its newest segment is ${context.newestArchived.name}${context.newestArchived.archivedAt ? `, archived ${context.newestArchived.archivedAt}` : ''}`
+    : context.newestArchived === null
+      ? 'it holds no WAL segment at all'
+      : undefined;
+  const archive = context.archiveTarget ? `the WAL archive of target "${context.archiveTarget}"` : 'the WAL archive';
+  return new LifeboatError(
+    'WalSegmentMissing',
+    `${target} cannot be reached: ${archive} holds no WAL after base backup ${context.backupId}'s stop point (LSN ${backupStop.stopLsn}, in segment ${stopSegment}, at ${backupStop.stopTime}), ` +
+      `so WAL archiving has not worked since that backup${newest ? `; ${newest}` : ''}${context.sourceArchiver ? `; ${context.sourceArchiver}` : ''}`,
+    `Fix archiving on the source (its log says why archive_command fails; \`lifeboat archive-status\` shows pg_stat_archiver; docs/postgresql-deployment.md), ` +
+      `then take a new base backup. This backup can only be recovered to its stop point (pitr --latest). Nothing live was touched`,
   );
 }
 

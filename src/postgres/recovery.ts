@@ -12,6 +12,8 @@ import { isClusterRunning, markForRecovery, removeCluster, startCluster, stopClu
 import { classifyRecoveryFailure, missingSegment, parseRecoveryLog, type RecoveryStop } from './recovery-log.js';
 import { chooseBaseBackup, describeRecoveryTarget, parseLsn, parseRecoveryTarget, parseTimestamp, type RecoveryTarget, type RecoveryTimeline, recoveryTargetSettings } from './recovery-target.js';
 import { chownToServerUser } from './tools.js';
+import { describeArchiver } from './archive-check.js';
+import { readWalRecord, type ArchiveStatus } from './wal-archive.js';
 
 /**
  * Point-in-time recovery: a base backup restored into a new data directory (base-restore.ts),
@@ -85,6 +87,13 @@ export interface RecoverOptions {
   serverEnv?: Record<string, string>;
   /** The WAL archive, listed when recovery stops early to tell a missing segment from the end of the archive. */
   archive?: { repositories: Repository[]; target: string };
+  /**
+   * The source server's archiver (pg_stat_archiver), asked when recovery stops for want of WAL: a
+   * failing archive_command is the usual reason. It may be unreachable (it is often why one recovers).
+   */
+  sourceArchiver?: () => Promise<ArchiveStatus>;
+  /** "host:port" of the source, for messages. */
+  sourceName?: string;
   /** Give up (and stop the server) after this long; default 3600. */
   timeoutSeconds?: number;
   /** Default: a free port. */
@@ -134,7 +143,17 @@ export async function recoverToTarget(options: RecoverOptions): Promise<Recovery
     await rm(socketDir, { recursive: true, force: true });
     const log = parseRecoveryLog(await logText(thisAttempt));
     const archivedSegments = options.archive ? await listArchivedSegments(options.archive.repositories, options.archive.target).catch(() => undefined) : undefined;
-    const typed = classifyRecoveryFailure(log, { target: recoveryTarget, backupId: manifest.id, walSegmentSizeBytes: manifest.source.walSegmentSizeBytes, archivedSegments, logFile });
+    const typed = classifyRecoveryFailure(log, {
+      target: recoveryTarget,
+      backupId: manifest.id,
+      walSegmentSizeBytes: manifest.source.walSegmentSizeBytes,
+      archivedSegments,
+      logFile,
+      backupStop: { timeline: manifest.base.timeline, stopLsn: manifest.base.stopLsn, stopTime: manifest.base.stopTime },
+      ...(options.archive ? { archiveTarget: options.archive.target } : {}),
+      ...(options.archive && archivedSegments ? { newestArchived: await newestArchived(options.archive, archivedSegments) } : {}),
+      ...(options.sourceArchiver ? { sourceArchiver: await describeSourceArchiver(options.sourceArchiver, options.sourceName ?? 'the source') } : {}),
+    });
     if (typed) throw typed;
     throw cause;
   };
@@ -341,6 +360,32 @@ export async function listArchivedSegments(repositories: Repository[], target: s
     }
   }
   throw new Error(`no repository answered for the WAL archive of "${target}": ${problems.join('; ')}`);
+}
+
+/** The newest segment of the archive, and when it was archived (from its record, when readable). */
+async function newestArchived(archive: { repositories: Repository[]; target: string }, segments: readonly string[]): Promise<{ name: string; archivedAt: string | undefined } | null> {
+  const name = [...segments].sort().at(-1);
+  if (name === undefined) return null;
+  for (const repository of archive.repositories) {
+    const record = await readWalRecord(repository, archive.target, name).catch(() => undefined);
+    if (record) return { name, archivedAt: record.archivedAt };
+  }
+  return { name, archivedAt: undefined };
+}
+
+/** The source's pg_stat_archiver in words, or why it could not be asked; bounded, the source may be gone. */
+async function describeSourceArchiver(ask: () => Promise<ArchiveStatus>, server: string): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within 10 s')), 10_000);
+  });
+  try {
+    return describeArchiver(await Promise.race([ask(), timeout]), server);
+  } catch (error) {
+    return `the source's pg_stat_archiver could not be read (${error instanceof Error ? error.message : String(error)})`;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

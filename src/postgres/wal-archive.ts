@@ -175,7 +175,7 @@ export const walRecordSchema = z.object({
 export type WalRecord = z.output<typeof walRecordSchema>;
 
 /** The record of name in repository, undefined when it has none; BackupCorrupt when it is unreadable. */
-async function readRecord(repository: Repository, target: string, name: string): Promise<WalRecord | undefined> {
+export async function readWalRecord(repository: Repository, target: string, name: string): Promise<WalRecord | undefined> {
   const key = walRecordKey(target, name);
   const raw = await readTextIfAny(repository.backend, key);
   if (raw === undefined) return undefined;
@@ -235,7 +235,7 @@ export async function pushWal(archive: WalArchive, path: string): Promise<WalPus
   const existing = await Promise.all(
     archive.repositories.map(async (repository) => {
       try {
-        const record = await readRecord(repository, archive.target, name);
+        const record = await readWalRecord(repository, archive.target, name);
         const object = record ? await repository.backend.head(objectKey) : undefined;
         return { repository, record, intact: record !== undefined && object?.sizeBytes === record.stored.sizeBytes };
       } catch (error) {
@@ -366,7 +366,7 @@ export async function fetchWal(archive: WalArchive, name: string, destination: s
   for (const repository of archive.repositories) {
     let record: WalRecord | undefined;
     try {
-      record = await readRecord(repository, archive.target, name);
+      record = await readWalRecord(repository, archive.target, name);
       answered = true;
     } catch (error) {
       problems.push({ repository: repository.name, message: messageOf(error), damaged: isDamage(error) });

@@ -15,6 +15,12 @@ export interface ObjectInfo {
   sizeBytes: number;
 }
 
+export interface FolderListing {
+  objects: ObjectInfo[];
+  /** Names of the sub-folders (no "/"), e.g. the backup ids under "<target>/backups/". */
+  folders: string[];
+}
+
 export interface PutOptions {
   /** Called with the cumulative number of bytes accepted by the backend (never decreasing). */
   onProgress?: (bytesDone: number) => void;
@@ -48,6 +54,14 @@ export interface Backend {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with prefix, in lexicographic (UTF-8 byte) key order. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * One level under folder (a prefix ending in "/", or "" for the root): the objects directly in it
+   * and the names of the folders below it (S3: ListObjectsV2 with Delimiter "/"; fs: one readdir),
+   * each in key order. Costs requests per entry of this level, not per object below it: listing
+   * 1,000 backups of many parts each is one request per 1,000 backups. A folder holding only
+   * unfinished uploads may be listed on fs (its temp files) and not on S3.
+   */
+  listFolder(folder: string): Promise<FolderListing>;
   /** Remove the object; removing a missing object is not an error (idempotent). */
   delete(key: string): Promise<void>;
   /**
@@ -74,6 +88,15 @@ export function assertValidKey(key: string): void {
       `invalid object key ${JSON.stringify(key)}: ${problem}`,
       'Keys are relative paths like "target/backups/<id>/manifest.json"; this is a bug in the caller',
     );
+  }
+}
+
+/** Throws InvalidInput unless folder is "" or a valid prefix ending in "/". */
+export function assertValidFolder(folder: string): void {
+  if (folder === '') return;
+  assertValidPrefix(folder);
+  if (!folder.endsWith('/')) {
+    throw new LifeboatError('InvalidInput', `invalid folder ${JSON.stringify(folder)}: it must end in "/"`, 'This is a bug in the caller');
   }
 }
 

@@ -43,10 +43,17 @@ export function reportTime(report: unknown): number {
  *   <target>/backups/<backupId>/manifest.json   written last
  *   <target>/backups/<backupId>/<payload>
  *   <target>/reports/<runId>.json
+ *   <target>/reports/<runId>.html                the same report for people (drills, PITR)
+ *   <target>/audit/<yyyy>/<mm>/<finishedAt>-<workflowId>.json   one record per finished run (src/audit/)
  *   <target>/latest-backup/<backupId>           marker of the newest backup (a hint; see advanceLatestBackup)
  *   <target>/reports/latest-<runbook>.json      a copy of the newest report of each runbook (drill, verify, ...)
  *   <target>/reports/latest-<runbook>-passed.json   and of the newest one that passed (a drill passed, a verify found all valid)
  */
+
+/** A report as stored: the exact bytes whose sha256 the HTML page names. */
+export function reportText(report: unknown): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}
 /** Where a backup's objects live under a repository's root (also for tools reading a repository's files, like the benchmark). */
 export function backupDirKey(target: string, backupId: string): string {
   return `${target}/backups/${backupId}`;
@@ -54,6 +61,24 @@ export function backupDirKey(target: string, backupId: string): string {
 
 export function backupObjectKey(target: string, backupId: string, objectName: string): string {
   return `${backupDirKey(target, backupId)}/${objectName}`;
+}
+
+/**
+ * The stored name of an object that attempt `attempt` of a backup step writes: `attempt-<n>/<name>`.
+ * Every attempt writes under names of its own, recorded in the manifest, so an attempt that lost
+ * its heartbeat but still writes (a network partition: Temporal has started the next attempt
+ * meanwhile) can never overwrite what the retry stored and the manifest points at; it only leaves
+ * objects no manifest names.
+ */
+export function attemptObjectName(attempt: number, name: string): string {
+  if (!Number.isInteger(attempt) || attempt < 1) throw new Error(`an attempt is a positive integer, got ${attempt}`);
+  return `attempt-${attempt}/${name}`;
+}
+
+/** The attempt that wrote a stored object, from its name; 0 for backups written before attempts had names of their own. */
+export function attemptOfObject(name: string): number {
+  const match = /^attempt-(\d+)\//.exec(name);
+  return match ? Number(match[1]) : 0;
 }
 
 export class Repository {
@@ -78,8 +103,8 @@ export class Repository {
     return this.objectKey(target, backupId, 'manifest.json');
   }
 
-  reportKey(target: string, runId: string): string {
-    return `${target}/reports/${runId}.json`;
+  reportKey(target: string, runId: string, format: 'json' | 'html' = 'json'): string {
+    return `${target}/reports/${runId}.${format}`;
   }
 
   /** Where the markers of the target's newest backup live (outside backups/, which holds only backups). */
@@ -168,12 +193,6 @@ export class Repository {
   }
 
   /**
-   * Nothing under a backup id counts before its manifest exists, so a backup attempt starts by
-   * removing what an earlier, interrupted attempt left there (objects, temp files, unfinished
-   * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
-   * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
-   */
-  /**
    * Takes a complete backup out of this repository: the manifest first, so that from the first
    * delete on it is no longer listed or restored, then its objects. For a copy proven damaged.
    */
@@ -182,13 +201,31 @@ export class Repository {
     return 1 + (await this.discardUnfinishedBackup(target, backupId));
   }
 
-  async discardUnfinishedBackup(target: string, backupId: string): Promise<number> {
+  /**
+   * Nothing under a backup id counts before its manifest exists, so a backup attempt starts by
+   * removing what an earlier, interrupted attempt left there (objects, temp files, unfinished
+   * multipart uploads): a retried backup never leaves duplicated or half-written objects behind.
+   * Refuses (throws) when the backup has a manifest. Returns how many things were removed.
+   *
+   * Without `beforeAttempt`, everything (a backup that failed before its manifest). With it, what
+   * the attempts before that one left (their objects, temp files and unfinished uploads), and
+   * nothing of that attempt or later ones: an earlier attempt that is still running (it lost its
+   * heartbeat, not its process) must not remove what the current attempt stores.
+   */
+  async discardUnfinishedBackup(target: string, backupId: string, options: { beforeAttempt?: number } = {}): Promise<number> {
     if (await this.backend.head(this.manifestKey(target, backupId))) {
       throw new Error(`backup ${backupId} of "${target}" already has a manifest in repository "${this.name}"; refusing to overwrite it`);
     }
     const prefix = `${this.backupDir(target, backupId)}/`;
-    let removed = await this.backend.discardIncomplete(prefix);
+    const { beforeAttempt } = options;
+    let removed = 0;
+    if (beforeAttempt === undefined) {
+      removed += await this.backend.discardIncomplete(prefix);
+    } else {
+      for (let attempt = 1; attempt < beforeAttempt; attempt++) removed += await this.backend.discardIncomplete(`${prefix}${attemptObjectName(attempt, '')}`);
+    }
     for (const object of await this.backend.list(prefix)) {
+      if (beforeAttempt !== undefined && attemptOfObject(object.key.slice(prefix.length)) >= beforeAttempt) continue;
       await this.backend.delete(object.key);
       removed++;
     }
@@ -204,6 +241,16 @@ export class Repository {
       .map((object) => object.key.slice(prefix.length, -'/manifest.json'.length))
       .filter((id) => id.length > 0 && !id.includes('/'));
     return ids.sort().reverse();
+  }
+
+  /**
+   * Names of every folder under <target>/backups/, newest first: complete backups, and backups
+   * without a manifest (running, interrupted, or being removed). One listing request per 1,000
+   * backups however many objects each holds (Backend.listFolder), unlike listBackupIds.
+   */
+  async listBackupFolders(target: string): Promise<string[]> {
+    const { folders } = await this.backend.listFolder(`${target}/backups/`);
+    return folders.sort().reverse();
   }
 
   /**
@@ -232,7 +279,7 @@ export class Repository {
    */
   async writeReport(target: string, runId: string, report: unknown): Promise<string> {
     const key = this.reportKey(target, runId);
-    const body = Buffer.from(`${JSON.stringify(report, null, 2)}\n`);
+    const body = Buffer.from(reportText(report));
     await this.backend.put(key, Readable.from([body]));
     const runbook = runbookOfReport(report);
     if (runbook === undefined) return key;
@@ -258,5 +305,17 @@ export class Repository {
     } catch {
       throw new LifeboatError('BackupCorrupt', `report ${key} in repository "${this.name}" is not valid JSON`, `The next ${runbook} run replaces it`);
     }
+  }
+
+  /** The HTML page of a report, beside its JSON. */
+  async writeReportPage(target: string, runId: string, html: string): Promise<string> {
+    const key = this.reportKey(target, runId, 'html');
+    await this.backend.put(key, Readable.from([Buffer.from(html)]));
+    return key;
+  }
+
+  /** The JSON of a stored report as text (its exact bytes), undefined when there is none. */
+  async readReportText(target: string, runId: string): Promise<string | undefined> {
+    return readTextIfAny(this.backend, this.reportKey(target, runId));
   }
 }

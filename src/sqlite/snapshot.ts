@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { LifeboatError } from '../errors.js';
 import type { HolderInput, HolderMessage } from './holder-protocol.js';
@@ -19,9 +18,16 @@ export interface IntegrityResult {
  * A consistent, point-in-time view of a live SQLite database, streamed straight from its main file
  * (no temporary copy) while writers keep committing to the WAL. See snapshot-holder.mjs for why the
  * main file is enough.
+ *
+ * Everything is read through one descriptor, opened before the snapshot is pinned and checked to
+ * name the same file as the path once it is: a restore that renames a new file onto the path
+ * during the backup changes what the path names, not what this descriptor reads (the file the
+ * snapshot holder pinned). Never reopen the path to read a snapshot.
  */
 export interface SqliteSnapshot {
   path: string;
+  /** The database file as it was when the snapshot was pinned; closed by release(). Read it with positioned reads. */
+  file: FileHandle;
   pageSize: number;
   pageCount: number;
   sizeBytes: number;
@@ -100,6 +106,17 @@ function threadError(path: string, error: unknown): Error {
 
 export async function openSnapshot(path: string, options: SnapshotOptions = {}): Promise<SqliteSnapshot> {
   await assertSqliteFile(path);
+  const file = await open(path, 'r');
+  try {
+    return await pinThrough(path, file, options);
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function pinThrough(path: string, file: FileHandle, options: SnapshotOptions): Promise<SqliteSnapshot> {
+  const opened = await file.stat();
   const integrityCheck = options.integrityCheck ?? 'integrity_check';
   const input: HolderInput = {
     path,
@@ -142,16 +159,26 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
   // A caller that fails before awaiting the check must not crash the process with an unhandled rejection.
   integrity.catch(() => undefined);
 
+  // The holder opened the path after the descriptor was: if the path still names the descriptor's
+  // file now, the holder pinned that file (unless it was renamed away and back in between).
+  const named = await stat(path).catch(() => undefined);
+  if (named?.ino !== opened.ino || named.dev !== opened.dev) {
+    worker.postMessage('release');
+    await exit;
+    throw new Error(`${path} was replaced by another file while its snapshot was pinned (a restore renaming a new database into place?); the step tries again`);
+  }
   const sizeBytes = pinned.pageSize * pinned.pageCount;
-  const { size: fileSize } = await stat(path);
+  const { size: fileSize } = await file.stat();
   if (fileSize < sizeBytes) {
     worker.postMessage('release');
+    await exit;
     throw new Error(`${path} is ${fileSize} bytes but its snapshot needs ${sizeBytes}: the file changed underneath the snapshot`);
   }
 
   let streamed = false;
   return {
     path,
+    file,
     pageSize: pinned.pageSize,
     pageCount: pinned.pageCount,
     sizeBytes,
@@ -163,7 +190,8 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
     stream(highWaterMark = 1 << 20) {
       if (streamed) throw new Error('a snapshot can be streamed once');
       streamed = true;
-      return createReadStream(path, { start: 0, end: sizeBytes - 1, highWaterMark });
+      // Positioned reads (start given) through the pinned descriptor; the handle stays open for release().
+      return file.createReadStream({ start: 0, end: sizeBytes - 1, highWaterMark, autoClose: false });
     },
     async release() {
       if (!exited) {
@@ -173,6 +201,7 @@ export async function openSnapshot(path: string, options: SnapshotOptions = {}):
         await exit;
         clearTimeout(timer);
       }
+      await file.close().catch(() => undefined);
     },
   };
 }

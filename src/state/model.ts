@@ -87,7 +87,7 @@ export interface PitrWindow {
   end: string | null;
 }
 
-/** What the next retention run would remove (src/retention/plan.ts decides; see retention-preview.ts). */
+/** What the next retention run would remove (the retention runbook's plan, made now; see retention-preview.ts). */
 export interface RetentionPreview {
   wouldRemove: Array<{ backupId: string; reason: string }>;
   wouldKeep: number;
@@ -108,7 +108,7 @@ export interface RepositoryState {
   lastPassedDrill: DrillFacts | null;
   /** PostgreSQL targets only. */
   wal: { head: WalHead | null; pitrWindow: PitrWindow } | null;
-  /** Null: not available (the retention planner is not wired in, or could not run). */
+  /** Null: not shown (no retention policy, or read for /metrics, or the plan could not be made: see error). */
   retention: RetentionPreview | null;
 }
 
@@ -165,7 +165,7 @@ export interface Problem {
 
 export interface TargetState {
   target: string;
-  /** The target's kind (its config's `type`). */
+  /** The target's kind (its `type` in the config). */
   type: string;
   observedAt: string;
   objectives: Objectives;

@@ -80,7 +80,7 @@ function renderRepository(repo: RepositoryState, target: TargetState, now: numbe
   }
   const retention = repo.retention;
   lines.push(
-    `    next retention    ${retention ? (retention.wouldRemove.length ? `would remove ${retention.wouldRemove.map((r) => `${r.backupId} (${r.reason})`).join(', ')}; keeps ${retention.wouldKeep}` : `removes nothing; keeps ${retention.wouldKeep}`) : 'not available'}`,
+    `    next retention    ${retention ? (retention.wouldRemove.length ? `would remove ${retention.wouldRemove.map((r) => `${r.backupId} (${r.reason})`).join(', ')}; keeps ${retention.wouldKeep}` : `removes nothing; keeps ${retention.wouldKeep}`) : 'no retention policy'}`,
   );
   return lines;
 }

@@ -26,7 +26,7 @@ const drillReportSchema = z.object({
   failure: z.object({ type: z.string().nullable().optional(), message: z.string() }).nullable().optional(),
 });
 
-const verifiedBackupSchema = z.object({ backupId: z.string(), valid: z.boolean(), problems: z.array(z.unknown()).optional() });
+const verifiedBackupSchema = z.object({ backupId: z.string(), valid: z.boolean(), problems: z.array(z.unknown()).optional(), lastReadInFullAt: z.string().nullable().optional() });
 
 const verifyReportSchema = z.object({
   runbook: z.literal('verify'),
@@ -76,7 +76,7 @@ export function drillFacts(report: unknown): ParsedReport<DrillFacts> {
 }
 
 export interface VerifyReportFacts extends VerifyFacts {
-  /** Backups this repository's section found valid (for the newest verified backup). */
+  /** Backups this repository's section found valid and whose every object has been read back in full (for the newest verified backup). */
   validBackupIds: string[];
 }
 
@@ -96,7 +96,8 @@ export function verifyFacts(report: unknown, repository: string): ParsedReport<V
       backupsChecked: backups.length,
       damaged: backups.filter((b) => !b.valid).map((b) => ({ backupId: b.backupId, problems: (b.problems ?? []).map(describeProblem) })),
       walGaps: Array.isArray(gaps) ? gaps.length : (gaps ?? 0),
-      validBackupIds: backups.filter((b) => b.valid).map((b) => b.backupId),
+      // Verified means read back whole and found right: a run without --read-data only saw the objects exist.
+      validBackupIds: backups.filter((b) => b.valid && typeof b.lastReadInFullAt === 'string').map((b) => b.backupId),
     },
   };
 }

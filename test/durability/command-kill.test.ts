@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { sha256 } from '../helpers/assertions.js';
+import { filesUnder, sha256 } from '../helpers/assertions.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 import { waitForStep } from '../helpers/steps.js';
@@ -56,10 +56,10 @@ describe('a command backup survives a killed worker', () => {
     const result = (await handle.result()) as { backupId: string; sourceBytes: number };
     assert.equal(result.sourceBytes, 8 << 20);
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, exportCommandAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, exportCommandAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.exportCommandAndUpload, 2, 'the interrupted export ran again on the new worker');
     const backupDir = join(lifeboat.dir, 'repository', 'export', 'backups', result.backupId);
-    assert.deepEqual((await readdir(backupDir)).sort(), ['manifest.json', 'payload.zst'], 'no half-written or duplicated object');
+    assert.deepEqual(await filesUnder(backupDir), ['attempt-2/payload.zst', 'manifest.json'], 'no half-written or duplicated object');
 
     const restored = join(lifeboat.dir, 'restored.bin');
     await lifeboat.run('restore', { target: 'export', backupId: result.backupId, into: restored });

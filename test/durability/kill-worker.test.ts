@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { timelineQuery } from '../../workflows/queries.js';
 import { startTemporalDevServer } from '../../src/dev/temporal-server.js';
 import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
 import { activityRuns, createDatabase, createLifeboat, fingerprint, type Lifeboat } from '../helpers/lifeboat.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
 import { assertCompensationAfterSteps, stepOfKilledWorker, waitForStep } from '../helpers/steps.js';
@@ -52,10 +53,12 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
 
     const result = (await handle.result()) as { backupId: string; sourceBytes: number };
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted upload ran again on the new worker');
 
+    const manifest = await new Repository('local', openBackend(loadConfig(lifeboat.configPath).repositories.local!)).readManifest('orders', result.backupId);
+    assert.match(manifest.objects[0]!.name, /^attempt-2\/db\.sqlite\.zst/, 'the second attempt stored under a name of its own');
     const restored = join(lifeboat.dir, 'after-kill.sqlite');
     await lifeboat.run('restore', { target: 'orders', backupId: result.backupId, into: restored });
     assert.deepEqual(fingerprint(restored), fingerprint(dbPath), 'the backup restores to the snapshot content');
@@ -176,7 +179,8 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await handle.cancel();
     await assert.rejects(handle.result(), /cancel/i);
     const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
-    assert.deepEqual(timeline.at(-1), ['remove-scratch', 'completed']);
+    // The cancelled run is still recorded in the audit log, after its cleanup.
+    assert.deepEqual(timeline.slice(-2), [['remove-scratch', 'completed'], ['record-audit', 'completed']]);
     assert.equal(existsSync(scratch), false, 'scratch copy removed after cancellation');
     await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
   });
@@ -198,7 +202,7 @@ describe('runbooks survive a killed worker and a restarted Temporal server', () 
     await assert.rejects(handle.result(), /cancel/i);
 
     const timeline = (await handle.query(timelineQuery)).map((s) => [s.name, s.status]);
-    assert.deepEqual(timeline.at(-1), ['cleanup', 'completed']);
+    assert.deepEqual(timeline.slice(-2), [['cleanup', 'completed'], ['record-audit', 'completed']]);
     await assertCompensationAfterSteps(lifeboat.client, handle.workflowId, 'removeFiles');
     assert.deepEqual(fingerprint(livePath), before, 'the live database is the one from before the restore');
     assert.deepEqual(fingerprint(livePath, 'after_backup').rows, 1, 'with the write made after the backup');

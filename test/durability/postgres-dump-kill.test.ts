@@ -82,7 +82,7 @@ describe('a PostgreSQL dump survives a killed worker', () => {
     const result = (await handle.result()) as { backupId: string; dump: { verified: boolean; rows: number } };
     assert.deepEqual(result.dump, { format: 'directory', tables: 1, rows: 220000, verified: true });
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, dumpAndUpload: 1, restoreDump: 1, dropRunDatabase: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, dumpAndUpload: 1, restoreDump: 1, dropRunDatabase: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.dumpAndUpload, 2, 'the interrupted dump ran again on the new worker');
 
@@ -90,6 +90,7 @@ describe('a PostgreSQL dump survives a killed worker', () => {
     const local = new Repository('local', openBackend(config.repositories.local!));
     const manifest = await local.readManifest('big', result.backupId);
     const expected = [...manifest.objects.map((o) => o.name), 'manifest.json'].sort();
+    assert.ok(manifest.objects.every((o) => o.name.startsWith('attempt-2/dump/')), 'the second attempt stored under names of its own');
     for (const name of ['local', 's3']) {
       const repository = new Repository(name, openBackend(config.repositories[name]!));
       const prefix = `${repository.backupDir('big', result.backupId)}/`;

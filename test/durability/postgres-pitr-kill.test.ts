@@ -64,7 +64,8 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
     await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'takeBaseBackup');
     const backups = join(source.repositoryPath, target, 'backups');
     // Parts are being written into the repository: the upload is under way.
-    await waitFor('the first parts are in the repository', async () => existsSync(backups) && (await readdir(backups)).length > 0 && (await readdir(join(backups, (await readdir(backups))[0]!))).length > 1);
+    const firstAttempt = async () => join(backups, (await readdir(backups))[0]!, 'attempt-1');
+    await waitFor('the first parts are in the repository', async () => existsSync(backups) && (await readdir(backups)).length > 0 && existsSync(await firstAttempt()) && (await readdir(await firstAttempt())).length > 1);
     first.kill('SIGKILL');
     await first.exited;
     lifeboat.spawnWorker();
@@ -72,7 +73,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
     backup = (await handle.result()) as BackupResult;
     assert.equal(backup.kind, 'postgres-base');
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, takeBaseBackup: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, takeBaseBackup: 1, writeManifest: 1, verifyStoredBackup: 1, awaitArchivedStop: 1, recordAudit: 1 });
     assert.equal(runs.attempts.resolveTarget, 1, 'resolve-target ran once');
     assert.equal(runs.attempts.takeBaseBackup, 2, 'the interrupted backup ran again on the new worker');
 
@@ -83,6 +84,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
       [...manifest.objects.map((o) => o.name), 'manifest.json'].sort(),
       'the repository holds exactly the manifest\'s parts',
     );
+    assert.ok(manifest.objects.every((o) => o.name.startsWith('attempt-2/')), 'the second attempt stored under names of its own');
     // Under backups/ only: wal-push (archive_command) may be storing a segment under wal/ right now.
     assert.equal(await source.repository.backend.discardIncomplete(`${target}/backups/`), 0, 'no half-written part is left');
     assert.deepEqual(await readdir(backups), [backup.backupId], 'one backup, under the id the workflow chose');
@@ -115,7 +117,7 @@ describe('PostgreSQL base backup and PITR runbooks survive a killed worker', () 
       assert.deepEqual(await recoveredIds(result.cluster), log.slice(0, k).map((c) => c.id), 'exactly the rows committed at or before the target');
       assert.equal(result.reached.lastTransactionTime, log[k - 1]!.time);
       const runs = await activityRuns(lifeboat.client, handle.workflowId);
-      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1 });
+      assert.deepEqual(runs.scheduled, { resolveTarget: 1, chooseRecoveryBase: 1, restoreBaseBackup: 1, recoverToTarget: 1, writeReport: 1, recordAudit: 1 });
       assert.equal(runs.attempts.chooseRecoveryBase, 1, 'the choice was not made again');
       assert.equal(runs.attempts.restoreBaseBackup, 1, 'the base backup was not fetched again');
       assert.equal(runs.attempts.recoverToTarget, 2, 'the interrupted recovery ran again on the new worker');

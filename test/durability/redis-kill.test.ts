@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { filesUnder } from '../helpers/assertions.js';
 import { activityRuns, createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
@@ -59,12 +60,13 @@ describe('Redis runbooks survive a killed worker', () => {
     const result = (await handle.result()) as { backupId: string };
     backupId = result.backupId;
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, streamRdbAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, streamRdbAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
     assert.equal(runs.attempts.streamRdbAndUpload, 2, 'the interrupted transfer ran again on the new worker');
     const backupDir = join(lifeboat.dir, 'repository', 'cache', 'backups', backupId);
     const manifest = JSON.parse(await readFile(join(backupDir, 'manifest.json'), 'utf8'));
     assert.equal(manifest.source.keys, keys + 1);
-    assert.deepEqual((await readdir(backupDir)).sort(), ['dump.rdb.zst', 'manifest.json'], 'no half-written or duplicated object');
+    assert.deepEqual(manifest.objects.map((o: { name: string }) => o.name), ['attempt-2/dump.rdb.zst'], 'the second attempt stored under a name of its own');
+    assert.deepEqual(await filesUnder(backupDir), ['attempt-2/dump.rdb.zst', 'manifest.json'], 'no half-written or duplicated object');
   });
 
   test('SIGKILL while a restore fetches and checks the RDB: a new worker finishes it, and the server holds the backup', async () => {

@@ -1,16 +1,17 @@
 import type { Readable } from 'node:stream';
-import type { Backend, ObjectInfo, PutOptions } from '../../src/repository/backend.js';
+import type { Backend, FolderListing, ObjectInfo, PutOptions } from '../../src/repository/backend.js';
 
 /** Requests a reader made, by kind, and what S3 would have been asked for them (one LIST request per 1,000 keys). */
 export interface RequestCounts {
   get: number;
   head: number;
   list: number;
+  listFolder: number;
   put: number;
   delete: number;
   /** Keys the lists returned. */
   listedKeys: number;
-  /** get + head + LIST pages (a list of n keys is max(1, ceil(n / 1000)) requests on S3). */
+  /** get + head + LIST pages (a list or folder listing of n entries is max(1, ceil(n / 1000)) requests on S3). */
   s3Requests: number;
 }
 
@@ -21,7 +22,7 @@ export class CountingBackend implements Backend {
   constructor(private readonly inner: Backend) {}
 
   static zero(): RequestCounts {
-    return { get: 0, head: 0, list: 0, put: 0, delete: 0, listedKeys: 0, s3Requests: 0 };
+    return { get: 0, head: 0, list: 0, listFolder: 0, put: 0, delete: 0, listedKeys: 0, s3Requests: 0 };
   }
 
   /** The counts so far, and zero from now on. */
@@ -58,6 +59,15 @@ export class CountingBackend implements Backend {
     this.counts.listedKeys += objects.length;
     this.counts.s3Requests += Math.max(1, Math.ceil(objects.length / 1000));
     return objects;
+  }
+
+  async listFolder(folder: string): Promise<FolderListing> {
+    const listing = await this.inner.listFolder(folder);
+    const entries = listing.objects.length + listing.folders.length;
+    this.counts.listFolder++;
+    this.counts.listedKeys += entries;
+    this.counts.s3Requests += Math.max(1, Math.ceil(entries / 1000));
+    return listing;
   }
 
   delete(key: string): Promise<void> {

@@ -34,8 +34,8 @@ export interface Lifeboat {
   /** Runs `lifeboat ...` as a child process with this installation's config and env. */
   /** The lifeboat CLI against this stack's config; cwd: where the operator runs it (default: this process's). */
   cli(args: string[], options?: { env?: Record<string, string>; cwd?: string }): ResultPromise<{ reject: false; all: true }>;
-  /** `lifeboat worker` as a child process (for kill tests); close() kills the ones still running. */
-  spawnWorker(extraEnv?: Record<string, string>): WorkerProcess;
+  /** `lifeboat worker [args]` as a child process (for kill tests); close() kills the ones still running. */
+  spawnWorker(extraEnv?: Record<string, string>, args?: string[]): WorkerProcess;
   /** Kills every worker process spawned so far, so the next one is alone on the task queue. */
   killSpawnedWorkers(): Promise<void>;
   close(): Promise<void>;
@@ -122,8 +122,8 @@ export async function createLifeboat(name: string, options: { stack?: TestStack 
         ...(cliOptions.cwd ? { cwd: cliOptions.cwd } : {}),
       });
     },
-    spawnWorker(extraEnv = {}) {
-      const child = execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', configPath, 'worker'], {
+    spawnWorker(extraEnv = {}, args = []) {
+      const child = execa(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', configPath, 'worker', ...args], {
         reject: false,
         all: true,
         env: {

@@ -303,7 +303,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       const watcher = setInterval(() => {
         if (flipped || !existsSync(backupsDir)) return;
         for (const id of readdirSync(backupsDir)) {
-          const object = join(backupsDir, id, 'db.sqlite.zst');
+          const object = join(backupsDir, id, 'attempt-1', 'db.sqlite.zst');
           if (before.has(id) || !existsSync(object)) continue;
           writeFileSync(object, flipOneByte(readFileSync(object)));
           flipped = id;
@@ -334,7 +334,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
     for (const encrypted of [false, true]) {
       for (const repository of ['local', 's3'] as const) {
         const target = repository === 'local' ? 'fsonly' : 's3only';
-        const object = encrypted ? 'db.sqlite.zst.enc' : 'db.sqlite.zst';
+        const object = encrypted ? 'attempt-1/db.sqlite.zst.enc' : 'attempt-1/db.sqlite.zst';
         test(`restore refuses an ${encrypted ? 'encrypted' : 'unencrypted'} backup with one flipped byte in the ${repository} repository (ChecksumMismatch), live database untouched, nothing left beside it`, async () => {
           await configure(encrypted ? 'A' : 'none');
           const backup = await lifeboat.run('backup', { target });
@@ -406,7 +406,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       {
         name: 'an unknown field',
         yaml: (good) => stringify(withTarget(good, { type: 'sqlite', path: '/data/x.sqlite', repositories: ['local'], pathh: '/data/y.sqlite' })),
-        says: [/targets\.x: Unrecognized key: "pathh"/, /expected one of: type, path, repositories, hooks, drill, checks/],
+        says: [/targets\.x: Unrecognized key: "pathh"/, /expected one of: type, path, repositories, [a-z, ]*checks/],
       },
       {
         name: 'a wrong type',

@@ -69,9 +69,9 @@ describe('a base backup of a running PostgreSQL', () => {
 
     const parts = manifest.base.parts.map((p) => p.object);
     assert.ok(parts.length >= 3, `several parts (${parts.length})`);
-    assert.deepEqual(parts, parts.map((_, i) => `base.tar.${String(i).padStart(3, '0')}.zst`), 'parts in stream order');
-    assert.deepEqual(manifest.objects.map((o) => o.name), [...parts, 'backup_manifest.zst'], 'every stored object: the parts, then the backup_manifest');
-    assert.deepEqual(manifest.base.backupManifest, { object: 'backup_manifest.zst' });
+    assert.deepEqual(parts, parts.map((_, i) => `attempt-1/base.tar.${String(i).padStart(3, '0')}.zst`), 'parts in stream order, under the name of the attempt that stored them');
+    assert.deepEqual(manifest.objects.map((o) => o.name), [...parts, 'attempt-1/backup_manifest.zst'], 'every stored object: the parts, then the backup_manifest');
+    assert.deepEqual(manifest.base.backupManifest, { object: 'attempt-1/backup_manifest.zst' });
     assert.equal(manifest.compression.implementation, 'pg_basebackup --compress=server-zstd (libzstd)');
     for (const repository of [local, spare]) {
       for (const [index, object] of manifest.objects.entries()) {
@@ -187,27 +187,44 @@ describe('a base backup of a running PostgreSQL', () => {
     assert.equal(existsSync(stagingDirFor(nowhere)), false, 'no staging directory');
   });
 
-  it('leaves no manifest when aborted midway, and a new attempt under the same id succeeds', async () => {
+  it('leaves no manifest when aborted midway; the next attempt stores under names of its own, and an earlier attempt still writing cannot touch them', async () => {
     const id = '20261122T020000Z-cccccc';
     const controller = new AbortController();
     const spoolDir = join(dir, 'spool-aborted');
     const options = { ...backupOptions(db, [local], id), spoolDir };
+    const prefix = `${target}/backups/${id}/`;
+    const storedNames = async () => (await local.backend.list(prefix)).map((o) => o.key.slice(prefix.length)).sort();
     await assert.rejects(
-      takeBaseBackup({ ...options, signal: controller.signal, onProgress: (p) => p.storedBytes > 2 * MiB && controller.abort() }),
+      takeBaseBackup({ ...options, attempt: 1, signal: controller.signal, onProgress: (p) => p.storedBytes > 2 * MiB && controller.abort() }),
       (error: unknown) => error instanceof Error && error.name === 'AbortError',
     );
     assert.equal(await local.backend.head(local.manifestKey(target, id)), undefined, 'an aborted backup does not exist');
     assert.deepEqual(await readdir(spoolDir), [], 'nor does its spool');
-    const result = await takeBaseBackup(options);
-    const stored = (await local.backend.list(`${target}/backups/${id}/`)).map((o) => o.key.split('/').at(-1));
-    assert.deepEqual(stored.sort(), result.objects.map((o) => o.name).sort(), 'only the objects of the completed attempt are stored');
+    assert.ok((await storedNames()).some((name) => name.startsWith('attempt-1/')), 'the first attempt stored parts before it was stopped');
+
+    const result = await takeBaseBackup({ ...options, attempt: 2 });
+    assert.ok(result.objects.every((o) => o.name.startsWith('attempt-2/')), 'the second attempt writes different names');
+    assert.deepEqual(await storedNames(), result.objects.map((o) => o.name).sort(), 'only the objects of the completed attempt are stored');
+
+    // The first attempt lost its heartbeat, not its process: it goes on after the retry stored
+    // everything. Its clean-up removes nothing of a later attempt, and what it writes lands beside.
+    assert.equal(await local.discardUnfinishedBackup(target, id, { beforeAttempt: 1 }), 0);
+    await local.backend.put(local.objectKey(target, id, 'attempt-1/base.tar.000.zst'), Readable.from([Buffer.from('a stale attempt\'s bytes')]));
+    const written = await writeBaseBackupManifest([local], result, { workflow });
+    for (const object of written.objects) {
+      const stored = await buffer(await local.backend.get(local.objectKey(target, id, object.name)));
+      assert.equal(sha256(stored), object.sha256, `${object.name} is what the manifest says`);
+    }
+    const restored = join(dir, 'restored-after-stale-attempt');
+    await restoreBaseBackup({ manifest: written, repositories: [local], dataDir: restored });
+    assert.ok(existsSync(join(restored, 'PG_VERSION')));
   });
 
   it('compresses in pg_basebackup instead with compressAt "client", into the same layout, restored the same way', async () => {
     const result = await takeBaseBackup({ ...backupOptions(db, [local], '20261122T021000Z-cccddd'), compressAt: 'client' });
     const clientManifest = await writeBaseBackupManifest([local], result, { workflow });
     assert.equal(clientManifest.compression.implementation, 'pg_basebackup --compress=client-zstd (libzstd)');
-    assert.deepEqual(clientManifest.objects.map((o) => o.name).at(-1), 'backup_manifest.zst');
+    assert.deepEqual(clientManifest.objects.map((o) => o.name).at(-1), 'attempt-1/backup_manifest.zst');
     const dataDir = join(dir, 'restored-client');
     await restoreBaseBackup({ manifest: clientManifest, repositories: [local], dataDir });
     assert.ok(existsSync(join(dataDir, 'backup_manifest')), 'pg_verifybackup had its backup_manifest');
@@ -255,7 +272,7 @@ describe('a base backup through S3, encrypted', () => {
     manifest = await writeBaseBackupManifest([s3], result, { workflow });
     assert.deepEqual(manifest.encryption, { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) });
     assert.ok(manifest.objects.every((o) => o.name.endsWith('.zst.enc')));
-    assert.deepEqual(manifest.base.backupManifest, { object: 'backup_manifest.zst.enc' });
+    assert.deepEqual(manifest.base.backupManifest, { object: 'attempt-1/backup_manifest.zst.enc' });
     const first = await buffer(await s3.backend.get(s3.objectKey(target, manifest.id, manifest.objects[0]!.name)));
     assert.equal(first.subarray(0, 7).toString('latin1'), 'LBENC1\n', 'what S3 holds is encrypted');
 

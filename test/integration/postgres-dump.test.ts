@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { loadConfig } from '../../src/config/load.js';
 import { freePort } from '../../src/dev/ports.js';
@@ -29,6 +30,7 @@ import { serialize } from '../helpers/assertions.js';
 import { createLifeboat, type Lifeboat, type WorkerProcess } from '../helpers/lifeboat.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
 
 const passwordEnv = 'LIFEBOAT_TEST_PG_PASSWORD';
 const wrongPasswordEnv = 'LIFEBOAT_TEST_PG_WRONG_PASSWORD';
@@ -101,7 +103,11 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     return manifest as PostgresDumpManifest;
   }
 
+  const webhookSecret = `whsec_${randomBytes(32).toString('base64')}`;
+  let receiver: Receiver;
+
   before(async () => {
+    receiver = await startReceiver({ secret: webhookSecret });
     stack = await testStack();
     [lifeboat, pg] = await Promise.all([createLifeboat('pgdump', { stack }), createTestCluster()]);
     await pg.query(`ALTER ROLE postgres PASSWORD ${pg.client.escapeLiteral(password)}`);
@@ -151,17 +157,22 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
           'shop-wrong': { type: 'postgres', repositories: ['local'], connection: { ...connection, passwordEnv: wrongPasswordEnv } },
           'shop-down': { type: 'postgres', repositories: ['local'], connection: { ...connection, port: await freePort() } },
         },
-        { encryption: { keyFile } },
+        {
+          encryption: { keyFile },
+          // Whoever can approve a restore is told it waits (a receiver that checks the signatures).
+          notifications: { channels: { approvers: { type: 'webhook', url: `${receiver.url}/lifeboat`, secretEnv: 'LIFEBOAT_TEST_WEBHOOK_SECRET', events: ['approval.waiting'], targets: ['shop'] } } },
+        },
       ),
     );
     // One worker in a child process for the whole file, logging all it can, with the passwords in its environment.
-    worker = lifeboat.spawnWorker({ [passwordEnv]: password, [wrongPasswordEnv]: wrongPassword, LIFEBOAT_LOG_LEVEL: 'debug' });
+    worker = lifeboat.spawnWorker({ [passwordEnv]: password, [wrongPasswordEnv]: wrongPassword, LIFEBOAT_LOG_LEVEL: 'debug', LIFEBOAT_TEST_WEBHOOK_SECRET: webhookSecret });
   });
 
   after(async () => {
     await lifeboat?.close();
     await pg?.close();
     await stack?.close();
+    await receiver?.close();
   });
 
   test('round trip, directory format (2 jobs, encrypted, fs + S3): verified by a scratch restore, restored into a new database with identical content', async () => {
@@ -188,7 +199,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
       const repository = new Repository(name, openBackend(loadConfig(lifeboat.configPath).repositories[name]!));
       const stored = (await repository.backend.list(`${repository.backupDir('shop', result.backupId)}/`)).map((o) => o.key.split(`${result.backupId}/`)[1]).sort();
       assert.deepEqual(stored, [...manifest.objects.map((o) => o.name), 'manifest.json'].sort(), `repository ${name} holds exactly the manifest's objects`);
-      assert.ok(stored.every((key) => key === 'manifest.json' || /^dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
+      assert.ok(stored.every((key) => key === 'manifest.json' || /^attempt-1\/dump\/(toc|\d+)\.dat\.zst\.enc$/.test(key!)), stored.join(', '));
     }
 
     const restore = await cli(['restore', 'shop', '--wait', '--json']);
@@ -205,7 +216,7 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     const { backupId } = await lifeboat.run('backup', { target: 'shop-custom' });
     const manifest = await manifestOf('s3', 'shop-custom', backupId);
     assert.equal(manifest.dump.format, 'custom');
-    assert.deepEqual(manifest.objects.map((o) => o.name), ['dump/archive.pgdump.zst.enc']);
+    assert.deepEqual(manifest.objects.map((o) => o.name), ['attempt-1/dump/archive.pgdump.zst.enc']);
     const directory = await manifestOf('local', 'shop', directoryBackup.backupId);
     const fingerprints = (m: PostgresDumpManifest) => m.dump.tables.map((t) => [t.schema, t.name, t.rows, t.sha256]).sort();
     assert.deepEqual(fingerprints(manifest), fingerprints(directory), 'both formats hold the same COPY text of every table');
@@ -274,6 +285,13 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
       assert.ok(Date.now() < deadline, `no approval was awaited: ${JSON.stringify(steps)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    // The approvers were told, with how to answer; the run's current details say the same.
+    const [told] = (await receiver.waitForAccepted(1)).map((r) => JSON.parse(r.body) as { type: string; data: { run: { workflowId: string }; action: string; answer: { approve: string; reject: string } } });
+    assert.equal(told!.type, 'approval.waiting');
+    assert.equal(told!.data.run.workflowId, handle.workflowId);
+    assert.match(told!.data.action, /^replace database live by the restored backup /);
+    assert.deepEqual([told!.data.answer.approve, told!.data.answer.reject], [`lifeboat approve ${handle.workflowId}`, `lifeboat approve ${handle.workflowId} --reject`]);
+    assert.match((await handle.query(workflowMetadataQuery)).currentDetails ?? '', /\*\*Waiting for an approval\*\* to replace database live .*`lifeboat approve /);
     const approve = await cli(['approve', handle.workflowId, '--by', 'the test']);
     assert.equal(approve.exitCode, 0, approve.all);
     const result = (await handle.result()) as { restoredTo: string; safetyCopy: string };
@@ -284,6 +302,8 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     assert.equal(await markOf(result.safetyCopy), 'old', 'the replaced database is kept whole');
     const timeline = (await handle.query(timelineQuery)).find((s) => s.name === 'await-approval');
     assert.equal(timeline?.detail, 'approved by the test');
+    const audit = JSON.parse((await cli(['audit', 'shop', '--json'])).stdout) as Array<{ workflowId: string; approvals: Array<{ decision: string; by: string }> }>;
+    assert.deepEqual(audit.find((record) => record.workflowId === handle.workflowId)?.approvals.map(({ decision, by }) => ({ decision, by })), [{ decision: 'approved', by: 'the test' }], 'the audit record says who approved');
 
     // --yes replaces without waiting.
     await mark('live', 'newer');

@@ -120,13 +120,14 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
 
   const recoveredDirs = async (): Promise<string[]> => (existsSync(source.recoveryDir) ? readdir(source.recoveryDir) : []);
 
-  test('backup with method "base": the parts are stored, the manifest (postgres-base) is written last, the stored parts are read back', async () => {
+  test('backup with method "base": the parts are stored, the manifest (postgres-base) is written last, the stored parts are read back, the stop segment is archived', async () => {
     for (const result of [first, second]) {
       assert.equal(result.kind, 'postgres-base');
       assert.deepEqual(
         result.timeline.map((step) => [step.name, step.status]),
-        [['resolve-target', 'completed'], ['take-base-backup', 'completed'], ['write-manifest', 'completed'], ['verify-stored', 'completed']],
+        [['resolve-target', 'completed'], ['take-base-backup', 'completed'], ['write-manifest', 'completed'], ['verify-stored', 'completed'], ['check-archive', 'completed']],
       );
+      assert.match(result.timeline.at(-1)!.detail!, /^[0-9A-F]{24} \(stop point [0-9A-F]+\/[0-9A-F]+\) is archived in local/);
       const manifest = manifestSchema.parse(await source.repository.readManifest(target, result.backupId));
       assert.equal(manifest.kind, 'postgres-base');
       assert.ok(manifest.kind === 'postgres-base' && manifest.objects.length >= 2, 'several 1 MiB parts');
@@ -151,7 +152,7 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       assert.deepEqual(result.checks.map((c) => c.passed), [true, true]);
       assert.deepEqual(
         result.timeline.map((step) => step.name),
-        ['resolve-target', 'choose-base-backup', 'restore-base-backup', 'recover', 'smoke-checks'],
+        ['resolve-target', 'choose-base-backup', 'restore-base-backup', 'recover', 'smoke-checks', 'store-report'],
       );
     } finally {
       await removeRecoveredCluster(result.cluster);
@@ -188,7 +189,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     const tooLate = await pitrFailure({ recoveryTarget: { kind: 'time', time: late } });
     assert.equal(tooLate.type, 'RecoveryTargetUnreachable', tooLate.message);
     const steps = await lifeboat.client.workflow.getHandle(tooLate.workflowId).query<Array<{ name: string; status: string }>>('timeline');
-    assert.deepEqual(steps.map((s) => [s.name, s.status]).slice(-2), [['recover', 'failed'], ['remove-recovered', 'completed']]);
+    // After the cleanup, the failed run is recorded in the audit log.
+    assert.deepEqual(steps.map((s) => [s.name, s.status]).slice(-3), [['recover', 'failed'], ['remove-recovered', 'completed'], ['record-audit', 'completed']]);
 
     assert.deepEqual(await recoveredDirs(), [], 'every new data directory was removed');
     const [state] = await source.db.query<{ recovering: boolean; wal: string }>('SELECT pg_is_in_recovery() AS recovering, pg_walfile_name(pg_current_wal_lsn()) AS wal');
@@ -221,7 +223,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     await handle.cancel();
     await assert.rejects(handle.result(), (error: Error) => /cancel/i.test(`${error.message} ${String((error as { cause?: unknown }).cause)}`));
     const steps = await handle.query<Array<{ name: string; status: string }>>('timeline');
-    assert.deepEqual(steps.at(-1), { ...steps.at(-1), name: 'remove-scratch', status: 'completed' });
+    assert.deepEqual(steps.at(-2), { ...steps.at(-2), name: 'remove-scratch', status: 'completed' });
+    assert.deepEqual(steps.at(-1), { ...steps.at(-1), name: 'record-audit', status: 'completed' }, 'a cancelled drill is recorded too');
     assert.deepEqual(await recoveredDirs(), [], 'the scratch cluster is gone');
     assert.equal(existsSync(join(source.repositoryPath, target, 'reports', `${handle.workflowId}.json`)), false);
   });
@@ -304,7 +307,7 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       assert.equal(failure.type, 'NotApproved', failure.message);
       assert.match(failure.message, /needs an approval, and none came within 2 s/);
       const steps = await handle.query<Array<{ name: string; status: string }>>('timeline');
-      assert.deepEqual(steps.map((s) => [s.name, s.status]).slice(-2), [['await-approval', 'failed'], ['remove-recovered', 'completed']]);
+      assert.deepEqual(steps.map((s) => [s.name, s.status]).slice(-3), [['await-approval', 'failed'], ['remove-recovered', 'completed'], ['record-audit', 'completed']]);
     } finally {
       await lifeboat.writeConfig(config);
     }
@@ -325,8 +328,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
     assert.equal(result.cutover?.liveDataDir, source.db.dataDir);
     assert.ok(result.cutover && existsSync(join(result.cutover.safetyCopy, 'PG_VERSION')), 'the previous live data directory is kept whole');
     assert.deepEqual(
-      result.timeline.map((step) => step.name).slice(-4),
-      ['await-approval', 'stop-and-swap', 'start-live', 'health-check'],
+      result.timeline.map((step) => step.name).slice(-5),
+      ['await-approval', 'stop-and-swap', 'start-live', 'health-check', 'store-report'],
     );
     const client = await source.db.cluster.connect();
     try {

@@ -56,7 +56,7 @@ describe('PostgreSQL base backup and PITR with an S3 repository only', () => {
   test('the base backup is stored in S3 and read back; its WAL is archived there by wal-push', async () => {
     assert.equal(backup.kind, 'postgres-base');
     assert.deepEqual(backup.repositories, ['s3']);
-    assert.deepEqual(backup.timeline.map((step) => [step.name, step.status]).at(-1), ['verify-stored', 'completed']);
+    assert.deepEqual(backup.timeline.map((step) => [step.name, step.status]).at(-1), ['check-archive', 'completed']);
     const manifest = await source.repository.readManifest(target, backup.backupId);
     assert.equal(manifest.kind, 'postgres-base');
     for (const object of manifest.objects) {

@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { Worker, type ReplayWorkerOptions } from '@temporalio/worker';
@@ -83,6 +84,17 @@ describe('recorded workflow histories replay against the current workflow code',
     for (const [scenario, { workflowId, history }] of await fixtures()) {
       const error = await replay(workflowId, history);
       assert.equal(error, undefined, `${scenario} (${workflowId}) no longer replays: ${error?.message}`);
+    }
+  });
+
+  test('histories of older workflow code (test/fixtures/histories/older: runs of it may still be open after a deploy) replay too', async () => {
+    const olderDir = join(fixturesDir, 'older');
+    const files = (await readdir(olderDir)).filter((name) => name.endsWith('.json')).sort();
+    assert.ok(files.length > 0, `${olderDir} holds the histories kept when a runbook changed behind patched()`);
+    for (const file of files) {
+      const { workflowId, history } = await readHistoryFile(join(olderDir, file));
+      const error = await replay(workflowId, history);
+      assert.equal(error, undefined, `older/${file} (${workflowId}) no longer replays: ${error?.message}`);
     }
   });
 

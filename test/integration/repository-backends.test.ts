@@ -102,6 +102,30 @@ function describeBackendContract(name: string, subject: () => Subject): void {
       await assert.rejects(backend.get(key), lifeboatError('ObjectNotFound', key));
     });
 
+    it('lists one folder level: the objects in it and the names of its sub-folders, not what lies below them', async () => {
+      const { backend } = subject();
+      const base = scope();
+      for (const [key, size] of [
+        ['t/backups/b2/manifest.json', 2],
+        ['t/backups/b1/part-0001', 3],
+        ['t/backups/b1/part-0002', 3],
+        ['t/backups/b1/manifest.json', 2],
+        ['t/backups/index', 1],
+        ['t/wal/000000010000000000000001.zst', 4],
+      ] as const) {
+        await backend.put(base + key, Readable.from([Buffer.alloc(size, 1)]));
+      }
+      assert.deepEqual(await backend.listFolder(`${base}t/backups/`), { objects: [{ key: `${base}t/backups/index`, sizeBytes: 1 }], folders: ['b1', 'b2'] });
+      assert.deepEqual(await backend.listFolder(`${base}t/`), { objects: [], folders: ['backups', 'wal'] });
+      assert.deepEqual((await backend.listFolder(`${base}t/backups/b1/`)).objects.map((o) => o.key), [
+        `${base}t/backups/b1/manifest.json`,
+        `${base}t/backups/b1/part-0001`,
+        `${base}t/backups/b1/part-0002`,
+      ]);
+      assert.deepEqual(await backend.listFolder(`${base}nothing-here/`), { objects: [], folders: [] });
+      await assert.rejects(backend.listFolder(`${base}t/backups`), lifeboatError('InvalidInput', 'must end in'));
+    });
+
     it('lists exactly the keys under a prefix, sorted by key, with their sizes', async () => {
       const { backend } = subject();
       const base = scope();

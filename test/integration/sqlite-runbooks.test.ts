@@ -100,9 +100,9 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
     assert.ok(result.storedBytes > 0 && result.storedBytes < result.sourceBytes, 'the payload is compressed');
     const manifest = JSON.parse(await readFile(join(lifeboat.dir, 'repository', 'shop', 'backups', result.backupId, 'manifest.json'), 'utf8'));
     assert.equal(manifest.encryption.algorithm, 'aes-256-gcm-chunked');
-    assert.equal(manifest.objects[0].name, 'db.sqlite.zst.enc');
+    assert.equal(manifest.objects[0].name, 'attempt-1/db.sqlite.zst.enc', 'stored under the name of the attempt that wrote it');
     assert.equal(manifest.source.integrityCheck, 'quick_check', 'the default check of the snapshot');
-    const stored = await readFile(join(lifeboat.dir, 'repository', 'shop', 'backups', result.backupId, 'db.sqlite.zst.enc'));
+    const stored = await readFile(join(lifeboat.dir, 'repository', 'shop', 'backups', result.backupId, 'attempt-1', 'db.sqlite.zst.enc'));
     assert.equal(stored.includes(Buffer.from('lorem ipsum')), false, 'no plaintext in the stored object');
   });
 
@@ -140,7 +140,7 @@ describe('SQLite runbooks on a real Temporal server, local disk and S3', () => {
 
   test('a restore whose first repository holds a damaged copy takes the good copy from the next one', async () => {
     const backup = await lifeboat.run('backup', { target: 'shop' });
-    const localCopy = join(lifeboat.dir, 'repository', 'shop', 'backups', backup.backupId, 'db.sqlite.zst.enc');
+    const localCopy = join(lifeboat.dir, 'repository', 'shop', 'backups', backup.backupId, 'attempt-1', 'db.sqlite.zst.enc');
     const bytes = await readFile(localCopy);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
     await writeFile(localCopy, bytes);

@@ -28,6 +28,7 @@ const stale = `stale-${suffix}`;
 describe('lifeboat status', () => {
   let lifeboat: Lifeboat;
   let backupId: string;
+  let olderStaleBackupId: string;
 
   before(async () => {
     lifeboat = await createLifeboat('status');
@@ -42,14 +43,16 @@ describe('lifeboat status', () => {
           objectives: { rpoSeconds: 3600, rtoSeconds: 300, drillEverySeconds: 86400 },
           drill: { smokeChecks: [{ name: 'events exist', sql: 'SELECT count(*) > 0 FROM events', expect: 1 }] },
         },
-        // An RPO of a second: its backup is stale by the time status looks.
-        [stale]: { type: 'sqlite', path: join(lifeboat.dir, 'stale.sqlite'), repositories: ['local'], objectives: { rpoSeconds: 1 } },
+        // An RPO of a second: its backup is stale by the time status looks. Keeping one backup, the
+        // next retention run would remove the older of its two.
+        [stale]: { type: 'sqlite', path: join(lifeboat.dir, 'stale.sqlite'), repositories: ['local'], objectives: { rpoSeconds: 1 }, retention: { keepLast: 1 } },
       }),
     );
     await lifeboat.startWorker();
     backupId = (await lifeboat.run('backup', { target: fresh })).backupId;
     const drill = await lifeboat.run('drill', { target: fresh });
     assert.equal(drill.passed, true, JSON.stringify(drill.failure));
+    olderStaleBackupId = (await lifeboat.run('backup', { target: stale })).backupId;
     await lifeboat.run('backup', { target: stale });
     await lifeboat.client.schedule.create({
       scheduleId: `lifeboat/${fresh}/weekly-drill`,
@@ -92,7 +95,7 @@ describe('lifeboat status', () => {
       assert.deepEqual(repo.newestVerifiedBackup && { id: repo.newestVerifiedBackup.id, by: repo.newestVerifiedBackup.by }, { id: backupId, by: 'drill' });
       assert.equal(repo.lastVerify, null);
       assert.equal(repo.wal, null, 'no WAL facts for SQLite');
-      assert.equal(repo.retention, null, 'retention preview not available yet');
+      assert.equal(repo.retention, null, 'no retention policy: no preview');
     }
     assert.equal(state.lastRuns.backup?.result, 'completed');
     assert.equal(state.lastRuns.drill?.result, 'completed');
@@ -111,6 +114,16 @@ describe('lifeboat status', () => {
     assert.deepEqual(problems.map((p) => [p.code, p.repository]), [['backup-stale', 'local']]);
     assert.match(problems[0]!.message, /old; the RPO objective is 1\.0s/);
     assert.match(stderr, /problem: backup-stale/);
+  });
+
+  test('with a retention policy, it shows what the next retention run would remove, and why, without removing it', async () => {
+    const { report, stderr } = await status([stale, '--json']);
+    const repo = report!.targets[0]!.repositories[0]!;
+    assert.deepEqual(repo.retention?.wouldRemove.map((r) => r.backupId), [olderStaleBackupId]);
+    assert.equal(repo.retention.wouldKeep, 1);
+    assert.match(stderr, new RegExp(`next retention +would remove ${olderStaleBackupId}`));
+    const listed = await lifeboat.cli(['backups', stale, '--json']);
+    assert.ok(listed.stdout.includes(olderStaleBackupId), 'status removed nothing');
   });
 
   test('without a target it reports every target, and exits 1 when any is outside its objectives', async () => {

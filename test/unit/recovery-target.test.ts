@@ -225,6 +225,40 @@ describe("a recovering server's log", () => {
     assert.equal(missingSegment(parseRecoveryLog(promotedLog), { archivedSegments: ['000000010000000000000006'], walSegmentSizeBytes: 16 * MiB, backupId: 'b1' }), undefined);
   });
 
+  it('says when the archive holds nothing after the base backup\'s stop point, with its newest segment and the source\'s archiver', () => {
+    const ended = failing('recovery ended before configured recovery target was reached');
+    // The backup stopped in segment 5 (its stop LSN 0/5000100); the archive ends there.
+    const stopped = { ...context, backupStop: { timeline: 1, stopLsn: '0/5000100', stopTime: '2026-11-22T03:00:00.000000Z' }, archiveTarget: 'main' };
+    const silent = classifyRecoveryFailure(ended, {
+      ...stopped,
+      archivedSegments: ['000000010000000000000004', '000000010000000000000005'],
+      newestArchived: { name: '000000010000000000000005', archivedAt: '2026-11-22T03:00:01.000Z' },
+      sourceArchiver: 'pg_stat_archiver on db:5432: last archived 000000010000000000000005 at 2026-11-22T03:00:01.000Z; 12 failed attempts, the last for 000000010000000000000006 at 2026-11-22T03:20:00.000Z (archiving is failing now)',
+    });
+    assert.equal(silent?.type, 'WalSegmentMissing');
+    assert.match(
+      silent?.message ?? '',
+      /the WAL archive of target "main" holds no WAL after base backup b1's stop point \(LSN 0\/5000100, in segment 000000010000000000000005, at 2026-11-22T03:00:00.000000Z\), so WAL archiving has not worked since that backup; its newest segment is 000000010000000000000005, archived 2026-11-22T03:00:01.000Z; pg_stat_archiver on db:5432: .* the last for 000000010000000000000006/,
+    );
+    const empty = classifyRecoveryFailure(ended, { ...stopped, archivedSegments: [], newestArchived: null });
+    assert.match(empty?.message ?? '', /it holds no WAL segment at all/);
+    // A stop LSN at a segment boundary belongs to the segment before it.
+    assert.equal(classifyRecoveryFailure(ended, { ...stopped, backupStop: { ...stopped.backupStop, stopLsn: '0/6000000' }, archivedSegments: ['000000010000000000000005'] })?.type, 'WalSegmentMissing');
+    // Later WAL in the archive (or on a later timeline): the target is beyond it, not the archive silent.
+    assert.equal(classifyRecoveryFailure(ended, { ...stopped, archivedSegments: ['000000010000000000000005', '000000010000000000000006'] })?.type, 'RecoveryTargetUnreachable');
+    assert.equal(classifyRecoveryFailure(ended, { ...stopped, archivedSegments: ['000000020000000000000005'] })?.type, 'RecoveryTargetUnreachable');
+  });
+
+  it('reports a repository that refuses the server\'s OS user as a configuration problem, not as missing WAL', () => {
+    const denied = typeOf(
+      failing('could not restore file "00000002.history" from archive: child process exited with exit code 126', undefined, [
+        'lifeboat wal-fetch: cannot tell whether 00000002.history is archived for target "t": no repository answered: "local": cannot read "t/wal/00000002.history.json" from fs:/r: EACCES: permission denied',
+      ]),
+    );
+    assert.equal(denied?.type, 'InvalidConfig');
+    assert.match(denied?.message ?? '', /restore_command \(lifeboat wal-fetch, run by PostgreSQL as its OS user\) was refused access when asked for 00000002\.history: .*EACCES/);
+  });
+
   it('names timelines the archive does not have, or that do not descend from the backup', () => {
     assert.match(typeOf(failing('recovery target timeline 7 does not exist'))?.message ?? '', /timeline 7 does not exist in the WAL archive \(no 00000007\.history\)/);
     const notChild = typeOf(failing("requested timeline 3 is not a child of this server's history", 'Latest checkpoint is at 0/5000060 on timeline 1, but in the history of the requested timeline, the server forked off from that timeline at 0/4000000.'));

@@ -73,7 +73,7 @@ describe('reading the state of a target from a repository', () => {
     await repository.writeReport('orders', 'a', drill('2026-11-20T00:00:00.000Z', true));
     await repository.writeReport('orders', 'b', { ...drill('2026-11-21T00:00:00.000Z', false), runbook: 'drill' });
     await repository.writeReport('orders', 'c', drill('2026-11-19T00:00:00.000Z', true));
-    const verify = { runbook: 'verify', target: 'orders', workflowId: 'verify-orders-1', finishedAt: '2026-11-21T01:00:00.000Z', valid: false, repositories: [{ repository: 'local', valid: false, backups: [{ backupId: 'x', valid: false, problems: ['sha256 mismatch'], lastReadInFullAt: null }, { backupId: 'y', valid: true, problems: [] }], wal: { window: null, gaps: [] } }] };
+    const verify = { runbook: 'verify', target: 'orders', workflowId: 'verify-orders-1', finishedAt: '2026-11-21T01:00:00.000Z', valid: false, repositories: [{ repository: 'local', valid: false, backups: [{ backupId: 'x', valid: false, problems: ['sha256 mismatch'], lastReadInFullAt: null }, { backupId: 'y', valid: true, problems: [], lastReadInFullAt: '2026-11-21T01:00:00.000Z' }, { backupId: 'z', valid: true, problems: [], lastReadInFullAt: null }], wal: { window: null, gaps: [] } }] };
     await repository.writeReport('orders', 'v', verify);
     const state = await readRepositoryState({ repository, target: 'orders', type: 'sqlite' });
     assert.equal(state.error, null);
@@ -82,7 +82,7 @@ describe('reading the state of a target from a repository', () => {
     assert.deepEqual(state.lastDrill.failure, { type: 'SmokeCheckFailed', message: 'no rows' });
     assert.equal(state.lastPassedDrill?.startedAt, '2026-11-20T00:00:00.000Z');
     assert.deepEqual(state.lastDrill.rto, { seconds: 12, objectiveSeconds: 60, met: true });
-    assert.deepEqual(state.lastVerify, { workflowId: 'verify-orders-1', finishedAt: '2026-11-21T01:00:00.000Z', valid: false, backupsChecked: 2, damaged: [{ backupId: 'x', problems: ['sha256 mismatch'] }], walGaps: 0 });
+    assert.deepEqual(state.lastVerify, { workflowId: 'verify-orders-1', finishedAt: '2026-11-21T01:00:00.000Z', valid: false, backupsChecked: 3, damaged: [{ backupId: 'x', problems: ['sha256 mismatch'] }], walGaps: 0 });
     assert.equal(state.lastPassedVerify, null);
     assert.deepEqual(state.newestVerifiedBackup, { id: 'y', verifiedAt: '2026-11-21T01:00:00.000Z', by: 'verify' });
   });

@@ -32,6 +32,12 @@ export interface BackupOutcome<Details extends object> {
   sourceBytes: number;
   /** The kind's fields of the backup's result (e.g. `{ dump: {...} }`). */
   details: Details;
+  /**
+   * Steps the kind runs once the backup is durable (manifest written, every copy read back), e.g.
+   * PostgreSQL's check that the WAL after a base backup reaches the archive. A failure here fails
+   * the run; the backup stays.
+   */
+  afterDurable?: () => Promise<void>;
 }
 
 /** What a restore asks for (the restore runbook's input, but its target). */
@@ -66,7 +72,7 @@ export interface DrillRun<Target, Details extends object> {
    * Names the backup the drill restores (the report's backupId and snapshotAt) and sets the RPO:
    * from recoverableAt, the newest point the restored copy holds (default: the backup's snapshot).
    */
-  restoring(backup: Pick<Manifest, 'id' | 'snapshotAt'>, recoverableAt?: string): void;
+  restoring(backup: Pick<Manifest, 'id' | 'snapshotAt'> & { tools?: Record<string, string> }, recoverableAt?: string): void;
   /**
    * Compensation: runs when the drill ends, whatever happened (also when it is cancelled), in the
    * reverse order of registration; a failed one is on the timeline and does not fail the drill.

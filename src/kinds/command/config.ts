@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { drillObjectives, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 /** The longest a configured command may run: a transfer step's own limit (workflows/runbook.ts). */
 const maxTimeoutSeconds = 4 * 3600;
@@ -69,6 +71,8 @@ export const commandTargetSchema = z
       .default({ checks: [] })
       .describe('A drill: the newest backup decoded into a scratch directory (both checksums verified), the checks run on it, the directory always removed.'),
     objectives: targetObjectives,
+    schedules: targetSchedules,
+    retention: targetRetention,
   })
   .strict();
 

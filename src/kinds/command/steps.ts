@@ -36,12 +36,12 @@ export interface ExportedPayload {
  * One step: run the backup command and stream its stdout into every repository in one pass
  * (sha256 of the payload, zstd, encryption, sha256 of what is stored). A non-zero exit, a signal or
  * the time limit fails the step (CommandFailed, with the command's stderr tail): the runbook then
- * removes what was stored. Safe to run again: an attempt first removes what an earlier one stored,
+ * removes what was stored. Safe to run again: an attempt stores under names of its own and first removes what earlier ones stored,
  * and runs the command from the start.
  */
 export async function exportCommandAndUpload(input: { target: ResolvedCommandTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<ExportedPayload> {
   const { target, backupId } = input;
-  const signal = Context.current().cancellationSignal;
+  const { cancellationSignal: signal, info } = Context.current();
   const spec: CommandSpec = target.backup;
   const childEnv = commandEnvironment(spec, env, `the backup command of target "${target.name}"`);
   const key = await encryptionKeyOf(target);
@@ -52,7 +52,7 @@ export async function exportCommandAndUpload(input: { target: ResolvedCommandTar
   try {
     const startedAt = new Date();
     const command = await startExport(spec, childEnv, 'the backup command', { signal: stopping });
-    const storing = storePayload({ target, backupId, objectName, source: command.stdout!, key, progress, signal: stopping, env });
+    const storing = storePayload({ target, backupId, attempt: info.attempt, objectName, source: command.stdout!, key, progress, signal: stopping, env });
     // A repository that fails stops the command (it would otherwise wait forever on a full pipe).
     let storeFailed = false;
     storing.catch(() => {

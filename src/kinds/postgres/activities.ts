@@ -1,6 +1,6 @@
 import { reportingFailures } from '../../../activities/failures.js';
 import type { KindDependencies } from '../contract.js';
-import { checkArchive } from './archive.js';
+import { awaitArchivedStopStep, checkArchive } from './archive.js';
 import { takeBaseBackupStep } from './base.js';
 import { dropRunDatabase, dumpAndUpload, inspectDatabase, restoreDump, swapDatabase } from './dump.js';
 import {
@@ -21,6 +21,8 @@ export function postgresActivities({ configPath, env }: KindDependencies) {
   return {
     // WAL archive health (pg_stat_archiver).
     checkArchive: reportingFailures((input: Parameters<typeof checkArchive>[0]) => checkArchive(input, env)),
+    // After a base backup: the WAL segment holding its stop point reaches the archive (ArchiveNotWorking otherwise).
+    awaitArchivedStop: reportingFailures((input: Parameters<typeof awaitArchivedStopStep>[0]) => awaitArchivedStopStep(input, env)),
     // Logical backups (pg_dump / pg_restore).
     dumpAndUpload: reportingFailures((input: Parameters<typeof dumpAndUpload>[0]) => dumpAndUpload(input, env)),
     restoreDump: reportingFailures((input: Parameters<typeof restoreDump>[0]) => restoreDump(input, env)),
@@ -45,3 +47,4 @@ export function postgresActivities({ configPath, env }: KindDependencies) {
 export type { RestoredDump, UploadedDump } from './dump.js';
 export type { ChosenBase, RecoveredCluster, RecoveryResult, RecoveryTarget, RestoredBaseBackup, SmokeCheckSite } from './pitr.js';
 export type { BaseBackupResult } from '../../postgres/base-backup.js';
+export type { ArchiveCheckResult } from '../../postgres/archive-check.js';

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { drillSchema, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 export const postgresConnectionSchema = z
   .object({
@@ -122,6 +124,26 @@ const postgresRecoverySchema = z
   })
   .strict();
 
+const postgresArchiveSchema = z
+  .object({
+    mode: z
+      .enum(['on', 'off'])
+      .default('on')
+      .describe(
+        '"on": PostgreSQL archives this target\'s WAL with `lifeboat wal-push` (archive_command), and every base backup checks that it arrives: ' +
+          'the backup waits until the WAL segment holding its stop point is in the archive of every repository, else it fails with ArchiveNotWorking. ' +
+          '"off": this target does not archive WAL (base backups used on their own); the check is skipped.',
+      ),
+    checkTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(60)
+      .describe('How long a base backup waits for the WAL segment holding its stop point to reach the archive before it fails with ArchiveNotWorking.'),
+  })
+  .strict();
+
 export const postgresTargetSchema = z
   .object({
     type: z.literal('postgres').describe('A PostgreSQL database: logical backups (pg_dump), base backups (pg_basebackup), WAL archiving and point-in-time recovery.'),
@@ -139,6 +161,9 @@ export const postgresTargetSchema = z
       ),
     dump: postgresDumpSchema.default({ jobs: 2, verify: false, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
     base: postgresBaseSchema.default({ partSizeMiB: 64, compressionLevel: 1, checkpoint: 'fast', compressAt: 'server' }).describe('Physical base backups with pg_basebackup (method "base"). connection.user needs REPLICATION.'),
+    archive: postgresArchiveSchema
+      .default({ mode: 'on', checkTimeoutSeconds: 60 })
+      .describe('WAL archiving of this target (archive_command = `lifeboat wal-push %p --target <name>`), and the check every base backup makes of it.'),
     recovery: postgresRecoverySchema
       .default({ timeoutSeconds: 3600 })
       .describe('Point-in-time recovery (`lifeboat pitr`) and base-backup drills: where recovered clusters go and how long recovery may take.'),
@@ -150,6 +175,8 @@ export const postgresTargetSchema = z
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
     objectives: targetObjectives,
+    schedules: targetSchedules,
+    retention: targetRetention,
   })
   .strict();
 

@@ -29,7 +29,7 @@ import {
   terminateSessions,
 } from '../../postgres/dump.js';
 import type { DumpFile, PostgresDumpManifest, StoredObject } from '../../repository/manifest.js';
-import type { Repository } from '../../repository/repository.js';
+import { attemptObjectName, type Repository } from '../../repository/repository.js';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import { clearUnfinishedBackup } from '../../../activities/repository.js';
@@ -38,7 +38,7 @@ import type { ResolvedPostgresTarget } from './index.js';
 /** The archive's name in a custom-format dump (one file). */
 export const customArchiveName = 'archive.pgdump';
 
-/** Stored object of one dump file: dump/<file>.zst, or .zst.enc when encrypted. */
+/** Stored object of one dump file: dump/<file>.zst, or .zst.enc when encrypted (under the attempt's own name, attemptObjectName). */
 export function dumpObjectName(file: string, encrypted: boolean): string {
   return `dump/${file}.zst${encrypted ? '.enc' : ''}`;
 }
@@ -128,7 +128,7 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
   const signal = context.cancellationSignal;
   const repositories = openRepositories(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
-  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId);
+  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId, context.info.attempt);
   if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
 
   const client = await connectTo(target.connection, env);
@@ -148,8 +148,8 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
     try {
       const dumped =
         target.dump.jobs > 1
-          ? await dumpDirectory({ target, backupId, snapshot: snapshot.snapshot, repositories, key, progress, env, signal }, context.info.attempt)
-          : await dumpCustom({ target, backupId, snapshot: snapshot.snapshot, repositories, key, progress, env, signal });
+          ? await dumpDirectory({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, repositories, key, progress, env, signal })
+          : await dumpCustom({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, repositories, key, progress, env, signal });
       const compression = await compressionInfo();
       const sizeBytes = dumped.files.reduce((sum, file) => sum + file.sizeBytes, 0);
       return {
@@ -203,6 +203,8 @@ interface Dumped {
 interface DumpRun {
   target: ResolvedPostgresTarget;
   backupId: string;
+  /** The step's attempt: its objects are stored under names of their own (attemptObjectName). */
+  attempt: number;
   /** The exported snapshot pg_dump reads (pg_export_snapshot()). */
   snapshot: string;
   repositories: Repository[];
@@ -255,9 +257,9 @@ class CompressedBytes {
  * at a time. `pg_restore --list` must read the directory, and every file must have been stored
  * whole (the bytes read are its final size).
  */
-async function dumpDirectory(run: DumpRun, attempt: number): Promise<Dumped> {
+async function dumpDirectory(run: DumpRun): Promise<Dumped> {
   const { target, backupId, snapshot, repositories, key, progress, env, signal } = run;
-  const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, attempt);
+  const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, run.attempt);
   const dumpDir = join(spool, 'dump');
   // One failure (pg_dump's, a repository's) stops pg_dump and every upload in progress.
   const stop = new AbortController();
@@ -284,7 +286,7 @@ async function dumpDirectory(run: DumpRun, attempt: number): Promise<Dumped> {
     const storeFile = async (file: FileInProgress): Promise<StoredDumpFile> => {
       const copy = dataFileName.test(file.name) ? new CopyFingerprinter() : undefined;
       const hash = copy ? undefined : createHash('sha256');
-      const objectName = dumpObjectName(file.name, key !== undefined);
+      const objectName = attemptObjectName(run.attempt, dumpObjectName(file.name, key !== undefined));
       // Either half failing stops the other (the step's own abort comes only once this rejects).
       const failed = new AbortController();
       const halted = AbortSignal.any([stopping, failed.signal]);
@@ -380,7 +382,7 @@ async function dumpCustom(run: DumpRun): Promise<Dumped> {
   const dump = dumpCustomToStdout({ connection: target.connection, env, signal, snapshot });
   const reader = new CustomArchiveReader();
   const sourceHash = new HashingPassThrough();
-  const objectName = dumpObjectName(customArchiveName, key !== undefined);
+  const objectName = attemptObjectName(run.attempt, dumpObjectName(customArchiveName, key !== undefined));
   progress.setPhase('dump-and-upload');
   let stored: StoredObject;
   try {

@@ -19,6 +19,8 @@ export interface ResolvedPostgresTarget extends ResolvedTargetBase {
   /** spoolDir is absolute (relative paths in the config are relative to the config file). */
   dump: PostgresTargetConfig['dump'];
   base: PostgresTargetConfig['base'];
+  /** Absent in runs resolved before archive checks existed. */
+  archive?: PostgresTargetConfig['archive'];
   /** dir is absolute and always set (default: <system temp dir>/lifeboat-recovery). */
   recovery: PostgresTargetConfig['recovery'] & { dir: string };
   /** scratchDir is absolute when set. */
@@ -44,6 +46,7 @@ export const postgresKind = defineTargetKind({
       connection: config.connection,
       dump: { ...config.dump, ...(spoolDir ? { spoolDir: absolute(spoolDir) } : {}) },
       base: config.base,
+      archive: config.archive,
       recovery: {
         ...config.recovery,
         dir: absolute(config.recovery.dir ?? join(tmpdir(), 'lifeboat-recovery')),
@@ -53,6 +56,11 @@ export const postgresKind = defineTargetKind({
     };
   },
   activities: async (dependencies) => (await import('./activities.js')).postgresActivities(dependencies),
+  preflight: async (name, config, context) => (await import('./preflight.js')).preflightPostgres(name, config, context),
+  state: {
+    archiver: async (config, env, now) => (await import('./state.js')).readArchiver(config.connection, env, now),
+    wal: async (input) => (await import('./state.js')).readWal(input),
+  },
   cli: {
     restore(options, target) {
       const method = options.method ?? target.config.method;

@@ -14,6 +14,9 @@ import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from
 import { chownToServerUser } from '../../postgres/tools.js';
 import type { PostgresBaseManifest } from '../../repository/manifest.js';
 import type { SmokeCheckResult } from '../contract.js';
+import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
+import { checkArchive } from './archive.js';
+import { actualOf, expectedOf } from '../smoke-check-values.js';
 import { encryptionKeyOf } from './base.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
@@ -40,8 +43,16 @@ export async function chooseRecoveryBase(
   env: NodeJS.ProcessEnv,
 ): Promise<ChosenBase> {
   const recoveryTarget = parseRecoveryTarget(input.recoveryTarget);
-  const choice = await chooseBaseBackupFrom(openRepositories(input.target, env), input.target.name, recoveryTarget, input.backupId);
+  const repositories = openRepositories(input.target, env);
+  const choice = await chooseBaseBackupFrom(repositories, input.target.name, recoveryTarget, input.backupId);
   for (const problem of choice.problems) log.warn('base backup listing problem', { problem });
+  // Leased, then read again, so that retention keeps it and the WAL after it while this run needs them.
+  const lease = await leaseForThisRun(repositories, input.target.name, choice.backup.id);
+  const still = await Promise.all(repositories.map((repository) => repository.readManifestIfAny(input.target.name, choice.backup.id).catch(() => undefined)));
+  if (!still.some((manifest) => manifest !== undefined)) {
+    await releaseLease(repositories, lease);
+    throw new Error(`base backup ${choice.backup.id} of target "${input.target.name}" was removed by retention while it was being chosen`);
+  }
   return { manifest: choice.backup.manifest, reason: choice.reason, recoveryTarget, description: describeRecoveryTarget(recoveryTarget) };
 }
 
@@ -110,6 +121,8 @@ export async function recoverStep(
       restoreCommand: walFetchCommand({ configPath: resolve(deps.configPath), target: target.name }),
       serverEnv: restoreCommandEnvironment(target, deps.env),
       archive: { repositories: openRepositories(target, deps.env), target: target.name },
+      sourceArchiver: () => checkArchive({ target }, deps.env),
+      sourceName: `${target.connection.host}:${target.connection.port}`,
       timeoutSeconds: target.recovery.timeoutSeconds,
       onProgress: (p) => progress.set(p),
       signal: context.cancellationSignal,
@@ -172,10 +185,18 @@ export async function runPostgresSmokeChecks(
         const problems: string[] = [];
         if (check.minRows !== undefined && rows.length < check.minRows) problems.push(`returned ${rows.length} rows, expected at least ${check.minRows}`);
         if (check.expect !== undefined && String(first) !== String(check.expect)) problems.push(`returned ${describeValue(first)}, expected ${JSON.stringify(check.expect)}`);
-        results.push({ name: check.name, passed: problems.length === 0, detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`, durationMs: Date.now() - started });
+        results.push({
+          name: check.name,
+          passed: problems.length === 0,
+          detail: problems.length ? problems.join('; ') : `returned ${describeValue(first)}`,
+          durationMs: Date.now() - started,
+          expected: expectedOf(check),
+          actual: actualOf(rows),
+        });
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
-        results.push({ name: check.name, passed: false, detail: `query failed: ${(error as Error).message}`, durationMs: Date.now() - started });
+        const failed = `query failed: ${(error as Error).message}`;
+        results.push({ name: check.name, passed: false, detail: failed, durationMs: Date.now() - started, expected: expectedOf(check), actual: failed });
       }
     }
     return results;

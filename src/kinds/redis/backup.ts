@@ -94,7 +94,8 @@ function streamChecker(signal: AbortSignal): { tap: Transform; result: Promise<R
  * nothing is written to the server's disk), and store the stream in every repository in one pass:
  * the RDB header read on the way (format, version, the snapshot's time), redis-check-rdb reading
  * it beside the upload (checkOnBackup), sha256 of the RDB, zstd, encryption. Safe to run again: an
- * attempt first removes what an earlier one stored, and nothing counts until the manifest exists.
+ * attempt stores under names of its own and first removes what earlier ones stored, and nothing
+ * counts until the manifest exists.
  */
 export async function streamRdbAndUpload(input: { target: ResolvedRedisTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<UploadedRdb> {
   const { target, backupId } = input;
@@ -125,7 +126,7 @@ export async function streamRdbAndUpload(input: { target: ResolvedRedisTarget; b
     if (checker) taps.push(checker.tap);
     let stored: Awaited<ReturnType<typeof storePayload>>;
     try {
-      const storing = storePayload({ target, backupId, objectName, source: cli.stdout!, taps, key, progress, signal: stopping, env });
+      const storing = storePayload({ target, backupId, attempt: context.info.attempt, objectName, source: cli.stdout!, taps, key, progress, signal: stopping, env });
       // A repository that fails stops redis-cli (it would otherwise wait forever on a full pipe).
       let storeFailed = false;
       storing.catch(() => {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { drillObjectives, envVarName, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 export const redisConnectionSchema = z
   .object({
@@ -87,6 +89,8 @@ export const redisTargetSchema = z
       .default({ smokeChecks: [], serverUser: 'redis', loadTimeoutSeconds: 600 })
       .describe('A drill: the newest backup fetched and checked (redis-check-rdb), loaded by a scratch redis-server on a free loopback port, smoke-checked, always stopped and removed.'),
     objectives: targetObjectives,
+    schedules: targetSchedules,
+    retention: targetRetention,
   })
   .strict();
 

@@ -1,6 +1,5 @@
 import { Context, log } from '@temporalio/activity';
 import { once } from 'node:events';
-import { open } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { LifeboatError } from '../../errors.js';
 import { compressionInfo, createCompressor, createFileCompressor } from '../../pipeline/compress.js';
@@ -8,10 +7,12 @@ import { createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile } from '../../pipeline/hash.js';
 import type { StoredObject } from '../../repository/manifest-envelope.js';
 import type { SqliteManifest as Manifest } from './manifest.js';
+import { attemptObjectName } from '../../repository/repository.js';
 import { storeInEvery } from '../../repository/store.js';
 import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../../sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
+import { clearUnfinishedBackup } from '../../../activities/repository.js';
 import type { ResolvedSqliteTarget } from './index.js';
 
 export interface SnapshotUploadInput {
@@ -37,22 +38,25 @@ export function payloadName(encrypted: boolean): string {
 
 /**
  * One pass: snapshot -> sha256 of the source -> zstd -> (AES-256-GCM) -> sha256 of what is stored
- * -> every repository at once. No temporary copy of the database. Safe to run again: it stores
- * a fresh snapshot under the same keys, and nothing counts until the manifest is written.
+ * -> every repository at once. No temporary copy of the database. Safe to run again: each attempt
+ * stores a fresh snapshot under names of its own (removing what earlier attempts stored), and
+ * nothing counts until the manifest is written.
  */
 export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.ProcessEnv): Promise<UploadedSnapshot> {
   const { target, backupId } = input;
   const context = Context.current();
   const repositories = openRepositories(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
-  const objectName = payloadName(key !== undefined);
+  const attempt = context.info.attempt;
+  const objectName = attemptObjectName(attempt, payloadName(key !== undefined));
 
-  // A previous attempt killed mid-upload may have left temp files or unfinished multipart uploads.
+  // A previous attempt killed mid-upload may have left objects, temp files or unfinished multipart
+  // uploads (of its own names: this attempt never touches them, nor they this attempt's).
   // Heartbeats start before the pin: waiting for busy writers can take longer than the heartbeat timeout.
   const progress = startProgress('snapshot', 0);
   let snapshot: SqliteSnapshot;
   try {
-    await Promise.all(repositories.map((r) => r.backend.discardIncomplete(`${r.backupDir(target.name, backupId)}/`)));
+    await clearUnfinishedBackup(repositories, target.name, backupId, attempt);
     snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
   } catch (error) {
     progress.stop();
@@ -65,7 +69,9 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     let integrity: IntegrityResult;
     let source: { sha256: string; bytes: number };
     let stored: { sizeBytes: number; sha256: string };
-    const file = snapshot.fileMatchesSnapshot ? await open(target.path, 'r') : undefined;
+    // Read through the descriptor the snapshot pinned, never the path: a restore may rename another
+    // file onto the path meanwhile.
+    const file = snapshot.fileMatchesSnapshot ? snapshot.file : undefined;
     try {
       let stages: Array<Readable | Duplex>;
       let sourceHashing: Promise<{ sha256: string; bytes: number }>;
@@ -75,7 +81,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
         const compressor = createFileCompressor({ fd: file.fd, sizeBytes: snapshot.sizeBytes }, target.compression);
         progress.sampleWith(() => readOffsetOf(compressor.pid));
         stages = [compressor];
-        sourceHashing = sha256OfFile(target.path, { length: snapshot.sizeBytes });
+        sourceHashing = sha256OfFile(file, { length: snapshot.sizeBytes });
       } else {
         const sourceHash = new HashingPassThrough();
         stages = [snapshot.stream(), sourceHash, countBytes(progress), createCompressor(target.compression)];
@@ -98,7 +104,6 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       integrity = await snapshot.integrity;
     } finally {
       progress.stop();
-      await file?.close();
     }
 
     if (!integrity.ok) {

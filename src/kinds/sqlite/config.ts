@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { drillSchema, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { targetRetention } from '../../config/retention.js';
+import { targetSchedules } from '../../config/schedules.js';
 
 const checkKind = z.enum(['integrity_check', 'quick_check']);
 
@@ -12,6 +14,8 @@ export const sqliteTargetSchema = z
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
     objectives: targetObjectives,
+    schedules: targetSchedules,
+    retention: targetRetention,
     checks: z
       .object({
         backup: checkKind.default('quick_check').describe('The check of every backup\'s snapshot, while it streams.'),

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { SmokeCheck } from '../../config/common.js';
 import type { SmokeCheckResult } from '../contract.js';
+import { actualOf, expectedOf } from '../smoke-check-values.js';
 
 function describe(value: unknown): string {
   return value === undefined ? 'no rows' : JSON.stringify(value);
@@ -26,9 +27,12 @@ export function runSmokeChecks(input: { path: string; checks: SmokeCheck[] }): S
           passed: problems.length === 0,
           detail: problems.length ? problems.join('; ') : `returned ${describe(first)}`,
           durationMs: Date.now() - started,
+          expected: expectedOf(check),
+          actual: actualOf(rows),
         };
       } catch (error) {
-        return { name: check.name, passed: false, detail: `query failed: ${(error as Error).message}`, durationMs: Date.now() - started };
+        const failed = `query failed: ${(error as Error).message}`;
+        return { name: check.name, passed: false, detail: failed, durationMs: Date.now() - started, expected: expectedOf(check), actual: failed };
       }
     });
   } finally {

@@ -6,7 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import type { FsRepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
 import { fsyncPath, writeAll } from '../../pipeline/local-file.js';
-import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidFolder, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type FolderListing, type ObjectInfo, type PutOptions } from '../backend.js';
+import { accessFromRoot, adoptDirectory, adoptFile, currentWriter, describeDenial, repairRootOwnedDirectory, type RootAccess } from './access.js';
 
 /** Written bytes after which put starts flushing them to disk in the background. */
 const flushEveryBytes = 8 << 20;
@@ -58,11 +59,17 @@ export class FlushBehind {
  * final name and fsyncs the directory, so after a crash a key holds either its old or its new
  * bytes, never a torn file. Left-over temp files are invisible to list/head/get.
  *
- * Files are created 0600 and directories 0700: a repository holds copies of databases.
+ * Owners and modes follow the repository's root (see access.ts): what Lifeboat creates inside it
+ * takes the root's owner and group when the writer may set them, the root's owner and group
+ * permissions, and never any permission for others: a repository holds copies of databases.
  */
 export class FsBackend implements Backend {
   readonly location: string;
   private readonly root: string;
+  private readonly writer = currentWriter();
+  private rootAccess: Promise<RootAccess> | undefined;
+  /** Directories between the root and an object already looked at by repairRootOwnedDirectory. */
+  private readonly checkedDirs = new Set<string>();
 
   constructor(config: Pick<FsRepositoryConfig, 'path'>) {
     this.root = resolve(config.path);
@@ -121,7 +128,7 @@ export class FsBackend implements Backend {
         await handle.close().catch(() => undefined);
       }
       await unlink(temp).catch(() => undefined);
-      throw this.describe(error, `put "${key}" into`);
+      throw await this.describe(error, `put "${key}" into`, { path, intent: 'write' });
     }
     // The rename is only durable once the directory entry is; new parent directories likewise
     // need their own entries synced in their parents.
@@ -134,7 +141,7 @@ export class FsBackend implements Backend {
         }
       }
     } catch (error) {
-      throw this.describe(error, `sync the directory of "${key}" in`);
+      throw await this.describe(error, `sync the directory of "${key}" in`);
     }
     return { key, sizeBytes };
   }
@@ -148,7 +155,7 @@ export class FsBackend implements Backend {
       handle = await open(path, 'r');
     } catch (error) {
       if (hasCode(error, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw this.notFound(key);
-      throw this.describe(error, `read "${key}" from`);
+      throw await this.describe(error, `read "${key}" from`, { path, intent: 'read' });
     }
     const info = await handle.stat();
     if (!info.isFile()) {
@@ -156,7 +163,9 @@ export class FsBackend implements Backend {
       throw this.notFound(key);
     }
     // 1 MiB reads: a restore or a verification reads gigabytes, 64 KiB at a time costs 16x the calls.
-    return handle.createReadStream({ highWaterMark: 1 << 20 });
+    // A small object (a manifest, a record) gets a buffer of its size: a thousand manifests read
+    // through 1 MiB buffers allocated a gigabyte (a retention plan of 1,000 backups: 1.1 s -> 0.2 s).
+    return handle.createReadStream({ highWaterMark: Math.min(1 << 20, Math.max(info.size, 16 << 10)) });
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -166,7 +175,7 @@ export class FsBackend implements Backend {
       return info.isFile() ? { key, sizeBytes: info.size } : undefined;
     } catch (error) {
       if (hasCode(error, 'ENOENT', 'ENOTDIR')) return undefined;
-      throw this.describe(error, `stat "${key}" in`);
+      throw await this.describe(error, `stat "${key}" in`, { path, intent: 'read' });
     }
   }
 
@@ -179,6 +188,36 @@ export class FsBackend implements Backend {
     return sortByKey(found);
   }
 
+  async listFolder(folder: string): Promise<FolderListing> {
+    assertValidFolder(folder);
+    const dir = folder === '' ? this.root : join(this.root, ...folder.slice(0, -1).split('/'));
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (hasCode(error, 'ENOENT', 'ENOTDIR')) return { objects: [], folders: [] };
+      throw this.describe(error, `list "${folder}" in`);
+    }
+    const folders: string[] = [];
+    const objects: Array<Promise<ObjectInfo | undefined>> = [];
+    for (const entry of entries) {
+      if (entry.isDirectory()) folders.push(entry.name);
+      else if (entry.isFile() && !isTempName(entry.name)) {
+        objects.push(
+          stat(join(dir, entry.name)).then(
+            (info) => ({ key: folder + entry.name, sizeBytes: info.size }),
+            (error: unknown) => {
+              if (hasCode(error, 'ENOENT')) return undefined; // deleted while we listed
+              throw this.describe(error, `list "${folder}" in`);
+            },
+          ),
+        );
+      }
+    }
+    const found = (await Promise.all(objects)).filter((object): object is ObjectInfo => object !== undefined);
+    return { objects: sortByKey(found), folders: sortByKey(folders.map((name) => ({ key: name }))).map(({ key }) => key) };
+  }
+
   async delete(key: string): Promise<void> {
     const path = this.pathFor(key);
     try {
@@ -188,7 +227,7 @@ export class FsBackend implements Backend {
       // unlink(2) on a directory fails with EISDIR (Linux) or EPERM (macOS); a directory is not
       // an object, so there is nothing to delete. A real permission error must still surface.
       if (hasCode(error, 'EISDIR', 'EPERM') && (await stat(path).then((info) => info.isDirectory(), () => false))) return;
-      throw this.describe(error, `delete "${key}" from`);
+      throw await this.describe(error, `delete "${key}" from`, { path, intent: 'write' });
     }
     await this.pruneEmptyParents(dirname(path));
   }
@@ -212,22 +251,70 @@ export class FsBackend implements Backend {
     dir: string,
     temp: string,
   ): Promise<{ handle: FileHandle; firstCreatedDir: string | undefined }> {
+    let rootAccess: RootAccess;
+    try {
+      rootAccess = await this.accessOfRoot();
+    } catch (error) {
+      throw await this.describe(error, `put "${key}" into`, { path: temp, intent: 'write' });
+    }
     // A concurrent delete may prune the directory between mkdir and open; try again a few times.
     let firstCreatedDir: string | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        firstCreatedDir ??= await mkdir(dir, { recursive: true, mode: 0o700 });
+        const created = await mkdir(dir, { recursive: true, mode: rootAccess.dirMode & 0o777 });
+        firstCreatedDir ??= created;
+        await this.adoptDirectories(dir, created, rootAccess);
       } catch (error) {
         // A path component exists as a file, i.e. an object named like one of our folders.
         if (hasCode(error, 'ENOTDIR', 'EEXIST')) throw prefixConflict(key, this.location, error);
-        throw this.describe(error, `put "${key}" into`);
+        throw await this.describe(error, `put "${key}" into`, { path: temp, intent: 'write' });
       }
+      let handle: FileHandle;
       try {
-        return { handle: await open(temp, 'wx', 0o600), firstCreatedDir };
+        handle = await open(temp, 'wx', rootAccess.fileMode);
       } catch (error) {
         if (hasCode(error, 'ENOENT') && attempt < 5) continue;
-        throw this.describe(error, `put "${key}" into`);
+        throw await this.describe(error, `put "${key}" into`, { path: temp, intent: 'write' });
       }
+      try {
+        await adoptFile(handle, rootAccess, this.writer);
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        await unlink(temp).catch(() => undefined);
+        throw await this.describe(error, `put "${key}" into`, { path: temp, intent: 'write' });
+      }
+      return { handle, firstCreatedDir };
+    }
+  }
+
+  /** The root's owner, group and modes (access.ts); the root is created (0700, the writer's) when missing. */
+  private accessOfRoot(): Promise<RootAccess> {
+    this.rootAccess ??= (async () => {
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      return accessFromRoot(await stat(this.root));
+    })().catch((error: unknown) => {
+      this.rootAccess = undefined;
+      throw error;
+    });
+    return this.rootAccess;
+  }
+
+  /**
+   * Gives the directories mkdir just created (from `created` down to dir) the root's owner, group
+   * and mode, and hands back to the root's owner the ones above them that an older Lifeboat
+   * running as root made root's own.
+   */
+  private async adoptDirectories(dir: string, created: string | undefined, rootAccess: RootAccess): Promise<void> {
+    const chain: string[] = [];
+    for (let current = dir; current !== this.root && current.startsWith(this.root + sep); current = dirname(current)) chain.unshift(current);
+    const firstNew = created === undefined ? chain.length : chain.indexOf(created);
+    for (const [index, path] of chain.entries()) {
+      if (index >= firstNew && firstNew >= 0) {
+        await adoptDirectory(path, rootAccess, this.writer);
+      } else if (!this.checkedDirs.has(path)) {
+        await repairRootOwnedDirectory(path, rootAccess, this.writer);
+      }
+      this.checkedDirs.add(path);
     }
   }
 
@@ -240,7 +327,7 @@ export class FsBackend implements Backend {
       entries = await readdir(base, { recursive: true });
     } catch (error) {
       if (hasCode(error, 'ENOENT', 'ENOTDIR')) return 0;
-      throw this.describe(error, `clean up "${prefix}" in`);
+      throw await this.describe(error, `clean up "${prefix}" in`);
     }
     const stale = entries.filter((entry) => isTempName(basename(entry)));
     await Promise.all(stale.map((entry) => unlink(join(base, entry)).catch(() => undefined)));
@@ -253,7 +340,7 @@ export class FsBackend implements Backend {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
       if (hasCode(error, 'ENOENT', 'ENOTDIR')) return; // nothing stored under this prefix yet
-      throw this.describe(error, `list "${prefix}" in`);
+      throw await this.describe(error, `list "${prefix}" in`, { path: dir, intent: 'read' });
     }
     // Stat the files of one directory in parallel, but descend into subdirectories one at a time
     // so a deep tree does not hold many directory handles open at once.
@@ -267,8 +354,8 @@ export class FsBackend implements Backend {
         files.push(
           stat(join(dir, entry.name)).then(
             (info) => void found.push({ key, sizeBytes: info.size }),
-            (error: unknown) => {
-              if (!hasCode(error, 'ENOENT')) throw this.describe(error, `list "${prefix}" in`);
+            async (error: unknown) => {
+              if (!hasCode(error, 'ENOENT')) throw await this.describe(error, `list "${prefix}" in`);
               // deleted while we listed: it is not there any more
             },
           ),
@@ -305,15 +392,21 @@ export class FsBackend implements Backend {
     );
   }
 
-  /** Adds what we were doing and where to unexpected errors; permission problems become typed. */
-  private describe(error: unknown, action: string): Error {
+  /**
+   * Adds what we were doing and where to unexpected errors; permission problems become typed, and
+   * say which directory or file refused whom (when `at`, the object's path, is given).
+   */
+  private async describe(error: unknown, action: string, at?: { path: string; intent: 'read' | 'write' }): Promise<Error> {
     if (error instanceof LifeboatError || isAbortError(error)) return error;
     const message = error instanceof Error ? error.message : String(error);
     if (hasCode(error, 'EACCES', 'EPERM', 'EROFS')) {
+      const why = at === undefined || hasCode(error, 'EROFS') ? undefined : await describeDenial(this.root, at.path, at.intent).catch(() => undefined);
       return new LifeboatError(
         'InvalidConfig',
-        `cannot ${action} ${this.location}: ${message}`,
-        'Make the directory writable for the user running Lifeboat, or point the repository path elsewhere',
+        `cannot ${action} ${this.location}: ${message}${why ? `; ${why}` : ''}`,
+        'Every user that writes into an fs repository (the worker, and PostgreSQL\'s archive_command) must be able to write its root: ' +
+          'give the root to the PostgreSQL user, or a group both users share with mode 2770 (docs/postgresql-deployment.md); ' +
+          `directories created as root by an older Lifeboat are fixed with \`chown -R --reference=${this.root} ${this.root}\``,
         { cause: error },
       );
     }

@@ -3,7 +3,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
-import { abortError, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type ObjectInfo, type PutOptions } from '../backend.js';
+import { abortError, assertValidFolder, assertValidKey, assertValidPrefix, isAbortError, sortByKey, type Backend, type FolderListing, type ObjectInfo, type PutOptions } from '../backend.js';
 
 /** Error codes meaning the key pair itself is wrong (unknown key id, wrong secret, expired token). */
 const badCredentialCodes = new Set([
@@ -227,6 +227,43 @@ export class S3Backend implements Backend {
     // S3 already returns UTF-8 byte order; sorting again costs little and protects the contract
     // against servers that do not.
     return sortByKey(found);
+  }
+
+  async listFolder(folder: string): Promise<FolderListing> {
+    assertValidFolder(folder);
+    const { client, aws } = await this.s3();
+    const prefix = this.keyPrefix + folder;
+    const objects: ObjectInfo[] = [];
+    const folders: string[] = [];
+    let continuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await client.send(
+          new aws.ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: '/',
+            ...(continuationToken ? { ContinuationToken: continuationToken } : {}),
+          }),
+        );
+      } catch (error) {
+        throw this.translate(error, `list "${folder}"`);
+      }
+      for (const common of page.CommonPrefixes ?? []) {
+        const name = common.Prefix?.startsWith(prefix) ? common.Prefix.slice(prefix.length, -1) : '';
+        if (name !== '') folders.push(name);
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(prefix)) continue;
+        const key = object.Key.slice(this.keyPrefix.length);
+        if (key === folder || key.endsWith('/')) continue; // folder markers made by other tools
+        objects.push({ key, sizeBytes: object.Size ?? 0 });
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken);
+    this.accessConfirmed = true;
+    return { objects: sortByKey(objects), folders: sortByKey(folders.map((name) => ({ key: name }))).map(({ key }) => key) };
   }
 
   async delete(key: string): Promise<void> {

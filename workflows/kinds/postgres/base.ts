@@ -4,10 +4,10 @@
  * stored part back. Restore: the base backup laid out as a new data directory, verified by
  * pg_verifybackup.
  */
-import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedPostgresTarget } from '../../../src/kinds/postgres/index.js';
 import type { PostgresBaseManifest } from '../../../src/kinds/postgres/manifest.js';
-import { formatBytes, quickSteps, transferSteps } from '../../runbook.js';
+import { formatBytes, quickSteps, stepsWithin, transferSteps, type Timeline } from '../../runbook.js';
 import type { BackupOutcome, BackupRun, RestoreOutcome, RestoreRun } from '../contract.js';
 import { locatePostgresBackup } from './locate.js';
 import { describeRestoredBase, runDirectory } from './recovery.js';
@@ -42,7 +42,26 @@ export async function backupBase({ timeline, target, backupId }: BackupRun<Resol
         parts: manifest.base.parts.length,
       },
     },
+    afterDurable: () => checkArchive(timeline, target, manifest),
   };
+}
+
+/**
+ * The archive check (src/postgres/archive-check.ts): the backup waits until the WAL segment holding
+ * its stop point is archived, else the run fails with ArchiveNotWorking; the backup itself stays,
+ * complete and restorable to its stop point. Skipped for a target with archive.mode "off". Runs
+ * recorded before the check existed replay without it.
+ */
+async function checkArchive(timeline: Timeline, target: ResolvedPostgresTarget, manifest: PostgresBaseManifest): Promise<void> {
+  if (!patched('base-backup-archive-check')) return;
+  const archive = target.archive ?? { mode: 'on', checkTimeoutSeconds: 60 };
+  if (archive.mode === 'off') {
+    timeline.skip('check-archive', 'archive.mode is "off": this target does not archive WAL, the base backup stands on its own');
+    return;
+  }
+  await timeline.run('check-archive', () => stepsWithin(archive.checkTimeoutSeconds).awaitArchivedStop({ target, manifest }), (c) =>
+    `${c.segment} (stop point ${manifest.base.stopLsn}) is archived in ${c.repositories.join(', ')}${c.waitedMs >= 1000 ? ` (waited ${(c.waitedMs / 1000).toFixed(1)} s${c.switched ? ', after pg_switch_wal()' : ''})` : ''}`,
+  );
 }
 
 /**

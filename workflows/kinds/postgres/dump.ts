@@ -138,6 +138,7 @@ export async function restoreDump({ timeline, target, request: input }: RestoreR
           decision
             ? `replacing database ${into} was rejected${decision.by ? ` by ${decision.by}` : ''}; the restored copy was dropped and ${into} was not touched`
             : `replacing database ${into} needs an approval, and none came within ${target.dump.approvalTimeoutSeconds} s; the restored copy was dropped and ${into} was not touched`,
+          `replace database ${into} by the restored backup ${manifest.id} (the current one is kept as a safety copy)`,
         );
       }
       safety = fitName(into, `_lifeboat_safety_${stamp}`);
