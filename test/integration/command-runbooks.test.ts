@@ -13,7 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { loadConfig } from '../../src/config/load.js';
 import { runbookFailure } from '../../src/client.js';
+import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
 import { serialize } from '../helpers/assertions.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
@@ -51,8 +54,9 @@ describe('command targets: the three recipes, drills and failures', () => {
   const secret = 'do-not-leak-7c1e5a';
   const env = { [pgPasswordEnv]: 'globals-source-pw', [scratchPasswordEnv]: 'globals-scratch-pw', [secretEnv]: secret };
 
-  const storedFiles = async (target: string): Promise<string[]> => {
-    const dir = join(lifeboat.dir, 'repository', target);
+  /** Every file the fs repository holds for a target, or in one folder of it (its audit log records every run, failed ones too). */
+  const storedFiles = async (target: string, folder: 'backups' | '' = 'backups'): Promise<string[]> => {
+    const dir = join(lifeboat.dir, 'repository', target, folder);
     if (!existsSync(dir)) return [];
     const entries = await readdir(dir, { recursive: true, withFileTypes: true });
     return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
@@ -86,6 +90,7 @@ describe('command targets: the three recipes, drills and failures', () => {
           type: 'command',
           repositories: ['local', 's3'],
           payloadName: 'repo.bundle',
+          retention: { keepLast: 1 },
           backup: { argv: ['git', 'bundle', 'create', '-', '--all'], cwd: repoDir, timeoutSeconds: 120 },
           restore: {
             // A bundle is read by name: the restore keeps it beside the clone while it clones.
@@ -168,6 +173,22 @@ describe('command targets: the three recipes, drills and failures', () => {
     await git(repoDir, 'bundle', 'verify', into);
   });
 
+  test('verify reads every stored bundle back in both repositories; retention keeps the newest and removes the rest', async () => {
+    const newest = await lifeboat.run('backup', { target: 'repo' });
+    const report = await lifeboat.run('verify', { target: 'repo', readData: 'full' });
+    assert.equal(report.valid, true, JSON.stringify(report.repositories.map((r) => r.backups.filter((b) => !b.valid))));
+    assert.deepEqual(report.repositories.map((r) => [r.repository, r.backups.length, r.objectsRead]), [['local', 2, 2], ['s3', 2, 2]]);
+
+    const result = await lifeboat.run('retention', { target: 'repo' });
+    assert.equal(result.decision, 'applied');
+    const config = loadConfig(lifeboat.configPath);
+    for (const name of ['local', 's3']) {
+      const repository = new Repository(name, openBackend(config.repositories[name]!, lifeboat.env));
+      assert.deepEqual((await repository.listBackups('repo')).manifests.map((m) => m.id), [newest.backupId], `${name} keeps the newest backup only`);
+      assert.deepEqual(await repository.listBackupFolders('repo'), [newest.backupId], `${name}: no object of a removed backup is left`);
+    }
+  });
+
   test('PostgreSQL roles and settings: pg_dumpall --globals-only, restored with psql into another cluster', async () => {
     const backup = await lifeboat.run('backup', { target: 'globals' });
     await lifeboat.run('restore', { target: 'globals', backupId: backup.backupId });
@@ -215,7 +236,7 @@ describe('command targets: the three recipes, drills and failures', () => {
     await lifeboat.run('restore', { target: 'secretive', backupId: backup.backupId, into });
     assert.equal((await readFile(into, 'utf8')).split(' ')[0], createHash('sha256').update(secret).digest('hex'), 'the command had the value');
     assert.ok(!serialize(await handle.fetchHistory()).includes(secret), 'the history does not hold the secret');
-    for (const file of await storedFiles('secretive')) assert.ok(!(await readFile(file)).includes(secret), `${file} does not hold the secret`);
+    for (const file of await storedFiles('secretive', '')) assert.ok(!(await readFile(file)).includes(secret), `${file} does not hold the secret`);
     assert.ok(!(await readFile(lifeboat.configPath, 'utf8')).includes(secret));
   });
 

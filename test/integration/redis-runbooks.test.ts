@@ -15,7 +15,10 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { runbookFailure } from '../../src/client.js';
 import { freePort } from '../../src/dev/ports.js';
+import { loadConfig } from '../../src/config/load.js';
 import { checkRdbFile } from '../../src/redis/rdb.js';
+import { openBackend } from '../../src/repository/open.js';
+import { Repository } from '../../src/repository/repository.js';
 import type { DrillReport } from '../../workflows/drill.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
@@ -64,9 +67,9 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     ...extra,
   });
 
-  /** Every file the fs repository holds for a target. */
+  /** Every file the fs repository holds for a target's backups (its audit log records every run, failed ones too). */
   async function storedFiles(name: string): Promise<string[]> {
-    const dir = join(lifeboat.dir, 'repository', name);
+    const dir = join(lifeboat.dir, 'repository', name, 'backups');
     if (!existsSync(dir)) return [];
     const entries = await readdir(dir, { recursive: true, withFileTypes: true });
     return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
@@ -93,7 +96,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     } finally {
       one.close();
     }
-    await configure({ cache: target({ checkOnBackup: true }), s3only: target({ repositories: ['s3'] }) });
+    await configure({ cache: target({ checkOnBackup: true, retention: { keepLast: 1 } }), s3only: target({ repositories: ['s3'] }) });
     await lifeboat.startWorker();
   });
 
@@ -116,7 +119,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     assert.equal(manifest.source.transfer, 'diskless');
     assert.equal(manifest.source.rdbVersion, 10);
     assert.match(manifest.source.serverVersion, /^7\./);
-    assert.deepEqual(manifest.objects.map((o: { name: string }) => o.name), ['dump.rdb.zst.enc']);
+    assert.deepEqual(manifest.objects.map((o: { name: string }) => o.name), ['attempt-1/dump.rdb.zst.enc']);
     assert.ok(manifest.encryption, 'stored encrypted');
     assert.ok(Math.abs(Date.parse(manifest.snapshotAt) - Date.now()) < 600_000, 'snapshotAt is the RDB\'s own time');
     assert.deepEqual(manifest.timeline.map((s: { name: string }) => s.name), ['resolve-target', 'stream-rdb-and-upload']);
@@ -230,6 +233,28 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     } finally {
       await writeFile(lifeboat.configPath, original);
     }
+  });
+
+  test('verify reads every stored RDB back in both repositories; retention keeps the newest and removes the rest, objects and all', async () => {
+    const newest = await lifeboat.run('backup', { target: 'cache' });
+    const report = await lifeboat.run('verify', { target: 'cache', readData: 'full' });
+    assert.equal(report.valid, true, JSON.stringify(report.repositories.map((r) => r.backups.filter((b) => !b.valid))));
+    for (const repository of report.repositories) {
+      assert.ok(repository.backups.length >= 2, `${repository.repository} holds every backup taken so far`);
+      assert.equal(repository.objectsRead, repository.backups.length, `${repository.repository}: every RDB read back and hashed`);
+    }
+
+    const result = await lifeboat.run('retention', { target: 'cache' });
+    assert.equal(result.decision, 'applied');
+    const config = loadConfig(lifeboat.configPath);
+    for (const name of ['local', 's3']) {
+      const repository = new Repository(name, openBackend(config.repositories[name]!, lifeboat.env));
+      assert.deepEqual((await repository.listBackups('cache')).manifests.map((m) => m.id), [newest.backupId], `${name} keeps the newest backup only`);
+      assert.deepEqual(await repository.listBackupFolders('cache'), [newest.backupId], `${name}: no object of a removed backup is left`);
+    }
+    const into = join(lifeboat.dir, 'kept.rdb');
+    await lifeboat.run('restore', { target: 'cache', into });
+    assert.equal((await checkRdbFile(into)).ok, true, 'what retention kept still restores');
   });
 
   test('bad input fails with a typed error, names what is wrong, and stores nothing', async () => {
