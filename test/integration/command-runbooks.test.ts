@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { loadConfig } from '../../src/config/load.js';
+import type { CheckResult } from '../../src/check/result.js';
 import { runbookFailure } from '../../src/client.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
@@ -165,6 +166,8 @@ describe('command targets: the three recipes, drills and failures', () => {
     const report = await lifeboat.run('drill', { target: 'repo' });
     assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
     assert.deepEqual(report.checks.map((c) => c.name), ['the bundle clones', 'every object is sound', 'the release tag is there']);
+    assert.deepEqual(report.checks[2]!.expected, '`git --git-dir check.git rev-parse --verify refs/tags/v1.0` exits with status 0 within 3600 s');
+    assert.deepEqual(report.checks.map((c) => c.actual), Array(3).fill('exited with status 0'));
     assert.equal(report.rpo?.met, true);
     assert.deepEqual((await readdir(workerTmp)).filter((name) => name.startsWith('lifeboat-')), [], 'the scratch directory is gone');
 
@@ -255,6 +258,24 @@ describe('command targets: the three recipes, drills and failures', () => {
       assert.match(failure.message, message, target);
       assert.deepEqual(await storedFiles(target), [], `${target}: nothing stored`);
     }
+
+    // `lifeboat check` finds what would keep a program from starting, without running it.
+    const checked = async (target: string) => {
+      const cli = await lifeboat.cli(['check', target, '--json'], { env: { ...lifeboat.env, ...env } });
+      return (JSON.parse(String(cli.stdout)) as { results: CheckResult[] }).results.filter((r) => r.area === 'command').map((r) => [r.subject, r.status, r.detail]);
+    };
+    assert.deepEqual((await checked('repo')).map(([subject, status]) => [subject, status]), [
+      ['repo: backup', 'ok'],
+      ['repo: restore', 'ok'],
+      ['repo: drill check "the bundle clones"', 'ok'],
+      ['repo: drill check "every object is sound"', 'ok'],
+      ['repo: drill check "the release tag is there"', 'ok'],
+    ]);
+    const [missing] = await checked('missing');
+    assert.equal(missing?.[1], 'failed');
+    assert.match(String(missing?.[2]), /no-such-program-lifeboat is not on its PATH/);
+    assert.match(String((await checked('nocwd'))[0]?.[2]), /working directory .*no-such-dir does not exist/);
+    assert.match(String((await checked('noref'))[0]?.[2]), /LIFEBOAT_TEST_UNSET_VARIABLE .* is not set/);
   });
 
   test('a restore command that fails, a failed drill check, and a restore without a restore command', async () => {

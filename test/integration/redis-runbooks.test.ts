@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import type { CheckResult } from '../../src/check/result.js';
 import { runbookFailure } from '../../src/client.js';
 import { freePort } from '../../src/dev/ports.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -142,6 +143,13 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
     assert.deepEqual(report.checks.map((c) => [c.name, c.passed]), [['all keys loaded', true], ['populated', true], ['settings exist', true], ['schema version', true]]);
     assert.match(report.checks[3]!.detail, /returned "42"/);
+    assert.deepEqual(
+      report.checks.map((c) => [c.expected, c.actual]),
+      [['20002 to 20003 keys', '20003 keys'], ['DBSIZE of db 0 at least 20000', '20002'], ['"app:settings" exists in db 1', 'exists'], ['GET "app:schema" in db 0 = "42"', '"42"']],
+      'the report says what each check asked for (the key with a TTL may expire before the load) and what the copy answered',
+    );
+    const page = await readFile(join(lifeboat.dir, 'repository', 'cache', 'reports', `${report.workflowId}.html`), 'utf8');
+    assert.match(page, /app:schema/, 'the drill\'s report page is stored beside it');
     assert.equal(report.redis?.keys, 20_003);
     assert.equal(report.rpo?.met, true);
     assert.deepEqual(existsSync(scratchDir) ? await readdir(scratchDir) : [], [], 'the scratch directory is gone');
@@ -282,6 +290,16 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
       assert.match(failure.message, message);
       assert.ok(!failure.message.includes(redis.password) && !failure.message.includes('wrong-password'), 'no password in the message');
       assert.deepEqual(await storedFiles(name), [], `${name}: nothing stored`);
+    }
+    // `lifeboat check` finds the same before any run: each result says what to change.
+    for (const [name, status, detail] of [['cache', 'ok', /^Redis 7\.\d+\.\d+ at redis:\/\/127\.0\.0\.1:\d+: \d+ keys$/], ['down', 'failed', /cannot reach Redis/], ['wrong', 'failed', /WRONGPASS/]] as const) {
+      const cli = await lifeboat.cli(['check', name, '--json'], { env: lifeboat.env });
+      const results = (JSON.parse(String(cli.stdout)) as { results: CheckResult[] }).results;
+      const found = results.find((r) => r.area === 'redis' && r.subject === name);
+      assert.equal(found?.status, status, `${name}: ${JSON.stringify(found)}`);
+      assert.match(found.detail, detail);
+      if (status === 'failed') assert.ok(found.fix, 'a failure says what to change');
+      if (name === 'cache') assert.match(results.find((r) => r.subject === 'cache: Redis programs')?.detail ?? '', /^redis-cli 7\.\S+, redis-check-rdb 7\.\S+, redis-server 7\.\S+; drills run redis-server as /);
     }
     await lifeboat.run('backup', { target: 'nohooks' });
     const noHooks = await failureOf(lifeboat.run('restore', { target: 'nohooks' }));

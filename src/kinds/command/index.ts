@@ -43,6 +43,7 @@ export const commandKind = defineTargetKind({
       drill: config.drill,
     };
   },
+  preflight: async (name, config, context) => (await import('./preflight.js')).preflightCommand(name, config, context),
   activities: async (dependencies) => (await import('./activities.js')).commandActivities(dependencies),
   cli: {
     restore(options, target) {

@@ -196,6 +196,8 @@ export async function runCommandChecks(input: { target: ResolvedCommandTarget; d
       const started = Date.now();
       progress.setPhase(`check ${check.name}`);
       const spec: CommandSpec = { ...check, argv: withPlaceholders(check.argv, input), cwd: check.cwd ?? input.dir };
+      // What the report's table shows beside the outcome (src/report/html.ts).
+      const checkExpectation = `\`${describeArgv(check.argv)}\` exits with status 0 within ${spec.timeoutSeconds} s`;
       try {
         const childEnv = { ...commandEnvironment(check, env, `the drill check "${check.name}" of target "${target.name}"`), LIFEBOAT_PAYLOAD: input.payloadPath, LIFEBOAT_SCRATCH_DIR: input.dir };
         const outcome = await runCommand(spec, childEnv, `the drill check "${check.name}"`, { signal });
@@ -207,10 +209,12 @@ export async function runCommandChecks(input: { target: ResolvedCommandTarget; d
           passed,
           detail: `\`${describeArgv(spec.argv)}\` ${describeOutcome(outcome, spec.timeoutSeconds)}${!passed && lastLine ? `: ${lastLine}` : ''}`,
           durationMs: Date.now() - started,
+          expected: checkExpectation,
+          actual: `${describeOutcome(outcome, spec.timeoutSeconds)}${!passed && lastLine ? `: ${lastLine}` : ''}`,
         });
       } catch (error) {
         if (signal.aborted) throw error;
-        results.push({ name: check.name, passed: false, detail: (error as Error).message, durationMs: Date.now() - started });
+        results.push({ name: check.name, passed: false, detail: (error as Error).message, durationMs: Date.now() - started, expected: checkExpectation, actual: (error as Error).message });
       }
     }
     return results;

@@ -52,25 +52,38 @@ export async function removeRedisScratch(input: { target: ResolvedRedisTarget; r
   return { stoppedServer };
 }
 
-async function runCheck(client: RedisClient, check: RedisSmokeCheck): Promise<Omit<SmokeCheckResult, 'name' | 'durationMs'>> {
+/** What a smoke check asks for, in words, as the drill's report shows it beside what the copy answered. */
+export function expectedOfRedisCheck(check: RedisSmokeCheck): string {
+  if (check.dbsizeAtLeast !== undefined) return `DBSIZE of db ${check.db} at least ${check.dbsizeAtLeast}`;
+  if (check.keyExists !== undefined) return `${JSON.stringify(check.keyExists)} exists in db ${check.db}`;
+  return check.equals === undefined ? `GET ${JSON.stringify(check.get)} in db ${check.db} returns a value` : `GET ${JSON.stringify(check.get)} in db ${check.db} = ${JSON.stringify(check.equals)}`;
+}
+
+type CheckOutcome = Omit<SmokeCheckResult, 'name' | 'durationMs' | 'expected'>;
+
+async function runCheck(client: RedisClient, check: RedisSmokeCheck): Promise<CheckOutcome> {
   const selected = await client.call(['SELECT', String(check.db)]);
-  if (selected instanceof RedisErrorReply) return { passed: false, detail: `SELECT ${check.db}: ${selected.message}` };
+  if (selected instanceof RedisErrorReply) return { passed: false, detail: `SELECT ${check.db}: ${selected.message}`, actual: `SELECT failed: ${selected.message}` };
   if (check.dbsizeAtLeast !== undefined) {
     const size = Number(await client.command(['DBSIZE']));
-    return { passed: size >= check.dbsizeAtLeast, detail: `DBSIZE of db ${check.db} is ${size}${size >= check.dbsizeAtLeast ? '' : `, expected at least ${check.dbsizeAtLeast}`}` };
+    return {
+      passed: size >= check.dbsizeAtLeast,
+      detail: `DBSIZE of db ${check.db} is ${size}${size >= check.dbsizeAtLeast ? '' : `, expected at least ${check.dbsizeAtLeast}`}`,
+      actual: `${size}`,
+    };
   }
   if (check.keyExists !== undefined) {
     const exists = Number(await client.command(['EXISTS', check.keyExists])) === 1;
-    return { passed: exists, detail: `${JSON.stringify(check.keyExists)} ${exists ? 'exists' : 'does not exist'} in db ${check.db}` };
+    return { passed: exists, detail: `${JSON.stringify(check.keyExists)} ${exists ? 'exists' : 'does not exist'} in db ${check.db}`, actual: exists ? 'exists' : 'does not exist' };
   }
   const key = check.get!;
   const reply = await client.call(['GET', key]);
-  if (reply instanceof RedisErrorReply) return { passed: false, detail: `GET ${JSON.stringify(key)}: ${reply.message}` };
-  if (reply === null) return { passed: false, detail: `${JSON.stringify(key)} does not exist in db ${check.db}` };
+  if (reply instanceof RedisErrorReply) return { passed: false, detail: `GET ${JSON.stringify(key)}: ${reply.message}`, actual: reply.message };
+  if (reply === null) return { passed: false, detail: `${JSON.stringify(key)} does not exist in db ${check.db}`, actual: 'no such key' };
   const value = Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply);
   const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (check.equals === undefined) return { passed: true, detail: `GET ${JSON.stringify(key)} returned ${shown}` };
-  return { passed: value === check.equals, detail: `GET ${JSON.stringify(key)} returned ${shown}${value === check.equals ? '' : `, expected ${JSON.stringify(check.equals)}`}` };
+  if (check.equals === undefined) return { passed: true, detail: `GET ${JSON.stringify(key)} returned ${shown}`, actual: shown };
+  return { passed: value === check.equals, detail: `GET ${JSON.stringify(key)} returned ${shown}${value === check.equals ? '' : `, expected ${JSON.stringify(check.equals)}`}`, actual: shown };
 }
 
 /**
@@ -106,13 +119,17 @@ export async function runRedisDrill(input: {
           passed: loaded,
           detail: `${totals.keys} keys loaded, the RDB holds ${expected.keys}${expected.expires > 0 ? ` (${expected.expires} with a TTL)` : ''}`,
           durationMs: Date.now() - loadedAt,
+          // Keys with a TTL may expire between the snapshot and the load.
+          expected: least === most ? `${most} keys` : `${least} to ${most} keys`,
+          actual: `${totals.keys} keys`,
         });
         for (const check of target.drill.smokeChecks) {
           const checkStarted = Date.now();
           try {
-            checks.push({ name: check.name, ...(await runCheck(client, check)), durationMs: Date.now() - checkStarted });
+            checks.push({ name: check.name, ...(await runCheck(client, check)), durationMs: Date.now() - checkStarted, expected: expectedOfRedisCheck(check) });
           } catch (error) {
-            checks.push({ name: check.name, passed: false, detail: `failed: ${(error as Error).message}`, durationMs: Date.now() - checkStarted });
+            const failed = `failed: ${(error as Error).message}`;
+            checks.push({ name: check.name, passed: false, detail: failed, durationMs: Date.now() - checkStarted, expected: expectedOfRedisCheck(check), actual: failed });
           }
         }
         return { checks, port: server.port, loadMs };

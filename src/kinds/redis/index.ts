@@ -46,6 +46,7 @@ export const redisKind = defineTargetKind({
       drill: config.drill,
     };
   },
+  preflight: async (name, config, context) => (await import('./preflight.js')).preflightRedis(name, config, context),
   activities: async (dependencies) => (await import('./activities.js')).redisActivities(dependencies),
   cli: {
     restore(options, target) {
