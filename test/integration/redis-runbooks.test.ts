@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { checkRdbFile } from '../../src/redis/rdb.js';
 import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
+import type { StateReport } from '../../src/state/model.js';
 import type { DrillReport } from '../../workflows/drill.js';
 import { createLifeboat, type Lifeboat } from '../helpers/lifeboat.js';
 import { createTestRedis, type TestRedis } from '../helpers/redis.js';
@@ -243,7 +244,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     }
   });
 
-  test('verify reads every stored RDB back in both repositories; retention keeps the newest and removes the rest, objects and all', async () => {
+  test('verify reads every stored RDB back in both repositories; retention keeps the newest and removes the rest, objects and all; status reads it all', async () => {
     const newest = await lifeboat.run('backup', { target: 'cache' });
     const report = await lifeboat.run('verify', { target: 'cache', readData: 'full' });
     assert.equal(report.valid, true, JSON.stringify(report.repositories.map((r) => r.backups.filter((b) => !b.valid))));
@@ -263,6 +264,15 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     const into = join(lifeboat.dir, 'kept.rdb');
     await lifeboat.run('restore', { target: 'cache', into });
     assert.equal((await checkRdbFile(into)).ok, true, 'what retention kept still restores');
+
+    // lifeboat status reads a Redis target like any other: its newest backup and the verify's verdict, per repository.
+    const status = await lifeboat.cli(['status', 'cache', '--json'], { env: lifeboat.env });
+    const state = (JSON.parse(String(status.stdout)) as StateReport).targets[0]!;
+    assert.equal(state.type, 'redis');
+    assert.deepEqual(
+      state.repositories.map((r) => [r.repository, r.error, r.newestBackup?.id, r.newestBackup?.kind, r.lastVerify?.valid]),
+      [['local', null, newest.backupId, 'redis', true], ['s3', null, newest.backupId, 'redis', true]],
+    );
   });
 
   test('bad input fails with a typed error, names what is wrong, and stores nothing', async () => {
