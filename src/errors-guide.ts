@@ -143,6 +143,21 @@ export const errorGuide: Record<ErrorType, FailureGuide> = {
     action:
       'Recover to a target before the missing segment, or put the segment back into the repository (it may still be in the source\'s `pg_wal`); check that the repositories are reachable from the server\'s environment. Nothing live was touched.',
   },
+  RedisConnectionFailed: {
+    meaning: 'A Redis target\'s server cannot be reached at `connection.host`:`connection.port` (refused, no route, no answer within `connection.connectTimeoutSeconds`, a TLS handshake that fails), or a TLS file of `connection.tls` cannot be read. The message names the server.',
+    action: 'Check `connection` of the target and that the server runs and accepts the worker\'s connections (bind address, protected-mode, firewall, TLS port). Nothing was stored or changed.',
+  },
+  RedisAuthFailed: {
+    meaning:
+      'The Redis server refused the credentials (`WRONGPASS`, `NOAUTH`: a wrong or missing password, an unknown or disabled ACL user) or the ACL user lacks a permission a step needs (`NOPERM`). The message quotes the server\'s reply, never the password.',
+    action: 'Fix `connection.passwordEnv` (the variable\'s value) or `connection.user`; for `NOPERM`, grant the user what [Redis targets](redis.md) lists (`+ping +info +sync +replconf +config|get +dbsize`). Nothing was stored or changed.',
+  },
+  CommandFailed: {
+    meaning:
+      'A program a step runs did not succeed: a `command` target\'s backup, restore or drill check command, or `redis-cli --rdb` of a Redis backup. It exited with a non-zero status, was killed by a signal, ran past its `timeoutSeconds` (it is stopped), or could not start (no such program, a missing `cwd`). The message quotes the command line and the last lines of its stderr.',
+    action:
+      'Fix what the program reports (run it by hand as the worker\'s user to see it fail), or raise `timeoutSeconds`. A failed backup stored nothing (what it had uploaded is removed); a failed restore command had its input cut short, with no end of input.',
+  },
   DumpFailed: {
     meaning: '`pg_dump` failed (its messages are quoted), or the dump it wrote is unusable: `pg_restore --list` cannot read it or sees another number of entries, or a table\'s file was not stored whole.',
     action: 'Nothing was stored (the run removed what it had uploaded). Fix what pg_dump reports (privileges, locks, disk space in `dump.spoolDir`) and run the backup again.',

@@ -17,6 +17,9 @@ export const errorTypes = {
   PostgresAuthFailed: 'input',
   PostgresConnectionFailed: 'input',
   DatabaseExists: 'input',
+  // Redis targets (src/redis/client.ts): the server cannot be reached, or refuses the credentials or the ACL user's permissions.
+  RedisConnectionFailed: 'input',
+  RedisAuthFailed: 'input',
   NotApproved: 'input',
   ChecksumMismatch: 'data',
   BackupCorrupt: 'data',
@@ -36,6 +39,8 @@ export const errorTypes = {
   ArchiveNotWorking: 'runbook',
   DumpFailed: 'runbook',
   RestoreFailed: 'runbook',
+  // A program a step runs (a command target's backup, restore or verify command; redis-cli --rdb) exited non-zero, was killed, timed out or could not start.
+  CommandFailed: 'runbook',
   VerificationFailed: 'data',
   // Schedules (src/schedules): a schedule id apply would take over belongs to someone else, or a
   // schedule named on the command line is not one of Lifeboat's.

@@ -7,7 +7,7 @@ import { LifeboatError } from '../errors.js';
 export type CheckStatus = 'ok' | 'failed' | 'warning' | 'skipped';
 
 export interface CheckResult {
-  /** config, encryption, repository, tools, postgres, temporal, schedules */
+  /** config, encryption, repository, tools, temporal, schedules, and what kinds add (postgres, redis, command) */
   area: string;
   /** What was checked: a repository's name, a target's name, a tool. */
   subject: string;

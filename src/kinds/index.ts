@@ -7,13 +7,15 @@
 import { z } from 'zod';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
 import type { ActivityTable, TargetKind, UnionToIntersection } from './contract.js';
-import { filesKind } from './files/index.js';
 import { blobsKind } from './blobs/index.js';
+import { commandKind } from './command/index.js';
+import { filesKind } from './files/index.js';
 import { postgresKind } from './postgres/index.js';
+import { redisKind } from './redis/index.js';
 import { secretsKind } from './secrets/index.js';
 import { sqliteKind } from './sqlite/index.js';
 
-export const targetKinds = [sqliteKind, postgresKind, filesKind, secretsKind, blobsKind] as const;
+export const targetKinds = [sqliteKind, postgresKind, filesKind, secretsKind, blobsKind, redisKind, commandKind] as const;
 
 type Kinds = (typeof targetKinds)[number];
 

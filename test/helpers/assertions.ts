@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { LifeboatError } from '../../src/errors.js';
@@ -53,4 +55,10 @@ export function serialize(value: unknown): string {
     }
   };
   return JSON.stringify(plain(value));
+}
+
+/** Every file under a directory (a backup's folder in an fs repository), as sorted paths relative to it. */
+export async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile()).map((entry) => relative(dir, `${entry.parentPath}/${entry.name}`)).sort();
 }
