@@ -28,6 +28,9 @@ export const stepRecordSchema = z.object({
   detail: z.string().optional(),
 });
 
+/** A repository a backup did not land in, and why. */
+export const missingCopySchema = z.object({ repository: z.string(), reason: z.string() });
+
 /** What every kind of backup records: identity, stored objects, how they were transformed, and who wrote them. */
 export const manifestEnvelope = {
   format: z.literal(manifestFormat),
@@ -42,6 +45,16 @@ export const manifestEnvelope = {
   parent: z.string().nullable(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   timeline: z.array(stepRecordSchema),
+  /**
+   * Where the backup run stored the backup (its objects whole, and this manifest), as it knew when
+   * it wrote the manifest; absent in manifests written before minCopies (every repository). A
+   * record of that run, not the state of other repositories: whether a repository holds the backup
+   * now is whether that repository holds its manifest (a copy may be withdrawn later, or added by
+   * `lifeboat copy`, which writes this manifest as it is).
+   */
+  copies: z.array(z.string()).optional(),
+  /** The target's repositories the backup run did not store it in, and why (unreachable, failed mid-stream). */
+  missing: z.array(missingCopySchema).optional(),
 };
 
 
@@ -66,4 +79,5 @@ export function defineManifestKind<Schema extends ManifestSchema>(definition: Om
 }
 
 export type StoredObject = z.infer<typeof storedObjectSchema>;
+export type MissingCopy = z.infer<typeof missingCopySchema>;
 export type StepRecord = z.infer<typeof stepRecordSchema>;
