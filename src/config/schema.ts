@@ -41,7 +41,7 @@ export const s3RepositorySchema = z
       .enum(s3StorageClasses)
       .optional()
       .describe(
-        'S3 storage class of payload objects; default: the bucket\'s default (STANDARD) (the data of backups), e.g. STANDARD_IA or GLACIER_IR for a repository read rarely. Manifests, WAL, reports, ' +
+        'S3 storage class of payload objects (the data of backups); default: the bucket\'s default (STANDARD). E.g. STANDARD_IA or GLACIER_IR for a repository read rarely. Manifests, WAL, reports, ' +
           'leases and other small objects always stay STANDARD: they are read often, and colder classes charge a minimum size and per request. ' +
           'Classes that need a restore before reading (GLACIER, DEEP_ARCHIVE) are refused: a restore or verify must be able to read every object.',
       ),
