@@ -211,7 +211,12 @@ export const configSchema = z
           const repository = schedule[field];
           if (repository !== undefined && !(repository in config.repositories)) {
             ctx.addIssue({ code: 'custom', path: at(field), message: `unknown repository "${repository}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ')}` });
+          } else if (repository !== undefined && !target.repositories.includes(repository)) {
+            ctx.addIssue({ code: 'custom', path: at(field), message: `"${repository}" is not a repository of target "${targetName}"; a copy runs between the target's repositories: ${target.repositories.join(', ')}` });
           }
+        }
+        if (schedule.to !== undefined && schedule.to === schedule.from) {
+          ctx.addIssue({ code: 'custom', path: at('from'), message: `from and to both name "${schedule.to}": a repository is copied from another one` });
         }
       }
       if (target.minCopies !== undefined && target.minCopies > target.repositories.length) {
