@@ -23,7 +23,7 @@ describe('copy survives a killed worker', () => {
 
   before(async () => {
     lifeboat = await createLifeboat('copy-kill');
-    await lifeboat.writeConfig(lifeboat.baseConfig({ big: { type: 'sqlite', path: join(lifeboat.dir, 'big.sqlite'), repositories: ['s3', 'local'] } }));
+    await lifeboat.writeConfig(lifeboat.baseConfig({ big: { type: 'sqlite', path: join(lifeboat.dir, 'big.sqlite'), repositories: ['local', 's3'] } }));
     const config = loadConfig(lifeboat.configPath);
     local = new Repository('local', openBackend(config.repositories.local!));
     s3 = new Repository('s3', openBackend(config.repositories.s3!, lifeboat.env));
@@ -41,13 +41,13 @@ describe('copy survives a killed worker', () => {
   }
 
   test('a copy whose worker is killed mid-backup is finished by a new worker, skipping what was copied', async () => {
-    // Many objects per backup: copying one takes seconds, time to kill.
-    const manifests = await writeFixtureBackups(s3, 'big', { count: 2, objectsPerBackup: 120, objectBytes: 32 * 1024, concurrency: 8 });
+    // Many objects per backup, into S3 (a put and a read-back each): copying one takes seconds, time to kill.
+    const manifests = await writeFixtureBackups(local, 'big', { count: 2, objectsPerBackup: 400, objectBytes: 16 * 1024, concurrency: 8 });
     const first = lifeboat.spawnWorker();
 
-    const handle = await lifeboat.start('copy', { target: 'big', to: 'local' });
+    const handle = await lifeboat.start('copy', { target: 'big', to: 's3' });
     await waitForStep(lifeboat.client, handle.workflowId, (s) => s.activityType === 'copyBackupInto' && (s.bytesDone ?? 0) > 0 && (s.bytesDone ?? 0) < (s.bytesTotal ?? 0), 120_000);
-    assert.ok((await s3.backend.list('big/leases/')).length > 0, 'the copy holds a lease on the backup it reads');
+    assert.ok((await local.backend.list('big/leases/')).length > 0, 'the copy holds a lease on the backup it reads');
     first.kill('SIGKILL');
     await first.exited;
     assert.equal(await stepOfKilledWorker(lifeboat.client, handle.workflowId), 'copyBackupInto');
@@ -61,7 +61,7 @@ describe('copy survives a killed worker', () => {
     assert.equal(runs.attempts.copyBackupInto, 2, 'the interrupted backup was copied on a second attempt');
     assert.deepEqual(result.backups.map((b) => b.backupId), manifests.map((m) => m.id), 'newest first');
     assert.ok(result.backups.some((b) => b.objectsSkipped > 0), 'the second attempt skipped the objects already copied');
-    assert.deepEqual(await stored(local), await stored(s3), 'local holds every object and manifest of s3, byte for byte');
+    assert.deepEqual(await stored(s3), await stored(local), 's3 holds every object and manifest of local, byte for byte');
     const verified = await lifeboat.run('verify', { target: 'big', readData: 'full' });
     assert.equal(verified.valid, true);
   });
