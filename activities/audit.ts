@@ -1,5 +1,6 @@
 import { Context, log } from '@temporalio/activity';
 import { AuditLog } from '../src/audit/log.js';
+import { LifeboatError } from '../src/errors.js';
 import type { AuditRecord } from '../src/audit/record.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import { openRepositories } from './repositories.js';
@@ -33,11 +34,25 @@ export async function recordAudit(input: { target: ResolvedTarget; record: Audit
   if (record.backupId && record.manifestSha256 === null) {
     for (const repository of repositories) {
       const key = repository.manifestKey(record.target, record.backupId);
-      if (!(await repository.backend.head(key))) continue;
-      record.manifestSha256 = (await sha256OfStream(await repository.backend.get(key))).sha256;
-      break;
+      try {
+        if (!(await repository.backend.head(key))) continue;
+        record.manifestSha256 = (await sha256OfStream(await repository.backend.get(key))).sha256;
+        break;
+      } catch (error) {
+        log.warn('manifest not readable for the audit record, trying the next repository', { repository: repository.name, error: (error as Error).message });
+      }
     }
   }
-  const keys = await Promise.all(repositories.map((repository) => new AuditLog(repository).append(record).then(({ key }) => `${repository.name}:${key}`)));
+  // A repository that does not answer (a backup landed without it: minCopies) does not hold the
+  // record back from the others; the step fails only when none took it, or when a record of this
+  // run there differs (AuditRecordConflict: the log is never rewritten).
+  const written = await Promise.allSettled(repositories.map((repository) => new AuditLog(repository).append(record).then(({ key }) => `${repository.name}:${key}`)));
+  const typed = written.find((w): w is PromiseRejectedResult => w.status === 'rejected' && w.reason instanceof LifeboatError && w.reason.type === 'AuditRecordConflict');
+  if (typed) throw typed.reason;
+  const keys = written.flatMap((w) => (w.status === 'fulfilled' ? [w.value] : []));
+  if (keys.length === 0 && written.length > 0) throw (written[0] as PromiseRejectedResult).reason;
+  written.forEach((w, index) => {
+    if (w.status === 'rejected') log.warn('audit record not written in a repository that did not answer', { repository: repositories[index]!.name, error: (w.reason as Error).message });
+  });
   return { keys, record };
 }

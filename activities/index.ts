@@ -7,6 +7,7 @@ import { resolveTarget } from './target.js';
 import { loadKindActivities, type KindActivities } from '../src/kinds/index.js';
 import { verifyStoredRepository, withdrawDamagedCopies } from './verify.js';
 import { applyTargetRetention, planTargetRetention } from './retention.js';
+import { copyBackupInto, copyWalInto, planCopy } from './copy.js';
 
 export interface ActivityDependencies {
   /** The worker's lifeboat.config.yaml. */
@@ -32,6 +33,10 @@ function genericActivities(configPath: string, env: NodeJS.ProcessEnv) {
     // Retention (lifeboat forget).
     planRetention: reportingFailures((input: Parameters<typeof planTargetRetention>[0]) => planTargetRetention(input, { configPath, env })),
     applyRetention: reportingFailures((input: Parameters<typeof applyTargetRetention>[0]) => applyTargetRetention(input, { configPath, env })),
+    // Copies (lifeboat copy): bringing a repository up to date from the others.
+    planCopy: reportingFailures((input: Parameters<typeof planCopy>[0]) => planCopy(input, env)),
+    copyBackupInto: reportingFailures((input: Parameters<typeof copyBackupInto>[0]) => copyBackupInto(input, env)),
+    copyWalInto: reportingFailures((input: Parameters<typeof copyWalInto>[0]) => copyWalInto(input, env)),
     // Telling people (src/notify/, src/audit/): after the run's outcome is decided.
     notify: reportingFailures((input: Parameters<typeof notify>[0]) => notify(input, { configPath, env })),
     recordAudit: reportingFailures((input: Parameters<typeof recordAudit>[0]) => recordAudit(input, env)),
@@ -59,4 +64,5 @@ export type { ResolvedTarget, ResolvedTargetBase } from './target.js';
 export type { SmokeCheckResult } from '../src/kinds/contract.js';
 export type { VerifiedCopy } from './repository.js';
 export type { RepositoryVerification } from './verify.js';
+export type { BackupCopied, CopyPlan, WalCopied } from './copy.js';
 export type { RepositoryRetentionOutcome, RepositoryRetentionPlan, RetentionPlan } from './retention.js';

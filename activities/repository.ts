@@ -5,6 +5,7 @@ import { LifeboatError } from '../src/errors.js';
 import { sha256OfStream } from '../src/pipeline/hash.js';
 import type { Manifest } from '../src/repository/manifest.js';
 import { reportText, type Repository } from '../src/repository/repository.js';
+import { Landing, type MissingCopy } from '../src/repository/store.js';
 import { leaseForThisRun, releaseLease } from './leases.js';
 import { startProgress } from './progress.js';
 import { openRepositories } from './repositories.js';
@@ -15,23 +16,54 @@ import { readSharedObjects } from '../src/repository/shared-objects.js';
 /**
  * Clears every repository of what an interrupted attempt left under backupId
  * (Repository.discardUnfinishedBackup): everything, or with beforeAttempt only what earlier attempts left.
+ * Given a Landing (a backup starting), a repository that cannot be cleared (unreachable) is dropped
+ * from it, and the backup goes on without it while enough remain.
  */
-export async function clearUnfinishedBackup(repositories: Repository[], target: string, backupId: string, beforeAttempt?: number): Promise<number> {
+export async function clearUnfinishedBackup(repositories: Repository[] | Landing, target: string, backupId: string, beforeAttempt?: number): Promise<number> {
   let removed = 0;
-  for (const repository of repositories) removed += await repository.discardUnfinishedBackup(target, backupId, beforeAttempt === undefined ? {} : { beforeAttempt });
+  const clear = async (repository: Repository) => {
+    removed += await repository.discardUnfinishedBackup(target, backupId, beforeAttempt === undefined ? {} : { beforeAttempt });
+  };
+  if (repositories instanceof Landing) {
+    await repositories.each((repository) => `clearing what an earlier attempt of backup ${backupId} left in repository "${repository.name}" (${repository.location})`, clear);
+  } else {
+    for (const repository of repositories) await clear(repository);
+  }
   return removed;
 }
 
-/** A backup that failed before its manifest: what it stored is garbage (any kind of target). */
+/**
+ * A backup that failed before its manifest: what it stored is garbage (any kind of target). Each
+ * repository on its own: one that cannot be reached now keeps its leftovers for retention (a
+ * folder without a manifest), the others are cleared.
+ */
 export async function discardBackup(input: { target: ResolvedTarget; backupId: string }, env: NodeJS.ProcessEnv): Promise<{ removed: number }> {
-  return { removed: await clearUnfinishedBackup(openRepositories(input.target, env), input.target.name, input.backupId) };
+  let removed = 0;
+  const failures: string[] = [];
+  for (const repository of openRepositories(input.target, env)) {
+    try {
+      removed += await repository.discardUnfinishedBackup(input.target.name, input.backupId);
+    } catch (error) {
+      failures.push(`"${repository.name}": ${(error as Error).message}`);
+    }
+  }
+  if (failures.length) log.warn('leftovers of a failed backup not removed', { backupId: input.backupId, failures });
+  return { removed };
 }
 
-/** Writes the manifest to every repository: the last write, which makes the backup exist. */
-export async function writeManifest(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<{ repositories: string[] }> {
-  const repositories = openRepositories(input.target, env);
-  await Promise.all(repositories.map((repository) => repository.writeManifest(input.manifest)));
-  return { repositories: repositories.map((r) => r.name) };
+/**
+ * Writes the manifest, the last write that makes the backup exist, into every repository the
+ * backup was stored in (manifest.copies; every repository for manifests without it). A repository
+ * where the write fails is missing the backup; the step fails only when fewer than minCopies have it.
+ */
+export async function writeManifest(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<{ repositories: string[]; missing?: MissingCopy[] }> {
+  const { manifest } = input;
+  const all = openRepositories(input.target, env);
+  const landed = manifest.copies ? all.filter((repository) => manifest.copies!.includes(repository.name)) : all;
+  const landing = new Landing(landed, manifest.copies ? input.target.minCopies : landed.length);
+  await landing.each((repository) => `writing the manifest of backup ${manifest.id} into repository "${repository.name}" (${repository.location})`, (repository) => repository.writeManifest(manifest));
+  const { repositories, missing } = landing.copies();
+  return { repositories, ...(missing.length ? { missing } : {}) };
 }
 
 export interface VerifiedCopy {
@@ -39,35 +71,62 @@ export interface VerifiedCopy {
   object: string;
   sizeBytes: number;
   sha256: string;
+  /**
+   * Set when this object did not read back right (or could not be read): the copy in that
+   * repository is not counted (a damaged one is withdrawn). Only when enough other copies read back right.
+   */
+  problem?: string;
 }
 
-/** Reads every stored object back from every repository and checks size and sha256 against the manifest. */
-export async function verifyStoredBackup(input: { target: ResolvedTarget; manifest: Manifest }, env: NodeJS.ProcessEnv): Promise<VerifiedCopy[]> {
+/**
+ * Reads every stored object back from every repository that holds the backup (`repositories`, the
+ * ones write-manifest wrote; default all) and checks size and sha256 against the manifest. A copy
+ * proven damaged is withdrawn. Fails (ChecksumMismatch for damage, a plain retryable error for a
+ * repository that cannot be read) unless minCopies copies read back right.
+ */
+export async function verifyStoredBackup(input: { target: ResolvedTarget; manifest: Manifest; repositories?: string[] }, env: NodeJS.ProcessEnv): Promise<VerifiedCopy[]> {
   const { target, manifest } = input;
-  const repositories = openRepositories(target, env);
+  const repositories = openRepositories(target, env).filter((repository) => input.repositories === undefined || input.repositories.includes(repository.name));
+  // Every repository, unless the manifest says the backup may count with fewer (minCopies).
+  const needed = manifest.copies ? Math.min(target.minCopies ?? repositories.length, repositories.length) : repositories.length;
   const total = (manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0)) * repositories.length;
   const progress = startProgress('verify', total);
   let done = 0;
   const verified: VerifiedCopy[] = [];
-  const damaged: Array<{ repository: Repository; problem: string }> = [];
+  const damaged: Array<{ repository: Repository; object: string; problem: string }> = [];
+  const unreadable: Array<{ repository: Repository; object: string; error: Error }> = [];
   try {
     for (const repository of repositories) {
+      const good: VerifiedCopy[] = [];
       for (const object of manifest.objects) {
-        const { sha256, bytes } = await sha256OfStream(await repository.backend.get(repository.objectKey(target.name, manifest.id, object.name)));
-        done += bytes;
+        let read: { sha256: string; bytes: number };
+        try {
+          read = await sha256OfStream(await repository.backend.get(repository.objectKey(target.name, manifest.id, object.name)));
+        } catch (error) {
+          if (error instanceof LifeboatError && error.type === 'ObjectNotFound') {
+            damaged.push({ repository, object: object.name, problem: `${object.name} is missing from repository "${repository.name}"` });
+          } else {
+            unreadable.push({ repository, object: object.name, error: error as Error });
+          }
+          break;
+        }
+        done += read.bytes;
         progress.update(done);
-        if (sha256 !== object.sha256 || bytes !== object.sizeBytes) {
+        if (read.sha256 !== object.sha256 || read.bytes !== object.sizeBytes) {
           damaged.push({
             repository,
-            problem: `${object.name} read back from repository "${repository.name}" has sha256 ${sha256} (${bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
+            object: object.name,
+            problem: `${object.name} read back from repository "${repository.name}" has sha256 ${read.sha256} (${read.bytes} bytes), expected ${object.sha256} (${object.sizeBytes} bytes)`,
           });
           break;
         }
-        verified.push({ repository: repository.name, object: object.name, sizeBytes: bytes, sha256 });
+        good.push({ repository: repository.name, object: object.name, sizeBytes: read.bytes, sha256: read.sha256 });
       }
-      if (damaged.some((d) => d.repository === repository)) continue;
+      if (good.length < manifest.objects.length) continue;
+      // The shared objects (blobs' packs) this backup added must read back right too.
       const problem = await checkSharedObjects(repository, manifest, (bytes) => progress.update((done += bytes)));
-      if (problem) damaged.push({ repository, problem });
+      if (problem) damaged.push({ repository, object: manifest.shared?.listing ?? 'shared objects', problem });
+      else verified.push(...good);
     }
     // A copy proven damaged must not be listed or restored: it leaves the repositories that hold
     // it (the copies that read back right stay).
@@ -75,17 +134,27 @@ export async function verifyStoredBackup(input: { target: ResolvedTarget; manife
   } finally {
     progress.stop();
   }
-  if (damaged.length) {
+  const goodCopies = new Set(verified.map((copy) => copy.repository)).size;
+  if (goodCopies < needed && damaged.length) {
     throw new LifeboatError(
       'ChecksumMismatch',
       `backup ${manifest.id}: ${damaged.map((d) => d.problem).join('; ')}`,
       `The repository did not store what was sent; the damaged copy was withdrawn from ${damaged.map((d) => `"${d.repository.name}"`).join(', ')}` +
-        (damaged.length < repositories.length ? ' (the copies that read back right stay)' : '') +
+        (goodCopies > 0 ? ' (the copies that read back right stay)' : '') +
         '. Check that storage and run the backup again',
     );
   }
+  if (goodCopies < needed) {
+    const first = unreadable[0]!;
+    throw new Error(`reading back backup ${manifest.id} from repository "${first.repository.name}" (${first.repository.location}) failed: ${first.error.message}`, { cause: first.error });
+  }
+  const problems: VerifiedCopy[] = [
+    ...damaged.map((d) => ({ repository: d.repository.name, object: d.object, sizeBytes: 0, sha256: '', problem: `${d.problem}; the copy was withdrawn` })),
+    ...unreadable.map((u) => ({ repository: u.repository.name, object: u.object, sizeBytes: 0, sha256: '', problem: `could not be read back: ${u.error.message}` })),
+  ];
+  if (problems.length) log.warn('backup counts without some copies', { backupId: manifest.id, problems: problems.map((p) => p.problem) });
   log.info('stored backup verified', { backupId: manifest.id, copies: verified.length });
-  return verified;
+  return [...verified, ...problems];
 }
 
 /**

@@ -30,7 +30,7 @@ export async function resolveTarget(configPath: string, input: { target: string 
   const kind = targetKindOf(target.type);
   if (!kind) throw new LifeboatError('InvalidConfig', `target "${input.target}" is of type "${target.type}", which this worker does not know`);
   const resolved = kind.resolve(target, await resolveCommon(config, input.target, target.repositories), { configPath }) as ResolvedTarget;
-  return { ...resolved, notifications: notificationsOf(config, input.target) };
+  return { ...resolved, minCopies: target.minCopies ?? target.repositories.length, notifications: notificationsOf(config, input.target) };
 }
 
 /** The channels of the config that take events of this target (names and event types only). */

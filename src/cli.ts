@@ -8,6 +8,7 @@ import type { RunbookKind, RunbookTypes, TemporalSettings } from './client.js';
 import { configPathFrom, loadConfig, targetNamed } from './config/load.js';
 import type { Config, TargetConfig } from './config/schema.js';
 import { commandOf } from '../bin/command-of.js';
+import { copyDescription, copyInput, copyLines } from './copy-command.js';
 import { exitCodeFor, LifeboatError, UsageError } from './errors.js';
 import type { RestoreCommandOptions, RestorePlan } from './kinds/contract.js';
 import { backupMethods, sourceBytesOf, targetKindOf, targetKindOfBackup, typesWithMethods } from './kinds/index.js';
@@ -550,6 +551,21 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
           ],
         })),
       );
+    });
+
+  program
+    .command('copy <target>')
+    .description(copyDescription)
+    .requiredOption('--to <repository>', 'the repository to bring up to date')
+    .option('--from <repository>', 'copy only from this repository (default: the others, each backup from the first, in the target\'s order, that holds it intact)')
+    .addOption(waitOption)
+    .addOption(jsonOption)
+    .action(async (target: string, options: { to: string; from?: string; wait?: boolean; json?: boolean }) => {
+      const { config } = readConfig(global().config, false);
+      setExitCode(await run('copy', copyInput(config, target, options), options, global(), (r) => {
+        const shown = copyLines(r);
+        return { failed: shown.failed, lines: [...shown.lines, ...r.timeline.map(formatStep)] };
+      }));
     });
 
   program

@@ -13,11 +13,12 @@ import type { PitrInput, PitrResult } from '../workflows/pitr.js';
 import type { RestoreInput, RestoreResult } from '../workflows/restore.js';
 import type { RetentionInput, RetentionResult } from '../workflows/retention.js';
 import type { VerifyInput, VerifyReport } from '../workflows/verify.js';
+import type { CopyInput, CopyResult } from '../workflows/copy.js';
 import { compactTimestamp } from './backup-id.js';
 import { LifeboatError } from './errors.js';
 import { cliRequester, describeRequester, requestedByKeyword, type RequestedBy } from './requested-by.js';
 
-export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify' | 'retention';
+export type RunbookKind = 'backup' | 'restore' | 'drill' | 'pitr' | 'verify' | 'retention' | 'copy';
 
 export interface RunbookTypes {
   backup: { input: BackupInput; result: BackupResult };
@@ -26,6 +27,7 @@ export interface RunbookTypes {
   pitr: { input: PitrInput; result: PitrResult };
   verify: { input: VerifyInput; result: VerifyReport };
   retention: { input: RetentionInput; result: RetentionResult };
+  copy: { input: CopyInput; result: CopyResult };
 }
 
 /** Typed search attributes registered on the server (the dev server registers them at start). */
@@ -84,6 +86,10 @@ export function summaryOf(kind: string, input: { target: string }): string {
     case 'retention': {
       const retention = input as RetentionInput;
       return `Retention of target "${input.target}"${retention.dryRun ? ' (dry run: plan only)' : retention.approval ? ' (removes after an approval)' : ''}`;
+    }
+    case 'copy': {
+      const copy = input as CopyInput;
+      return `Copy of target "${input.target}" into repository ${copy.to}${copy.from ? ` from ${copy.from}` : ' from the others'}`;
     }
     default:
       return `${kind.charAt(0).toUpperCase()}${kind.slice(1)} of target "${input.target}"`;

@@ -2,6 +2,7 @@ import { uuid4 } from '@temporalio/workflow';
 import { makeBackupId } from '../src/backup-id.js';
 import type { UnionToIntersection } from '../src/kinds/contract.js';
 import type { Manifest } from '../src/repository/manifest.js';
+import type { MissingCopy } from '../src/repository/manifest-envelope.js';
 import type { targetRunbooks } from './kinds/index.js';
 import type { Timeline} from './runbook.js';
 import { discardUnfinishedBackup, quickSteps, writeManifestAndVerify, type StepRecord } from './runbook.js';
@@ -29,7 +30,13 @@ export type BackupResult = KindBackupDetails & {
   /** Bytes of the source as backed up (SQLite: the database file; pg_dump: the dump, uncompressed). */
   sourceBytes: number;
   storedBytes: number;
+  /** The repositories that hold the backup, read back right. */
   repositories: string[];
+  /**
+   * The target's repositories that do not hold it, and why (unreachable, failed mid-stream, did not
+   * read back right); empty when it is everywhere. Absent in results of older runs.
+   */
+  missing?: MissingCopy[];
   /** Seconds from the snapshot to the backup being durable (manifest written): the RPO floor. */
   secondsToDurable: number;
   timeline: StepRecord[];
@@ -55,7 +62,7 @@ async function backupSteps(timeline: Timeline, input: BackupInput): Promise<Back
   try {
     const { manifest, sourceBytes, details, afterDurable } = await kind.backup({ timeline, target, backupId, method, rehash: input.rehash === true });
     manifest.timeline = timeline.steps.map((step) => ({ ...step }));
-    const { durableAt, repositories } = await writeManifestAndVerify(timeline, target, manifest, () => {
+    const { durableAt, repositories, missing } = await writeManifestAndVerify(timeline, target, manifest, () => {
       manifestWritten = true;
     });
     await afterDurable?.();
@@ -67,6 +74,7 @@ async function backupSteps(timeline: Timeline, input: BackupInput): Promise<Back
       sourceBytes,
       storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0) + (manifest.shared?.addedBytes ?? 0),
       repositories,
+      missing,
       secondsToDurable: Math.max(0, (durableAt - Date.parse(manifest.snapshotAt)) / 1000),
       ...details,
       timeline: timeline.steps,

@@ -5,4 +5,5 @@ export { drill } from './drill.js';
 export { pitr } from './pitr.js';
 export { verify } from './verify.js';
 export { retention } from './retention.js';
+export { copy } from './copy.js';
 export { timelineQuery } from './runbook.js';

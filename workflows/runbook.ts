@@ -18,6 +18,7 @@ import type { LifeboatActivities, Reported, ResolvedTarget, ResolvedTargetBase }
 import type { AuditApproval } from '../src/audit/record.js';
 import { manifestFormat } from '../src/repository/format.js';
 import type { Manifest, StepRecord } from '../src/repository/manifest.js';
+import type { MissingCopy } from '../src/repository/manifest-envelope.js';
 import { progressSignal, timelineQuery, type StepProgress } from './queries.js';
 
 export type { StepRecord };
@@ -234,10 +235,12 @@ export function manifestEnvelope<K extends Manifest['kind']>(
   kind: K,
   target: string,
   backupId: string,
-  stored: Pick<Manifest, 'snapshotAt' | 'compression' | 'encryption' | 'tools'>,
-): Pick<Manifest, 'format' | 'id' | 'target' | 'createdAt' | 'snapshotAt' | 'compression' | 'encryption' | 'tools' | 'parent' | 'workflow'> & { kind: K } {
+  stored: Pick<Manifest, 'snapshotAt' | 'compression' | 'encryption' | 'tools'> & { repositories?: string[]; missing?: MissingCopy[] },
+): Pick<Manifest, 'format' | 'id' | 'target' | 'createdAt' | 'snapshotAt' | 'compression' | 'encryption' | 'tools' | 'parent' | 'workflow' | 'copies' | 'missing'> & { kind: K } {
   const info = workflowInfo();
   return {
+    // Where the step stored it (results of older runs do not say: then every repository has it).
+    ...(stored.repositories !== undefined && stored.missing !== undefined ? { copies: stored.repositories, missing: stored.missing } : {}),
     format: manifestFormat,
     id: backupId,
     target,
@@ -253,23 +256,44 @@ export function manifestEnvelope<K extends Manifest['kind']>(
 }
 
 /**
- * The end of every backup: write-manifest (last, into every repository: the backup exists from
- * then on; onWritten is told at once, so that a later failure does not discard it), then
- * verify-stored (every stored object read back). Returns when the backup became durable, and where.
+ * The end of every backup: write-manifest (last, into every repository the backup was stored in:
+ * the backup exists from then on; onWritten is told at once, so that a later failure does not
+ * discard it), then verify-stored (every stored object read back). Returns when the backup became
+ * durable, where it is (the copies that read back right), and where it is missing and why: the
+ * repositories the upload dropped, those the manifest could not be written to, and those whose
+ * copy did not read back right (withdrawn). Either step fails when fewer than minCopies remain.
  */
 export async function writeManifestAndVerify(
   timeline: Timeline,
   target: ResolvedTargetBase,
   manifest: Manifest,
   onWritten: () => void = () => undefined,
-): Promise<{ durableAt: number; repositories: string[] }> {
-  const written = await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) => `in ${w.repositories.join(', ')}`);
+): Promise<{ durableAt: number; repositories: string[]; missing: MissingCopy[] }> {
+  const written = await timeline.run('write-manifest', () => quickSteps.writeManifest({ target, manifest }), (w) =>
+    `in ${w.repositories.join(', ')}${w.missing?.length ? `; not in ${w.missing.map((m) => m.repository).join(', ')}` : ''}`,
+  );
   onWritten();
   const durableAt = Date.now();
-  await timeline.run('verify-stored', () => transferSteps.verifyStoredBackup({ target, manifest }), (copies) =>
-    `${copies.length} stored ${copies.length === 1 ? 'object' : 'objects'} read back from ${written.repositories.length} ${written.repositories.length === 1 ? 'repository' : 'repositories'}, sha256 match`,
+  const copies = await timeline.run(
+    'verify-stored',
+    // Only where the manifest went (histories recorded before minCopies: every repository).
+    () => transferSteps.verifyStoredBackup({ target, manifest, ...(manifest.copies ? { repositories: written.repositories } : {}) }),
+    (copies) => {
+      const good = copies.filter((copy) => copy.problem === undefined);
+      const repositories = new Set(good.map((copy) => copy.repository)).size;
+      const bad = [...new Set(copies.filter((copy) => copy.problem !== undefined).map((copy) => copy.repository))];
+      return `${good.length} stored ${good.length === 1 ? 'object' : 'objects'} read back from ${repositories} ${repositories === 1 ? 'repository' : 'repositories'}, sha256 match` +
+        (bad.length ? `; not counted: ${bad.join(', ')}` : '');
+    },
   );
-  return { durableAt, repositories: written.repositories };
+  const failed = copies.filter((copy) => copy.problem !== undefined);
+  const missing: MissingCopy[] = [
+    ...(manifest.missing ?? []),
+    ...(written.missing ?? []),
+    ...failed.filter((copy, index) => failed.findIndex((other) => other.repository === copy.repository) === index).map((copy) => ({ repository: copy.repository, reason: copy.problem! })),
+  ];
+  const repositories = written.repositories.filter((name) => !failed.some((copy) => copy.repository === name));
+  return { durableAt, repositories, missing };
 }
 
 /**

@@ -18,6 +18,22 @@ export const envVarName = z
 export const targetRepositories = z.array(name).min(1);
 
 /**
+ * How many repositories must hold a backup, read back right, for it to count (every kind has it;
+ * the config checks it against the number of repositories). Unset: every repository.
+ */
+export const targetMinCopies = z
+  .number()
+  .int()
+  .min(1)
+  .optional()
+  .describe(
+    'How many of the target\'s repositories must hold a backup, stored and read back right, for the backup to succeed; default: every repository. ' +
+      'With fewer, a backup goes on when a repository is unreachable or fails mid-stream: that repository is dropped (its partial upload discarded), ' +
+      'the manifest and the result say where the backup is missing and why, and `lifeboat copy` brings the repository up to date later. ' +
+      'Restores take the first repository, in the target\'s order, that holds a good copy.',
+  );
+
+/**
  * What a target is held to, in one place (lifeboat status and the alert rules of lifeboat serve
  * judge against it). The drill's rtoTargetSeconds / rpoTargetSeconds stay, and win for the drill;
  * when they are unset the drill is measured against these (config/load.ts fills them in).

@@ -25,6 +25,9 @@ export const fsRepositorySchema = z
   })
   .strict();
 
+/** S3 storage classes a payload may be stored in: those read at once (no restore request first). */
+export const s3StorageClasses = ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR', 'REDUCED_REDUNDANCY'] as const;
+
 export const s3RepositorySchema = z
   .object({
     type: z.literal('s3').describe('An S3 or S3-compatible bucket.'),
@@ -35,6 +38,14 @@ export const s3RepositorySchema = z
     forcePathStyle: z.boolean().default(true).describe('Path-style addressing (needed by most S3-compatible servers).'),
     accessKeyIdEnv: envVarName.describe('Name of the environment variable holding the access key id.'),
     secretAccessKeyEnv: envVarName.describe('Name of the environment variable holding the secret access key.'),
+    storageClass: z
+      .enum(s3StorageClasses)
+      .optional()
+      .describe(
+        'S3 storage class of payload objects (the data of backups); default: the bucket\'s default (STANDARD). E.g. STANDARD_IA or GLACIER_IR for a repository read rarely. Manifests, WAL, reports, ' +
+          'leases and other small objects always stay STANDARD: they are read often, and colder classes charge a minimum size and per request. ' +
+          'Classes that need a restore before reading (GLACIER, DEEP_ARCHIVE) are refused: a restore or verify must be able to read every object.',
+      ),
     partSizeMiB: z.number().int().min(5).max(512).default(8).describe('Multipart part size; larger payloads upload in parts. About three parts are buffered per upload; grown automatically when a payload of known size would need more than 9,000 parts.'),
   })
   .strict();
@@ -218,8 +229,27 @@ export const configSchema = z
           const repository = schedule[field];
           if (repository !== undefined && !(repository in config.repositories)) {
             ctx.addIssue({ code: 'custom', path: at(field), message: `unknown repository "${repository}"; define it under repositories or use one of: ${Object.keys(config.repositories).join(', ')}` });
+          } else if (repository !== undefined && !target.repositories.includes(repository)) {
+            ctx.addIssue({ code: 'custom', path: at(field), message: `"${repository}" is not a repository of target "${targetName}"; a copy runs between the target's repositories: ${target.repositories.join(', ')}` });
           }
         }
+        if (schedule.to !== undefined && schedule.to === schedule.from) {
+          ctx.addIssue({ code: 'custom', path: at('from'), message: `from and to both name "${schedule.to}": a repository is copied from another one` });
+        }
+      }
+      if (target.minCopies !== undefined && target.minCopies > target.repositories.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', targetName, 'minCopies'],
+          message: `${target.minCopies} copies cannot be made in ${target.repositories.length} ${target.repositories.length === 1 ? 'repository' : 'repositories'}; use at most ${target.repositories.length}, or add repositories`,
+        });
+      }
+      if (target.minCopies !== undefined && target.minCopies < target.repositories.length && !targetKindOf(target.type)?.landsWithFewerCopies) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['targets', targetName, 'minCopies'],
+          message: `a ${target.type} target's backup cannot yet go on without one of its repositories: every repository takes every backup; remove minCopies (or set it to ${target.repositories.length}), and use \`lifeboat copy\` to bring a repository that missed backups up to date`,
+        });
       }
       if (target.retention) checkRetention(target.retention, target.repositories, ['targets', targetName, 'retention'], ctx);
       target.repositories.forEach((repo, index) => {

@@ -8,7 +8,7 @@
 import type { z } from 'zod';
 import type { Reported } from '../../activities/failures.js';
 import type { NotificationEventType, RepositoryConfig } from '../config/schema.js';
-import type { targetObjectives } from '../config/common.js';
+import type { targetMinCopies, targetObjectives } from '../config/common.js';
 import type { targetRetention } from '../config/retention.js';
 import type { targetSchedules } from '../config/schedules.js';
 import type { CheckResult } from '../check/result.js';
@@ -23,6 +23,12 @@ export interface ResolvedTargetBase {
   type: string;
   name: string;
   repositories: Array<{ name: string; location: string; config: RepositoryConfig }>;
+  /**
+   * How many repositories must hold a backup (stored and read back right) for it to count; set by
+   * resolve-target for every kind (the config's minCopies, default every repository). Absent in
+   * results of older runs: every repository.
+   */
+  minCopies?: number;
   compression: { level: number; threads: number };
   /** The key's file and id: a reference, never the key. */
   encryption: { keyFile: string; keyId: string } | null;
@@ -40,10 +46,11 @@ export interface ResolvedTargetBase {
 export type ResolvedTargetCommon = Omit<ResolvedTargetBase, 'type' | 'drill' | 'notifications'>;
 
 /** The config schema of a kind of target: an object whose `type` is the kind's name. */
-/** What every kind's config has: its type, its repositories, its objectives (`targetObjectives`: status and alerts judge every target alike) its schedules (`targetSchedules`) and its retention policy (`targetRetention`). */
+/** What every kind's config has: its type, its repositories, how many must hold a backup (`targetMinCopies`), its objectives (`targetObjectives`: status and alerts judge every target alike) its schedules (`targetSchedules`) and its retention policy (`targetRetention`). */
 export type TargetConfigSchema<Type extends string = string> = z.ZodObject<{
   type: z.ZodLiteral<Type>;
   repositories: z.ZodType<string[]>;
+  minCopies: typeof targetMinCopies;
   objectives: typeof targetObjectives;
   schedules: typeof targetSchedules;
   retention: typeof targetRetention;
@@ -152,6 +159,12 @@ export interface TargetKind<
   readonly methods: readonly string[];
   /** The kinds of backup (manifests) this kind of target makes. */
   readonly manifests: Manifests;
+  /**
+   * Whether a backup of this kind can go on without a repository that fails (minCopies below the
+   * number of repositories): its upload stores through one Landing. Absent: every repository must
+   * take every backup, and the config refuses a smaller minCopies rather than ignore it.
+   */
+  readonly landsWithFewerCopies?: boolean;
   /** Relative paths of the config, made absolute against the config file's directory when it is loaded. */
   absolutePaths?(config: z.output<Schema>, absolute: (path: string) => string): void;
   /**

@@ -14,7 +14,7 @@ import { growingFileChunks, openOnceCreated, untilWriterExits, watchWriter } fro
 import { prepareSpool } from '../pipeline/spool.js';
 import { manifestFormat, postgresBaseManifestSchema, type StepRecord, type StoredObject } from '../repository/manifest.js';
 import { attemptObjectName, type Repository } from '../repository/repository.js';
-import { storeInEvery } from '../repository/store.js';
+import { Landing, storeInEvery } from '../repository/store.js';
 import { connectTo, databaseConninfo, libpqEnvironment, toolConnectionFailure, type PostgresConnection } from './dump-connection.js';
 import { pgBinary } from './tools.js';
 
@@ -126,6 +126,11 @@ export interface BaseBackupOptions {
   backupId: string;
   /** Every repository gets every part (one pass over the stream). */
   repositories: Repository[];
+  /**
+   * How many repositories must take the backup (default all): one that fails (unreachable,
+   * mid-stream) is dropped while this many remain, and the result says where the backup is missing.
+   */
+  minCopies?: number;
   compression: { level: number; threads: number };
   /** 32-byte key (loadKeyFile); parts are then AES-256-GCM encrypted after compression. */
   encryptionKey?: Buffer;
@@ -169,12 +174,21 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
   }
   if (repositories.length === 0) throw new LifeboatError('InvalidInput', `target "${target}" has no repositories to back up to`);
 
-  for (const repository of repositories) {
-    const existing = await readBaseBackupManifestIfAny(repository, target, backupId);
-    if (existing) return withoutRunFields(existing);
-  }
+  const landing = new Landing(repositories, options.minCopies);
+  let existing: BaseBackupManifest | undefined;
+  await landing.each(
+    (repository) => `looking for base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
+    async (repository) => {
+      existing ??= await readBaseBackupManifestIfAny(repository, target, backupId);
+    },
+  );
+  if (existing) return withoutRunFields(existing);
   const attempt = options.attempt ?? 1;
-  await Promise.all(repositories.map((repository) => repository.discardUnfinishedBackup(target, backupId, { beforeAttempt: attempt })));
+  await landing.each(
+    (repository) => `clearing what an earlier attempt of base backup ${backupId} left in repository "${repository.name}" (${repository.location})`,
+    (repository) => repository.discardUnfinishedBackup(target, backupId, { beforeAttempt: attempt }),
+  );
+  const storing: StoringOptions = { ...options, landing };
 
   const client = await connectTo(connection, env);
   try {
@@ -193,7 +207,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
         storedBytes += bytes;
         progress();
       },
-      openPart: (index) => openPartUpload(options, attemptObjectName(attempt, partObjectName(index, encrypted))),
+      openPart: (index) => openPartUpload(storing, attemptObjectName(attempt, partObjectName(index, encrypted))),
     });
 
     const { level, threads } = options.compression;
@@ -251,7 +265,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
       }
       if (stored.status === 'rejected') throw stored.reason;
       await expectOnlyTheDefaultTablespace(output);
-      backupManifestObject = await storeBackupManifest(join(output, 'backup_manifest'), options, attempt);
+      backupManifestObject = await storeBackupManifest(join(output, 'backup_manifest'), storing, attempt);
     } finally {
       await rm(spool, { recursive: true, force: true });
     }
@@ -280,6 +294,7 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
       encryption: options.encryptionKey ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(options.encryptionKey) } : null,
       tools: { postgres: server.serverVersion, pg_basebackup: pgBasebackupVersion, node: process.version },
       parent: null,
+      ...landingRecord(landing),
       source: {
         host: connection.host,
         port: connection.port,
@@ -317,17 +332,27 @@ export async function takeBaseBackup(options: BaseBackupOptions): Promise<BaseBa
  * The backup_manifest pg_basebackup wrote beside the tar (the server cannot put it inside a tar
  * it compressed itself), stored as its own object: zstd, optionally encrypted, with its sha256.
  */
-async function storeBackupManifest(path: string, options: BaseBackupOptions, attempt: number): Promise<StoredObject> {
+async function storeBackupManifest(path: string, options: StoringOptions, attempt: number): Promise<StoredObject> {
   return storeBackupObject(options, attemptObjectName(attempt, backupManifestObjectName(options.encryptionKey !== undefined)), [createReadStream(path), createCompressor({ level: 3, threads: 1 })]);
 }
 
-/** One object of the backup: `stages` (source first), encrypted when the backup is, hashed, into every repository. */
-async function storeBackupObject(options: BaseBackupOptions, name: string, stages: Array<Readable | Duplex>): Promise<StoredObject> {
-  const { repositories, target, backupId, signal } = options;
-  const stored = await storeInEvery(repositories, options.encryptionKey ? [...stages, createEncryptor(options.encryptionKey)] : stages, {
+/** Where the backup landed, as its manifest records it. */
+function landingRecord(landing: Landing): Pick<BaseBackupResult, 'copies' | 'missing'> {
+  const { repositories, missing } = landing.copies();
+  return { copies: repositories, missing };
+}
+
+/** What storing the backup's objects needs: the options, and where the backup goes. */
+type StoringOptions = BaseBackupOptions & { landing: Landing };
+
+/** One object of the backup: `stages` (source first), encrypted when the backup is, hashed, into every repository still taking it. */
+async function storeBackupObject(options: StoringOptions, name: string, stages: Array<Readable | Duplex>): Promise<StoredObject> {
+  const { landing, target, backupId, signal } = options;
+  const stored = await storeInEvery(landing, options.encryptionKey ? [...stages, createEncryptor(options.encryptionKey)] : stages, {
     keyOf: (repository) => repository.objectKey(target, backupId, name),
     action: (repository) => `storing ${name} of base backup ${backupId} in repository "${repository.name}" (${repository.location})`,
     ...(signal ? { signal } : {}),
+    payload: true,
   });
   return { name, ...stored };
 }
@@ -533,7 +558,7 @@ interface PartUpload {
 }
 
 /** One part: optional encryption, sha256 of what is stored, fanned out to every repository. */
-function openPartUpload(options: BaseBackupOptions, objectName: string): PartUpload {
+function openPartUpload(options: StoringOptions, objectName: string): PartUpload {
   const input = new PassThrough({ highWaterMark: 1 << 20 });
   // Its failures are reported through `done`; destroying it after its pipeline gave up (an abort
   // reaches both) must not raise an unhandled 'error'.

@@ -11,6 +11,7 @@ import { createDecompressor } from '../pipeline/compress.js';
 import { createDecryptor, keyId } from '../pipeline/encrypt.js';
 import type { StoredObject } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
+import { readFromFirstGoodCopy } from '../repository/copies.js';
 import { parseBackupLabel, partObjects, storedObjectsNamed, type BaseBackupManifest } from './base-backup.js';
 import { chownToServerUser, runPgTool, serverEnvironment, serverUser } from './tools.js';
 
@@ -95,43 +96,33 @@ export async function restoreBaseBackup(options: RestoreBaseBackupOptions): Prom
   if (options.repositories.length === 0) throw new LifeboatError('InvalidInput', `no repository to restore base backup ${manifest.id} from`);
 
   await mkdir(dirname(dataDir), { recursive: true });
-  const damaged: LifeboatError[] = [];
-  const unavailable: string[] = [];
-  for (const repository of options.repositories) {
-    await rm(staging, { recursive: true, force: true });
-    if (!(await holdsEveryPart(repository, manifest, unavailable))) continue;
-    await mkdir(staging, { mode: 0o700 });
-    await chmod(staging, 0o700);
-    await chownToServerUser(staging);
-    try {
-      await extractParts(repository, staging, { ...options, storedBytes });
-      await placeBackupManifest(repository, staging, options);
-      options.onProgress?.({ phase: 'verify', bytesDone: storedBytes, bytesTotal: storedBytes });
-      await verifyRestoredBackup(staging, manifest);
-    } catch (error) {
+  const { repository } = await readFromFirstGoodCopy(
+    options.repositories,
+    { target: manifest.target, id: manifest.id, what: `base backup ${manifest.id}` },
+    async (repository) => {
       await rm(staging, { recursive: true, force: true });
-      if (error instanceof LifeboatError && (error.type === 'ChecksumMismatch' || error.type === 'BackupCorrupt') && !signal?.aborted) {
-        damaged.push(error);
-        continue;
+      await holdsEveryPart(repository, manifest);
+      await mkdir(staging, { mode: 0o700 });
+      await chmod(staging, 0o700);
+      await chownToServerUser(staging);
+      try {
+        await extractParts(repository, staging, { ...options, storedBytes });
+        await placeBackupManifest(repository, staging, options);
+        options.onProgress?.({ phase: 'verify', bytesDone: storedBytes, bytesTotal: storedBytes });
+        await verifyRestoredBackup(staging, manifest);
+      } catch (error) {
+        await rm(staging, { recursive: true, force: true });
+        throw error;
       }
-      throw error;
-    }
-    // An empty dataDir (allowed above) is replaced; rename cannot replace a directory that has entries.
-    await rmdir(dataDir).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    await rename(staging, dataDir);
-    return { ...result, repository: repository.name, alreadyRestored: false };
-  }
-  if (damaged.length === 1) throw damaged[0]!;
-  if (damaged.length > 1) {
-    throw new LifeboatError(damaged[0]!.type, `every copy of base backup ${manifest.id} is damaged: ${damaged.map((e) => e.message).join(' | ')}`, 'Restore another backup; nothing was changed');
-  }
-  throw new LifeboatError(
-    'BackupNotFound',
-    `no repository holds every part of base backup ${manifest.id} of target "${manifest.target}"${unavailable.length ? ` (${unavailable.join('; ')})` : ''}`,
-    'Restore another backup, or copy the missing parts from a repository that has them',
+    },
+    { ...(signal ? { signal } : {}) },
   );
+  // An empty dataDir (allowed above) is replaced; rename cannot replace a directory that has entries.
+  await rmdir(dataDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  await rename(staging, dataDir);
+  return { ...result, repository: repository.name, alreadyRestored: false };
 }
 
 /** dataDir holds this backup, restored and verified, and PostgreSQL never started on it. */
@@ -174,19 +165,11 @@ function checkKey(manifest: BaseBackupManifest, key: Buffer | undefined): void {
   }
 }
 
-async function holdsEveryPart(repository: Repository, manifest: BaseBackupManifest, unavailable: string[]): Promise<boolean> {
-  try {
-    for (const object of manifest.objects) {
-      const info = await repository.backend.head(repository.objectKey(manifest.target, manifest.id, object.name));
-      if (!info) {
-        unavailable.push(`"${repository.name}" lacks ${object.name}`);
-        return false;
-      }
-    }
-    return true;
-  } catch (error) {
-    unavailable.push(`"${repository.name}": ${error instanceof Error ? error.message : String(error)}`);
-    return false;
+/** Every part is there (one HEAD each) before anything is downloaded: ObjectNotFound names the first one missing. */
+async function holdsEveryPart(repository: Repository, manifest: BaseBackupManifest): Promise<void> {
+  for (const object of manifest.objects) {
+    const info = await repository.backend.head(repository.objectKey(manifest.target, manifest.id, object.name));
+    if (!info) throw new LifeboatError('ObjectNotFound', `repository "${repository.name}" lacks ${object.name} of base backup ${manifest.id}`);
   }
 }
 

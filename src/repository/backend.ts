@@ -37,6 +37,13 @@ export interface PutOptions {
    * its part size so that even this many bytes fit in its 10,000 parts.
    */
   maxSizeBytes?: number;
+  /**
+   * A payload object: a backup's data, read back rarely (restore, verify, copy). Backends with
+   * storage classes store it in the repository's class for payloads (S3 `storageClass`); every
+   * other object (manifests, WAL, reports, leases, markers) stays in the default class, because
+   * it is small and read often, and cheaper classes charge by the request and a minimum size.
+   */
+  payload?: boolean;
 }
 
 export interface Backend {

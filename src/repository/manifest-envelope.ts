@@ -43,6 +43,8 @@ export const sharedObjectsSchema = z.object({
   added: z.number().int().nonnegative(),
   addedBytes: z.number().int().nonnegative(),
 });
+/** A repository a backup did not land in, and why. */
+export const missingCopySchema = z.object({ repository: z.string(), reason: z.string() });
 
 /** What every kind of backup records: identity, stored objects, how they were transformed, and who wrote them. */
 export const manifestEnvelope = {
@@ -60,6 +62,16 @@ export const manifestEnvelope = {
   timeline: z.array(stepRecordSchema),
   /** Shared objects this backup references (absent: it has none; see sharedObjectsSchema). */
   shared: sharedObjectsSchema.optional(),
+  /**
+   * Where the backup run stored the backup (its objects whole, and this manifest), as it knew when
+   * it wrote the manifest; absent in manifests written before minCopies (every repository). A
+   * record of that run, not the state of other repositories: whether a repository holds the backup
+   * now is whether that repository holds its manifest (a copy may be withdrawn later, or added by
+   * `lifeboat copy`, which writes this manifest as it is).
+   */
+  copies: z.array(z.string()).optional(),
+  /** The target's repositories the backup run did not store it in, and why (unreachable, failed mid-stream). */
+  missing: z.array(missingCopySchema).optional(),
 };
 
 
@@ -87,6 +99,7 @@ export function defineManifestKind<Schema extends ManifestSchema>(definition: Om
 
 export type StoredObject = z.infer<typeof storedObjectSchema>;
 export type SharedObjects = z.infer<typeof sharedObjectsSchema>;
+export type MissingCopy = z.infer<typeof missingCopySchema>;
 export type StepRecord = z.infer<typeof stepRecordSchema>;
 
 /** Bytes a backup stored: its own objects, and the shared objects it added (those it reuses were stored by earlier backups). */

@@ -15,6 +15,14 @@ export interface LatestBackupMarker {
   snapshotAt: string;
 }
 
+function tryParse(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The runbook a report belongs to: its `runbook` field; drill reports written before that field existed have none. */
 export function runbookOfReport(report: unknown): string | undefined {
   const runbook = (report as { runbook?: unknown } | null)?.runbook ?? 'drill';
@@ -117,8 +125,13 @@ export class Repository {
     return `${target}/reports/latest-${runbook}${options.passed ? '-passed' : ''}.json`;
   }
 
-  async writeManifest(manifest: Manifest): Promise<void> {
-    const body = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`);
+  /**
+   * Writes a backup's manifest (the last write: the backup exists from then on) and marks it the
+   * newest if it is. With `text`, those exact bytes (a copy from another repository keeps the
+   * manifest byte for byte, fields this version does not know included).
+   */
+  async writeManifest(manifest: Manifest, options: { text?: string } = {}): Promise<void> {
+    const body = Buffer.from(options.text ?? `${JSON.stringify(manifest, null, 2)}\n`);
     await this.backend.put(this.manifestKey(manifest.target, manifest.id), Readable.from([body]));
     await this.advanceLatestBackup(manifest);
   }
@@ -150,6 +163,13 @@ export class Repository {
       .reverse();
   }
 
+  /** The manifest of one backup as stored (its text) and as read; undefined when it has none; BackupCorrupt when it is not one. */
+  async readManifestTextIfAny(target: string, backupId: string): Promise<{ text: string; manifest: Manifest } | undefined> {
+    const text = await readTextIfAny(this.backend, this.manifestKey(target, backupId));
+    if (text === undefined) return undefined;
+    return { text, manifest: this.parseManifest(text, target, backupId) };
+  }
+
   /** The manifest of one backup; BackupNotFound when it has none (incomplete backups do not exist). */
   async readManifest(target: string, backupId: string): Promise<Manifest> {
     const manifest = await this.readManifestIfAny(target, backupId);
@@ -167,16 +187,24 @@ export class Repository {
    * not a manifest of this backup.
    */
   async readManifestIfAny(target: string, backupId: string, kind?: Manifest['kind']): Promise<Manifest | undefined> {
-    const key = this.manifestKey(target, backupId);
-    const raw = await readTextIfAny(this.backend, key);
+    const raw = await readTextIfAny(this.backend, this.manifestKey(target, backupId));
     if (raw === undefined) return undefined;
+    if (kind !== undefined) {
+      const parsed = tryParse(raw);
+      // Not JSON at all is damage (parseManifest says so); a manifest of another kind is skipped unread.
+      if (parsed !== undefined && (parsed as { kind?: unknown } | null)?.kind !== kind) return undefined;
+    }
+    return this.parseManifest(raw, target, backupId);
+  }
+
+  private parseManifest(raw: string, target: string, backupId: string): Manifest {
+    const key = this.manifestKey(target, backupId);
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
     } catch {
       throw new LifeboatError('BackupCorrupt', `manifest ${key} in repository "${this.name}" is not valid JSON`, 'Restore another backup');
     }
-    if (kind !== undefined && (parsed as { kind?: unknown } | null)?.kind !== kind) return undefined;
     const result = manifestSchema.safeParse(parsed);
     if (!result.success) {
       const issue = result.error.issues[0];

@@ -17,6 +17,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, test } from 'node:test';
 import { workflowMetadataQuery } from '@temporalio/workflow';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
@@ -26,7 +28,7 @@ import { openBackend } from '../../src/repository/open.js';
 import { Repository } from '../../src/repository/repository.js';
 import type { PostgresDumpManifest } from '../../src/repository/manifest.js';
 import { timelineQuery } from '../../workflows/queries.js';
-import { serialize } from '../helpers/assertions.js';
+import { serialize, tamper } from '../helpers/assertions.js';
 import { createLifeboat, type Lifeboat, type WorkerProcess } from '../helpers/lifeboat.js';
 import { createTestCluster, type TestCluster } from '../helpers/postgres.js';
 import { testStack, type TestStack } from '../helpers/stack.js';
@@ -210,6 +212,22 @@ describe('PostgreSQL logical backups (pg_dump) as durable runbooks', () => {
     assert.equal(restored.safetyCopy, null);
     assert.deepEqual(await databaseContent(pg, restored.restoredTo), source, 'same tables, rows and checksums');
     assert.deepEqual((await databases(pg)).filter((name) => name.startsWith('lifeboat_')), [], 'no staging database left');
+  });
+
+  test('a damaged copy in the first repository: the restore reads the dump from the next one (s3), whole', async () => {
+    const local = new Repository('local', openBackend(loadConfig(lifeboat.configPath).repositories.local!));
+    const manifest = await manifestOf('local', 'shop', directoryBackup.backupId);
+    const key = local.objectKey('shop', directoryBackup.backupId, manifest.objects.at(-1)!.name);
+    const good = await buffer(await local.backend.get(key));
+    await tamper(local, key);
+    try {
+      const restored = await lifeboat.run('restore', { target: 'shop', backupId: directoryBackup.backupId, into: 'shop from s3' });
+      assert.equal(restored.restoredTo, 'shop from s3');
+      assert.match(restored.timeline.map((step) => step.detail ?? '').join('\n'), /from s3, sha256 ok/);
+      assert.deepEqual(await databaseContent(pg, 'shop from s3'), source);
+    } finally {
+      await local.backend.put(key, Readable.from([good]));
+    }
   });
 
   test('round trip, custom format (1 job, streamed to S3 with no local spool): same table fingerprints, restored with --into a new database', async () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -439,6 +440,42 @@ describe('s3 backend', () => {
     await assert.rejects(backend.head('anything'), lifeboatError('InvalidConfig', bucket));
     await assert.rejects(backend.list(''), lifeboatError('InvalidConfig', bucket));
     await assert.rejects(backend.put('x', Readable.from([Buffer.from('x')])), lifeboatError('InvalidConfig', bucket));
+  });
+
+  it('storageClass: payload puts (single and multipart) ask for the class, every other object stays in the default class', async () => {
+    // A recording proxy on loopback in front of the server: what the requests carry, whatever the server keeps.
+    const upstream = new URL(s3Target.endpoint);
+    const asked: Array<{ method: string; path: string; storageClass: string | undefined }> = [];
+    const proxy = createHttpServer((request, response) => {
+      asked.push({ method: request.method ?? '?', path: request.url ?? '', storageClass: request.headers['x-amz-storage-class'] as string | undefined });
+      const forwarded = httpRequest({ host: upstream.hostname, port: upstream.port, path: request.url, method: request.method, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      });
+      forwarded.on('error', () => response.destroy());
+      request.pipe(forwarded);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = proxy.address() as { port: number };
+      const backend = openBackend(s3Config({ endpoint: `http://127.0.0.1:${port}`, storageClass: 'STANDARD_IA' }), s3Env);
+      await backend.put('classes/payload-small', Readable.from([randomBytes(1024)]), { payload: true });
+      await backend.put('classes/payload-large', Readable.from([randomBytes((partSizeMiB + 1) * MiB)]), { payload: true });
+      await backend.put('classes/manifest.json', Readable.from([Buffer.from('{}')]));
+      const uploads = asked.filter((a) => (a.method === 'PUT' && !a.path.includes('partNumber')) || (a.method === 'POST' && a.path.includes('uploads')));
+      const classOf = (name: string) => uploads.filter((a) => a.path.includes(`classes/${name}`)).map((a) => a.storageClass);
+      assert.deepEqual(classOf('payload-small'), ['STANDARD_IA'], 'a single PUT carries x-amz-storage-class');
+      assert.deepEqual(classOf('payload-large'), ['STANDARD_IA'], 'CreateMultipartUpload carries it');
+      assert.deepEqual(classOf('manifest.json'), [undefined], 'a manifest is stored in the default class');
+      // What the server keeps is the server's business (versitygw's posix backend answers STANDARD for every object): printed, not assumed.
+      const head = await rawS3.send(new HeadObjectCommand({ Bucket: s3Target.bucket, Key: `${s3Target.prefix}classes/payload-small` }));
+      const manifestHead = await rawS3.send(new HeadObjectCommand({ Bucket: s3Target.bucket, Key: `${s3Target.prefix}classes/manifest.json` }));
+      assert.ok([undefined, 'STANDARD', 'STANDARD_IA'].includes(head.StorageClass), `HEAD says ${head.StorageClass}`);
+      assert.ok(manifestHead.StorageClass === undefined || manifestHead.StorageClass === 'STANDARD', `HEAD says ${manifestHead.StorageClass}`);
+      process.stderr.write(`storageClass: the server reports ${head.StorageClass ?? 'no class'} for a payload and ${manifestHead.StorageClass ?? 'no class'} for a manifest\n`);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { LifeboatError } from '../../src/errors.js';
 import { cronProblem, parseCalendarField, toCalendarSpec } from '../../src/schedules/calendar.js';
 import { declaredSchedules } from '../../src/schedules/declared.js';
+import type { CopyInput } from '../../workflows/copy.js';
 import { durationMs, formatDuration } from '../../src/duration.js';
 
 const settings = { address: 'localhost:7233', namespace: 'default', taskQueue: 'lifeboat' };
@@ -71,6 +72,11 @@ describe('schedules in the config', () => {
     assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', readData: true } })), /schedules\.b\.readData: readData is for the verify runbook, not backup/);
     assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily' } })), /schedules\.c\.to: a copy schedule needs "to"/);
     assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'tape' } })), /schedules\.c\.to: unknown repository "tape"; .* local, offsite/);
+    assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'offsite' } })), /schedules\.c\.to: "offsite" is not a repository of target "orders"; a copy runs between the target's repositories: local/);
+    assert.match(
+      refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'local', from: 'local' } }, { repositories: ['local', 'offsite'] })),
+      /schedules\.c\.from: from and to both name "local"/,
+    );
     assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '150%' } })), /schedules\.v\.readData: expected true, false, "full", a rotating subset "n\/t" \(1 <= n <= t <= 10000\) or a percentage/);
     assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '8/7' } })), /schedules\.v\.readData: expected true, false, "full"/);
     assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', method: 'dump' } })), /schedules\.b\.method: method is for targets with several backup methods; "orders" is a sqlite target, which has one/);
@@ -152,6 +158,16 @@ describe('the Temporal Schedule of an entry', () => {
     assert.deepEqual(byName('hourly').options.action.args, [{ target: 'orders', readData: '10%' }]);
     assert.deepEqual(byName('daily').options.action.args, [{ target: 'orders', readData: 'full' }], 'as the verify runbook takes it');
     assert.deepEqual(byName('weekly2').options.action.args, [{ target: 'orders', readData: '1/7' }]);
+  });
+
+  test('a copy entry starts the copy runbook with the input the runbook takes (target, to, from)', () => {
+    const copying = parseConfig(configWith({ offsite: { runbook: 'copy', every: '6h', to: 'offsite', from: 'local' } }, { repositories: ['local', 'offsite'] }), 'test');
+    const { action } = declaredSchedules(copying, settings)[0]!.options;
+    assert.equal(action.workflowType, 'copy');
+    assert.equal(action.workflowId, 'copy-orders');
+    const input: CopyInput = { target: 'orders', to: 'offsite', from: 'local' };
+    assert.deepEqual(action.args, [input]);
+    assert.equal(action.staticSummary, 'Copy of target "orders" into repository offsite from local');
   });
 
   test('when, jitter, time zone and policies are those of the entry', () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillObjectives, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillObjectives, hooksSchema, targetObjectives, targetRepositories, targetMinCopies } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
@@ -9,6 +9,7 @@ export const blobsTargetSchema = z
     type: z.literal('blobs').describe('A directory tree of uploads or media, backed up incrementally by content (each distinct content stored once per repository).'),
     path: z.string().min(1).describe('Root directory of the tree.'),
     repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
+    minCopies: targetMinCopies,
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore in place.'),
     concurrency: z.number().int().min(1).max(64).default(8).describe('Files read at once during a backup, and stored objects fetched at once during a restore.'),
     packSizeMiB: z

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillObjectives, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillObjectives, envVarName, targetObjectives, targetRepositories, targetMinCopies } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
@@ -49,6 +49,7 @@ export const commandTargetSchema = z
       .literal('command')
       .describe('Anything a command can export: the stdout of `backup` is the backup, piped into `restore`\'s stdin to restore, checked by `drill.checks` on a scratch copy.'),
     repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
+    minCopies: targetMinCopies,
     backup: commandSpecSchema.describe('The export: its stdout is streamed into the repositories (zstd, encryption, sha256). A non-zero exit, a signal or the time limit fails the backup, which then stores nothing.'),
     restore: commandSpecSchema
       .optional()

@@ -28,6 +28,7 @@ export async function takeBaseBackupStep(input: { target: ResolvedPostgresTarget
       target: target.name,
       backupId,
       repositories: openRepositories(target, env),
+      ...(target.minCopies !== undefined ? { minCopies: target.minCopies } : {}),
       compression: { level: target.base.compressionLevel, threads: target.compression.threads },
       ...(key ? { encryptionKey: key } : {}),
       partSizeBytes: target.base.partSizeMiB * 1024 * 1024,

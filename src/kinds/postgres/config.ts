@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillSchema, envVarName, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillSchema, envVarName, targetMinCopies, targetObjectives, targetRepositories } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
@@ -174,6 +174,7 @@ export const postgresTargetSchema = z
           'method "dump": a restore of the newest dump into a scratch database, compared table by table with the dump. ' +
           'Smoke checks run against connection.database of the copy; scratchDir is where a scratch cluster goes (default: recovery.dir).',
       ),
+    minCopies: targetMinCopies,
     objectives: targetObjectives,
     schedules: targetSchedules,
     retention: targetRetention,

@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../errors.js';
 import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../../pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
-import { storeInEvery } from '../../repository/store.js';
+import { Landing, storeInEvery, type MissingCopy } from '../../repository/store.js';
+import { readFromFirstGoodCopy } from '../../repository/copies.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../../pipeline/hash.js';
 import { CopyFingerprinter, copyTextTailBytes, CustomArchiveReader, describeTable, endsCopyText, isTableData, parseTocFile, type TableFingerprint } from '../../postgres/dump-archive.js';
 import { connectTo, describeConnection } from '../../postgres/dump-connection.js';
@@ -31,7 +32,7 @@ import {
 import type { DumpFile, PostgresDumpManifest, StoredObject } from '../../repository/manifest.js';
 import { attemptObjectName, type Repository } from '../../repository/repository.js';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from '../../../activities/progress.js';
-import { openRepositories } from '../../../activities/repositories.js';
+import { landingFor, openRepositories } from '../../../activities/repositories.js';
 import { clearUnfinishedBackup } from '../../../activities/repository.js';
 import type { ResolvedPostgresTarget } from './index.js';
 
@@ -57,7 +58,9 @@ export interface UploadedDump {
   compression: PostgresDumpManifest['compression'];
   encryption: PostgresDumpManifest['encryption'];
   tools: Record<string, string>;
+  /** Where the dump landed, and where it is missing and why (minCopies lets it go on without some). */
   repositories: string[];
+  missing: MissingCopy[];
 }
 
 interface SnapshotRow {
@@ -79,7 +82,7 @@ export function dumpDigest(files: Array<{ name: string; sha256: string }>): stri
 
 /** Streams `source` through the stages into one object in every repository at once. */
 async function uploadToAll(
-  repositories: Repository[],
+  landing: Landing,
   target: string,
   backupId: string,
   objectName: string,
@@ -87,10 +90,11 @@ async function uploadToAll(
   stages: Duplex[],
   signal: AbortSignal,
 ): Promise<StoredObject> {
-  const stored = await storeInEvery(repositories, [source, ...stages], {
+  const stored = await storeInEvery(landing, [source, ...stages], {
     keyOf: (repository) => repository.objectKey(target, backupId, objectName),
     action: (repository) => `storing ${objectName} of backup ${backupId} in repository "${repository.name}" (${repository.location})`,
     signal,
+    payload: true,
   });
   return { name: objectName, ...stored };
 }
@@ -126,9 +130,9 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
   const { target, backupId } = input;
   const context = Context.current();
   const signal = context.cancellationSignal;
-  const repositories = openRepositories(target, env);
+  const landing = landingFor(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
-  const cleared = await clearUnfinishedBackup(repositories, target.name, backupId, context.info.attempt);
+  const cleared = await clearUnfinishedBackup(landing, target.name, backupId, context.info.attempt);
   if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
 
   const client = await connectTo(target.connection, env);
@@ -148,8 +152,8 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
     try {
       const dumped =
         target.dump.jobs > 1
-          ? await dumpDirectory({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, repositories, key, progress, env, signal })
-          : await dumpCustom({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, repositories, key, progress, env, signal });
+          ? await dumpDirectory({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, landing, key, progress, env, signal })
+          : await dumpCustom({ target, backupId, attempt: context.info.attempt, snapshot: snapshot.snapshot, landing, key, progress, env, signal });
       const compression = await compressionInfo();
       const sizeBytes = dumped.files.reduce((sum, file) => sum + file.sizeBytes, 0);
       return {
@@ -179,7 +183,7 @@ export async function dumpAndUpload(input: DumpUploadInput, env: NodeJS.ProcessE
         compression: { algorithm: 'zstd', level: target.compression.level, implementation: compression.implementation, version: compression.version },
         encryption: key ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) } : null, // the key this step read
         tools: { pg_dump: dumped.pgDumpVersion, postgres: snapshot.server_version, node: process.version, zstd: compression.version },
-        repositories: repositories.map((r) => r.name),
+        ...landing.copies(),
       };
     } finally {
       progress.stop();
@@ -207,7 +211,8 @@ interface DumpRun {
   attempt: number;
   /** The exported snapshot pg_dump reads (pg_export_snapshot()). */
   snapshot: string;
-  repositories: Repository[];
+  /** Where the dump goes (a repository that fails is dropped while minCopies remain). */
+  landing: Landing;
   /** The encryption key, when the target encrypts. */
   key: Buffer | undefined;
   progress: ProgressReporter;
@@ -258,7 +263,7 @@ class CompressedBytes {
  * whole (the bytes read are its final size).
  */
 async function dumpDirectory(run: DumpRun): Promise<Dumped> {
-  const { target, backupId, snapshot, repositories, key, progress, env, signal } = run;
+  const { target, backupId, snapshot, landing, key, progress, env, signal } = run;
   const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-dump-${target.name}-${backupId}`, run.attempt);
   const dumpDir = join(spool, 'dump');
   // One failure (pg_dump's, a repository's) stops pg_dump and every upload in progress.
@@ -304,7 +309,7 @@ async function dumpDirectory(run: DumpRun): Promise<Dumped> {
             // zstd reads the file itself, and fails unless it holds exactly sizeBytes (--stream-size).
             const compressor = createFileCompressor({ fd: handle.fd, sizeBytes }, target.compression);
             const stages: Duplex[] = key ? [createEncryptor(key)] : [];
-            const object = await compressedBytes.track(compressor, sizeBytes, uploadToAll(repositories, target.name, backupId, objectName, compressor, stages, halted));
+            const object = await compressedBytes.track(compressor, sizeBytes, uploadToAll(landing, target.name, backupId, objectName, compressor, stages, halted));
             return { object, sizeBytes };
           } finally {
             await handle.close();
@@ -378,7 +383,7 @@ async function dumpDirectory(run: DumpRun): Promise<Dumped> {
 }
 
 async function dumpCustom(run: DumpRun): Promise<Dumped> {
-  const { target, backupId, snapshot, repositories, key, progress, env, signal } = run;
+  const { target, backupId, snapshot, landing, key, progress, env, signal } = run;
   const dump = dumpCustomToStdout({ connection: target.connection, env, signal, snapshot });
   const reader = new CustomArchiveReader();
   const sourceHash = new HashingPassThrough();
@@ -386,7 +391,7 @@ async function dumpCustom(run: DumpRun): Promise<Dumped> {
   progress.setPhase('dump-and-upload');
   let stored: StoredObject;
   try {
-    const uploading = uploadToAll(repositories, target.name, backupId, objectName, dump.stdout, [tap((chunk) => reader.write(chunk)), sourceHash, countBytes(progress), ...encodingStages(target, key)], signal);
+    const uploading = uploadToAll(landing, target.name, backupId, objectName, dump.stdout, [tap((chunk) => reader.write(chunk)), sourceHash, countBytes(progress), ...encodingStages(target, key)], signal);
     // pg_dump's own failure (with its messages) explains a short stream better than the stream does.
     const [uploaded, dumped] = await Promise.allSettled([uploading, dump.done]);
     if (dumped.status === 'rejected') throw dumped.reason;
@@ -514,27 +519,20 @@ export async function restoreDump(input: RestoreDumpInput, env: NodeJS.ProcessEn
   const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-restore-${database}`, context.info.attempt);
   try {
     const fetchStarted = Date.now();
-    const problems: string[] = [];
-    let fetchedFrom: Repository | undefined;
-    for (const repository of openRepositories(target, env)) {
-      try {
-        await fetchDumpFrom(repository, manifest, spool, key, progress, signal);
-        fetchedFrom = repository;
-        break;
-      } catch (error) {
-        // A damaged or missing copy is no reason to give up while another repository may hold a good one.
-        if (error instanceof LifeboatError && ['ChecksumMismatch', 'BackupCorrupt', 'ObjectNotFound'].includes(error.type)) {
-          log.warn('unusable copy, trying the next repository', { repository: repository.name, error: error.message });
-          problems.push(`${repository.name}: ${error.message}`);
+    const { repository: fetchedFrom } = await readFromFirstGoodCopy(
+      openRepositories(target, env),
+      { target: target.name, id: manifest.id },
+      async (repository) => {
+        try {
+          await fetchDumpFrom(repository, manifest, spool, key, progress, signal);
+        } catch (error) {
+          // The next repository starts from an empty spool.
           for (const name of await readdir(spool)) await rm(join(spool, name), { force: true });
-          continue;
+          throw error;
         }
-        throw error;
-      }
-    }
-    if (!fetchedFrom) {
-      throw new LifeboatError(problems.some((p) => /ObjectNotFound|not found/i.test(p)) ? 'BackupNotFound' : 'ChecksumMismatch', `no repository holds a good copy of backup ${manifest.id}: ${problems.join(' | ')}`, 'Restore another backup. Nothing was restored');
-    }
+      },
+      { signal, onPassedOver: (problem) => log.warn('copy passed over, trying the next repository', { repository: problem.repository, kind: problem.kind, error: problem.error.message }) },
+    );
     const fetchMs = Date.now() - fetchStarted;
 
     progress.setPhase('restore');

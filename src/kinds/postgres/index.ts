@@ -31,6 +31,7 @@ export const postgresKind = defineTargetKind({
   type: 'postgres',
   configSchema: postgresTargetSchema,
   methods: ['dump', 'base'],
+  landsWithFewerCopies: true,
   manifests: [postgresDumpManifest, postgresBaseManifest],
   absolutePaths(config, absolute) {
     if (config.connection.passfile) config.connection.passfile = absolute(config.connection.passfile);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillObjectives, envVarName, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillObjectives, envVarName, hooksSchema, targetObjectives, targetRepositories, targetMinCopies } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
@@ -50,6 +50,7 @@ export const redisTargetSchema = z
       .literal('redis')
       .describe('A live Redis server: a point-in-time RDB streamed over the replication protocol (redis-cli --rdb -), restored in place or drilled on a scratch redis-server.'),
     repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
+    minCopies: targetMinCopies,
     connection: redisConnectionSchema
       .default({ host: '127.0.0.1', port: 6379, connectTimeoutSeconds: 10 })
       .describe('Where the server is and who Lifeboat connects as. The password is never in the config: name an environment variable.'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillObjectives, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillObjectives, hooksSchema, targetObjectives, targetRepositories, targetMinCopies } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 import { drillCommandSchema, excludeSchema, includeSchema, partSizeSchema, symlinksOutsideRootSchema, treeRootsSchema } from '../../tree/config.js';
@@ -16,6 +16,7 @@ export const secretsTargetSchema = z
     partSizeMiB: partSizeSchema,
     symlinksOutsideRoot: symlinksOutsideRootSchema,
     repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
+    minCopies: targetMinCopies,
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore in place.'),
     drill: z
       .object({

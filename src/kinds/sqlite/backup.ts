@@ -8,10 +8,10 @@ import { HashingPassThrough, sha256OfFile } from '../../pipeline/hash.js';
 import type { StoredObject } from '../../repository/manifest-envelope.js';
 import type { SqliteManifest as Manifest } from './manifest.js';
 import { attemptObjectName } from '../../repository/repository.js';
-import { storeInEvery } from '../../repository/store.js';
+import { storeInEvery, type MissingCopy } from '../../repository/store.js';
 import { damagedSourceHint, openSnapshot, type IntegrityResult, type SqliteSnapshot } from '../../sqlite/snapshot.js';
 import { countBytes, readOffsetOf, startProgress } from '../../../activities/progress.js';
-import { openRepositories } from '../../../activities/repositories.js';
+import { landingFor } from '../../../activities/repositories.js';
 import { clearUnfinishedBackup } from '../../../activities/repository.js';
 import type { ResolvedSqliteTarget } from './index.js';
 
@@ -29,7 +29,9 @@ export interface UploadedSnapshot {
   encryption: Manifest['encryption'];
   tools: Record<string, string>;
   integrity: IntegrityResult;
+  /** Where the backup landed, and where it is missing and why (minCopies lets it go on without some). */
   repositories: string[];
+  missing: MissingCopy[];
 }
 
 export function payloadName(encrypted: boolean): string {
@@ -45,7 +47,7 @@ export function payloadName(encrypted: boolean): string {
 export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.ProcessEnv): Promise<UploadedSnapshot> {
   const { target, backupId } = input;
   const context = Context.current();
-  const repositories = openRepositories(target, env);
+  const landing = landingFor(target, env);
   const key = target.encryption ? await loadKeyFile(target.encryption.keyFile) : undefined;
   const attempt = context.info.attempt;
   const objectName = attemptObjectName(attempt, payloadName(key !== undefined));
@@ -56,7 +58,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
   const progress = startProgress('snapshot', 0);
   let snapshot: SqliteSnapshot;
   try {
-    await clearUnfinishedBackup(repositories, target.name, backupId, attempt);
+    await clearUnfinishedBackup(landing, target.name, backupId, attempt);
     snapshot = await openSnapshot(target.path, { integrityCheck: target.checks.backup });
   } catch (error) {
     progress.stop();
@@ -89,12 +91,13 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       }
       sourceHashing.catch(() => undefined); // awaited below; a failed pipeline must not leave it unhandled
       if (key) stages.push(createEncryptor(key));
-      stored = await storeInEvery(repositories, stages, {
+      stored = await storeInEvery(landing, stages, {
         keyOf: (repository) => repository.objectKey(target.name, backupId, objectName),
         action: (repository) => `storing ${objectName} of backup ${backupId} in repository "${repository.name}" (${repository.location})`,
         signal: context.cancellationSignal,
         // zstd never grows data by more than a few bytes per 128 KiB block, encryption by 16 per MiB.
         maxSizeBytes: Math.ceil(snapshot.sizeBytes * 1.01) + (1 << 20),
+        payload: true,
       });
       source = await sourceHashing;
       progress.update(source.bytes);
@@ -107,7 +110,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
     }
 
     if (!integrity.ok) {
-      await Promise.all(repositories.map((r) => r.backend.delete(r.objectKey(target.name, backupId, objectName))));
+      await Promise.all(landing.taking.map((r) => r.backend.delete(r.objectKey(target.name, backupId, objectName))));
       throw new LifeboatError(
         'IntegrityCheckFailed',
         `${integrity.kind} of ${target.path} failed at the snapshot taken ${snapshot.snapshotAt}: ${integrity.problems.slice(0, 5).join('; ')}`,
@@ -132,7 +135,7 @@ export async function snapshotAndUpload(input: SnapshotUploadInput, env: NodeJS.
       encryption: key ? { algorithm: 'aes-256-gcm-chunked', keyId: keyId(key) } : null,
       tools: { sqlite: snapshot.sqliteVersion, node: process.version, zstd: compression.version },
       integrity,
-      repositories: repositories.map((r) => r.name),
+      ...landing.copies(),
     };
   } finally {
     await snapshot.release();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { drillSchema, hooksSchema, targetObjectives, targetRepositories } from '../../config/common.js';
+import { drillSchema, hooksSchema, targetMinCopies, targetObjectives, targetRepositories } from '../../config/common.js';
 import { targetRetention } from '../../config/retention.js';
 import { targetSchedules } from '../../config/schedules.js';
 
@@ -13,6 +13,7 @@ export const sqliteTargetSchema = z
     repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
     hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore.'),
     drill: drillSchema.default({ smokeChecks: [] }).describe('What a restore drill checks and measures.'),
+    minCopies: targetMinCopies,
     objectives: targetObjectives,
     schedules: targetSchedules,
     retention: targetRetention,

@@ -21,6 +21,7 @@ export const sqliteKind = defineTargetKind({
   type: 'sqlite',
   configSchema: sqliteTargetSchema,
   methods: [],
+  landsWithFewerCopies: true,
   manifests: [sqliteManifest],
   absolutePaths(config, absolute) {
     config.path = absolute(config.path);

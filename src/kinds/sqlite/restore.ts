@@ -16,6 +16,7 @@ import { checkDatabase, type CheckKind } from '../../sqlite/check.js';
 import { isDamage } from '../../sqlite/damage.mjs';
 import { countBytes, readOffsetOf, startProgress, type ProgressReporter } from '../../../activities/progress.js';
 import type { Repository } from '../../repository/repository.js';
+import { readFromFirstGoodCopy } from '../../repository/copies.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import type { ResolvedSqliteTarget } from './index.js';
 
@@ -121,44 +122,24 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
     }
   }
 
-  const repositories = openRepositories(target, env);
-  const unavailable: string[] = [];
-  const damaged: LifeboatError[] = [];
-  for (const repository of repositories) {
-    const objectKey = repository.objectKey(manifest.target, manifest.id, object.name);
-    const info = await repository.backend.head(objectKey).catch((error: Error) => {
-      unavailable.push(`${repository.name}: ${error.message}`);
-      return undefined;
-    });
-    if (!info) continue;
-    try {
-      const fetched = await decodeInto(repository, objectKey, input, key);
-      log.info('backup fetched and verified', { backupId: manifest.id, repository: repository.name, destination });
-      return fetched;
-    } catch (error) {
-      // A damaged copy is no reason to give up while another repository may hold a good one.
-      if (error instanceof LifeboatError && (error.type === 'ChecksumMismatch' || error.type === 'BackupCorrupt')) {
-        log.warn('damaged copy, trying the next repository', { repository: repository.name, error: error.message });
-        damaged.push(error);
-        continue;
+  const { value, repository } = await readFromFirstGoodCopy(
+    openRepositories(target, env),
+    { target: target.name, id: manifest.id },
+    async (repository) => {
+      const objectKey = repository.objectKey(manifest.target, manifest.id, object.name);
+      // Nothing to download is a missing copy, told before the destination is touched.
+      if (!(await repository.backend.head(objectKey))) {
+        throw new LifeboatError('ObjectNotFound', `repository "${repository.name}" does not hold ${object.name} of backup ${manifest.id}`);
       }
-      throw error;
-    }
-  }
-  if (damaged.length === 1) throw damaged[0]!;
-  if (damaged.length > 1) {
-    throw new LifeboatError(
-      damaged[0]!.type,
-      `every copy of backup ${manifest.id} is damaged: ${damaged.map((e) => e.message).join(' | ')}`,
-      'Restore another backup. The target was not touched',
-    );
-  }
-  throw new LifeboatError(
-    'BackupNotFound',
-    `no repository of target "${target.name}" holds ${object.name} of backup ${manifest.id}` +
-      (unavailable.length ? ` (${unavailable.join('; ')})` : ''),
-    `Run \`lifeboat backups ${target.name}\` to see what each repository holds`,
+      return decodeInto(repository, objectKey, input, key);
+    },
+    {
+      signal: Context.current().cancellationSignal,
+      onPassedOver: (problem) => log.warn('copy passed over, trying the next repository', { repository: problem.repository, kind: problem.kind, error: problem.error.message }),
+    },
   );
+  log.info('backup fetched and verified', { backupId: manifest.id, repository: repository.name, destination });
+  return value;
 }
 
 interface Decoded {

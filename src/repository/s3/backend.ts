@@ -1,4 +1,4 @@
-import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig, StorageClass } from '@aws-sdk/client-s3';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { S3RepositoryConfig } from '../../config/schema.js';
@@ -71,6 +71,8 @@ export class S3Backend implements Backend {
   /** config.prefix normalised to "" or "something/". */
   private readonly keyPrefix: string;
   private readonly partSizeBytes: number;
+  /** The storage class of payload objects (PutOptions.payload); undefined: the bucket's default (STANDARD). */
+  private readonly payloadStorageClass: string | undefined;
   private readonly credentialEnvNames: string;
   private readonly endpointLabel: string;
   /** Scrubs the secret from text; a closure so that inspecting the backend cannot reveal it. */
@@ -87,6 +89,7 @@ export class S3Backend implements Backend {
     const trimmed = config.prefix.replace(/^\/+|\/+$/g, '');
     this.keyPrefix = trimmed === '' ? '' : `${trimmed}/`;
     this.partSizeBytes = config.partSizeMiB * 1024 * 1024;
+    this.payloadStorageClass = config.storageClass === 'STANDARD' ? undefined : config.storageClass;
     this.credentialEnvNames = `$${config.accessKeyIdEnv}/$${config.secretAccessKeyEnv}`;
     this.endpointLabel = config.endpoint ? displayEndpoint(config.endpoint) : `AWS S3 (${config.region})`;
     this.location =
@@ -138,7 +141,13 @@ export class S3Backend implements Backend {
 
     const upload = new aws.Upload({
       client,
-      params: { Bucket: this.bucket, Key: objectKey, Body: counted, ContentType: 'application/octet-stream' },
+      params: {
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: counted,
+        ContentType: 'application/octet-stream',
+        ...(options.payload && this.payloadStorageClass ? { StorageClass: this.payloadStorageClass as StorageClass } : {}),
+      },
       partSize,
       // Two parts in flight keep a loopback or LAN link busy (4 measured no faster) and bound the
       // buffered parts to about 3 x partSize of worker memory.
