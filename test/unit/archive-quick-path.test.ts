@@ -1,0 +1,159 @@
+/**
+ * The quick paths PostgreSQL runs once per WAL file (bin/lifeboat-wal-push, bin/lifeboat-wal-fetch):
+ * real /bin/sh scripts, run here on files in a temp directory, with a stand-in for the slow command
+ * they fall back to (it exits 7 and leaves a trace).
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { projectRoot } from '../../src/dev/tools.js';
+import { formatIdentity, identityOf, prepareSpool, writeFailure, writeHeartbeat, writeMark } from '../../src/postgres/archive-spool.js';
+import { nextSegment } from '../../src/postgres/wal-prefetch.js';
+
+const segment = '000000010000000A000000FE';
+
+describe('archive_command of archive.mode async (bin/lifeboat-wal-push)', () => {
+  let dir: string;
+  let spool: string;
+  let wal: string;
+  let trace: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-quick-push-'));
+    spool = join(dir, 'spool', 'main');
+    wal = join(dir, segment);
+    trace = join(dir, 'slow-path-ran');
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  const fresh = async () => {
+    await rm(join(dir, 'spool'), { recursive: true, force: true });
+    await rm(trace, { force: true });
+    await prepareSpool(spool);
+    await writeFile(wal, `segment ${Math.random()}`);
+  };
+  const push = () =>
+    execa(join(projectRoot, 'bin', 'lifeboat-wal-push'), [spool, wal, 'sh', '-c', `touch ${trace}; exit 7`], { reject: false });
+  const markIt = async (status: 'archived' | 'dropped') =>
+    writeMark(spool, segment, { status, identity: formatIdentity((await identityOf(wal))!), sha256: 'a'.repeat(64), archivedAt: new Date().toISOString() });
+
+  test('a mark of this very file: done, without running the command (the identity node computes is what stat(1) prints)', async () => {
+    await fresh();
+    await markIt('archived');
+    const result = await push();
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(result.stderr, '');
+    assert.equal(existsSync(trace), false);
+  });
+
+  test('a mark of the same name whose file changed since (another write, another file): not trusted, the command pushes it', async () => {
+    await fresh();
+    await markIt('archived');
+    await writeFile(wal, 'other content');
+    const result = await push();
+    assert.equal(result.exitCode, 7);
+    assert.match(result.stderr, /no archiver runs/);
+    assert.ok(existsSync(trace));
+  });
+
+  test('a dropped file: reported archived, with an error in the server log', async () => {
+    await fresh();
+    await markIt('dropped');
+    const result = await push();
+    assert.equal(result.exitCode, 0);
+    assert.match(result.stderr, /ERROR: WAL DROPPED: 000000010000000A000000FE was not archived/);
+    assert.equal(existsSync(trace), false);
+  });
+
+  test('while the archiver runs, it waits for the mark', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 30);
+    const pushing = push();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await markIt('archived');
+    const result = await pushing;
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(existsSync(trace), false);
+  });
+
+  test('the archiver does not finish within its waitSeconds: the command pushes it', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 1);
+    const result = await push();
+    assert.equal(result.exitCode, 7);
+    assert.match(result.stderr, /did not archive 000000010000000A000000FE within 1 s; pushing it now/);
+  });
+
+  test('the archiver failed on it: the command pushes it at once, after the archiver\'s reason', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 30);
+    await writeFailure(spool, segment, 'the archiver could not archive it (it retries): EACCES');
+    const result = await push();
+    assert.equal(result.exitCode, 7);
+    assert.match(result.stderr, /EACCES; pushing it now/);
+  });
+
+  test('a heartbeat older than ten seconds: the archiver is gone, the command pushes it without waiting', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 600);
+    const old = new Date(Date.now() - 20_000);
+    await utimes(join(spool, 'archiver.heartbeat'), old, old);
+    const result = await push();
+    assert.equal(result.exitCode, 7);
+    assert.match(result.stderr, /no archiver runs/);
+  });
+});
+
+describe('restore_command with prefetch (bin/lifeboat-wal-fetch)', () => {
+  let dir: string;
+  let trace: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-quick-fetch-'));
+    trace = join(dir, 'slow-path-ran');
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  const fetch = (name: string, destination: string) =>
+    execa(join(projectRoot, 'bin', 'lifeboat-wal-fetch'), [dir, name, destination, 'sh', '-c', `touch ${trace}; exit 7`], { reject: false });
+
+  test('a prefetched segment is moved into place; nothing is fetched', async () => {
+    await writeFile(join(dir, segment), 'fetched ahead');
+    const result = await fetch(segment, join(dir, 'RECOVERYXLOG'));
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(await readFile(join(dir, 'RECOVERYXLOG'), 'utf8'), 'fetched ahead');
+    assert.equal(existsSync(join(dir, segment)), false);
+    assert.equal(existsSync(trace), false);
+  });
+
+  test('a segment the spool does not hold: the command fetches it (its exit status is PostgreSQL\'s answer)', async () => {
+    const result = await fetch('000000020000000A000000FF', join(dir, 'RECOVERYXLOG'));
+    assert.equal(result.exitCode, 7);
+    assert.ok(existsSync(trace));
+  });
+
+  test('a segment being fetched ahead: it waits for it', async () => {
+    const name = '000000010000000A000000FF';
+    await writeFile(join(dir, `${name}.fetching`), '');
+    const fetching = fetch(name, join(dir, 'RECOVERYXLOG'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await writeFile(join(dir, name), 'arrived');
+    await rm(join(dir, `${name}.fetching`));
+    const result = await fetching;
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(await readFile(join(dir, 'RECOVERYXLOG'), 'utf8'), 'arrived');
+  });
+});
+
+describe('the segment after a segment', () => {
+  test('counts within a log, then carries into the next log, on the same timeline', () => {
+    assert.equal(nextSegment('000000010000000A000000FE', 16 << 20), '000000010000000A000000FF');
+    assert.equal(nextSegment('000000010000000A000000FF', 16 << 20), '000000010000000B00000000');
+    assert.equal(nextSegment('000000030000000A0000003F', 64 << 20), '000000030000000B00000000');
+    assert.equal(nextSegment('00000001000000000000000A', 16 << 20), '00000001000000000000000B');
+  });
+});
