@@ -176,7 +176,10 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
     status.queue = { files: waiting.length, bytes: waiting.reduce((sum, file) => sum + file.size, 0) };
 
     if (options.queueMaxBytes !== undefined && status.queue.bytes > options.queueMaxBytes) {
-      const dropped = waiting.filter(({ name }) => !active.has(name));
+      // All of them, the oldest (PostgreSQL's current call, often being retried) included: pg_wal
+      // shrinks only once PostgreSQL gets past it. A push of it still under way may store it all
+      // the same; its mark then says so.
+      const dropped = waiting;
       for (const file of dropped) await writeMark(spool, file.name, { status: 'dropped', identity: file.identity, sha256: '-', archivedAt: new Date().toISOString() });
       if (dropped.length > 0) {
         status.droppedFiles += dropped.length;
@@ -186,7 +189,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
           `WAL DROPPED: ${dropped.length} WAL files (${status.queue.bytes} bytes) waited for an archive that cannot be reached, more than archive.queueMaxBytes; ` +
             `they are reported archived WITHOUT being stored, so point-in-time recovery cannot cross ${dropped[0]!.name} to ${dropped.at(-1)!.name} until the next base backup`,
         );
-        status.queue = { files: waiting.length - dropped.length, bytes: waiting.filter(({ name }) => active.has(name)).reduce((sum, file) => sum + file.size, 0) };
+        status.queue = { files: 0, bytes: 0 };
       }
       await publish();
       return;

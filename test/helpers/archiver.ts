@@ -8,7 +8,6 @@ import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/dev/tools.js';
-import { readStatus, type ArchiverStatus } from '../../src/postgres/archive-spool.js';
 import { serverEnvironment, serverUser } from '../../src/postgres/tools.js';
 
 export interface RunningArchiver {
@@ -22,9 +21,9 @@ export interface RunningArchiver {
   log(): Promise<string>;
 }
 
-export async function startArchiver(options: { configFile: string; target: string; dataDir: string; logFile: string; env?: Record<string, string> }): Promise<RunningArchiver> {
+export async function startArchiver(options: { configFile: string; target: string; dataDir: string; logFile: string; env?: Record<string, string>; extraArgs?: string[] }): Promise<RunningArchiver> {
   const user = await serverUser();
-  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', options.configFile, 'archiver', '--target', options.target, '--data-dir', options.dataDir], {
+  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'lifeboat.js'), '--config', options.configFile, 'archiver', '--target', options.target, '--data-dir', options.dataDir, ...(options.extraArgs ?? [])], {
     env: serverEnvironment(user, options.env),
     stdio: ['ignore', 'ignore', 'pipe'],
     ...(user.switched ? { uid: user.uid, gid: user.gid } : {}),
@@ -43,9 +42,4 @@ export async function startArchiver(options: { configFile: string; target: strin
     },
     log: () => readFile(options.logFile, 'utf8').catch(() => ''),
   };
-}
-
-/** Waits until the archiver's spool shows a heartbeat (it has started and looks at pg_wal). */
-export async function archiverStatus(spool: string): Promise<ArchiverStatus | undefined> {
-  return readStatus(spool);
 }
