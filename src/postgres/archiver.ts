@@ -73,7 +73,7 @@ export interface ArchiverOptions {
 
 /** A stale heartbeat: the archiver is gone (archive_command uses the same limit). */
 export const heartbeatStaleMs = 10_000;
-const maxBackoffMs = 10_000;
+const maxBackoffMs = 5_000;
 
 /**
  * Runs until signal aborts; then lets the pushes under way finish (each is atomic anyway) and

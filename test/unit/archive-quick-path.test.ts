@@ -88,13 +88,17 @@ describe('archive_command of archive.mode async (bin/lifeboat-wal-push)', () => 
     assert.match(result.stderr, /did not archive 000000010000000A000000FE within 1 s; pushing it now/);
   });
 
-  test('the archiver failed on it: the command pushes it at once, after the archiver\'s reason', async () => {
+  test('the archiver failed on it: its reason goes to the server log, and the archiver\'s retry is waited for', async () => {
     await fresh();
     await writeHeartbeat(spool, 30);
     await writeFailure(spool, segment, 'the archiver could not archive it (it retries): EACCES');
-    const result = await push();
-    assert.equal(result.exitCode, 7);
-    assert.match(result.stderr, /EACCES; pushing it now/);
+    const pushing = push();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await markIt('archived');
+    const result = await pushing;
+    assert.equal(result.exitCode, 0);
+    assert.match(result.stderr, /EACCES; waiting for it up to 30 s/);
+    assert.equal(existsSync(trace), false);
   });
 
   test('a heartbeat older than ten seconds: the archiver is gone, the command pushes it without waiting', async () => {
