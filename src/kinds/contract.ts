@@ -13,6 +13,9 @@ import type { targetRetention } from '../config/retention.js';
 import type { targetSchedules } from '../config/schedules.js';
 import type { CheckResult } from '../check/result.js';
 import type { ManifestKind } from '../repository/manifest-envelope.js';
+import type { Repository } from '../repository/repository.js';
+import type { RepositoryFactsMemory } from '../state/repository-facts.js';
+import type { ArchiverFacts, RepositoryState } from '../state/model.js';
 
 /** What every resolved target has: what generic steps (repositories, manifests, reports, drills) use. */
 export interface ResolvedTargetBase {
@@ -58,6 +61,18 @@ export interface KindDependencies {
 }
 
 /** The options of `lifeboat restore` a kind may read. */
+/** What a kind's state reader gets for one repository of a target. */
+export interface KindRepositoryRead {
+  repository: Repository;
+  target: string;
+  /** The source's last archived file, when its archiver could be asked. */
+  serverArchivedWal?: string | null;
+  /** What a long-running reader (lifeboat serve) remembers between reads of this repository. */
+  memory?: RepositoryFactsMemory;
+  /** Reads one fact; a failure is recorded as the repository's error and gives null. */
+  attempt<T>(what: string, read: () => Promise<T>): Promise<T | null>;
+}
+
 /** What a kind's preflight gets from `lifeboat check`. */
 export interface PreflightContext {
   configPath: string;
@@ -139,6 +154,17 @@ export interface TargetKind<
    * its time limit and records its result. Load the code lazily (`await import(...)`).
    */
   preflight?(name: string, config: z.output<Schema>, context: PreflightContext): Promise<void>;
+  /**
+   * What `lifeboat status` and /metrics read of a target of this kind beyond its backups and
+   * reports (PostgreSQL: its server's archiver, and the WAL archive of each repository). Load the
+   * code lazily.
+   */
+  readonly state?: {
+    /** The source's own account of its archiving, once per read of the target; never throws. */
+    archiver?(config: z.output<Schema>, env: NodeJS.ProcessEnv, now: number): Promise<ArchiverFacts>;
+    /** The continuous archive in one repository (head, recovery window). */
+    wal?(input: KindRepositoryRead): Promise<NonNullable<RepositoryState['wal']>>;
+  };
   readonly cli: {
     /** What `lifeboat restore` sends and asks (throw UsageError for options the kind refuses). */
     restore(options: RestoreCommandOptions, target: { name: string; config: z.output<Schema> }): RestorePlan;

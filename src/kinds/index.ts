@@ -54,6 +54,11 @@ export function sourceBytesOf(manifest: Manifest): number {
   return kind.sourceBytes(manifest as never);
 }
 
+/** When a backup of any kind was proven restorable as it was taken, if its kind does that (pg_dump with dump.verify). */
+export function verifiedWhenTaken(manifest: Manifest): string | null {
+  return manifestKindOf(manifest.kind)?.verifiedWhenTaken?.(manifest as never) ?? null;
+}
+
 /** The types of target that have backup methods (what `--method` applies to). */
 export function typesWithMethods(): string[] {
   return targetKinds.filter((kind) => kind.methods.length > 0).map((kind) => kind.type);

@@ -56,6 +56,8 @@ export interface ManifestKind<Schema extends ManifestSchema = ManifestSchema> {
   sourceBytes(manifest: z.output<Schema>): number;
   /** What to do when a target has no backup of this kind: the hint of BackupNotFound. */
   missingHint(target: string): string;
+  /** When the backup was proven restorable as it was taken (e.g. a pg_dump restored into a scratch database), if it was. */
+  verifiedWhenTaken?(manifest: z.output<Schema>): string | null;
 }
 
 /** A manifest schema: the envelope plus a literal `kind` and the kind's own fields. */

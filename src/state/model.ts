@@ -165,7 +165,8 @@ export interface Problem {
 
 export interface TargetState {
   target: string;
-  type: 'sqlite' | 'postgres';
+  /** The target's kind (its `type` in the config). */
+  type: string;
   observedAt: string;
   objectives: Objectives;
   repositories: RepositoryState[];

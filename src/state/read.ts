@@ -5,7 +5,7 @@ import { LifeboatError } from '../errors.js';
 import { openBackend } from '../repository/open.js';
 import { Repository } from '../repository/repository.js';
 import { assess, objectivesOf, type ArchiverFacts, type RepositoryState, type ScheduleFacts, type StateReport, type TargetState, type WorkerFacts } from './model.js';
-import { readArchiver } from './postgres-facts.js';
+import { targetKindOf } from '../kinds/index.js';
 import { readRepositoryState, type RepositoryFactsMemory } from './repository-facts.js';
 import { readLastRuns, readSchedules, readWorkers, type LastRuns } from './temporal-facts.js';
 
@@ -67,7 +67,8 @@ async function readTemporalWide(options: ReadStateOptions): Promise<TemporalWide
 async function readTarget(name: string, options: ReadStateOptions, temporalWide: TemporalWide, now: () => number): Promise<TargetState> {
   const target = options.config.targets[name];
   if (target === undefined) throw new LifeboatError('TargetNotFound', `no target named "${name}"`);
-  const archiver: ArchiverFacts | null = target.type === 'postgres' ? await readArchiver(target.connection, options.env, now()) : null;
+  const readArchiver = targetKindOf(target.type)?.state?.archiver;
+  const archiver: ArchiverFacts | null = readArchiver ? await readArchiver(target as never, options.env, now()) : null;
   const [repositories, runs] = await Promise.all([
     Promise.all(target.repositories.map((repositoryName) => readRepository(name, target, repositoryName, archiver, options))),
     readRuns(name, options, temporalWide),
@@ -131,7 +132,7 @@ function unreadableRepository(name: string, config: RepositoryConfig | undefined
     lastPassedVerify: null,
     lastDrill: null,
     lastPassedDrill: null,
-    wal: target.type === 'postgres' ? { head: null, pitrWindow: { start: null, end: null } } : null,
+    wal: targetKindOf(target.type)?.state?.wal ? { head: null, pitrWindow: { start: null, end: null } } : null,
     retention: null,
   };
 }

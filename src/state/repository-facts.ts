@@ -1,8 +1,8 @@
 import { LifeboatError } from '../errors.js';
-import { walRecordKey, walRecordSchema, type WalRecord } from '../postgres/wal-archive.js';
-import { readTextIfAny } from '../repository/backend.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
+import { readTextIfAny } from '../repository/backend.js';
+import { sourceBytesOf, targetKindOf, verifiedWhenTaken } from '../kinds/index.js';
 import type { BackupFacts, DrillFacts, RepositoryState, VerifiedBackup, VerifyFacts, WalHead } from './model.js';
 import { drillFacts, verifyFacts, type ParsedReport, type VerifyReportFacts } from './reports.js';
 import type { RetentionConfig } from '../config/schema.js';
@@ -32,7 +32,8 @@ export interface RepositoryFactsMemory {
 export interface RepositoryFactsInput {
   repository: Repository;
   target: string;
-  type: 'sqlite' | 'postgres';
+  /** The target's kind (its `type`): what else is read of it (src/kinds/<kind>: state). */
+  type: string;
   /** The server's last archived WAL file (pg_stat_archiver), when the server could be asked. */
   serverArchivedWal?: string | null;
   memory?: RepositoryFactsMemory;
@@ -68,7 +69,7 @@ export async function readRepositoryState(input: RepositoryFactsInput): Promise<
     report('verify', true, (raw) => verifyFacts(raw, repository.name)),
     report('drill', false, drillFacts).then(async (drill) => drill ?? (await attempt('newest drill report', () => drillReportByListing(repository, target)))),
     report('drill', true, drillFacts),
-    input.type === 'postgres' ? readWal(input, attempt) : Promise.resolve(null),
+    readKindWal(input, attempt),
   ]);
   const newestBackup = newest ? backupFacts(newest) : null;
   const retention = await attempt('retention preview', () => retentionPreview({ repository, target, retention: input.retention, forMetrics: input.forMetrics === true }));
@@ -130,7 +131,7 @@ function backupFacts(manifest: Manifest): BackupFacts {
     snapshotAt: manifest.snapshotAt,
     completedAt: new Date(completedAt).toISOString(),
     storedBytes: manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0),
-    sourceBytes: manifest.kind === 'postgres-base' ? manifest.base.tar.sizeBytes : manifest.source.sizeBytes,
+    sourceBytes: sourceBytesOf(manifest),
     durationSeconds: started.length ? Math.max(0, (completedAt - Math.min(...started)) / 1000) : null,
   };
 }
@@ -146,7 +147,8 @@ function newestVerified(newest: Manifest | null, lastVerify: VerifyReportFacts |
     if (verify && id) candidates.push({ id, verifiedAt: verify.finishedAt, by: 'verify' });
   }
   if (passedDrill?.backupId) candidates.push({ id: passedDrill.backupId, verifiedAt: passedDrill.startedAt, by: 'drill' });
-  if (newest?.kind === 'postgres-dump' && newest.dump.verification) candidates.push({ id: newest.id, verifiedAt: newest.dump.verification.verifiedAt, by: 'backup' });
+  const provenWhenTaken = newest ? verifiedWhenTaken(newest) : null;
+  if (newest && provenWhenTaken) candidates.push({ id: newest.id, verifiedAt: provenWhenTaken, by: 'backup' });
   candidates.sort((a, b) => (a.id === b.id ? Date.parse(a.verifiedAt) - Date.parse(b.verifiedAt) : a.id < b.id ? -1 : 1));
   return candidates.at(-1) ?? null;
 }
@@ -156,93 +158,17 @@ function withoutIds(facts: VerifyReportFacts): VerifyFacts {
   return rest;
 }
 
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL: the WAL archive's head and the point-in-time recovery window
-
-const segmentName = /^[0-9A-F]{24}(\.partial)?$/;
-
-async function readWal(
-  input: RepositoryFactsInput,
-  attempt: <T>(what: string, read: () => Promise<T>) => Promise<T | null>,
-): Promise<NonNullable<RepositoryState['wal']>> {
-  const [head, oldestBase] = await Promise.all([attempt('WAL archive head', () => walHead(input)), attempt('oldest base backup', () => oldestBaseBackup(input))]);
-  if (input.memory) {
-    if (head) input.memory.walHead = head;
-    if (oldestBase) input.memory.oldestBase = oldestBase;
-    else delete input.memory.oldestBase;
-  }
-  return { head, pitrWindow: { start: oldestBase?.stopTime ?? null, end: oldestBase && head ? head.archivedAt : null } };
-}
-
-async function walHead(input: RepositoryFactsInput): Promise<WalHead | null> {
-  const { repository, target } = input;
-  // The server archives in order and wal-push succeeds only once every repository holds the
-  // file: the server's last archived file is the head of every repository that has it.
-  if (input.serverArchivedWal && segmentName.test(input.serverArchivedWal)) {
-    const record = await readWalRecord(repository, target, input.serverArchivedWal);
-    if (record) return { name: record.name, archivedAt: record.archivedAt };
-  }
-  const known = input.memory?.walHead;
-  const names = known ? await listSegmentsFrom(repository, target, known.name) : await listSegments(repository, `${target}/wal/`);
-  const newest = names.at(-1);
-  if (newest === undefined) return known ?? null;
-  if (known && newest === known.name) return known;
-  const record = await readWalRecord(repository, target, newest);
-  return record ? { name: record.name, archivedAt: record.archivedAt } : (known ?? null);
-}
-
-/** Names of archived segments (by their records) under prefix, sorted. */
-async function listSegments(repository: Repository, prefix: string): Promise<string[]> {
-  const base = prefix.slice(0, prefix.lastIndexOf('/') + 1);
-  return (await repository.backend.list(prefix))
-    .map((object) => object.key.slice(base.length))
-    .filter((name) => name.endsWith('.json'))
-    .map((name) => name.slice(0, -'.json'.length))
-    .filter((name) => segmentName.test(name))
-    .sort();
-}
-
-/**
- * Segments from the known head's log on (its timeline and the same 4 GiB "log", and the next
- * one): a bounded listing instead of the whole archive. A switch to a new timeline is seen when
- * the server can be asked again, or on the next restart.
- */
-async function listSegmentsFrom(repository: Repository, target: string, known: string): Promise<string[]> {
-  const timeline = known.slice(0, 8);
-  const log = Number.parseInt(known.slice(8, 16), 16);
-  const next = (log + 1).toString(16).toUpperCase().padStart(8, '0');
-  const [current, following] = await Promise.all([
-    listSegments(repository, `${target}/wal/${timeline}${known.slice(8, 16)}`),
-    listSegments(repository, `${target}/wal/${timeline}${next}`),
-  ]);
-  return [...current, ...following];
-}
-
-async function readWalRecord(repository: Repository, target: string, name: string): Promise<WalRecord | null> {
-  const key = walRecordKey(target, name);
-  const raw = await readTextIfAny(repository.backend, key);
-  if (raw === undefined) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    parsed = undefined;
-  }
-  const result = walRecordSchema.safeParse(parsed);
-  if (!result.success) throw new LifeboatError('BackupCorrupt', `the WAL archive record ${key} in repository "${repository.name}" is damaged or not a Lifeboat record`);
-  return result.data;
-}
-
-/** The oldest base backup: the remembered one while it exists, else the first one listed. */
-async function oldestBaseBackup(input: RepositoryFactsInput): Promise<{ id: string; stopTime: string } | null> {
-  const { repository, target } = input;
-  const known = input.memory?.oldestBase;
-  if (known && (await repository.backend.head(repository.manifestKey(target, known.id)))) return known;
-  for (const id of (await repository.listBackupIds(target)).reverse()) {
-    const manifest = await repository.readManifestIfAny(target, id, 'postgres-base').catch(() => undefined);
-    if (manifest?.kind === 'postgres-base') return { id, stopTime: manifest.base.stopTime };
-  }
-  return null;
+/** The kind's continuous archive in this repository (PostgreSQL: WAL), null for kinds without one. */
+async function readKindWal(input: RepositoryFactsInput, attempt: <T>(what: string, read: () => Promise<T>) => Promise<T | null>): Promise<RepositoryState['wal']> {
+  const read = targetKindOf(input.type)?.state?.wal;
+  if (!read) return null;
+  return read({
+    repository: input.repository,
+    target: input.target,
+    ...(input.serverArchivedWal !== undefined ? { serverArchivedWal: input.serverArchivedWal } : {}),
+    ...(input.memory ? { memory: input.memory } : {}),
+    attempt,
+  });
 }
 
 function messageOf(error: unknown): string {

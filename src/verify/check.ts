@@ -122,10 +122,11 @@ export async function verifyRepository(options: VerifyRepositoryOptions): Promis
   const problem = (backupId: string, text: string) => problems.set(backupId, [...(problems.get(backupId) ?? []), text]);
   for (const { id, problem: text } of catalog.unreadable) problem(id, `${repository.manifestKey(target, id)}: ${text}`);
 
-  // Existence and size: one folder listing per backup.
+  // Existence and size: one listing per backup (of everything under its folder: a backup's objects
+  // may sit in sub-folders, e.g. attempt-<n>/).
   const toRead: ToRead[] = [];
   await mapInParallel(catalog.backups, 16, async (manifest) => {
-    const { objects } = await repository.backend.listFolder(`${repository.backupDir(target, manifest.id)}/`);
+    const objects = await repository.backend.list(`${repository.backupDir(target, manifest.id)}/`);
     const sizes = new Map(objects.map((object) => [object.key, object.sizeBytes]));
     for (const object of manifest.objects) {
       const key = repository.objectKey(target, manifest.id, object.name);

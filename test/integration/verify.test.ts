@@ -48,10 +48,15 @@ describe('lifeboat verify', () => {
     await lifeboat?.close();
   });
 
-  /** Every stored file under the fs repository except verification's own bookkeeping. */
+  /** Every stored file under the fs repository except verification's own bookkeeping and the audit log (every run adds its record). */
   async function storedFiles(): Promise<string[]> {
     const root = join(lifeboat.dir, 'repository');
-    return (await readdir(root, { recursive: true })).filter((path) => !/(^|\/)(reports|verify|leases)(\/|$)/.test(path)).sort();
+    return (await readdir(root, { recursive: true })).filter((path) => !/(^|\/)(reports|verify|leases|audit)(\/|$)/.test(path)).sort();
+  }
+
+  /** The name of a backup's one stored payload, as its manifest gives it. */
+  async function payloadOf(repository: Repository, id: string): Promise<string> {
+    return (await repository.readManifest('orders', id)).objects[0]!.name;
   }
 
   test('without read-data it checks every manifest and every object\'s size, stores its report in every repository, and changes nothing', async () => {
@@ -85,7 +90,7 @@ describe('lifeboat verify', () => {
   });
 
   test('a flipped byte, a truncated object and a missing object are each named, in the damaged repository only', async () => {
-    const [flipped, truncated, missing] = backupIds.map((id) => local.objectKey('orders', id, 'db.sqlite.zst'));
+    const [flipped, truncated, missing] = await Promise.all(backupIds.map(async (id) => local.objectKey('orders', id, await payloadOf(local, id))));
     await tamper(local, flipped!);
     const bytes = await buffer(await local.backend.get(truncated!));
     await local.backend.put(truncated!, Readable.from([bytes.subarray(0, bytes.length - 100)]));
@@ -125,7 +130,7 @@ describe('lifeboat verify', () => {
       assert.ok(await s3.backend.head(s3.manifestKey('orders', id)), `${id} stays in S3`);
     }
     // Now S3 holds the only copies: a damaged one there stays listed.
-    await tamper(s3, s3.objectKey('orders', backupIds[0]!, 'db.sqlite.zst'));
+    await tamper(s3, s3.objectKey('orders', backupIds[0]!, await payloadOf(s3, backupIds[0]!)));
     const again = await lifeboat.run('verify', { target: 'orders', readData: 'full', withdrawDamaged: true });
     assert.deepEqual(again.withdrawn, []);
     assert.deepEqual(again.notWithdrawn.map((w) => [w.repository, w.backupId]), [['s3', backupIds[0]]]);

@@ -57,6 +57,10 @@ export const postgresKind = defineTargetKind({
   },
   activities: async (dependencies) => (await import('./activities.js')).postgresActivities(dependencies),
   preflight: async (name, config, context) => (await import('./preflight.js')).preflightPostgres(name, config, context),
+  state: {
+    archiver: async (config, env, now) => (await import('./state.js')).readArchiver(config.connection, env, now),
+    wal: async (input) => (await import('./state.js')).readWal(input),
+  },
   cli: {
     restore(options, target) {
       const method = options.method ?? target.config.method;

@@ -129,6 +129,7 @@ export const postgresDumpManifest = defineManifestKind({
   schema: postgresDumpManifestSchema,
   sourceBytes: (manifest) => manifest.source.sizeBytes,
   missingHint: (target) => `Run \`lifeboat backup ${target} --method dump\` first; base backups are restored with \`lifeboat pitr ${target}\``,
+  verifiedWhenTaken: (manifest) => manifest.dump.verification?.verifiedAt ?? null,
 });
 
 /** A base backup (method "base"): the whole cluster, the start of a point-in-time recovery. */
