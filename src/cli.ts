@@ -574,8 +574,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     });
 
   program
-    .command('wal-prefetch', { hidden: true })
-    .description('the prefetcher `wal-fetch --prefetch` starts: fetches the segments after the wanted one into the spool')
+    .command('wal-prefetch')
+    .description('the prefetcher `wal-fetch --prefetch` starts by itself (not run by hand): fetches the segments after the one PostgreSQL asked for into the recovery\'s spool, verified')
     .requiredOption('--spool <dir>', 'the recovery\'s prefetch spool')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
     .action(async (options: { spool: string; target?: string }) => {

@@ -46,5 +46,5 @@ export function walFetchCommand(options: { configPath: string; target: string; p
   const fetch = `${lifeboat(options, options.configPath)} wal-fetch %f %p --target ${quote(options.target)}`;
   if (options.prefetchSpool === undefined) return fetch;
   const spool = quote(resolve(options.prefetchSpool));
-  return `${quote(join(options.root ?? projectRoot, 'bin', 'lifeboat-wal-fetch'))} ${spool} %f %p ${fetch} --prefetch ${spool}`;
+  return `${quote(join(options.root ?? projectRoot, 'bin', 'lifeboat-wal-fetch'))} ${spool} ${quote(options.target)} %f %p ${fetch} --prefetch ${spool}`;
 }

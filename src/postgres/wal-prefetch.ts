@@ -20,7 +20,7 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
  *
  * The spool (one directory per recovery, beside its data directory):
  *
- *   <spool>/identity.json        the target the spool belongs to; a spool of another target is refused
+ *   <spool>/target               the target the spool belongs to (written when the recovery creates it); another target's is never read
  *   <spool>/wanted               the last segment PostgreSQL asked for that was not in the spool
  *   <spool>/prefetcher.pid       the running prefetcher
  *   <spool>/<segment>            a verified segment (both checksums of its record matched), ready to move
@@ -39,7 +39,7 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
  * (ChecksumMismatch, exit 126, recovery stops).
  */
 
-const identityFile = 'identity.json';
+const targetFile = 'target';
 const wantedFile = 'wanted';
 const pidFile = 'prefetcher.pid';
 const fetchingSuffix = '.fetching';
@@ -76,12 +76,12 @@ export async function startPrefetcher(options: StartPrefetcherOptions): Promise<
   child.unref();
 }
 
-/** The spool belongs to one target: the first wal-fetch claims it; another target is refused. */
+/** The spool belongs to one target (createPrefetchSpool, or the first wal-fetch, names it); another target is refused. */
 async function claimSpool(spool: string, target: string): Promise<void> {
-  const path = join(spool, identityFile);
-  const claimed = await readFile(path, 'utf8').then((text) => (JSON.parse(text) as { target?: string }).target, () => undefined);
-  if (claimed === undefined) {
-    await writeAtomically(path, `${JSON.stringify({ target })}\n`);
+  const path = join(spool, targetFile);
+  const claimed = (await readFile(path, 'utf8').catch(() => '')).trim();
+  if (claimed === '') {
+    await writeAtomically(path, `${target}\n`);
     return;
   }
   if (claimed !== target) {
@@ -240,15 +240,35 @@ export async function walPrefetchCommand(options: { configPath: string; target: 
   await runPrefetcher({ archive: openWalArchive({ ...spec, compression: { ...spec.compression, threads: 1 } }, options.env ?? process.env), spool: options.spool, segments });
 }
 
-/** A private spool for one recovery (the recovery owns it: created before the server starts, removed when it ends). */
-export async function createPrefetchSpool(spool: string): Promise<void> {
+/**
+ * A private spool for one recovery of target (the recovery owns it: created before the server
+ * starts, removed when it ends). What an earlier attempt left there is removed first.
+ */
+export async function createPrefetchSpool(spool: string, target: string): Promise<void> {
   await rm(spool, { recursive: true, force: true });
   await mkdir(spool, { mode: 0o700 });
-  await chownToServerUser(spool);
+  await writeFile(join(spool, targetFile), `${target}\n`, { mode: 0o600 });
+  await chownToServerUser(spool, { recursive: true });
 }
 
+/**
+ * Ends a recovery's prefetch: stops its prefetcher (it holds nothing of value: its files are in
+ * the spool) and removes the spool, retrying while a fetch that was under way still lands in it.
+ */
 export async function removePrefetchSpool(spool: string): Promise<void> {
-  await rm(spool, { recursive: true, force: true });
+  const pid = Number((await readFile(join(spool, pidFile), 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(pid) && pid > 0) {
+    // Only the prefetcher of this spool: a pid may have been reused since.
+    const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (commandLine.includes('wal-prefetch') && commandLine.includes(spool)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+  await rm(spool, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
 
 /** Where the prefetch spool of a recovery into dataDir goes: beside it, on the same file system (the quick path renames). */

@@ -119,11 +119,12 @@ describe('restore_command with prefetch (bin/lifeboat-wal-fetch)', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lifeboat-quick-fetch-'));
     trace = join(dir, 'slow-path-ran');
+    await writeFile(join(dir, 'target'), 'orders\n');
   });
   after(async () => rm(dir, { recursive: true, force: true }));
 
-  const fetch = (name: string, destination: string) =>
-    execa(join(projectRoot, 'bin', 'lifeboat-wal-fetch'), [dir, name, destination, 'sh', '-c', `touch ${trace}; exit 7`], { reject: false });
+  const fetch = (name: string, destination: string, target = 'orders') =>
+    execa(join(projectRoot, 'bin', 'lifeboat-wal-fetch'), [dir, target, name, destination, 'sh', '-c', `touch ${trace}; exit 7`], { reject: false });
 
   test('a prefetched segment is moved into place; nothing is fetched', async () => {
     await writeFile(join(dir, segment), 'fetched ahead');
@@ -132,6 +133,17 @@ describe('restore_command with prefetch (bin/lifeboat-wal-fetch)', () => {
     assert.equal(await readFile(join(dir, 'RECOVERYXLOG'), 'utf8'), 'fetched ahead');
     assert.equal(existsSync(join(dir, segment)), false);
     assert.equal(existsSync(trace), false);
+  });
+
+  test('a spool of another target is never read: the command fetches the segment itself', async () => {
+    await rm(trace, { force: true });
+    await writeFile(join(dir, segment), 'fetched ahead for orders');
+    const result = await fetch(segment, join(dir, 'RECOVERYXLOG-other'), 'invoices');
+    assert.equal(result.exitCode, 7);
+    assert.ok(existsSync(trace));
+    assert.equal(existsSync(join(dir, 'RECOVERYXLOG-other')), false);
+    assert.ok(existsSync(join(dir, segment)), 'the other target\'s file stays where it is');
+    await rm(join(dir, segment));
   });
 
   test('a segment the spool does not hold: the command fetches it (its exit status is PostgreSQL\'s answer)', async () => {

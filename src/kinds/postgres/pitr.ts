@@ -116,7 +116,7 @@ export async function recoverStep(
   // The prefetch spool lives exactly as long as this step: a new one for each attempt.
   const prefetchSpool = target.recovery.prefetchSegments > 0 ? prefetchSpoolFor(resolve(input.dataDir)) : undefined;
   try {
-    if (prefetchSpool) await createPrefetchSpool(prefetchSpool);
+    if (prefetchSpool) await createPrefetchSpool(prefetchSpool, target.name);
     const result = await recoverToTarget({
       dataDir: input.dataDir,
       manifest: input.manifest,
