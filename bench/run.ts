@@ -14,7 +14,7 @@
  *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,fanout,verify,retention] [--pg-size-mib 2048]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64]
  *                         [--fanout-targets 100] [--retention-backups 1000]
  *
  * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
@@ -41,6 +41,7 @@ import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
 import { fanoutLines, fanoutVerdicts, measureFanout, type FanoutResult } from './fanout.js';
 import { measurePostgres } from './postgres/suite.js';
+import { measureWalSpeed } from './postgres/wal-async.js';
 import { measureRetentionPlan } from './retention/suite.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
 import { waitForQuiet } from './procfs.js';
@@ -75,9 +76,10 @@ interface Options {
   pgSizeMiB: number;
   fanoutTargets: number;
   retentionBackups: number;
+  walSegments: number;
 }
 
-const suiteNames = ['sqlite', 'postgres', 'fanout', 'verify', 'retention'] as const;
+const suiteNames = ['sqlite', 'postgres', 'wal', 'fanout', 'verify', 'retention'] as const;
 type Suite = (typeof suiteNames)[number];
 
 function parseOptions(): Options {
@@ -94,6 +96,7 @@ function parseOptions(): Options {
       'pg-size-mib': { type: 'string', default: '2048' },
       'fanout-targets': { type: 'string', default: '100' },
       'retention-backups': { type: 'string', default: '1000' },
+      'wal-segments': { type: 'string', default: '64' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -113,6 +116,7 @@ function parseOptions(): Options {
     pgSizeMiB: Math.round(number('pg-size-mib', values['pg-size-mib'], 16)),
     fanoutTargets: Math.round(number('fanout-targets', values['fanout-targets'], 1)),
     retentionBackups: Math.round(number('retention-backups', values['retention-backups'], 10)),
+    walSegments: Math.round(number('wal-segments', values['wal-segments'], 2)),
   };
 }
 
@@ -625,6 +629,19 @@ async function main(): Promise<void> {
       comparisons.push(...measured.comparisons);
       postgresBackups.push(...measured.backups);
       postgresRestores.push(...measured.restores);
+    }
+    if (options.suites.has('wal')) {
+      const measured = await measureWalSpeed({
+        workDir,
+        benchRoot,
+        sizeMiB: options.pgSizeMiB,
+        runs: options.runs,
+        segments: options.walSegments,
+        settle: (paths) => settle(options, paths),
+        say,
+      });
+      comparisons.push(...measured.comparisons);
+      extraMethod.push(...measured.notes);
     }
     let fanout: FanoutResult | undefined;
     if (options.suites.has('fanout')) {
