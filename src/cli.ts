@@ -560,11 +560,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         const { walFetch, walTargetFrom } = await import('./postgres/wal-archive.js');
         const configPath = configPathFrom(global().config);
         const target = walTargetFrom(options.target);
-        const outcome = await walFetch({ configPath, target, name, destination });
-        if (options.prefetch !== undefined && outcome === 'fetched') {
+        if (options.prefetch !== undefined) {
+          // Started first, so that its start overlaps this fetch: the next call should find its segment fetched.
           const { startPrefetcher } = await import('./postgres/wal-prefetch.js');
           await startPrefetcher({ configPath, target, spool: options.prefetch, after: name }).catch((error: unknown) => say(`lifeboat wal-fetch: warning: no prefetch: ${describeFailure(error)}`));
         }
+        const outcome = await walFetch({ configPath, target, name, destination });
         setExitCode(restoreCommandExitCodes[outcome]);
       } catch (error) {
         // Not "missing": PostgreSQL must stop recovery rather than open a database without this WAL.

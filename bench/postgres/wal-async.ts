@@ -97,9 +97,11 @@ export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ compa
       QUICK_PUSH: join(projectRoot, 'bin', 'lifeboat-wal-push'),
       LB_CONFIG: lifeboatConfig,
       ASYNC_CONFIG: asyncConfig,
-      PGBACKREST_ARCHIVE: join(pgbackrestRepositoryIn(pgbackrestDir), 'archive', 'bench'),
+      // Not PGBACKREST_*: pgBackRest reads those as its options.
+      PGBR_ARCHIVE: join(pgbackrestRepositoryIn(pgbackrestDir), 'archive', 'bench'),
       ARCHIVER_SPOOL: join(work, 'archiver-spool', target),
       PREFETCH_SPOOL: prefetchSpool,
+      CLUSTER_DATA: cluster.dataDir,
       LIFEBOAT_PREBUILT: '1',
       FETCH_TEMPLATE: fetchTemplate,
     } as Record<string, string>;
@@ -110,10 +112,16 @@ export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ compa
     const lifeboatPlain = '"$NODE" "$LIFEBOAT" --config "$LB_CONFIG"';
     const lifeboat = `${asPostgres} ${lifeboatPlain}`;
     const pgbackrestAsync = pgbackrestCommand.replace('--config="$PGBACKREST_CONFIG"', '--config="$ASYNC_CONFIG"');
-    /** A pg_wal of its own for each side: hard links to the segments, nothing ready yet. */
+    /**
+     * A data directory of its own for each side: pg_wal with hard links to the segments, nothing
+     * ready yet, and the cluster's pg_control (pgBackRest reads pg1-path/global/pg_control and
+     * wants pg_wal under pg1-path).
+     */
     const walDir = (side: string): ShellStep => ({
       name: `pg_wal for ${side}`,
-      script: `rm -rf "$W/${side}"; ${asPostgres} mkdir -p "$W/${side}/pg_wal/archive_status"; for f in "$W/segments"/*; do ln "$f" "$W/${side}/pg_wal/"; done`,
+      script: `rm -rf "$W/${side}"; ${asPostgres} mkdir -p -m 700 "$W/${side}/pg_wal/archive_status" "$W/${side}/global"
+cp "$CLUSTER_DATA/global/pg_control" "$W/${side}/global/"; chown postgres:postgres "$W/${side}/global/pg_control"
+for f in "$W/segments"/*; do ln "$f" "$W/${side}/pg_wal/"; done`,
     });
     /** PostgreSQL's archiver: every segment ready at once, then archive_command for each in order, .ready renamed .done after each success. */
     const archiveLoop = (side: string, command: string): string =>
@@ -121,7 +129,7 @@ export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ compa
 for f in pg_wal/0*; do n=\${f#pg_wal/}; ${command}; mv "pg_wal/archive_status/$n.ready" "pg_wal/archive_status/$n.done"; done`;
     const reset: ShellStep = {
       name: 'empty both WAL archives and spools',
-      script: `rm -rf "$W/repository/${target}/wal" "$ARCHIVER_SPOOL"/archived/* "$W/pgbackrest/spool"/archive; find "$PGBACKREST_ARCHIVE" -type f -name "0000*" -delete`,
+      script: `rm -rf "$W/repository/${target}/wal" "$ARCHIVER_SPOOL"/archived/* "$W/pgbackrest/spool"/archive; find "$PGBR_ARCHIVE" -type f -name "0000*" -delete`,
     };
     const startArchiver: ShellStep = {
       name: 'start lifeboat archiver (resident, not timed)',
@@ -141,10 +149,10 @@ for i in $(seq 600); do [ -f "$ARCHIVER_SPOOL/archiver.heartbeat" ] && break; sl
       },
     ];
     const pgbackrestAsyncPush: ShellStep[] = [
-      { name: `pgbackrest archive-push, archive-async=y process-max=2, ${names.length} segments ready at once`, script: archiveLoop('pgbackrest-async', `${pgbackrestAsync} archive-push "$PWD/$f"`) },
+      { name: `pgbackrest archive-push, archive-async=y process-max=2, ${names.length} segments ready at once`, script: archiveLoop('pgbackrest-async', `${pgbackrestAsync} --pg1-path="$PWD" archive-push "$PWD/$f"`) },
     ];
     const lifeboatSync: ShellStep[] = [{ name: 'lifeboat wal-push, one process per segment', script: `${archiveLoop('lifeboat-sync', `${lifeboat} wal-push "$PWD/$f" --target ${target}`)}\n${count}` }];
-    const pgbackrestSync: ShellStep[] = [{ name: 'pgbackrest archive-push, one process per segment', script: archiveLoop('pgbackrest-sync', `${pgbackrestCommand} archive-push "$PWD/$f"`) }];
+    const pgbackrestSync: ShellStep[] = [{ name: 'pgbackrest archive-push, one process per segment', script: archiveLoop('pgbackrest-sync', `${pgbackrestCommand} --pg1-path="$PWD" archive-push "$PWD/$f"`) }];
     /** A recovery's restore_command for every segment in order, each compared with the archived one. */
     const fetchLoop = (command: string): string =>
       `rm -rf "$W/recovered"; ${asPostgres} mkdir -p "$W/recovered/pg_wal"; cd "$W/recovered"

@@ -50,14 +50,14 @@ export interface StartPrefetcherOptions {
   configPath: string;
   target: string;
   spool: string;
-  /** The segment wal-fetch just fetched itself (it was not in the spool). */
+  /** The segment wal-fetch is fetching itself (it was not in the spool). */
   after: string;
   env?: NodeJS.ProcessEnv;
 }
 
 /**
- * Called by `wal-fetch --prefetch` after it fetched a segment the spool did not hold: records it
- * as wanted (the prefetcher restarts from there) and starts a prefetcher unless one runs. Nothing
+ * Called by `wal-fetch --prefetch` before it fetches a segment the spool did not hold: records it
+ * as wanted (the prefetcher restarts after it) and starts a prefetcher unless one runs. Nothing
  * when the spool does not exist (the recovery that owned it ended) or prefetch is off.
  */
 export async function startPrefetcher(options: StartPrefetcherOptions): Promise<void> {
