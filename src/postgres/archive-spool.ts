@@ -9,7 +9,7 @@ import { join } from 'node:path';
  *   <spoolDir>/<target>/archiver.heartbeat   "<pid> <waitSeconds>"; its mtime is renewed every second while the archiver runs
  *   <spoolDir>/<target>/archived/<name>      the mark of a file the archiver made durable in every repository (or dropped)
  *   <spoolDir>/<target>/failed/<name>        why the archiver's last attempt at <name> failed (it retries)
- *   <spoolDir>/<target>/status.json          the archiver's queue and counters (lifeboat archive-status --spool shows them)
+ *   <spoolDir>/<target>/status.json          the archiver's queue and counters (as its metrics serve them; for a look by hand)
  *
  * A mark is one line, read by the shell script with `read`:
  *
