@@ -14,7 +14,7 @@
  *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64] [--wal-sustained-seconds 120]
  *                         [--fanout-targets 100] [--retention-backups 1000]
  *
  * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
@@ -77,6 +77,7 @@ interface Options {
   fanoutTargets: number;
   retentionBackups: number;
   walSegments: number;
+  walSustainedSeconds: number;
 }
 
 const suiteNames = ['sqlite', 'postgres', 'wal', 'fanout', 'verify', 'retention'] as const;
@@ -97,6 +98,7 @@ function parseOptions(): Options {
       'fanout-targets': { type: 'string', default: '100' },
       'retention-backups': { type: 'string', default: '1000' },
       'wal-segments': { type: 'string', default: '64' },
+      'wal-sustained-seconds': { type: 'string', default: '120' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -117,6 +119,7 @@ function parseOptions(): Options {
     fanoutTargets: Math.round(number('fanout-targets', values['fanout-targets'], 1)),
     retentionBackups: Math.round(number('retention-backups', values['retention-backups'], 10)),
     walSegments: Math.round(number('wal-segments', values['wal-segments'], 2)),
+    walSustainedSeconds: Math.round(number('wal-sustained-seconds', values['wal-sustained-seconds'], 0)),
   };
 }
 
@@ -600,6 +603,7 @@ async function main(): Promise<void> {
       }
     }
     const verifications: Execution[] = [];
+    const sections: Array<{ title: string; lines: string[] }> = [];
     const extraMethod: string[] = [];
     if (options.suites.has('verify')) {
       const installation = await install('verify');
@@ -637,11 +641,13 @@ async function main(): Promise<void> {
         sizeMiB: options.pgSizeMiB,
         runs: options.runs,
         segments: options.walSegments,
+        sustainedSeconds: options.walSustainedSeconds,
         settle: (paths) => settle(options, paths),
         say,
       });
       comparisons.push(...measured.comparisons);
       extraMethod.push(...measured.notes);
+      sections.push(...measured.sections);
     }
     let fanout: FanoutResult | undefined;
     if (options.suites.has('fanout')) {
@@ -672,7 +678,7 @@ async function main(): Promise<void> {
           : []),
         ...(verifications.length ? [memory('worker peak RSS while verifying', verifications)] : []),
       ],
-      ...(fanout ? { sections: [{ title: 'Fan-out: schedules firing together (bench/fanout.ts)', lines: fanoutLines(fanout) }] } : {}),
+      ...(fanout || sections.length ? { sections: [...sections, ...(fanout ? [{ title: 'Fan-out: schedules firing together (bench/fanout.ts)', lines: fanoutLines(fanout) }] : [])] } : {}),
     };
 
     const print = (lines: string[]) => console.log(lines.join('\n'));
@@ -683,6 +689,10 @@ async function main(): Promise<void> {
       print(resultsTable(report));
       console.log('\nWhere the time goes\n');
       print(breakdownLines(report));
+    }
+    for (const section of sections) {
+      console.log(`\n${section.title}\n`);
+      print(section.lines);
     }
     if (fanout) {
       console.log('\nFan-out\n');

@@ -33,6 +33,7 @@ import { runShell, type Execution, type ShellStep } from '../measure.js';
 import type { Comparison, Variant } from '../report.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
 import { ensureBenchCluster, startBenchCluster } from './dataset.js';
+import { measureSustained, sustainedLines } from './wal-sustained.js';
 
 const target = 'pgbench';
 const segmentBytes = 16 << 20;
@@ -43,11 +44,13 @@ export interface WalSuiteOptions {
   sizeMiB: number;
   runs: number;
   segments: number;
+  /** The sustained pgbench load per archiving mode (0: not measured). */
+  sustainedSeconds: number;
   settle: (paths: string[]) => Promise<void>;
   say: (line: string) => void;
 }
 
-export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ comparisons: Comparison[]; notes: string[] }> {
+export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ comparisons: Comparison[]; notes: string[]; sections: Array<{ title: string; lines: string[] }> }> {
   const { say } = options;
   if (!freshCliBundle()) await buildCliBundle();
   const dataset = await ensureBenchCluster(options.benchRoot, options.sizeMiB, say);
@@ -223,7 +226,11 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       for (const side of run % 2 === 1 ? [syncLifeboat, syncPgbackrest] : [syncPgbackrest, syncLifeboat]) await side();
     }
     const bytes = names.length * segmentBytes;
+    const sustained = options.sustainedSeconds > 0 ? await measureSustained({ workDir: work, seconds: options.sustainedSeconds, say }) : [];
     return {
+      sections: sustained.length
+        ? [{ title: `Sustained WAL: pgbench -c 4 -j 2 for ${options.sustainedSeconds} s (synchronous_commit off), archiving off / on / async (bench/postgres/wal-sustained.ts)`, lines: sustainedLines(sustained) }]
+        : [],
       comparisons: [
         { id: 'pg-wal-async-push', title: 'WAL archive throughput: archive.mode async vs pgBackRest archive-async, process-max 2', lifeboat: rows.asyncPush, baseline: rows.pgbackrestAsyncPush, maxRatio: 1.0, databaseBytes: bytes },
         { id: 'pg-wal-prefetch-fetch', title: 'WAL restore_command throughput: prefetch vs pgBackRest archive-get async, process-max 2', lifeboat: rows.fetch, baseline: rows.pgbackrestFetch, maxRatio: 1.0, databaseBytes: bytes },
