@@ -23,6 +23,7 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
  *   <spool>/target               the target the spool belongs to (written when the recovery creates it); another target's is never read
  *   <spool>/wanted               the last segment PostgreSQL asked for that was not in the spool
  *   <spool>/prefetcher.pid       the running prefetcher
+ *   <spool>/next                 the segment the prefetcher starts next (the quick path waits for it)
  *   <spool>/<segment>            a verified segment (both checksums of its record matched), ready to move
  *   <spool>/<segment>.fetching   a segment being fetched (the quick path waits for it)
  *
@@ -42,6 +43,7 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
 const targetFile = 'target';
 const wantedFile = 'wanted';
 const pidFile = 'prefetcher.pid';
+const nextFile = 'next';
 const fetchingSuffix = '.fetching';
 /** A prefetcher with nothing to do for this long exits (PostgreSQL stopped asking). */
 const idleExitMs = 120_000;
@@ -121,6 +123,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
 
   let wanted = '';
   let cursor: string | undefined;
+  let announced: string | undefined;
   let segmentBytes: number | undefined;
   let ended = false;
   let lastProgress = Date.now();
@@ -174,6 +177,17 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
             }),
           );
         }
+        // The quick path waits for the segment the prefetcher starts next rather than fetch it
+        // beside it; only while there is room to start it (else it would wait for nothing).
+        const next = held + inFlight.size < options.segments ? cursor : undefined;
+        if (next !== announced) {
+          announced = next;
+          if (next === undefined) await rm(join(spool, nextFile), { force: true });
+          else await writeAtomically(join(spool, nextFile), `${next}\n`).catch(() => undefined);
+        }
+      } else if (announced !== undefined) {
+        announced = undefined;
+        await rm(join(spool, nextFile), { force: true });
       }
       if (Date.now() - lastProgress > idleExitMs) break;
       await new Promise<void>((resolve) => {
@@ -188,6 +202,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
     await Promise.allSettled(inFlight.values());
   } finally {
     watcher?.close();
+    await rm(join(spool, nextFile), { force: true }).catch(() => undefined);
     const pid = (await readFile(pidPath, 'utf8').catch(() => '')).trim();
     if (pid === String(process.pid)) await rm(pidPath, { force: true });
   }

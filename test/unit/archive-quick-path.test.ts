@@ -165,6 +165,42 @@ describe('restore_command with prefetch (bin/lifeboat-wal-fetch)', () => {
   });
 });
 
+describe('restore_command with prefetch: the segment the prefetcher starts next', () => {
+  let dir: string;
+  let trace: string;
+  const name = '000000010000000B00000001';
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-quick-next-'));
+    trace = join(dir, 'slow-path-ran');
+    await writeFile(join(dir, 'target'), 'orders\n');
+    await writeFile(join(dir, 'next'), `${name}\n`);
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  const fetch = () => execa(join(projectRoot, 'bin', 'lifeboat-wal-fetch'), [dir, 'orders', name, join(dir, 'RECOVERYXLOG'), 'sh', '-c', `touch ${trace}; exit 7`], { reject: false });
+
+  test('while the prefetcher runs, it waits for it instead of fetching beside it', async () => {
+    await writeFile(join(dir, 'prefetcher.pid'), `${process.pid}\n`);
+    const fetching = fetch();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await writeFile(join(dir, name), 'fetched next');
+    const result = await fetching;
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(await readFile(join(dir, 'RECOVERYXLOG'), 'utf8'), 'fetched next');
+    assert.equal(existsSync(trace), false);
+  });
+
+  test('a prefetcher that is gone is not waited for: the command fetches the segment itself', async () => {
+    const gone = execa('true');
+    await gone;
+    await writeFile(join(dir, 'prefetcher.pid'), `${gone.pid}\n`);
+    const result = await fetch();
+    assert.equal(result.exitCode, 7);
+    assert.ok(existsSync(trace));
+  });
+});
+
 describe('the segment after a segment', () => {
   test('counts within a log, then carries into the next log, on the same timeline', () => {
     assert.equal(nextSegment('000000010000000A000000FE', 16 << 20), '000000010000000A000000FF');
