@@ -72,7 +72,7 @@ describe('retention and verify survive a killed worker', () => {
 
     assert.deepEqual(broken, [], 'no backup was ever listed with objects missing');
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, planRetention: 1, applyRetention: 1, writeReport: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, planRetention: 1, applyRetention: 1, writeReport: 1, recordAudit: 1 });
     assert.equal(runs.attempts.applyRetention, 2, 'the interrupted removal ran again on the new worker');
     assert.deepEqual(await s3.listBackupFolders('archive'), [manifests[0]!.id], 'only the kept backup is left, with nothing of the others');
     assert.deepEqual((await s3.backend.list('archive/retention/')).map((o) => o.key), [], 'no deletion left half done');
@@ -99,7 +99,7 @@ describe('retention and verify survive a killed worker', () => {
     assert.ok(repository.resumedAfter !== null && manifests.some((m) => repository.resumedAfter === local.objectKey('big', m.id, 'db.sqlite.zst')), `went on after a key it had read (${repository.resumedAfter})`);
     assert.ok(repository.backups.every((b) => b.lastReadInFullAt !== null));
     const runs = await activityRuns(lifeboat.client, handle.workflowId);
-    assert.deepEqual(runs.scheduled, { resolveTarget: 1, verifyStoredRepository: 1, writeReport: 1 });
+    assert.deepEqual(runs.scheduled, { resolveTarget: 1, verifyStoredRepository: 1, writeReport: 1, recordAudit: 1 });
     assert.equal(runs.attempts.verifyStoredRepository, 2);
   });
 });

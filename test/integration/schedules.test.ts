@@ -302,7 +302,7 @@ describe('schedules declared in the config, on a real Temporal server', () => {
       const result = (await lifeboat.client.workflow.getHandle(run).result()) as BackupResult;
       assert.equal(result.target, big);
       const runs = await activityRuns(lifeboat.client, run);
-      assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1 });
+      assert.deepEqual(runs.scheduled, { resolveTarget: 1, snapshotAndUpload: 1, writeManifest: 1, verifyStoredBackup: 1, recordAudit: 1 });
       assert.equal(runs.attempts.snapshotAndUpload, 2, 'the interrupted step ran again on the new worker');
       await lifeboat.killSpawnedWorkers();
     });
