@@ -14,7 +14,7 @@
  *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,fanout,verify,retention] [--pg-size-mib 2048]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64] [--wal-sustained-seconds 120]
  *                         [--fanout-targets 100] [--retention-backups 1000]
  *
  * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
@@ -41,6 +41,7 @@ import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
 import { fanoutLines, fanoutVerdicts, measureFanout, type FanoutResult } from './fanout.js';
 import { measurePostgres } from './postgres/suite.js';
+import { measureWalSpeed } from './postgres/wal-async.js';
 import { measureRetentionPlan } from './retention/suite.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
 import { waitForQuiet } from './procfs.js';
@@ -75,9 +76,11 @@ interface Options {
   pgSizeMiB: number;
   fanoutTargets: number;
   retentionBackups: number;
+  walSegments: number;
+  walSustainedSeconds: number;
 }
 
-const suiteNames = ['sqlite', 'postgres', 'fanout', 'verify', 'retention'] as const;
+const suiteNames = ['sqlite', 'postgres', 'wal', 'fanout', 'verify', 'retention'] as const;
 type Suite = (typeof suiteNames)[number];
 
 function parseOptions(): Options {
@@ -94,6 +97,8 @@ function parseOptions(): Options {
       'pg-size-mib': { type: 'string', default: '2048' },
       'fanout-targets': { type: 'string', default: '100' },
       'retention-backups': { type: 'string', default: '1000' },
+      'wal-segments': { type: 'string', default: '64' },
+      'wal-sustained-seconds': { type: 'string', default: '120' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -113,6 +118,8 @@ function parseOptions(): Options {
     pgSizeMiB: Math.round(number('pg-size-mib', values['pg-size-mib'], 16)),
     fanoutTargets: Math.round(number('fanout-targets', values['fanout-targets'], 1)),
     retentionBackups: Math.round(number('retention-backups', values['retention-backups'], 10)),
+    walSegments: Math.round(number('wal-segments', values['wal-segments'], 2)),
+    walSustainedSeconds: Math.round(number('wal-sustained-seconds', values['wal-sustained-seconds'], 0)),
   };
 }
 
@@ -596,6 +603,7 @@ async function main(): Promise<void> {
       }
     }
     const verifications: Execution[] = [];
+    const sections: Array<{ title: string; lines: string[] }> = [];
     const extraMethod: string[] = [];
     if (options.suites.has('verify')) {
       const installation = await install('verify');
@@ -626,6 +634,21 @@ async function main(): Promise<void> {
       postgresBackups.push(...measured.backups);
       postgresRestores.push(...measured.restores);
     }
+    if (options.suites.has('wal')) {
+      const measured = await measureWalSpeed({
+        workDir,
+        benchRoot,
+        sizeMiB: options.pgSizeMiB,
+        runs: options.runs,
+        segments: options.walSegments,
+        sustainedSeconds: options.walSustainedSeconds,
+        settle: (paths) => settle(options, paths),
+        say,
+      });
+      comparisons.push(...measured.comparisons);
+      extraMethod.push(...measured.notes);
+      sections.push(...measured.sections);
+    }
     let fanout: FanoutResult | undefined;
     if (options.suites.has('fanout')) {
       await settle(options, []);
@@ -655,7 +678,7 @@ async function main(): Promise<void> {
           : []),
         ...(verifications.length ? [memory('worker peak RSS while verifying', verifications)] : []),
       ],
-      ...(fanout ? { sections: [{ title: 'Fan-out: schedules firing together (bench/fanout.ts)', lines: fanoutLines(fanout) }] } : {}),
+      ...(fanout || sections.length ? { sections: [...sections, ...(fanout ? [{ title: 'Fan-out: schedules firing together (bench/fanout.ts)', lines: fanoutLines(fanout) }] : [])] } : {}),
     };
 
     const print = (lines: string[]) => console.log(lines.join('\n'));
@@ -666,6 +689,10 @@ async function main(): Promise<void> {
       print(resultsTable(report));
       console.log('\nWhere the time goes\n');
       print(breakdownLines(report));
+    }
+    for (const section of sections) {
+      console.log(`\n${section.title}\n`);
+      print(section.lines);
     }
     if (fanout) {
       console.log('\nFan-out\n');

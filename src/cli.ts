@@ -587,21 +587,50 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('wal-fetch <name> <destination>')
     .description('restore_command: fetch WAL file %f to %p, verified; exit 1 when the archive does not have it')
     .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
-    .action(async (name: string, destination: string, options: { target?: string }) => {
+    .option('--prefetch <spool>', 'keep a prefetcher fetching the following segments into this directory (it must exist; bin/lifeboat-wal-fetch moves them into place)')
+    .action(async (name: string, destination: string, options: { target?: string; prefetch?: string }) => {
       try {
         const { walFetch, walTargetFrom } = await import('./postgres/wal-archive.js');
-        const outcome = await walFetch({
-          configPath: configPathFrom(global().config),
-          target: walTargetFrom(options.target),
-          name,
-          destination,
-        });
+        const configPath = configPathFrom(global().config);
+        const target = walTargetFrom(options.target);
+        if (options.prefetch !== undefined) {
+          // Started first, so that its start overlaps this fetch: the next call should find its segment fetched.
+          const { startPrefetcher } = await import('./postgres/wal-prefetch.js');
+          await startPrefetcher({ configPath, target, spool: options.prefetch, after: name }).catch((error: unknown) => say(`lifeboat wal-fetch: warning: no prefetch: ${describeFailure(error)}`));
+        }
+        const outcome = await walFetch({ configPath, target, name, destination });
         setExitCode(restoreCommandExitCodes[outcome]);
       } catch (error) {
         // Not "missing": PostgreSQL must stop recovery rather than open a database without this WAL.
         say(`lifeboat wal-fetch: ${describeFailure(error)}`);
         setExitCode(restoreCommandExitCodes.failed);
       }
+    });
+
+  program
+    .command('wal-prefetch')
+    .description('the prefetcher `wal-fetch --prefetch` starts by itself (not run by hand): fetches the segments after the one PostgreSQL asked for into the recovery\'s spool, verified')
+    .requiredOption('--spool <dir>', 'the recovery\'s prefetch spool')
+    .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
+    .action(async (options: { spool: string; target?: string }) => {
+      const [{ walPrefetchCommand }, { walTargetFrom }] = await Promise.all([import('./postgres/wal-prefetch.js'), import('./postgres/wal-archive.js')]);
+      await walPrefetchCommand({ configPath: configPathFrom(global().config), target: walTargetFrom(options.target), spool: options.spool });
+    });
+
+  program
+    .command('archiver')
+    .description('archive.mode "async": push the WAL files PostgreSQL marks ready, ahead of archive_command, and mark them done in the spool (runs until SIGTERM; on the database host, as the server\'s OS user)')
+    .option('--target <name>', 'postgres target (default: $LIFEBOAT_TARGET)')
+    .option('--data-dir <dir>', 'the cluster\'s data directory (default: $PGDATA)')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics')
+    .action(async (options: { target?: string; dataDir?: string; metricsListen?: string }) => {
+      const [{ archiverCommand }, { walTargetFrom }] = await Promise.all([import('./postgres/archiver-command.js'), import('./postgres/wal-archive.js')]);
+      await archiverCommand({
+        configPath: configPathFrom(global().config),
+        target: walTargetFrom(options.target),
+        dataDir: options.dataDir,
+        ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}),
+      });
     });
 
   program

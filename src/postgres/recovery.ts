@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import { projectRoot } from '../dev/tools.js';
 import { LifeboatError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import { listBaseBackups, type BaseBackupManifest } from './base-backup.js';
@@ -388,16 +387,7 @@ async function describeSourceArchiver(ask: () => Promise<ArchiveStatus>, server:
   }
 }
 
-/**
- * The restore_command that fetches WAL with this checkout's `lifeboat wal-fetch`. PostgreSQL runs
- * it through /bin/sh, so every part is shell-quoted, and '%' in paths is doubled (PostgreSQL
- * replaces %f and %p itself).
- */
-export function walFetchCommand(options: { configPath: string; target: string; node?: string; cli?: string }): string {
-  const part = (value: string): string => `'${value.replace(/'/g, `'\\''`).replace(/%/g, '%%')}'`;
-  const cli = options.cli ?? join(projectRoot, 'bin', 'lifeboat.js');
-  return `${part(options.node ?? process.execPath)} ${part(cli)} --config ${part(resolve(options.configPath))} wal-fetch %f %p --target ${part(options.target)}`;
-}
+export { walFetchCommand } from './archive-commands.js';
 
 /**
  * The log's "last completed transaction was at log time ..." as UTC ISO: what a re-run reports when

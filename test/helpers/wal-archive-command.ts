@@ -27,6 +27,8 @@ export async function writeWalArchiveConfig(
   name: string,
   spec: WalArchiveSpec,
   connection?: { host: string; port: number; user: string },
+  /** More settings of the target (archive, recovery). */
+  targetSettings: Record<string, unknown> = {},
 ): Promise<WalArchiveConfig> {
   const configFile = join(dir, name);
   const config = {
@@ -36,6 +38,7 @@ export async function writeWalArchiveConfig(
         type: 'postgres',
         repositories: spec.repositories.map(({ name: repository }) => repository),
         ...(connection ? { connection } : {}),
+        ...targetSettings,
       },
     },
     compression: spec.compression,

@@ -155,6 +155,8 @@ describe('PostgreSQL base backup, PITR and drill runbooks', () => {
       assert.ok(result.walTimeline >= 2, 'promoted to a timeline of its own');
       assert.ok(result.cluster.dataDir.startsWith(`${source.recoveryDir}/${target}-pitr-`), result.cluster.dataDir);
       assert.ok(result.cluster.port > 0 && result.cluster.port !== source.db.cluster.port);
+      // Prefetch (recovery.prefetchSegments, on by default): its spool ended with the recovery, while the recovered cluster runs on.
+      assert.equal(existsSync(`${result.cluster.dataDir}.wal-prefetch`), false, 'the prefetch spool is removed');
       assert.deepEqual(result.checks.map((c) => c.passed), [true, true]);
       assert.deepEqual(
         result.timeline.map((step) => step.name),

@@ -99,6 +99,16 @@ const postgresRecoverySchema = z
           'the server user must be able to reach it. Default: <system temp dir>/lifeboat-recovery.',
       ),
     timeoutSeconds: z.number().int().positive().default(3600).describe('How long WAL replay may take before the recovery is stopped and reported as failed.'),
+    prefetchSegments: z
+      .number()
+      .int()
+      .min(0)
+      .max(256)
+      .default(8)
+      .describe(
+        'restore_command (`lifeboat wal-fetch`) of a PITR or drill fetches up to this many following WAL segments ahead of replay, two at a time, each checked ' +
+          'against its record, into a spool beside the recovered data directory that is removed when the recovery ends; 0: one segment per call, as asked.',
+      ),
     cutover: z
       .object({
         dataDir: z.string().min(1).describe('The live cluster\'s data directory, which `lifeboat pitr --cutover` replaces (it must be on the same file system as recovery.dir).'),
@@ -127,12 +137,14 @@ const postgresRecoverySchema = z
 const postgresArchiveSchema = z
   .object({
     mode: z
-      .enum(['on', 'off'])
+      .enum(['on', 'async', 'off'])
       .default('on')
       .describe(
-        '"on": PostgreSQL archives this target\'s WAL with `lifeboat wal-push` (archive_command), and every base backup checks that it arrives: ' +
+        '"on": PostgreSQL archives this target\'s WAL with `lifeboat wal-push` (archive_command), one segment per call, and every base backup checks that it arrives: ' +
           'the backup waits until the WAL segment holding its stop point is in the archive of every repository, else it fails with ArchiveNotWorking. ' +
-          '"off": this target does not archive WAL (base backups used on their own); the check is skipped.',
+          '"async": the same guarantee and the same check, but `lifeboat archiver` (a daemon on the database host, as the server\'s OS user) pushes the segments ' +
+          'PostgreSQL marks ready, `parallel` at a time, and archive_command is the quick `bin/lifeboat-wal-push`, which only finds its segment done ' +
+          '(docs/postgresql-deployment.md). "off": this target does not archive WAL (base backups used on their own); the check is skipped.',
       ),
     checkTimeoutSeconds: z
       .number()
@@ -141,6 +153,35 @@ const postgresArchiveSchema = z
       .max(3600)
       .default(60)
       .describe('How long a base backup waits for the WAL segment holding its stop point to reach the archive before it fails with ArchiveNotWorking.'),
+    spoolDir: z
+      .string()
+      .default('/var/spool/lifeboat')
+      .describe(
+        'mode "async": the archiver\'s spool on the database host (<spoolDir>/<target>/), where it marks each segment it has made durable in every repository; ' +
+          'archive_command reads the marks. Local, writable by the server\'s OS user, outside the data directory.',
+      ),
+    parallel: z.number().int().min(1).max(16).default(2).describe('mode "async": how many segments the archiver pushes at once (each through one zstd thread).'),
+    waitSeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(3600)
+      .default(60)
+      .describe(
+        'mode "async": how long archive_command waits for the running archiver to finish its segment before it pushes the segment itself (as mode "on" does).',
+      ),
+    queueMaxBytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'mode "async": the most WAL that may wait in pg_wal for an archive that cannot be reached. Past it the archiver DROPS every waiting segment: ' +
+          'archive_command reports them archived without storing them, so pg_wal shrinks and the database keeps running, and point-in-time recovery ' +
+          'cannot cross the gap until the next base backup (an error in the server log, lifeboat_archiver_dropped_segments_total). ' +
+          'Unset (the default): nothing is ever dropped, pg_wal grows until the archive is back (or the disk is full). ' +
+          'Like pgBackRest\'s archive-push-queue-max; give a few GiB below the free space of pg_wal\'s disk.',
+      ),
   })
   .strict();
 
@@ -162,10 +203,10 @@ export const postgresTargetSchema = z
     dump: postgresDumpSchema.default({ jobs: 2, verify: false, approvalTimeoutSeconds: 3600 }).describe('Logical backups with pg_dump and restores with pg_restore.'),
     base: postgresBaseSchema.default({ partSizeMiB: 64, compressionLevel: 1, checkpoint: 'fast', compressAt: 'server' }).describe('Physical base backups with pg_basebackup (method "base"). connection.user needs REPLICATION.'),
     archive: postgresArchiveSchema
-      .default({ mode: 'on', checkTimeoutSeconds: 60 })
+      .default({ mode: 'on', checkTimeoutSeconds: 60, spoolDir: '/var/spool/lifeboat', parallel: 2, waitSeconds: 60 })
       .describe('WAL archiving of this target (archive_command = `lifeboat wal-push %p --target <name>`), and the check every base backup makes of it.'),
     recovery: postgresRecoverySchema
-      .default({ timeoutSeconds: 3600 })
+      .default({ timeoutSeconds: 3600, prefetchSegments: 8 })
       .describe('Point-in-time recovery (`lifeboat pitr`) and base-backup drills: where recovered clusters go and how long recovery may take.'),
     drill: drillSchema
       .default({ smokeChecks: [] })

@@ -12,6 +12,7 @@ import { connectTo } from '../../postgres/dump-connection.js';
 import { chooseBaseBackupFrom, connectRecovered, recoverToTarget, stopRecoveredCluster, walFetchCommand, type RecoveredCluster, type RecoveryResult } from '../../postgres/recovery.js';
 import { describeRecoveryTarget, parseRecoveryTarget, type RecoveryTarget } from '../../postgres/recovery-target.js';
 import { chownToServerUser } from '../../postgres/tools.js';
+import { createPrefetchSpool, prefetchSpoolFor, removePrefetchSpool } from '../../postgres/wal-prefetch.js';
 import type { PostgresBaseManifest } from '../../repository/manifest.js';
 import type { SmokeCheckResult } from '../contract.js';
 import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
@@ -112,13 +113,16 @@ export async function recoverStep(
   const { target } = input;
   const context = Context.current();
   const progress = startProgress('recover', 0);
+  // The prefetch spool lives exactly as long as this step: a new one for each attempt.
+  const prefetchSpool = target.recovery.prefetchSegments > 0 ? prefetchSpoolFor(resolve(input.dataDir)) : undefined;
   try {
+    if (prefetchSpool) await createPrefetchSpool(prefetchSpool, target.name);
     const result = await recoverToTarget({
       dataDir: input.dataDir,
       manifest: input.manifest,
       recoveryTarget: input.recoveryTarget,
       ...(input.timeline !== undefined ? { timeline: input.timeline } : {}),
-      restoreCommand: walFetchCommand({ configPath: resolve(deps.configPath), target: target.name }),
+      restoreCommand: walFetchCommand({ configPath: resolve(deps.configPath), target: target.name, ...(prefetchSpool ? { prefetchSpool } : {}) }),
       serverEnv: restoreCommandEnvironment(target, deps.env),
       archive: { repositories: openRepositories(target, deps.env), target: target.name },
       sourceArchiver: () => checkArchive({ target }, deps.env),
@@ -133,6 +137,8 @@ export async function recoverStep(
     return result;
   } finally {
     progress.stop();
+    // Promoted, failed or cancelled: the recovery is over, its prefetcher exits when the spool goes.
+    if (prefetchSpool) await removePrefetchSpool(prefetchSpool);
   }
 }
 
@@ -145,6 +151,7 @@ export async function removeRecoveredStep(input: { dataDir: string; socketDir?: 
   const existed = existsSync(dataDir) || existsSync(stagingDirFor(dataDir));
   await removeCluster(dataDir);
   await rm(stagingDirFor(dataDir), { recursive: true, force: true });
+  await removePrefetchSpool(prefetchSpoolFor(dataDir));
   if (input.socketDir) await rm(input.socketDir, { recursive: true, force: true });
   return { removed: existed };
 }

@@ -4,13 +4,12 @@
  * the check forces out arrives in every repository of the target, as pgBackRest's `check` does.
  */
 import { execa } from 'execa';
-import { join } from 'node:path';
 import type pg from 'pg';
 import type { PostgresTargetConfig, RepositoryConfig } from '../../config/schema.js';
-import { projectRoot } from '../../dev/tools.js';
 import { LifeboatError } from '../../errors.js';
 import { connectTo, describeConnection } from '../../postgres/dump-connection.js';
 import { pgBinary, pgBinDirEnv, type PgTool } from '../../postgres/tools.js';
+import { archiveCommandLine as commandLine, type ArchiveCommandSettings } from '../../postgres/archive-commands.js';
 import { archiveStatus, walRecordKey } from '../../postgres/wal-archive.js';
 import { openBackend } from '../../repository/open.js';
 import { Finding, messageOf } from '../../check/result.js';
@@ -88,9 +87,9 @@ export async function checkPostgresTools(target: PostgresTargetConfig, serverMaj
   return found.join(', ');
 }
 
-/** The archive_command line that makes the server archive into this target (as README shows it). */
-export function archiveCommandLine(targetName: string, configPath: string): string {
-  return `${process.execPath} ${join(projectRoot, 'bin', 'lifeboat.js')} --config ${configPath} wal-push %p --target ${targetName}`;
+/** The archive_command line that makes the server archive into this target (as the deployment page shows it). */
+export function archiveCommandLine(targetName: string, configPath: string, archive?: ArchiveCommandSettings): string {
+  return commandLine(targetName, configPath, archive);
 }
 
 /** Whether archive_command runs Lifeboat's wal-push for this target. */
@@ -113,7 +112,7 @@ export async function checkArchiving(
   repositories: Array<{ name: string; config: RepositoryConfig }>,
   options: { configPath: string; env: NodeJS.ProcessEnv; timeoutMs: number },
 ): Promise<string> {
-  const line = archiveCommandLine(targetName, options.configPath);
+  const line = archiveCommandLine(targetName, options.configPath, target.archive);
   return withConnection(target.connection, options.env, async (client) => {
     const facts = await serverFacts(client);
     if (facts.archiveMode === 'off') {
