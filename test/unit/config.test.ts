@@ -53,6 +53,15 @@ describe('configuration', () => {
     assert.match(message, /local/);
   });
 
+  test('minCopies below the number of repositories is refused for a kind whose backups cannot land with fewer copies, and taken for one that can', () => {
+    const repositories = { local: { type: 'fs', path: '/b/local' }, offsite: { type: 'fs', path: '/b/offsite' } };
+    const message = invalidConfigMessage({ repositories, targets: { etc: { type: 'files', roots: ['/etc'], repositories: ['local', 'offsite'], minCopies: 1 } } });
+    assert.match(message, /targets\.etc\.minCopies: a files target's backup cannot yet go on without one of its repositories: every repository takes every backup; remove minCopies \(or set it to 2\)/);
+    const sqlite = parseConfig({ repositories, targets: { orders: { type: 'sqlite', path: '/srv/orders.sqlite', repositories: ['local', 'offsite'], minCopies: 1 } } }, 'lifeboat.config.yaml');
+    assert.equal(sqlite.targets.orders!.minCopies, 1);
+    parseConfig({ repositories, targets: { etc: { type: 'files', roots: ['/etc'], repositories: ['local', 'offsite'], minCopies: 2 } } }, 'lifeboat.config.yaml');
+  });
+
   test('S3 credentials must be environment variable names, not values', () => {
     const message = invalidConfigMessage({
       ...valid,
