@@ -42,7 +42,9 @@ export async function verifyStoredRepository(
       repository,
       target: input.target.name,
       readData,
-      runId: context.info.workflowExecution?.workflowId ?? `activity-${context.info.activityId}`,
+      // The run, not only its workflow id: two verify runs started within one second share the id
+      // (verify-<target>-<second>), and the second must move the cursor on, not read the same slices.
+      runId: context.info.workflowExecution ? `${context.info.workflowExecution.workflowId}/${context.info.workflowExecution.runId}` : `activity-${context.info.activityId}`,
       resume,
       onCheckpoint: (checkpoint) => progress.attach({ checkpoint }),
       onProgress: (p) => progress.set(p),

@@ -406,7 +406,7 @@ describe('bad input gets a clear, typed, non-retryable error and nothing is lost
       {
         name: 'an unknown field',
         yaml: (good) => stringify(withTarget(good, { type: 'sqlite', path: '/data/x.sqlite', repositories: ['local'], pathh: '/data/y.sqlite' })),
-        says: [/targets\.x: Unrecognized key: "pathh"/, /expected one of: type, path, repositories, [a-z, ]*checks/],
+        says: [/targets\.x: Unrecognized key: "pathh"/, /expected one of: type, path, repositories, [a-zA-Z, ]*checks/],
       },
       {
         name: 'a wrong type',
