@@ -506,13 +506,14 @@ function silenceNodeVersionWarning(): void {
 async function main(): Promise<void> {
   silenceNodeVersionWarning();
   const options = parseOptions();
-  // The AWS CLI (--bench) and the 1 GiB database are the SQLite suite's; the others need neither.
+  // The AWS CLI (--bench) is the SQLite suite's; the 1 GiB database is the SQLite and verify suites'.
   const sqlite = options.suites.has('sqlite');
   say(`bootstrapping tools (scripts/bootstrap.sh${sqlite ? ' --bench' : ''})`);
   await execa('bash', [join(projectRoot, 'scripts', 'bootstrap.sh'), ...(sqlite ? ['--bench'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] });
 
   const benchRoot = join(projectRoot, '.lifeboat', 'bench');
-  const database = sqlite ? await ensureBenchDatabase(benchRoot, options.sizeMiB, say) : undefined;
+  // The verify suite reads back a backup of the same database.
+  const database = sqlite || options.suites.has('verify') ? await ensureBenchDatabase(benchRoot, options.sizeMiB, say) : undefined;
   const workDir = join(benchRoot, 'work');
   await rm(workDir, { recursive: true, force: true });
   await mkdir(workDir, { recursive: true });
