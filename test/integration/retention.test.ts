@@ -210,7 +210,9 @@ describe('lifeboat forget', () => {
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
       ...extra,
     });
-    await writeLease(local, lease(waiting.workflowId, olds[0]!));
+    // With its run id, as a run's own lease has: a later run may get the same workflow id (ids are
+    // per second) once this one has ended, and must not be taken for it.
+    await writeLease(local, lease(waiting.workflowId, olds[0]!, { runId: (await waiting.describe()).runId }));
     await writeLease(local, lease('restore-guarded-finished-long-ago', olds[1]!));
     await writeLease(local, lease('copy-on-the-dr-site', olds[2]!, { namespace: 'dr-site' }));
     const result = await lifeboat.run('retention', { target });
