@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { decryptionKeyFor } from '../payload.js';
 import { LifeboatError } from '../../errors.js';
 import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../../pipeline/compress.js';
 import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
@@ -439,24 +440,8 @@ export interface RestoredDump {
 
 const safeFileName = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
 
-async function decryptionKey(target: ResolvedPostgresTarget, manifest: PostgresDumpManifest): Promise<Buffer | undefined> {
-  if (!manifest.encryption) return undefined;
-  if (!target.encryption) {
-    throw new LifeboatError(
-      'EncryptionKeyUnavailable',
-      `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`,
-      'Set encryption.keyFile to the key the backup was made with',
-    );
-  }
-  const key = await loadKeyFile(target.encryption.keyFile);
-  if (keyId(key) !== manifest.encryption.keyId) {
-    throw new LifeboatError(
-      'WrongEncryptionKey',
-      `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`,
-      'Point encryption.keyFile at the key the backup was made with',
-    );
-  }
-  return key;
+function decryptionKey(target: ResolvedPostgresTarget, manifest: PostgresDumpManifest): Promise<Buffer | undefined> {
+  return decryptionKeyFor(target, manifest);
 }
 
 /** Downloads every file of the dump from one repository into the spool, checking both checksums of each. */
