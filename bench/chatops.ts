@@ -32,6 +32,7 @@ import { startTemporalDevServer } from '../src/dev/temporal-server.js';
 import { createLogger } from '../src/logger.js';
 import { startServe } from '../src/serve/server.js';
 import { startReceiver } from '../test/helpers/receiver.js';
+import { percentile, runSuite, verdict } from './percentiles.js';
 
 const say = (line: string): void => void process.stderr.write(`bench:chatops: ${line}\n`);
 
@@ -55,10 +56,6 @@ function options() {
     return value;
   };
   return { concurrency: int('concurrency'), rounds: int('rounds'), targets: int('targets'), keep: values.keep ?? false };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
 /** Signed as Slack signs (v0); computed here from the documented scheme rather than with serve's own code. */
@@ -179,14 +176,7 @@ async function main(): Promise<number> {
     await temporal.stop();
     if (!o.keep) await rm(workDir, { recursive: true, force: true });
   }
-  for (const failure of failures) say(`TARGET MISSED: ${failure}`);
-  return failures.length ? 1 : 0;
+  return verdict(say, failures);
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    say(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    process.exit(1);
-  },
-);
+runSuite(say, main);

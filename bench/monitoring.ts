@@ -30,6 +30,7 @@ import { startServe } from '../src/serve/server.js';
 import { readState } from '../src/state/read.js';
 import { writeFixtureBackups } from '../test/helpers/backup-fixtures.js';
 import { CountingBackend, sumCounts, type RequestCounts } from '../test/helpers/counting-backend.js';
+import { percentile, runSuite, verdict } from './percentiles.js';
 
 const say = (line: string): void => void process.stderr.write(`bench:monitoring: ${line}\n`);
 
@@ -61,10 +62,6 @@ function options() {
     scrapes: int('scrapes'),
     keep: values.keep ?? false,
   };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
 function describeCounts(counts: RequestCounts): string {
@@ -211,14 +208,7 @@ async function main(): Promise<number> {
     await temporal.stop();
     if (!o.keep) await rm(workDir, { recursive: true, force: true });
   }
-  for (const failure of failures) say(`TARGET MISSED: ${failure}`);
-  return failures.length ? 1 : 0;
+  return verdict(say, failures);
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    say(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    process.exit(1);
-  },
-);
+runSuite(say, main);

@@ -119,8 +119,19 @@ export function runbookStartOptions(kind: string, input: { target: string }, req
 }
 
 /**
- * Starts a runbook with an id that says what ran ("backup-orders-20261121T020000Z"), a summary for
- * the UI, and the search attributes the UI filters on.
+ * The workflow id of a run started by hand: what ran, on which target, when (to the second), and
+ * four random hex digits ("backup-orders-20261121T020000Z-3f9a"). Two runs started in the same
+ * second get two ids, so what is stored under a run's id (its report, its audit record) is never
+ * overwritten by the next one's. Scheduled runs keep the ids Temporal gives them.
+ */
+export function manualWorkflowId(kind: string, target: string, now: Date = new Date(), suffix: string = randomBytes(2).toString('hex')): string {
+  return `${kind}-${target}-${compactTimestamp(now)}-${suffix}`;
+}
+
+/**
+ * Starts a runbook under a new id (manualWorkflowId), with a summary for the UI and the search
+ * attributes the UI filters on. An id is never used twice: one that ran before (REJECT_DUPLICATE)
+ * or runs now is drawn again.
  */
 export async function startRunbook<K extends RunbookKind>(
   client: Client,
@@ -130,15 +141,14 @@ export async function startRunbook<K extends RunbookKind>(
   now: Date = new Date(),
   requestedBy: RequestedBy = cliRequester(),
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  const baseId = `${kind}-${input.target}-${compactTimestamp(now)}`;
   const start = (workflowId: string) =>
-    client.workflow.start(kind, { taskQueue: settings.taskQueue, workflowId, ...runbookStartOptions(kind, input, requestedBy) });
-  try {
-    return await start(baseId);
-  } catch (error) {
-    // Two runs of the same kind in the same second: keep the readable id, add a short suffix.
-    if (error instanceof WorkflowExecutionAlreadyStartedError) return start(`${baseId}-${randomBytes(2).toString('hex')}`);
-    throw error;
+    client.workflow.start(kind, { taskQueue: settings.taskQueue, workflowId, workflowIdReusePolicy: 'REJECT_DUPLICATE', ...runbookStartOptions(kind, input, requestedBy) });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(manualWorkflowId(kind, input.target, now));
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError) || attempt >= 5) throw error;
+    }
   }
 }
 

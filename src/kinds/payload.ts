@@ -12,7 +12,7 @@ import { Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors.js';
 import { compressionInfo, createCompressor, createDecompressor, createDecompressorToFile } from '../pipeline/compress.js';
-import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../pipeline/encrypt.js';
+import { createDecryptor, createEncryptor, decryptionKeyFor, keyId, loadKeyFile } from '../pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../pipeline/hash.js';
 import { fsyncPath } from '../pipeline/local-file.js';
 import type { StoredObject } from '../repository/manifest-envelope.js';
@@ -85,27 +85,6 @@ export async function storePayload(input: {
     signal: input.signal,
   });
   return { object: { name: objectName, ...stored }, source: { sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 } };
-}
-
-/** The key a backup was encrypted with, checked against its id; undefined for a backup stored in the clear. */
-export async function decryptionKeyFor(target: ResolvedTargetBase, manifest: { id: string; encryption: { keyId: string } | null }): Promise<Buffer | undefined> {
-  if (!manifest.encryption) return undefined;
-  if (!target.encryption) {
-    throw new LifeboatError(
-      'EncryptionKeyUnavailable',
-      `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`,
-      'Set encryption.keyFile to the key the backup was made with',
-    );
-  }
-  const key = await loadKeyFile(target.encryption.keyFile);
-  if (keyId(key) !== manifest.encryption.keyId) {
-    throw new LifeboatError(
-      'WrongEncryptionKey',
-      `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`,
-      'Point encryption.keyFile at the key the backup was made with',
-    );
-  }
-  return key;
 }
 
 /** A backup's one payload: the stored object, and what it decodes to. */

@@ -109,6 +109,48 @@ export async function loadKeyFile(path: string): Promise<Buffer> {
   );
 }
 
+/** What a backup's manifest says of its encryption: its id, and the id of the key it was encrypted with (null: stored in the clear). */
+export interface EncryptedBackup {
+  id: string;
+  encryption: { keyId: string } | null;
+}
+
+/**
+ * The key a backup was encrypted with, read from the config's key file and checked against the id
+ * its manifest records; undefined for a backup stored in the clear. Every restore takes its key
+ * from here, so a missing or different key fails the same way (typed, naming both key ids) before
+ * anything is downloaded.
+ */
+export async function decryptionKeyFor(target: { encryption: { keyFile: string } | null }, backup: EncryptedBackup): Promise<Buffer | undefined> {
+  if (!backup.encryption) return undefined;
+  const keyFile = target.encryption?.keyFile;
+  return checkDecryptionKey(backup, keyFile === undefined ? undefined : await loadKeyFile(keyFile), keyFile);
+}
+
+/**
+ * `key` when it is the one `backup` was encrypted with (undefined for a backup stored in the
+ * clear): EncryptionKeyUnavailable without a key, WrongEncryptionKey with another. `keyFile` names
+ * where the key was read from, for the message.
+ */
+export function checkDecryptionKey(backup: EncryptedBackup, key: Buffer | undefined, keyFile?: string): Buffer | undefined {
+  if (!backup.encryption) return undefined;
+  if (!key) {
+    throw new LifeboatError(
+      'EncryptionKeyUnavailable',
+      `backup ${backup.id} is encrypted with key ${backup.encryption.keyId} but the config has no encryption.keyFile`,
+      'Set encryption.keyFile to the key the backup was made with',
+    );
+  }
+  if (keyId(key) !== backup.encryption.keyId) {
+    throw new LifeboatError(
+      'WrongEncryptionKey',
+      `backup ${backup.id} was encrypted with key ${backup.encryption.keyId}, but ${keyFile ?? 'the key given'} holds key ${keyId(key)}`,
+      'Point encryption.keyFile at the key the backup was made with',
+    );
+  }
+  return key;
+}
+
 function describeReadFailure(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {

@@ -8,7 +8,7 @@ import { addAbortSignal, Readable, type Duplex, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../errors.js';
 import { createDecompressor } from '../pipeline/compress.js';
-import { createDecryptor, keyId } from '../pipeline/encrypt.js';
+import { checkDecryptionKey, createDecryptor } from '../pipeline/encrypt.js';
 import type { StoredObject } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readFromFirstGoodCopy } from '../repository/copies.js';
@@ -92,7 +92,7 @@ export async function restoreBaseBackup(options: RestoreBaseBackupOptions): Prom
   if (entries.length > 0) {
     throw new LifeboatError('InvalidInput', `cannot restore base backup ${manifest.id} into ${dataDir}: the directory is not empty`, 'Restore into a new or empty directory; nothing was changed');
   }
-  checkKey(manifest, options.encryptionKey);
+  checkDecryptionKey(manifest, options.encryptionKey);
   if (options.repositories.length === 0) throw new LifeboatError('InvalidInput', `no repository to restore base backup ${manifest.id} from`);
 
   await mkdir(dirname(dataDir), { recursive: true });
@@ -152,16 +152,6 @@ async function backupLabelMismatch(dir: string, manifest: BaseBackupManifest): P
     return `a backup_label of "${found.label}" starting at ${found.startLsn}, not of "${manifest.base.label}" starting at ${manifest.base.startLsn}`;
   } catch (error) {
     return error instanceof Error ? error.message.split('\n')[0] : String(error);
-  }
-}
-
-function checkKey(manifest: BaseBackupManifest, key: Buffer | undefined): void {
-  if (!manifest.encryption) return;
-  if (!key) {
-    throw new LifeboatError('EncryptionKeyUnavailable', `base backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId}, and no key was given`, 'Set encryption.keyFile to the key the backup was made with');
-  }
-  if (keyId(key) !== manifest.encryption.keyId) {
-    throw new LifeboatError('WrongEncryptionKey', `base backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, not with key ${keyId(key)}`, 'Use the key the backup was made with');
   }
 }
 

@@ -6,7 +6,7 @@
  * runs start exactly as a manual run of the same runbook does (src/client.ts runbookStartOptions:
  * input, summary, search attributes), with `requestedBy` naming the schedule, and the base workflow
  * id `<runbook>-<target>`, to which Temporal appends the time the run was due:
- * `backup-orders-2026-11-21T02:00:00Z` (a manual run is `backup-orders-20261121T020000Z`).
+ * `backup-orders-2026-11-21T02:00:00Z` (a manual run is `backup-orders-20261121T020000Z-3f9a`: manualWorkflowId in src/client.ts).
  */
 import { createHash } from 'node:crypto';
 import type { ScheduleDescription, ScheduleOptions, ScheduleOptionsStartWorkflowAction, ScheduleOverlapPolicy, ScheduleSpec } from '@temporalio/client';

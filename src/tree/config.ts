@@ -4,6 +4,9 @@
  */
 import { basename } from 'node:path';
 import { z } from 'zod';
+import { hooksSchema, targetMinCopies, targetObjectives, targetRepositories } from '../config/common.js';
+import { targetRetention } from '../config/retention.js';
+import { targetSchedules } from '../config/schedules.js';
 
 export const treeRootsSchema = z
   .array(z.string().min(1))
@@ -48,3 +51,27 @@ export const drillCommandSchema = z
   .strict();
 
 export type DrillCommandConfig = z.output<typeof drillCommandSchema>;
+
+/**
+ * The config schema of a tree kind: the fields every one has, in the order the reference lists
+ * them, around what the kind says itself (its type, what its roots hold, what its drill checks).
+ */
+export function treeTargetSchema<Type extends string, Drill extends z.ZodType>(kind: { type: z.ZodLiteral<Type>; roots: string; drill: Drill }) {
+  return z
+    .object({
+      type: kind.type,
+      roots: treeRootsSchema.describe(kind.roots),
+      include: includeSchema,
+      exclude: excludeSchema,
+      partSizeMiB: partSizeSchema,
+      symlinksOutsideRoot: symlinksOutsideRootSchema,
+      repositories: targetRepositories.describe('Names of the repositories every backup is written to.'),
+      minCopies: targetMinCopies,
+      hooks: hooksSchema.optional().describe('Commands and checks around the swap of a restore in place.'),
+      drill: kind.drill,
+      objectives: targetObjectives,
+      schedules: targetSchedules,
+      retention: targetRetention,
+    })
+    .strict();
+}

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { LifeboatError } from '../errors.js';
 import { createDecompressor } from '../pipeline/compress.js';
-import { createDecryptor, keyId, loadKeyFile } from '../pipeline/encrypt.js';
+import { createDecryptor } from '../pipeline/encrypt.js';
 import { HashingPassThrough } from '../pipeline/hash.js';
 import type { StoredObject } from '../repository/manifest-envelope.js';
 import type { Repository } from '../repository/repository.js';
@@ -27,19 +27,6 @@ export interface TreeBackup {
   encryption: { keyId: string } | null;
   parts: PartRecord[];
   index: StoredObject;
-}
-
-/** The key a backup was made with, from the target's config; typed failures when it is missing or another. */
-export async function keyForBackup(backup: Pick<TreeBackup, 'id' | 'encryption'>, encryption: { keyFile: string } | null): Promise<Buffer | undefined> {
-  if (!backup.encryption) return undefined;
-  if (!encryption) {
-    throw new LifeboatError('EncryptionKeyUnavailable', `backup ${backup.id} is encrypted with key ${backup.encryption.keyId} but the config has no encryption.keyFile`, 'Set encryption.keyFile to the key the backup was made with');
-  }
-  const key = await loadKeyFile(encryption.keyFile);
-  if (keyId(key) !== backup.encryption.keyId) {
-    throw new LifeboatError('WrongEncryptionKey', `backup ${backup.id} was encrypted with key ${backup.encryption.keyId}, but ${encryption.keyFile} holds key ${keyId(key)}`, 'Point encryption.keyFile at the key the backup was made with');
-  }
-  return key;
 }
 
 function decoding(key: Buffer | undefined): Duplex[] {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { LifeboatError } from '../errors.js';
 import { compressionInfo } from '../pipeline/compress.js';
-import { keyId, loadKeyFile } from '../pipeline/encrypt.js';
+import { decryptionKeyFor, keyId, loadKeyFile } from '../pipeline/encrypt.js';
 import { fsyncPath } from '../pipeline/local-file.js';
 import type { StoredObject } from '../repository/manifest-envelope.js';
 import { startProgress } from '../../activities/progress.js';
@@ -17,7 +17,7 @@ import { openRepositories } from '../../activities/repositories.js';
 import { clearUnfinishedBackup } from '../../activities/repository.js';
 import { entryNamers, type EntryNamer } from './entry.js';
 import { packTree, type PartRecord } from './pack.js';
-import { keyForBackup, restoreTree, verifyTree, type RestoredTree, type TreeBackup } from './restore.js';
+import { restoreTree, verifyTree, type RestoredTree, type TreeBackup } from './restore.js';
 import { runTreeSmokeChecks } from './smoke.js';
 import { removeStaging } from './swap.js';
 import type { ResolvedTreeTarget } from './target.js';
@@ -129,7 +129,7 @@ export async function fetchTree(input: FetchTreeInput, env: NodeJS.ProcessEnv, p
     if (!isAbsolute(input.into)) throw refuse('is not an absolute path (it would be relative to the worker\'s directory)');
     if (await exists(input.into)) throw refuse('already exists: a restore --into makes a new directory');
   }
-  const key = await keyForBackup(manifest, target.encryption);
+  const key = await decryptionKeyFor(target, manifest);
   const made = input.container ? [input.container] : Object.values(input.destinations);
   await removeStaging({ paths: made });
   if (input.container) await mkdir(input.container, { recursive: true, mode: 0o700 });
@@ -171,7 +171,7 @@ export async function publishTree(input: { from: string; to: string }): Promise<
 
 /** Checks what a restore in place put live, entry by entry, against the index. */
 export async function verifyPlaced(input: { target: ResolvedTreeTarget; manifest: TreeBackup; places: Record<string, string>; paths?: string[] }, env: NodeJS.ProcessEnv, policy: TreePolicy) {
-  const key = await keyForBackup(input.manifest, input.target.encryption);
+  const key = await decryptionKeyFor(input.target, input.manifest);
   const progress = startProgress('verify', 0);
   try {
     return await verifyTree({ repositories: openRepositories(input.target, env), backup: input.manifest, key, places: input.places, ...(input.paths ? { paths: input.paths } : {}), name: namerOf(policy) });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compactTimestamp, isBackupId, makeBackupId } from '../../src/backup-id.js';
+import { manualWorkflowId } from '../../src/client.js';
 import { exitCodeFor } from '../../src/errors.js';
 
 describe('backup ids', () => {
@@ -38,5 +39,20 @@ describe('CLI exit codes', () => {
     assert.equal(exitCodeFor('HealthCheckFailed'), 1);
     assert.equal(exitCodeFor(undefined), 1);
     assert.equal(exitCodeFor('SomethingElse'), 1);
+  });
+});
+
+describe('workflow ids of runs started by hand', () => {
+  test('they say what ran, on which target and when, then four random hex digits', () => {
+    assert.equal(manualWorkflowId('drill', 'orders', new Date('2026-11-21T02:00:00.999Z'), '3f9a'), 'drill-orders-20261121T020000Z-3f9a');
+    assert.match(manualWorkflowId('backup', 'orders'), /^backup-orders-\d{8}T\d{6}Z-[0-9a-f]{4}$/);
+  });
+
+  test('two ids made in the same second differ (a report stored under the first is not overwritten by the second)', () => {
+    const second = new Date('2026-11-21T02:00:00.000Z');
+    const first = manualWorkflowId('drill', 'orders', second);
+    const next = manualWorkflowId('drill', 'orders', second);
+    assert.notEqual(first, next);
+    assert.equal(first.slice(0, -5), next.slice(0, -5), 'the readable part is the same');
   });
 });

@@ -5,22 +5,12 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { LifeboatError } from '../../src/errors.js';
+import { invalidConfigMessage } from '../helpers/config.js';
 
 const valid = {
   repositories: { local: { type: 'fs', path: '/var/backups/lifeboat' } },
   targets: { orders: { type: 'sqlite', path: '/srv/orders.sqlite', repositories: ['local'] } },
 };
-
-function invalidConfigMessage(raw: unknown): string {
-  try {
-    parseConfig(raw, 'lifeboat.config.yaml');
-  } catch (error) {
-    assert.ok(error instanceof LifeboatError);
-    assert.equal(error.type, 'InvalidConfig');
-    return error.message;
-  }
-  assert.fail('the config was accepted');
-}
 
 describe('configuration', () => {
   test('a minimal config gets its defaults from the schema', () => {

@@ -12,6 +12,7 @@ import { compressionInfo, createCompressor, createDecompressor, createDecompress
 import {
   createDecryptor,
   createEncryptor,
+  decryptionKeyFor,
   encryptedLength,
   encryptionFormat,
   keyId,
@@ -511,6 +512,25 @@ describe('key files', () => {
     await assert.rejects(loadKeyFile(join(dir, 'nope')), (error: unknown) => {
       isLifeboatError('EncryptionKeyUnavailable')(error);
       assert.match((error as Error).message, /does not exist.*head -c 32 \/dev\/urandom/);
+      return true;
+    });
+  });
+
+  test('decryptionKeyFor: the key of the config when it is the one the backup was made with; typed failures when it is missing or another', async () => {
+    const key = randomBytes(32);
+    const path = await keyFile('backup-key', key);
+    const backup = { id: '20261206T223000Z-aaaaaa', encryption: { keyId: keyId(key) } };
+    assert.equal(await decryptionKeyFor({ encryption: null }, { id: backup.id, encryption: null }), undefined, 'a backup in the clear needs no key');
+    assert.ok((await decryptionKeyFor({ encryption: { keyFile: path } }, backup))!.equals(key));
+    await assert.rejects(decryptionKeyFor({ encryption: null }, backup), (error: unknown) => {
+      isLifeboatError('EncryptionKeyUnavailable')(error);
+      assert.match((error as Error).message, new RegExp(`backup ${backup.id} is encrypted with key ${keyId(key)} but the config has no encryption.keyFile`));
+      return true;
+    });
+    const other = await keyFile('other-key', randomBytes(32));
+    await assert.rejects(decryptionKeyFor({ encryption: { keyFile: other } }, backup), (error: unknown) => {
+      isLifeboatError('WrongEncryptionKey')(error);
+      assert.ok((error as Error).message.includes(`backup ${backup.id} was encrypted with key ${keyId(key)}, but ${other} holds key `));
       return true;
     });
   });

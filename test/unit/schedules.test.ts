@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import { LifeboatError } from '../../src/errors.js';
+import { invalidConfigMessage } from '../helpers/config.js';
 import { cronProblem, parseCalendarField, toCalendarSpec } from '../../src/schedules/calendar.js';
 import { declaredSchedules } from '../../src/schedules/declared.js';
 import type { CopyInput } from '../../workflows/copy.js';
@@ -18,17 +18,6 @@ function configWith(schedules: Record<string, unknown>, target: Record<string, u
     repositories: { local: { type: 'fs', path: '/var/backups/lifeboat' }, offsite: { type: 'fs', path: '/mnt/offsite' } },
     targets: { orders: { type: 'sqlite', path: '/srv/orders.sqlite', repositories: ['local'], schedules, ...target } },
   };
-}
-
-function refusal(raw: unknown): string {
-  try {
-    parseConfig(raw, 'lifeboat.config.yaml');
-  } catch (error) {
-    assert.ok(error instanceof LifeboatError);
-    assert.equal(error.type, 'InvalidConfig');
-    return error.message;
-  }
-  assert.fail('the config was accepted');
 }
 
 describe('schedules in the config', () => {
@@ -63,24 +52,24 @@ describe('schedules in the config', () => {
       [{ runbook: 'backup', cron: '0 2 * * *', catchupWindow: '5s' }, /catchupWindow: the catch-up window must be at least 10s/],
       [{ runbook: 'backup', cron: '0 2 * * *', overlap: 'queue' }, /schedules\.nightly\.overlap/],
     ];
-    for (const [schedule, expected] of cases) assert.match(refusal(configWith({ nightly: schedule })), expected, JSON.stringify(schedule));
+    for (const [schedule, expected] of cases) assert.match(invalidConfigMessage(configWith({ nightly: schedule })), expected, JSON.stringify(schedule));
   });
 
   test('a runbook a schedule cannot start, or a field of another runbook, is refused', () => {
-    assert.match(refusal(configWith({ r: { runbook: 'restore', cron: '@daily' } })), /schedules\.r\.runbook: .*expected one of "backup"\|"drill"\|"verify"\|"retention"\|"copy"/);
-    assert.match(refusal(configWith({ d: { runbook: 'drill', cron: '@weekly', method: 'base' } })), /schedules\.d\.method: method is for the backup runbook, not drill/);
-    assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', readData: true } })), /schedules\.b\.readData: readData is for the verify runbook, not backup/);
-    assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily' } })), /schedules\.c\.to: a copy schedule needs "to"/);
-    assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'tape' } })), /schedules\.c\.to: unknown repository "tape"; .* local, offsite/);
-    assert.match(refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'offsite' } })), /schedules\.c\.to: "offsite" is not a repository of target "orders"; a copy runs between the target's repositories: local/);
+    assert.match(invalidConfigMessage(configWith({ r: { runbook: 'restore', cron: '@daily' } })), /schedules\.r\.runbook: .*expected one of "backup"\|"drill"\|"verify"\|"retention"\|"copy"/);
+    assert.match(invalidConfigMessage(configWith({ d: { runbook: 'drill', cron: '@weekly', method: 'base' } })), /schedules\.d\.method: method is for the backup runbook, not drill/);
+    assert.match(invalidConfigMessage(configWith({ b: { runbook: 'backup', cron: '@daily', readData: true } })), /schedules\.b\.readData: readData is for the verify runbook, not backup/);
+    assert.match(invalidConfigMessage(configWith({ c: { runbook: 'copy', cron: '@daily' } })), /schedules\.c\.to: a copy schedule needs "to"/);
+    assert.match(invalidConfigMessage(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'tape' } })), /schedules\.c\.to: unknown repository "tape"; .* local, offsite/);
+    assert.match(invalidConfigMessage(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'offsite' } })), /schedules\.c\.to: "offsite" is not a repository of target "orders"; a copy runs between the target's repositories: local/);
     assert.match(
-      refusal(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'local', from: 'local' } }, { repositories: ['local', 'offsite'] })),
+      invalidConfigMessage(configWith({ c: { runbook: 'copy', cron: '@daily', to: 'local', from: 'local' } }, { repositories: ['local', 'offsite'] })),
       /schedules\.c\.from: from and to both name "local"/,
     );
-    assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '150%' } })), /schedules\.v\.readData: expected true, false, "full", a rotating subset "n\/t" \(1 <= n <= t <= 10000\) or a percentage/);
-    assert.match(refusal(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '8/7' } })), /schedules\.v\.readData: expected true, false, "full"/);
-    assert.match(refusal(configWith({ b: { runbook: 'backup', cron: '@daily', method: 'dump' } })), /schedules\.b\.method: method is for targets with several backup methods; "orders" is a sqlite target, which has one/);
-    assert.match(refusal(configWith({ 'Nightly Backup': { runbook: 'backup', cron: '@daily' } })), /schedules\.Nightly Backup: a name must be lowercase letters/);
+    assert.match(invalidConfigMessage(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '150%' } })), /schedules\.v\.readData: expected true, false, "full", a rotating subset "n\/t" \(1 <= n <= t <= 10000\) or a percentage/);
+    assert.match(invalidConfigMessage(configWith({ v: { runbook: 'verify', cron: '@daily', readData: '8/7' } })), /schedules\.v\.readData: expected true, false, "full"/);
+    assert.match(invalidConfigMessage(configWith({ b: { runbook: 'backup', cron: '@daily', method: 'dump' } })), /schedules\.b\.method: method is for targets with several backup methods; "orders" is a sqlite target, which has one/);
+    assert.match(invalidConfigMessage(configWith({ 'Nightly Backup': { runbook: 'backup', cron: '@daily' } })), /schedules\.Nightly Backup: a name must be lowercase letters/);
   });
 
   test('the cron and calendar grammar: values, ranges, steps, lists and names', () => {

@@ -9,7 +9,7 @@ import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import { LifeboatError } from '../../errors.js';
 import { createDecompressor } from '../../pipeline/compress.js';
-import { createDecryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
+import { createDecryptor, decryptionKeyFor } from '../../pipeline/encrypt.js';
 import { HashingPassThrough } from '../../pipeline/hash.js';
 import type { Repository } from '../../repository/repository.js';
 import { readSharedObjects, type SharedObject } from '../../repository/shared-objects.js';
@@ -63,7 +63,7 @@ export async function restoreBlobTree(input: RestoreTreeInput, env: NodeJS.Proce
   } else {
     await rm(destination, { recursive: true, force: true });
   }
-  const key = await keyFor(target, manifest);
+  const key = await decryptionKeyFor(target, manifest);
   const repositories = openRepositories(target, env);
   const progress = startProgress('index', manifest.source.sizeBytes);
   try {
@@ -192,18 +192,6 @@ async function applyMetadata(path: string, entry: IndexEntry): Promise<void> {
   if (isRoot) await lchown(path, entry.u, entry.g);
   await chmod(path, entry.m);
   await utimes(path, time, time);
-}
-
-async function keyFor(target: ResolvedBlobsTarget, manifest: BlobsManifest): Promise<Buffer | undefined> {
-  if (!manifest.encryption) return undefined;
-  if (!target.encryption) {
-    throw new LifeboatError('EncryptionKeyUnavailable', `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`, 'Set encryption.keyFile to the key the backup was made with');
-  }
-  const key = await loadKeyFile(target.encryption.keyFile);
-  if (keyId(key) !== manifest.encryption.keyId) {
-    throw new LifeboatError('WrongEncryptionKey', `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`, 'Point encryption.keyFile at the key the backup was made with');
-  }
-  return key;
 }
 
 const isDamage = (error: unknown) => error instanceof LifeboatError && ['ChecksumMismatch', 'BackupCorrupt', 'ObjectNotFound'].includes(error.type);

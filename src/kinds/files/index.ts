@@ -6,8 +6,9 @@
  * checked, and smoke checks (files that must exist, commands that must succeed). The steps are in
  * workflows/kinds/files.ts.
  */
-import { basename, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { defineTargetKind } from '../contract.js';
+import { resolveTreeTarget, restoredTree, treeAbsolutePaths } from '../../tree/kind.js';
 import type { ResolvedTreeTarget } from '../../tree/target.js';
 import { filesTargetSchema } from './config.js';
 import { filesManifest } from './manifest.js';
@@ -21,23 +22,8 @@ export const filesKind = defineTargetKind({
   configSchema: filesTargetSchema,
   methods: [],
   manifests: [filesManifest],
-  absolutePaths(config, absolute) {
-    config.roots = config.roots.map((root) => absolute(root));
-    if (config.drill.scratchDir) config.drill.scratchDir = absolute(config.drill.scratchDir);
-  },
-  resolve(config, common): ResolvedFilesTarget {
-    return {
-      ...common,
-      type: config.type,
-      roots: config.roots.map((path) => ({ name: basename(path), path })),
-      include: config.include,
-      exclude: config.exclude,
-      partSizeMiB: config.partSizeMiB,
-      symlinksOutsideRoot: config.symlinksOutsideRoot,
-      ...(config.hooks ? { hooks: config.hooks } : {}),
-      drill: config.drill,
-    };
-  },
+  absolutePaths: treeAbsolutePaths,
+  resolve: (config, common): ResolvedFilesTarget => resolveTreeTarget(config, common),
   activities: async (dependencies) => (await import('./activities.js')).filesActivities(dependencies),
   cli: {
     restore(options, target) {
@@ -47,7 +33,7 @@ export const filesKind = defineTargetKind({
       const what = paths.paths ? `what --path names in the live roots` : 'the live roots';
       return { input: paths, replaces: `${what} (${target.config.roots.join(', ')})` };
     },
-    restored: (r) => `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; the previous trees are kept at ${r.safetyCopy}` : ''}`,
+    restored: restoredTree,
     list: async (backup) => (await import('./list.js')).listFiles(backup),
   },
 });

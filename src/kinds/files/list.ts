@@ -1,12 +1,13 @@
 import type { ListedEntry } from '../contract.js';
 import type { Repository } from '../../repository/repository.js';
-import { keyForBackup, readIndex } from '../../tree/restore.js';
+import { decryptionKeyFor } from '../../pipeline/encrypt.js';
+import { readIndex } from '../../tree/restore.js';
 import { entryNamers } from '../../tree/entry.js';
 import type { FilesManifest } from './manifest.js';
 
 /** `lifeboat ls` of a files backup: its index (one small object), decrypted with the config's key. */
 export async function listFiles(backup: { manifest: FilesManifest; repositories: Repository[]; keyFile: string | undefined }): Promise<ListedEntry[]> {
-  const key = await keyForBackup(backup.manifest, backup.keyFile ? { keyFile: backup.keyFile } : null);
+  const key = await decryptionKeyFor({ encryption: backup.keyFile ? { keyFile: backup.keyFile } : null }, backup.manifest);
   const { index } = await readIndex(backup.repositories, backup.manifest, key, entryNamers.byName);
   return index.entries.map((entry) => ({
     path: entry.path,

@@ -1,14 +1,9 @@
 import { Context, log } from '@temporalio/activity';
 import { takeBaseBackup, type BaseBackupResult } from '../../postgres/base-backup.js';
-import { loadKeyFile } from '../../pipeline/encrypt.js';
+import { encryptionKeyOf } from '../payload.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import type { ResolvedPostgresTarget } from './index.js';
-
-/** The target's encryption key, when backups are encrypted; read here, never passed through history. */
-export async function encryptionKeyOf(target: ResolvedPostgresTarget): Promise<Buffer | undefined> {
-  return target.encryption ? loadKeyFile(target.encryption.keyFile) : undefined;
-}
 
 /**
  * One base backup (pg_basebackup) streamed into every repository of the target, in parts, with

@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decryptionKeyFor } from '../payload.js';
 import { LifeboatError } from '../../errors.js';
 import { compressionInfo, createCompressor, createDecompressorToFile, createFileCompressor } from '../../pipeline/compress.js';
-import { createDecryptor, createEncryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
+import { createDecryptor, createEncryptor, decryptionKeyFor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
 import { Landing, storeInEvery, type MissingCopy } from '../../repository/store.js';
 import { readFromFirstGoodCopy } from '../../repository/copies.js';
 import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../../pipeline/hash.js';
@@ -440,10 +439,6 @@ export interface RestoredDump {
 
 const safeFileName = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
 
-function decryptionKey(target: ResolvedPostgresTarget, manifest: PostgresDumpManifest): Promise<Buffer | undefined> {
-  return decryptionKeyFor(target, manifest);
-}
-
 /** Downloads every file of the dump from one repository into the spool, checking both checksums of each. */
 async function fetchDumpFrom(repository: Repository, manifest: PostgresDumpManifest, spool: string, key: Buffer | undefined, progress: ProgressReporter, signal: AbortSignal): Promise<number> {
   let done = 0;
@@ -498,7 +493,7 @@ export async function restoreDump(input: RestoreDumpInput, env: NodeJS.ProcessEn
   const { target, manifest, database } = input;
   const context = Context.current();
   const signal = context.cancellationSignal;
-  const key = await decryptionKey(target, manifest);
+  const key = await decryptionKeyFor(target, manifest);
   const storedTotal = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
   const progress = startProgress('download', storedTotal);
   const spool = await prepareSpool(target.dump.spoolDir ?? tmpdir(), `lifeboat-restore-${database}`, context.info.attempt);

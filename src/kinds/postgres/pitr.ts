@@ -18,7 +18,7 @@ import type { SmokeCheckResult } from '../contract.js';
 import { leaseForThisRun, releaseLease } from '../../../activities/leases.js';
 import { checkArchive } from './archive.js';
 import { actualOf, expectedOf } from '../smoke-check-values.js';
-import { encryptionKeyOf } from './base.js';
+import { decryptionKeyFor } from '../../pipeline/encrypt.js';
 import { startProgress } from '../../../activities/progress.js';
 import { openRepositories } from '../../../activities/repositories.js';
 import type { ResolvedPostgresTarget } from './index.js';
@@ -67,7 +67,7 @@ export async function restoreBaseStep(input: { target: ResolvedPostgresTarget; m
   const storedBytes = input.manifest.objects.reduce((sum, object) => sum + object.sizeBytes, 0);
   const progress = startProgress('fetch', storedBytes);
   try {
-    const key = await encryptionKeyOf(input.target);
+    const key = await decryptionKeyFor(input.target, input.manifest);
     return await restoreBaseBackup({
       manifest: input.manifest,
       repositories: openRepositories(input.target, env),

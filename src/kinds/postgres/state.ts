@@ -1,8 +1,7 @@
 import type { PostgresConnectionConfig } from '../../config/schema.js';
 import { LifeboatError } from '../../errors.js';
 import { connectTo } from '../../postgres/dump-connection.js';
-import { archiveStatus, walRecordKey, walRecordSchema, type ArchiveStatus, type WalRecord } from '../../postgres/wal-archive.js';
-import { readTextIfAny } from '../../repository/backend.js';
+import { archiveStatus, readWalRecord, type ArchiveStatus } from '../../postgres/wal-archive.js';
 import type { Repository } from '../../repository/repository.js';
 import type { ArchiverFacts, RepositoryState, WalHead } from '../../state/model.js';
 import type { KindRepositoryRead } from '../contract.js';
@@ -141,21 +140,6 @@ async function listSegmentsFrom(repository: Repository, target: string, known: s
     listSegments(repository, `${target}/wal/${timeline}${next}`),
   ]);
   return [...current, ...following];
-}
-
-async function readWalRecord(repository: Repository, target: string, name: string): Promise<WalRecord | null> {
-  const key = walRecordKey(target, name);
-  const raw = await readTextIfAny(repository.backend, key);
-  if (raw === undefined) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    parsed = undefined;
-  }
-  const result = walRecordSchema.safeParse(parsed);
-  if (!result.success) throw new LifeboatError('BackupCorrupt', `the WAL archive record ${key} in repository "${repository.name}" is damaged or not a Lifeboat record`);
-  return result.data;
 }
 
 /** The oldest base backup: the remembered one while it exists, else the first one listed. */

@@ -6,9 +6,10 @@
  * nothing of them reaches a log, a result or history. Restores are whole (no --path: a glob would
  * put a name into the run's history). The steps are in workflows/kinds/secrets.ts.
  */
-import { basename, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { defineTargetKind } from '../contract.js';
+import { resolveTreeTarget, restoredTree, treeAbsolutePaths } from '../../tree/kind.js';
 import type { ResolvedTreeTarget } from '../../tree/target.js';
 import { secretsTargetSchema } from './config.js';
 import { secretsManifest } from './manifest.js';
@@ -22,23 +23,8 @@ export const secretsKind = defineTargetKind({
   configSchema: secretsTargetSchema,
   methods: [],
   manifests: [secretsManifest],
-  absolutePaths(config, absolute) {
-    config.roots = config.roots.map((root) => absolute(root));
-    if (config.drill.scratchDir) config.drill.scratchDir = absolute(config.drill.scratchDir);
-  },
-  resolve(config, common): ResolvedSecretsTarget {
-    return {
-      ...common,
-      type: config.type,
-      roots: config.roots.map((path) => ({ name: basename(path), path })),
-      include: config.include,
-      exclude: config.exclude,
-      partSizeMiB: config.partSizeMiB,
-      symlinksOutsideRoot: config.symlinksOutsideRoot,
-      ...(config.hooks ? { hooks: config.hooks } : {}),
-      drill: { ...config.drill, mustExist: [] },
-    };
-  },
+  absolutePaths: treeAbsolutePaths,
+  resolve: (config, common): ResolvedSecretsTarget => resolveTreeTarget(config, common),
   activities: async (dependencies) => (await import('./activities.js')).secretsActivities(dependencies),
   cli: {
     restore(options, target) {
@@ -48,7 +34,7 @@ export const secretsKind = defineTargetKind({
       if (options.into) return { input: { into: resolvePath(options.into) } };
       return { input: {}, replaces: `the live roots (${target.config.roots.join(', ')})` };
     },
-    restored: (r) => `restored backup ${r.backupId} (snapshot ${r.snapshotAt}) to ${r.restoredTo}${r.safetyCopy ? `; the previous trees are kept at ${r.safetyCopy}` : ''}`,
+    restored: restoredTree,
     list: ({ manifest }) => {
       throw new UsageError(
         `the names in secrets backup ${manifest.id} are not listed (they never leave its encrypted payload): it holds ${manifest.source.entries} entries, ${manifest.source.files} files, ${manifest.source.bytes} bytes. ` +

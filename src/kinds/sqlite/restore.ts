@@ -7,7 +7,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { LifeboatError } from '../../errors.js';
 import { createDecompressorToFile } from '../../pipeline/compress.js';
-import { createDecryptor, keyId, loadKeyFile } from '../../pipeline/encrypt.js';
+import { createDecryptor, decryptionKeyFor } from '../../pipeline/encrypt.js';
 import { HashingPassThrough, sha256OfFile, sha256OfGrowingFile, sha256OfOpenFile, sha256OfStream } from '../../pipeline/hash.js';
 import { syncWhileGrowing } from '../../pipeline/growing-file.js';
 import { fsyncPath, wholeFileDescriptor } from '../../pipeline/local-file.js';
@@ -103,24 +103,7 @@ export async function fetchBackup(input: FetchInput, env: NodeJS.ProcessEnv): Pr
     const adopted = await refuseOccupied(destination, target.path, manifest);
     if (adopted) return adopted;
   }
-  let key: Buffer | undefined;
-  if (manifest.encryption) {
-    if (!target.encryption) {
-      throw new LifeboatError(
-        'EncryptionKeyUnavailable',
-        `backup ${manifest.id} is encrypted with key ${manifest.encryption.keyId} but the config has no encryption.keyFile`,
-        'Set encryption.keyFile to the key the backup was made with',
-      );
-    }
-    key = await loadKeyFile(target.encryption.keyFile);
-    if (keyId(key) !== manifest.encryption.keyId) {
-      throw new LifeboatError(
-        'WrongEncryptionKey',
-        `backup ${manifest.id} was encrypted with key ${manifest.encryption.keyId}, but ${target.encryption.keyFile} holds key ${keyId(key)}`,
-        'Point encryption.keyFile at the key the backup was made with',
-      );
-    }
-  }
+  const key = await decryptionKeyFor(target, manifest);
 
   const { value, repository } = await readFromFirstGoodCopy(
     openRepositories(target, env),
