@@ -1,7 +1,8 @@
 /**
- * Pure figures of the PITR benchmark (bench/postgres/pitr.ts), apart so unit tests can check them
- * without a cluster: WAL between two LSNs, the start of pgBackRest's newest backup from
- * `pgbackrest info --output=json`, and the check that both recoveries stopped at the same point.
+ * Pure figures of the PostgreSQL benchmarks, apart so unit tests can check them without a cluster:
+ * WAL between two LSNs, the start of pgBackRest's newest backup from `pgbackrest info
+ * --output=json`, the check that a PITR stopped where it should (bench/postgres/pitr.ts), and the
+ * choice of the heaviest pgbench load (bench/postgres/wal-sustained.ts).
  */
 import { parseLsn } from '../../src/postgres/recovery-target.js';
 
@@ -50,4 +51,30 @@ export function recoveredMismatch(side: string, state: RecoveredState, expected:
     return `${side} replayed to ${state.replayLsn}, past the target ${expected.targetLsn}`;
   }
   return undefined;
+}
+
+/** A pgbench load: clients and threads (-c, -j). */
+export interface Load {
+  clients: number;
+  jobs: number;
+}
+
+/** One short probe of a load: the WAL it wrote per second. */
+export interface LoadProbe extends Load {
+  walBytesPerSecond: number;
+}
+
+/**
+ * The heaviest load of the probes: the highest WAL rate, but the fewest clients among those
+ * within 5% of it (more clients than that only add lock waits and noise).
+ */
+export function heaviestLoad(probes: LoadProbe[]): LoadProbe {
+  if (probes.length === 0) throw new Error('no load was probed');
+  const top = Math.max(...probes.map((p) => p.walBytesPerSecond));
+  return [...probes].sort((a, b) => a.clients - b.clients).find((p) => p.walBytesPerSecond >= top * 0.95)!;
+}
+
+/** pgbench threads (-j) for a client count: one per core, never more than the clients. */
+export function jobsFor(clients: number, cores: number): number {
+  return Math.max(1, Math.min(clients, cores));
 }
