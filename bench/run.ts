@@ -10,6 +10,8 @@
  *   verify --read-data  vs  sha256sum of the same stored object                        lifeboat <= 1.2x
  *   retention plan over 1,000 backups (fs and S3)                                       <= 2 s, requests per backup, not per object
  *   (reference: zstd -T2 -3 -c db | aws s3 cp - against the seed procedure, the floor of any backup to S3)
+ *   pitr: lifeboat pitr replaying --pitr-wal-mib of archived WAL  vs  pgbackrest restore --type=lsn
+ *         with archive-get async, started until promoted (bench/postgres/pitr.ts)           lifeboat <= 1.0x
  *   fan-out: 100 small SQLite targets whose schedules fire in the same minute, one worker: all
  *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
