@@ -104,6 +104,8 @@ async function sustainedRun(root: string, configPath: string, mode: SustainedMod
       const probes: LoadProbe[] = [];
       for (const clients of probeClients) {
         const jobs = jobsFor(clients, cpus().length);
+        // Each probe from a checkpoint, as the measured run: the full-page images after one are most of the WAL.
+        await query(cluster, 'CHECKPOINT');
         const before = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
         await pgbench(['-c', String(clients), '-j', String(jobs), '-T', String(probeSeconds), '-n']);
         const after = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
