@@ -280,7 +280,7 @@ echo "no promotion within an hour" >&2; exit 1`,
     const lines = [
       `Load: pgbench -c 4 -j 2 (synchronous_commit off) for ${loadSeconds.toFixed(0)} s on a copy of the bench cluster (scale ${dataset.scale}); target LSN ${targetLsn} (exclusive), ${historyRows} rows of pgbench_history. ` +
         `WAL from each base backup's start to the target: Lifeboat ${mib(lifeboatWal).toFixed(0)} MiB (from ${lifeboatStart}), pgBackRest ${mib(pgbackrestWal).toFixed(0)} MiB (from ${pgbackrestStart}); ` +
-        `Lifeboat's backup was taken first, so it also fetches the ${((lifeboatWal - commonWal) / segmentBytes).toFixed(0)} nearly empty segments between the two starts (each backup starts and stops with a segment switch). ` +
+        `Lifeboat's backup was taken first, so it also fetches the ${((lifeboatWal - commonWal) / segmentBytes).toFixed(0)} nearly empty segment(s) between the two starts (each backup starts and stops with a segment switch). ` +
         `MB/s = the ${mib(commonWal).toFixed(0)} MiB both replay / wall.`,
       '',
       '| run | side | wall s | machine CPU s | WAL from its backup MiB | MB/s | reached LSN | pgbench_history rows | WAL files fetched |',
