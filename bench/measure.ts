@@ -110,8 +110,17 @@ export async function runLifeboat<K extends RunbookKind>(options: {
 }
 
 interface ReportedPayload {
-  value?: { integrity?: { durationMs?: number } } & Record<string, unknown>;
+  value?: { integrity?: { durationMs?: number }; phasesMs?: Record<string, number> } & Record<string, unknown>;
 }
+
+/** The phases of a base restore (src/postgres/base-restore.ts RestorePhasesMs), in words. */
+const restorePhaseNames: Record<string, string> = {
+  holdsEveryPart: 'restore: HEAD every part',
+  extract: 'restore: fetch + sha256 + zstd -d | tar -x',
+  placeManifest: 'restore: backup_manifest',
+  verify: 'restore: pg_verifybackup',
+  rename: 'restore: rename',
+};
 
 /**
  * Where a run's time went, from its history: each activity from scheduled to completed (queueing on
@@ -136,11 +145,14 @@ async function activityBreakdown(client: Client, workflowId: string): Promise<{ 
       if (!activity) continue;
       steps.push({ name: activity.attempt > 1 ? `${activity.name} (attempt ${activity.attempt})` : activity.name, ms: at - activity.at });
       const data = completed.result?.payloads?.[0]?.data;
-      if (activity.name === 'snapshotAndUpload' && data) {
+      if ((activity.name === 'snapshotAndUpload' || activity.name === 'restoreBaseBackup') && data) {
         try {
           const reported = JSON.parse(Buffer.from(data).toString('utf8')) as ReportedPayload;
           const integrityMs = reported.value?.integrity?.durationMs;
           if (typeof integrityMs === 'number') notes.integrityCheckInSnapshotMs = integrityMs;
+          for (const [phase, ms] of Object.entries(reported.value?.phasesMs ?? {})) {
+            if (typeof ms === 'number') notes[restorePhaseNames[phase] ?? `restore: ${phase}`] = ms;
+          }
         } catch {
           // Not JSON (a custom payload codec): the breakdown just goes without it.
         }

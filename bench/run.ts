@@ -10,11 +10,14 @@
  *   verify --read-data  vs  sha256sum of the same stored object                        lifeboat <= 1.2x
  *   retention plan over 1,000 backups (fs and S3)                                       <= 2 s, requests per backup, not per object
  *   (reference: zstd -T2 -3 -c db | aws s3 cp - against the seed procedure, the floor of any backup to S3)
+ *   pitr: lifeboat pitr replaying --pitr-wal-mib of archived WAL  vs  pgbackrest restore --type=lsn
+ *         with archive-get async, started until promoted (bench/postgres/pitr.ts)           lifeboat <= 1.0x
  *   fan-out: 100 small SQLite targets whose schedules fire in the same minute, one worker: all
  *   complete, worker peak RSS <= 400 MB, the worker's concurrency limits hold (bench/fanout.ts)
  *
  * Usage: npm run bench -- [--size-mib 1024] [--runs 2] [--skip-encrypted] [--keep] [--no-write]
- *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64] [--wal-sustained-seconds 120]
+ *                         [--quiet-share 0.3] [--quiet-wait 120] [--suites sqlite,postgres,wal,pitr,fanout,verify,retention] [--pg-size-mib 2048] [--wal-segments 64] [--wal-sustained-seconds 120]
+ *                         [--pitr-wal-mib 1024]
  *                         [--fanout-targets 100] [--retention-backups 1000]
  *
  * The PostgreSQL suite (bench/postgres/suite.ts) compares logical dumps and restores with pg_dump /
@@ -41,6 +44,7 @@ import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
 import { fanoutLines, fanoutVerdicts, measureFanout, type FanoutResult } from './fanout.js';
 import { measurePostgres } from './postgres/suite.js';
+import { measurePitr } from './postgres/pitr.js';
 import { measureWalSpeed } from './postgres/wal-async.js';
 import { measureRetentionPlan } from './retention/suite.js';
 import { runLifeboat, runShell, type CpuAccounting, type Execution, type ShellStep } from './measure.js';
@@ -78,9 +82,10 @@ interface Options {
   retentionBackups: number;
   walSegments: number;
   walSustainedSeconds: number;
+  pitrWalMiB: number;
 }
 
-const suiteNames = ['sqlite', 'postgres', 'wal', 'fanout', 'verify', 'retention'] as const;
+const suiteNames = ['sqlite', 'postgres', 'wal', 'pitr', 'fanout', 'verify', 'retention'] as const;
 type Suite = (typeof suiteNames)[number];
 
 function parseOptions(): Options {
@@ -99,6 +104,7 @@ function parseOptions(): Options {
       'retention-backups': { type: 'string', default: '1000' },
       'wal-segments': { type: 'string', default: '64' },
       'wal-sustained-seconds': { type: 'string', default: '120' },
+      'pitr-wal-mib': { type: 'string', default: '1024' },
     },
   });
   const number = (name: string, value: string | undefined, min: number): number => {
@@ -120,6 +126,7 @@ function parseOptions(): Options {
     retentionBackups: Math.round(number('retention-backups', values['retention-backups'], 10)),
     walSegments: Math.round(number('wal-segments', values['wal-segments'], 2)),
     walSustainedSeconds: Math.round(number('wal-sustained-seconds', values['wal-sustained-seconds'], 0)),
+    pitrWalMiB: Math.round(number('pitr-wal-mib', values['pitr-wal-mib'], 16)),
   };
 }
 
@@ -643,6 +650,23 @@ async function main(): Promise<void> {
         runs: options.runs,
         segments: options.walSegments,
         sustainedSeconds: options.walSustainedSeconds,
+        settle: (paths) => settle(options, paths),
+        say,
+      });
+      comparisons.push(...measured.comparisons);
+      extraMethod.push(...measured.notes);
+      sections.push(...measured.sections);
+    }
+    if (options.suites.has('pitr')) {
+      client ??= await connectClient({ address: stack.temporal.address, namespace: 'default', taskQueue: 'unused' });
+      const measured = await measurePitr({
+        stack,
+        client,
+        workDir,
+        benchRoot,
+        sizeMiB: options.pgSizeMiB,
+        runs: options.runs,
+        walMiB: options.pitrWalMiB,
         settle: (paths) => settle(options, paths),
         say,
       });

@@ -45,7 +45,7 @@ export function pgbackrestRepositoryIn(dir: string): string {
  * directory). archive-check=n: the benchmark times the copy of the cluster, and a backup without
  * WAL archiving configured would otherwise wait for a segment that never comes.
  */
-export async function writePgbackrestConfig(dir: string, cluster: RunningCluster): Promise<string> {
+export async function writePgbackrestConfig(dir: string, cluster: Pick<RunningCluster, 'dataDir' | 'socketDir' | 'port' | 'user'>): Promise<string> {
   await mkdir(pgbackrestRepositoryIn(dir), { recursive: true });
   await mkdir(join(dir, 'log'), { recursive: true });
   await mkdir(join(dir, 'lock'), { recursive: true });

@@ -160,17 +160,36 @@ export async function measurePostgres(options: PostgresSuiteOptions): Promise<Po
         await checkpoint(cluster);
         await settleCluster();
       };
-      await settleBase();
-      const base = await lifeboat('backup', { target, method: 'base' });
-      baseBackup.executions.push(base.execution);
-      await emptyOut();
-      await settleBackup(base.result.backupId);
-      baseRestore.executions.push((await lifeboat('restore', { target, method: 'base', into: join(out, 'lifeboat-restore') })).execution);
-      await emptyOut();
-      await settleBase();
-      pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
-      await settleReading(pgbackrestRepository);
-      pgbackrest.restore.executions.push(await shell(pgbackrestRestore));
+      // Lifeboat and pgBackRest in turn, the order alternating by run (bench/run.ts inTurn: on this
+      // VM the first to write after memory was freed pays for it), backups first, then restores.
+      let baseBackupId: string | undefined;
+      const inTurn = async (lifeboatSide: () => Promise<void>, pgbackrestSide: () => Promise<void>) => {
+        for (const side of run % 2 === 1 ? [lifeboatSide, pgbackrestSide] : [pgbackrestSide, lifeboatSide]) await side();
+      };
+      await inTurn(
+        async () => {
+          await settleBase();
+          const base = await lifeboat('backup', { target, method: 'base' });
+          baseBackup.executions.push(base.execution);
+          baseBackupId = base.result.backupId;
+        },
+        async () => {
+          await settleBase();
+          pgbackrest.backup.executions.push(await shell(pgbackrestBackup));
+        },
+      );
+      await inTurn(
+        async () => {
+          await emptyOut();
+          await settleBackup(baseBackupId!);
+          baseRestore.executions.push((await lifeboat('restore', { target, method: 'base', into: join(out, 'lifeboat-restore') })).execution);
+        },
+        async () => {
+          await emptyOut();
+          await settleReading(pgbackrestRepository);
+          pgbackrest.restore.executions.push(await shell(pgbackrestRestore));
+        },
+      );
       await emptyOut();
       await settleBase();
       pgbackrest.backupLevel1.executions.push(await shell(pgbackrestBackupLevel1));

@@ -229,7 +229,7 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
     const sustained = options.sustainedSeconds > 0 ? await measureSustained({ workDir: work, seconds: options.sustainedSeconds, say }) : [];
     return {
       sections: sustained.length
-        ? [{ title: `Sustained WAL: pgbench -c 4 -j 2 for ${options.sustainedSeconds} s (synchronous_commit off), archiving off / on / async (bench/postgres/wal-sustained.ts)`, lines: sustainedLines(sustained) }]
+        ? [{ title: `Sustained WAL: the heaviest pgbench load probed (${sustained[0]!.load.clients} clients, ${sustained[0]!.load.jobs} threads) for ${options.sustainedSeconds} s (synchronous_commit off), archiving off / on / async (bench/postgres/wal-sustained.ts)`, lines: sustainedLines(sustained) }]
         : [],
       comparisons: [
         { id: 'pg-wal-async-push', title: 'WAL archive throughput: archive.mode async vs pgBackRest archive-async, process-max 2', lifeboat: rows.asyncPush, baseline: rows.pgbackrestAsyncPush, maxRatio: 1.0, databaseBytes: bytes },

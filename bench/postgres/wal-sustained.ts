@@ -8,6 +8,7 @@
  */
 import { execa } from 'execa';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { projectRoot } from '../../src/dev/tools.js';
@@ -15,12 +16,14 @@ import { archiveCommandLine } from '../../src/postgres/archive-commands.js';
 import { initCluster, startCluster, type RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser, pgBinary } from '../../src/postgres/tools.js';
 import { benchClusterSettings } from './dataset.js';
+import { heaviestLoad, jobsFor, type Load, type LoadProbe } from './figures.js';
 
 export type SustainedMode = 'off' | 'on' | 'async';
 
 export interface SustainedResult {
   mode: SustainedMode;
   seconds: number;
+  load: Load;
   walBytes: number;
   transactions: number;
   peakPgWalBytes: number;
@@ -29,8 +32,13 @@ export interface SustainedResult {
 }
 
 const target = 'sustained';
-const scale = 10;
+// pgbench's TPC-B-like script updates one of `scale` branch rows per transaction: more clients than
+// branches wait on each other's row locks instead of writing WAL.
+const scale = 16;
 const MiB = 1 << 20;
+/** Client counts tried (archiving off, probeSeconds each) before the runs; the one writing the most WAL is used. */
+const probeClients = [2, 4, 8, 16];
+const probeSeconds = 8;
 
 export async function measureSustained(options: { workDir: string; seconds: number; say: (line: string) => void }): Promise<SustainedResult[]> {
   const root = join(options.workDir, 'sustained');
@@ -53,15 +61,22 @@ export async function measureSustained(options: { workDir: string; seconds: numb
   );
   await chownToServerUser(root, { recursive: true });
   const results: SustainedResult[] = [];
+  let load: Load | undefined;
   for (const mode of ['off', 'on', 'async'] as const) {
     options.say(`wal suite: sustained pgbench load for ${options.seconds} s, archiving ${mode}`);
-    results.push(await sustainedRun(root, configPath, mode, options.seconds));
+    const result = await sustainedRun(root, configPath, mode, options.seconds, load, options.say);
+    load = result.load;
+    results.push(result);
   }
   await rm(root, { recursive: true, force: true });
   return results;
 }
 
-async function sustainedRun(root: string, configPath: string, mode: SustainedMode, seconds: number): Promise<SustainedResult> {
+/**
+ * Runs the load for `seconds` on a fresh cluster with archiving `mode`. Without a load given (the
+ * first run, archiving off) it first probes probeClients and takes the heaviest (heaviestLoad).
+ */
+async function sustainedRun(root: string, configPath: string, mode: SustainedMode, seconds: number, given: Load | undefined, say: (line: string) => void): Promise<SustainedResult> {
   const dir = join(root, mode);
   const dataDir = join(dir, 'data');
   await mkdir(dir);
@@ -84,8 +99,26 @@ async function sustainedRun(root: string, configPath: string, mode: SustainedMod
         { reject: false, stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, LIFEBOAT_PREBUILT: '1' } },
       );
     }
+    let load = given;
+    if (!load) {
+      const probes: LoadProbe[] = [];
+      for (const clients of probeClients) {
+        const jobs = jobsFor(clients, cpus().length);
+        // Each probe from a checkpoint, as the measured run: the full-page images after one are most of the WAL.
+        await query(cluster, 'CHECKPOINT');
+        const before = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
+        await pgbench(['-c', String(clients), '-j', String(jobs), '-T', String(probeSeconds), '-n']);
+        const after = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
+        const walBytesPerSecond = Number(await query(cluster, `SELECT pg_wal_lsn_diff('${after}', '${before}')::bigint::text AS v`)) / probeSeconds;
+        probes.push({ clients, jobs, walBytesPerSecond });
+        say(`  probe: pgbench -c ${clients} -j ${jobs}: ${(walBytesPerSecond / MiB).toFixed(1)} MiB/s of WAL`);
+      }
+      const heaviest = heaviestLoad(probes);
+      load = { clients: heaviest.clients, jobs: heaviest.jobs };
+      say(`  heaviest load: pgbench -c ${load.clients} -j ${load.jobs}`);
+    }
     await query(cluster, 'CHECKPOINT');
-    const start = await query(cluster, 'SELECT pg_current_wal_lsn()::text AS v');
+    const start = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
     let peak = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -94,15 +127,15 @@ async function sustainedRun(root: string, configPath: string, mode: SustainedMod
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
-    // Four clients, two threads (2 cores), asynchronous commit: as much WAL as the machine writes.
-    const run = await pgbench(['-c', '4', '-j', '2', '-T', String(seconds), '-n']);
+    // The heaviest load probed, asynchronous commit: as much WAL as the machine writes.
+    const run = await pgbench(['-c', String(load.clients), '-j', String(load.jobs), '-T', String(seconds), '-n']);
     sampling = false;
     await sampler;
     const transactions = Number(/number of transactions actually processed: (\d+)/.exec(run.stdout)?.[1] ?? 0);
-    const end = await query(cluster, 'SELECT pg_current_wal_lsn()::text AS v');
+    const end = await query(cluster, 'SELECT pg_current_wal_insert_lsn()::text AS v');
     const walBytes = Number(await query(cluster, `SELECT pg_wal_lsn_diff('${end}', '${start}')::bigint::text AS v`));
     const waitingAtEnd = mode === 'off' ? 0 : Number(await query(cluster, "SELECT count(*)::text AS v FROM pg_ls_dir('pg_wal/archive_status') f WHERE f LIKE '%.ready'"));
-    return { mode, seconds, walBytes, transactions, peakPgWalBytes: peak, waitingAtEnd };
+    return { mode, seconds, load, walBytes, transactions, peakPgWalBytes: peak, waitingAtEnd };
   } finally {
     archiver?.kill('SIGTERM');
     await archiver;
@@ -133,11 +166,11 @@ async function pgWalBytes(dataDir: string): Promise<number> {
 export function sustainedLines(results: SustainedResult[]): string[] {
   const off = results.find((r) => r.mode === 'off');
   return [
-    '| archiving | WAL written | WAL rate | transactions | pg_wal peak | segments waiting at the end | pg_wal peak vs no archiving |',
-    '|---|---|---|---|---|---|---|',
+    '| archiving | load | WAL written | WAL rate | transactions | pg_wal peak | segments waiting at the end | pg_wal peak vs no archiving |',
+    '|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const more = off ? `${((r.peakPgWalBytes - off.peakPgWalBytes) / (16 * MiB)).toFixed(0)} segments more` : '';
-      return `| ${r.mode} | ${(r.walBytes / MiB).toFixed(0)} MiB in ${r.seconds} s | ${(r.walBytes / MiB / r.seconds).toFixed(1)} MiB/s | ${r.transactions} | ${(r.peakPgWalBytes / MiB).toFixed(0)} MiB | ${r.waitingAtEnd} | ${r.mode === 'off' ? '—' : more} |`;
+      return `| ${r.mode} | pgbench -c ${r.load.clients} -j ${r.load.jobs} | ${(r.walBytes / MiB).toFixed(0)} MiB in ${r.seconds} s | ${(r.walBytes / MiB / r.seconds).toFixed(1)} MiB/s | ${r.transactions} | ${(r.peakPgWalBytes / MiB).toFixed(0)} MiB | ${r.waitingAtEnd} | ${r.mode === 'off' ? '—' : more} |`;
     }),
   ];
 }

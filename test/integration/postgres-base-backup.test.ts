@@ -144,6 +144,8 @@ describe('a base backup of a running PostgreSQL', () => {
     const restored = await restoreBaseBackup({ manifest, repositories: [local], dataDir });
     assert.equal(restored.repository, 'local');
     assert.equal(restored.alreadyRestored, false);
+    assert.deepEqual(Object.keys(restored.phasesMs ?? {}), ['holdsEveryPart', 'extract', 'placeManifest', 'verify', 'rename'], 'where the time went, phase by phase (the benchmark reports it)');
+    assert.ok(Object.values(restored.phasesMs!).every((ms) => Number.isInteger(ms) && ms >= 0));
     const user = await serverUser();
     const info = await stat(dataDir);
     assert.equal(info.mode & 0o777, 0o700);
@@ -154,6 +156,7 @@ describe('a base backup of a running PostgreSQL', () => {
 
     const again = await restoreBaseBackup({ manifest, repositories: [local], dataDir });
     assert.equal(again.alreadyRestored, true, 'a second run accepts the verified copy');
+    assert.equal(again.phasesMs, undefined, 'nothing was restored the second time');
 
     const recovered = await recoverToTarget({ dataDir, manifest, recoveryTarget: { kind: 'immediate' }, restoreCommand: 'false' });
     cleanups.push(() => removeRecoveredCluster(recovered.cluster));
