@@ -98,7 +98,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     } finally {
       one.close();
     }
-    await configure({ cache: target({ checkOnBackup: true, retention: { keepLast: 1 } }), s3only: target({ repositories: ['s3'] }) });
+    await configure({ cache: target({ checkOnBackup: true, retention: { keepLast: 1 } }), s3only: target({ repositories: ['s3'] }), plain: target() });
     await lifeboat.startWorker();
   });
 
@@ -135,8 +135,32 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     assert.equal(check.ok, true);
     assert.equal(check.keys, 20_003);
     assert.equal((await stat(into)).size, manifest.source.sizeBytes);
+    // The worker read this RDB itself: the manifest has its sha256 (checked on restore) and nothing stored after it,
+    // the shape of every Redis backup made before redis-cli wrote straight into zstd.
+    assert.match(manifest.source.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(manifest.source.eofMarkBytes, undefined);
     const again = await failureOf(lifeboat.run('restore', { target: 'cache', into }));
     assert.equal(again.type, 'InvalidInput', again.message);
+  });
+
+  test('without the check, redis-cli writes straight into zstd: the EOF mark is stored after the RDB and dropped on restore', async () => {
+    const result = await lifeboat.run('backup', { target: 'plain' });
+    const manifest = JSON.parse(await readFile(join(lifeboat.dir, 'repository', 'plain', 'backups', result.backupId, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.source.checkedOnBackup, false);
+    assert.equal(manifest.source.keyCountFrom, 'info');
+    assert.equal(manifest.source.rdbVersion, 10, 'the header read from the first compressed block');
+    assert.match(manifest.source.serverVersion, /^7\./);
+    assert.ok(Math.abs(Date.parse(manifest.snapshotAt) - Date.now()) < 600_000, 'snapshotAt is the RDB\'s own time');
+    assert.equal(manifest.source.sha256, undefined, 'the worker never saw the RDB');
+    assert.equal(manifest.source.eofMarkBytes, 40, 'the diskless transfer\'s EOF mark, as redis-cli wrote it to its stdout');
+    const into = join(lifeboat.dir, 'plain.rdb');
+    await lifeboat.run('restore', { target: 'plain', backupId: result.backupId, into });
+    assert.equal((await stat(into)).size, manifest.source.sizeBytes, 'the restored file is the RDB without the mark');
+    const check = await checkRdbFile(into);
+    assert.equal(check.ok, true, check.output);
+    assert.equal(check.keys, 20_003);
+    const report = await lifeboat.run('drill', { target: 'plain' });
+    assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
   });
 
   test('a drill loads the newest backup in a scratch redis-server, runs the smoke checks, and removes it all', async () => {
