@@ -47,6 +47,22 @@ async function untilPersistence(redis: TestRedis, ready: (info: Map<string, stri
   assert.fail('INFO persistence never got there');
 }
 
+/** SIGKILLs the redis-cli --rdb of the server on `port` (the worker's child) once the server counts it as a replica; its pid. */
+async function killRdbTransfer(redis: TestRedis): Promise<number> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if (!/slave0:/.test(String(await redis.call('INFO', 'replication')))) continue;
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (argv[0] === 'redis-cli' && argv.includes('--rdb') && argv.includes(String(redis.port))) {
+        process.kill(Number(entry), 'SIGKILL');
+        return Number(entry);
+      }
+    }
+  }
+  assert.fail('redis-cli --rdb never started');
+}
+
 describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
   let lifeboat: Lifeboat;
   let redis: TestRedis;
@@ -161,6 +177,27 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     assert.equal(check.keys, 20_003);
     const report = await lifeboat.run('drill', { target: 'plain' });
     assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
+  });
+
+  test('a redis-cli killed mid-transfer fails the attempt with its stderr and stores nothing; the step is tried again', async () => {
+    const before = await storedFiles('plain');
+    // The server waits for more replicas before it forks: redis-cli sits in the transfer meanwhile.
+    await redis.call('CONFIG', 'SET', 'repl-diskless-sync-delay', '30');
+    try {
+      const handle = await lifeboat.start('backup', { target: 'plain' });
+      const killed = await killRdbTransfer(redis);
+      let failure: string | undefined;
+      for (const deadline = Date.now() + 60_000; failure === undefined && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 100))) {
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        failure = pending.find((a) => a.activityType?.name === 'streamRdbAndUpload' && (a.attempt ?? 0) >= 2)?.lastFailure?.message ?? undefined;
+      }
+      assert.match(failure ?? '', /the RDB transfer `redis-cli .*--rdb -` was killed by SIGKILL:\nsending REPLCONF/, `pid ${killed}: the attempt failed with how redis-cli ended and its stderr`);
+      await handle.cancel();
+      await assert.rejects(handle.result());
+      assert.deepEqual(await storedFiles('plain'), before, 'nothing of the killed transfer (or the cancelled retry) is stored');
+    } finally {
+      await redis.call('CONFIG', 'SET', 'repl-diskless-sync-delay', '0');
+    }
   });
 
   test('a drill loads the newest backup in a scratch redis-server, runs the smoke checks, and removes it all', async () => {

@@ -127,9 +127,15 @@ interface TransferContext {
  */
 async function storedAlongside<T>(storing: Promise<T>, cli: RunningCommand, context: TransferContext): Promise<T> {
   const { target, spec, signal } = context;
+  let cliEnded = false;
+  void cli.done.then(() => {
+    cliEnded = true;
+  });
   let storeFailed = false;
-  // A repository that fails stops redis-cli (it would otherwise wait forever on a full pipe).
+  // A repository that fails stops redis-cli (it would otherwise wait forever on a full pipe). A
+  // store that fails once redis-cli has ended (the end of stream checks) is redis-cli's failure.
   storing.catch(() => {
+    if (cliEnded) return;
     storeFailed = true;
     cli.kill();
   });
