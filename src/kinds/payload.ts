@@ -92,7 +92,7 @@ async function storeStages(input: StoreInput, buildStages: () => Array<Readable 
   const repositories = openRepositories(target, input.env);
   const cleared = await clearUnfinishedBackup(repositories, target.name, backupId, input.attempt);
   if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
-  // Built once the leftovers are gone: a compressor started earlier would wait on a full pipe meanwhile.
+  // Built once the leftovers are gone (storePayload starts its zstd here, as it always did).
   const stages = buildStages();
   if (key) stages.push(createEncryptor(key));
   const stored = await storeInEvery(repositories, stages, {
