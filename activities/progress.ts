@@ -116,3 +116,17 @@ export function readOffsetOf(pid: number | undefined, fd = 0): number | undefine
     return undefined;
   }
 }
+
+/**
+ * How many bytes a child process has written so far (Linux: `wchar` of /proc/<pid>/io: every
+ * write, to any descriptor); undefined where that is not available, or once the process is gone.
+ */
+export function bytesWrittenBy(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const match = /^wchar:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

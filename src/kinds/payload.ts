@@ -6,7 +6,7 @@
  * match the manifest. A damaged or missing copy in one repository sends the read to the next.
  */
 import { log } from '@temporalio/activity';
-import { chown, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chown, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable, type Duplex, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -50,6 +50,19 @@ export interface StoredPayload {
   source: { sizeBytes: number; sha256: string };
 }
 
+interface StoreInput {
+  target: ResolvedTargetBase;
+  backupId: string;
+  /** The step's attempt (Context.current().info.attempt). */
+  attempt: number;
+  /** The object's name within the attempt's folder. */
+  objectName: string;
+  key: Buffer | undefined;
+  progress: ProgressReporter;
+  signal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+}
+
 /**
  * Streams `source` through `taps` (pass-throughs that look at the source bytes: a header reader, a
  * checker) into one object in every repository: one pass, whatever the number of repositories.
@@ -57,41 +70,45 @@ export interface StoredPayload {
  * its heartbeat but still writes can never overwrite what a later one stored), and first removes
  * what earlier attempts stored under this backup id.
  */
-export async function storePayload(input: {
-  target: ResolvedTargetBase;
-  backupId: string;
-  /** The step's attempt (Context.current().info.attempt). */
-  attempt: number;
-  /** The object's name within the attempt's folder. */
-  objectName: string;
-  source: Readable;
-  taps?: Duplex[];
-  key: Buffer | undefined;
-  progress: ProgressReporter;
-  signal: AbortSignal;
-  env: NodeJS.ProcessEnv;
-}): Promise<StoredPayload> {
+export async function storePayload(input: StoreInput & { source: Readable; taps?: Duplex[] }): Promise<StoredPayload> {
+  const sourceHash = new HashingPassThrough();
+  const object = await storeStages(input, () => [input.source, ...(input.taps ?? []), sourceHash, countBytes(input.progress), createCompressor(input.target.compression)]);
+  return { object, source: { sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 } };
+}
+
+/**
+ * Stores a stream that is zstd's output already (a compressor fed by another process: the raw
+ * bytes never pass through the worker) as storePayload does: `taps` see the compressed bytes, then
+ * encryption when a key is given, sha256 of what is stored, every repository at once. The source
+ * is neither hashed nor counted here (the caller knows what its producer wrote).
+ */
+export async function storeCompressedPayload(input: StoreInput & { compressed: Readable; taps?: Duplex[] }): Promise<StoredObject> {
+  return storeStages(input, () => [input.compressed, ...(input.taps ?? [])]);
+}
+
+async function storeStages(input: StoreInput, buildStages: () => Array<Readable | Duplex>): Promise<StoredObject> {
   const { target, backupId, key } = input;
   const objectName = attemptObjectName(input.attempt, input.objectName);
   const repositories = openRepositories(target, input.env);
   const cleared = await clearUnfinishedBackup(repositories, target.name, backupId, input.attempt);
   if (cleared > 0) log.info('removed what an earlier attempt stored', { backupId, objects: cleared });
-  const sourceHash = new HashingPassThrough();
-  const stages: Array<Readable | Duplex> = [input.source, ...(input.taps ?? []), sourceHash, countBytes(input.progress), createCompressor(target.compression)];
+  // Built once the leftovers are gone (storePayload starts its zstd here, as it always did).
+  const stages = buildStages();
   if (key) stages.push(createEncryptor(key));
   const stored = await storeInEvery(repositories, stages, {
     keyOf: (repository) => repository.objectKey(target.name, backupId, objectName),
     action: (repository) => `storing ${objectName} of backup ${backupId} in repository "${repository.name}" (${repository.location})`,
     signal: input.signal,
   });
-  return { object: { name: objectName, ...stored }, source: { sizeBytes: sourceHash.bytes, sha256: sourceHash.sha256 } };
+  return { name: objectName, ...stored };
 }
 
 /** A backup's one payload: the stored object, and what it decodes to. */
 export interface PayloadOfBackup {
   manifest: { id: string; target: string; encryption: { keyId: string } | null };
   object: StoredObject;
-  decoded: { sizeBytes: number; sha256: string };
+  /** What the stored object decodes to; without sha256 (a Redis backup whose RDB zstd read directly), its size alone, beside zstd's own content checksum. */
+  decoded: { sizeBytes: number; sha256?: string | undefined };
 }
 
 const unusable = (error: unknown) => error instanceof LifeboatError && ['ChecksumMismatch', 'BackupCorrupt', 'ObjectNotFound'].includes(error.type);
@@ -136,19 +153,26 @@ function storedMismatch(repository: Repository, payload: PayloadOfBackup, found:
   );
 }
 
-function decodedMismatch(payload: PayloadOfBackup, found: { sha256: string; bytes: number }): LifeboatError {
+function decodedMismatch(payload: PayloadOfBackup, found: { sha256?: string | undefined; bytes: number }): LifeboatError {
+  const expected = payload.decoded.sha256 === undefined ? '' : ` and sha256 ${payload.decoded.sha256}`;
   return new LifeboatError(
     'ChecksumMismatch',
-    `backup ${payload.manifest.id} decodes to ${found.bytes} bytes with sha256 ${found.sha256}, expected ${payload.decoded.sizeBytes} bytes and sha256 ${payload.decoded.sha256}`,
+    `backup ${payload.manifest.id} decodes to ${found.bytes} bytes${found.sha256 === undefined ? '' : ` with sha256 ${found.sha256}`}, expected ${payload.decoded.sizeBytes} bytes${expected}`,
     'Restore another backup. Nothing was changed',
   );
 }
 
+function decodedMatches(payload: PayloadOfBackup, found: { sha256?: string | undefined; bytes: number }): boolean {
+  return found.bytes === payload.decoded.sizeBytes && (payload.decoded.sha256 === undefined || found.sha256 === payload.decoded.sha256);
+}
+
 /**
  * Fetches a backup's payload into `destination`: decoded by zstd into <destination>.partial while
- * the stored bytes are hashed, then the decoded file hashed; renamed into place (and flushed) only
- * when both match the manifest. With `owner`, the file is given to that uid/gid before the rename
- * (a server that reads it runs as another user).
+ * the stored bytes are hashed, then the decoded file hashed (when the manifest has its sha256; its
+ * size otherwise); renamed into place (and flushed) only when both match the manifest. With
+ * `truncateTo`, only the first that many decoded bytes are kept (a trailer stored after the
+ * payload). With `owner`, the file is given to that uid/gid before the rename (a server that reads
+ * it runs as another user).
  */
 export async function fetchPayloadToFile(input: {
   target: ResolvedTargetBase;
@@ -158,6 +182,7 @@ export async function fetchPayloadToFile(input: {
   signal: AbortSignal;
   env: NodeJS.ProcessEnv;
   owner?: { uid: number; gid: number } | undefined;
+  truncateTo?: number | undefined;
 }): Promise<{ repository: string; sizeBytes: number }> {
   const { target, payload, destination, progress, signal } = input;
   const key = await decryptionKeyFor(target, payload.manifest);
@@ -181,8 +206,9 @@ export async function fetchPayloadToFile(input: {
       }
       if (storedHash.sha256 !== payload.object.sha256 || storedHash.bytes !== payload.object.sizeBytes) throw storedMismatch(repository, payload, storedHash);
       progress.setPhase('verify');
-      const decoded = await sha256OfFile(partial);
-      if (decoded.sha256 !== payload.decoded.sha256 || decoded.bytes !== payload.decoded.sizeBytes) throw decodedMismatch(payload, decoded);
+      const decoded = payload.decoded.sha256 === undefined ? { bytes: (await stat(partial)).size } : await sha256OfFile(partial);
+      if (!decodedMatches(payload, decoded)) throw decodedMismatch(payload, decoded);
+      if (input.truncateTo !== undefined && input.truncateTo < decoded.bytes) await truncate(partial, input.truncateTo);
       if (input.owner) await chown(partial, input.owner.uid, input.owner.gid);
       const handle = await open(partial, 'r');
       try {
@@ -192,7 +218,7 @@ export async function fetchPayloadToFile(input: {
       }
       await rename(partial, destination);
       await fsyncPath(dirname(destination));
-      return { repository: repository.name, sizeBytes: decoded.bytes };
+      return { repository: repository.name, sizeBytes: Math.min(decoded.bytes, input.truncateTo ?? decoded.bytes) };
     } catch (error) {
       await rm(partial, { force: true });
       throw error;
@@ -231,7 +257,7 @@ export async function streamPayloadInto(input: {
     stages.push(createDecompressor(), decodedHash, countBytes(progress));
     await pipeline([await repository.backend.get(objectKey), ...stages, withoutEnd(sink)], { signal });
     if (storedHash.sha256 !== payload.object.sha256 || storedHash.bytes !== payload.object.sizeBytes) throw storedMismatch(repository, payload, storedHash);
-    if (decodedHash.sha256 !== payload.decoded.sha256 || decodedHash.bytes !== payload.decoded.sizeBytes) throw decodedMismatch(payload, decodedHash);
+    if (!decodedMatches(payload, decodedHash)) throw decodedMismatch(payload, decodedHash);
     return { repository: repository.name, sizeBytes: decodedHash.bytes };
   });
 }

@@ -131,7 +131,16 @@ async function checkWorkingDirectory(spec: CommandSpec, what: string): Promise<v
   }
 }
 
-function start(direction: Direction, spec: CommandSpec, env: Record<string, string>, options: { signal?: AbortSignal | undefined }): RunningCommand {
+interface StartOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * An export's stdout: a stream backed by a descriptor (another child's stdin), handed to the
+   * program as is, so its output goes straight there and `stdout` is null.
+   */
+  stdoutTo?: Writable | undefined;
+}
+
+function start(direction: Direction, spec: CommandSpec, env: Record<string, string>, options: StartOptions): RunningCommand {
   const started = Date.now();
   // A process group of its own: a time limit or a cancellation stops the program and everything it
   // started (`sh -c "a | b"`, a `sleep` holding stdout open), not just the first process.
@@ -144,7 +153,7 @@ function start(direction: Direction, spec: CommandSpec, env: Record<string, stri
     buffer: false,
     encoding: 'buffer',
     stdin: direction === 'import' ? 'pipe' : 'ignore',
-    stdout: direction === 'export' ? 'pipe' : 'ignore',
+    stdout: direction === 'export' ? (options.stdoutTo ?? 'pipe') : 'ignore',
     stderr: 'pipe',
   });
   let timedOut = false;
@@ -207,7 +216,7 @@ function start(direction: Direction, spec: CommandSpec, env: Record<string, stri
   // execa discards output nobody reads by the time the program exits: a pass-through takes it at
   // once (and holds the program back by backpressure until the pipeline reads).
   let stdout: PassThrough | null = null;
-  if (direction === 'export' && child.stdout) {
+  if (direction === 'export' && child.stdout && !options.stdoutTo) {
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     child.stdout.on('error', (error) => out.destroy(error));
     child.stdout.pipe(out);
@@ -223,8 +232,8 @@ function start(direction: Direction, spec: CommandSpec, env: Record<string, stri
   };
 }
 
-/** Starts a program whose stdout is read as a stream (stdin: nothing). */
-export async function startExport(spec: CommandSpec, env: Record<string, string>, what: string, options: { signal?: AbortSignal | undefined } = {}): Promise<RunningCommand> {
+/** Starts a program whose stdout is read as a stream, or goes to `stdoutTo` (stdin: nothing). */
+export async function startExport(spec: CommandSpec, env: Record<string, string>, what: string, options: StartOptions = {}): Promise<RunningCommand> {
   await checkWorkingDirectory(spec, what);
   return start('export', spec, env, options);
 }

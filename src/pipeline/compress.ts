@@ -59,6 +59,17 @@ export function createFileCompressor(file: { fd: number; sizeBytes: number }, op
 }
 
 /**
+ * A zstd compressor fed by another process: zstd's stdin is a socket whose other end
+ * (`producerInput`) is given to the producer as its stdout (the producer's stdio option), so the raw
+ * bytes go from the producer to zstd in the kernel and never through this process. After spawning
+ * the producer, call `releaseInput()`: zstd sees the end of its input once the producer has exited.
+ * zstd runs with -vv, so that `inputBytes` (read after it exits) tells exactly how much it read.
+ */
+export function createProducerCompressor(options: CompressorOptions): ZstdProcess {
+  return new ZstdProcess('compress', compressorArgs(options), { producerFed: true });
+}
+
+/**
  * A zstd decompressor. Input that is not valid zstd fails the stream with BackupCorrupt.
  * Note zstd verifies the frame checksum only at the end of the frame, so bytes may be emitted
  * before the error: write the output somewhere provisional until the stream has finished.
@@ -128,7 +139,14 @@ interface ZstdProcessOptions {
    * (0600) and only if it does not exist yet, and removed again if zstd fails, as `zstd -o` would.
    */
   outputFile?: string;
+  /** Another process writes zstd's stdin (see createProducerCompressor); zstd reports its sizes (-vv). */
+  producerFed?: boolean;
 }
+
+/** zstd -vv's summary line: "(<input> B => <output> B, ...)". */
+const sizesLine = /\(\s*(\d+) B =>\s*(\d+) B,/;
+/** zstd -vv's informational lines, left out of an error message. */
+const verboseLine = /^(\*\*\* |--|Using std|Decompression will require|\/\*stdin\*\\)/;
 
 /**
  * One zstd process exposed as a Duplex: writes go to its stdin, its stdout is the readable side.
@@ -146,6 +164,7 @@ export class ZstdProcess extends Duplex {
   private stdoutEnded = false;
   private exitedCleanly = false;
   private exited = false;
+  private producerSide: Writable | null = null;
 
   constructor(
     private readonly mode: Mode,
@@ -163,8 +182,9 @@ export class ZstdProcess extends Duplex {
       ...(options.stdinFd === undefined ? {} : { stdin: options.stdinFd }),
       ...(output === undefined ? {} : { stdout: output.fd }),
     } as unknown as typeof STREAM_OPTIONS;
-    this.child = execa(ZSTD, ['-q', '-c', ...modeArgs], spawnOptions);
-    this.stdin = options.stdinFd === undefined ? this.child.stdin : null;
+    this.child = execa(ZSTD, [options.producerFed ? '-vv' : '-q', '-c', ...modeArgs], spawnOptions);
+    this.stdin = options.stdinFd === undefined && !options.producerFed ? this.child.stdin : null;
+    if (options.producerFed) this.producerSide = this.child.stdin;
     this.stdout = output === undefined ? this.child.stdout : null;
     this.exit = this.child.then((result) => {
       // Before anyone learns of the exit: a caller that retries at once finds the path free.
@@ -192,6 +212,7 @@ export class ZstdProcess extends Duplex {
     // EPIPE here means zstd stopped reading, i.e. it failed; its exit status explains why, so the
     // write error itself is not reported.
     this.stdin?.on('error', () => {});
+    this.producerSide?.on('error', () => {});
     if (!this.stdin) this.end();
 
     void this.exit.then((result) => this.onExit(result));
@@ -200,6 +221,27 @@ export class ZstdProcess extends Duplex {
   /** The process id of zstd (for /proc-based progress); undefined if it could not start. */
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** The socket to give a producer as its stdout (createProducerCompressor); null once released. */
+  get producerInput(): Writable | null {
+    return this.producerSide;
+  }
+
+  /**
+   * Closes this process's descriptor of zstd's input (without shutting the socket down, which would
+   * end the input for the producer too): zstd reads until the producer closes its copy.
+   */
+  releaseInput(): void {
+    this.producerSide?.destroy();
+    this.producerSide = null;
+  }
+
+  /** How many bytes zstd read (from its -vv summary); undefined before it has exited cleanly, or without producerFed. */
+  get inputBytes(): number | undefined {
+    if (!this.exitedCleanly || !this.options.producerFed) return undefined;
+    const match = sizesLine.exec(this.stderrTail);
+    return match ? Number(match[1]) : undefined;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -239,6 +281,7 @@ export class ZstdProcess extends Duplex {
     // escalates the SIGTERM to SIGKILL after 5 s. Waiting for the exit reaps the process.
     this.stdin?.destroy();
     this.stdout?.destroy();
+    this.releaseInput();
     this.child.kill();
     void this.exit.then(() => callback(error));
   }
@@ -246,7 +289,10 @@ export class ZstdProcess extends Duplex {
   private onExit(result: ZstdResult): void {
     this.exited = true;
     if (this.destroyed) return;
-    if (result.failed) {
+    // execa calls a run whose stdin was closed before it exited "failed" (ERR_STREAM_PREMATURE_CLOSE):
+    // with a producer feeding zstd, that close is releaseInput(), so zstd's own status decides.
+    const failed = this.options.producerFed ? result.exitCode !== 0 || result.signal !== undefined : result.failed;
+    if (failed) {
       this.destroy(this.failure(result));
       return;
     }
@@ -259,7 +305,11 @@ export class ZstdProcess extends Duplex {
   }
 
   private failure(result: ZstdResult): Error {
-    const stderr = this.stderrTail.trim();
+    const stderr = this.stderrTail
+      .split('\n')
+      .filter((line) => !verboseLine.test(line.trim()))
+      .join('\n')
+      .trim();
     const spawnFailed = result.exitCode === undefined && result.signal === undefined;
     if (spawnFailed) {
       return new Error(`Could not start zstd to ${this.mode} (${result.originalMessage ?? result.shortMessage}). ${INSTALL_HINT}`, {

@@ -1,6 +1,7 @@
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { execa } from 'execa';
 import { LifeboatError } from '../errors.js';
+import { createDecompressor } from '../pipeline/compress.js';
 import { stderrTail } from '../pipeline/command-stream.js';
 
 /**
@@ -10,7 +11,9 @@ import { stderrTail } from '../pipeline/command-stream.js';
  *   first bytes of the stream as it passes;
  * - the end of `redis-cli --rdb -`'s output: over a diskless replication the server ends the
  *   payload with a 40-byte EOF mark, which redis-cli 7.0 writes to stdout too (it truncates a file,
- *   but cannot truncate a pipe); the RDB is the first N bytes, N as redis-cli reports on stderr;
+ *   but cannot truncate a pipe); the RDB is the first N bytes, N as redis-cli reports on stderr
+ *   (trimmed as it passes when the worker reads the RDB; stored, and dropped on restore, when zstd
+ *   reads redis-cli's output directly);
  * - `redis-check-rdb`, which reads the whole file and reports the keys it read (a count taken from
  *   the snapshot itself, not from the live server a moment later).
  */
@@ -139,6 +142,73 @@ export function parseRdbHeader(bytes: Buffer): RdbHeader {
     aux[key] = readString();
   }
   return { version, aux };
+}
+
+/**
+ * Reads the RDB header from a zstd stream of the RDB as it passes (the raw bytes never reach the
+ * worker): the first compressed chunks are also given to a `zstd -d`, whose output goes to an
+ * RdbHeaderReader; once the header is read (or found not to be one), the decoder is stopped. That
+ * is the first block or two, a few hundred KB of a stream of any size.
+ */
+export class CompressedRdbHeaderReader extends Transform {
+  readonly reader = new RdbHeaderReader();
+  private decoder: Duplex | undefined;
+  private readonly decoderClosed: Promise<void>;
+
+  constructor() {
+    super();
+    const decoder = createDecompressor();
+    this.decoder = decoder;
+    this.decoderClosed = new Promise((resolve) => decoder.once('close', () => resolve()));
+    decoder.on('data', (chunk: Buffer) => {
+      this.reader.write(chunk);
+      if (this.reader.header || this.reader.problem) this.stopDecoder();
+    });
+    decoder.on('error', (error: Error) => {
+      this.reader.problem ??= this.reader.header ? undefined : `its first bytes do not decode: ${error.message}`;
+    });
+  }
+
+  get header(): RdbHeader | undefined {
+    return this.reader.header;
+  }
+
+  get problem(): string | undefined {
+    return this.reader.problem;
+  }
+
+  private stopDecoder(): void {
+    const decoder = this.decoder;
+    this.decoder = undefined;
+    decoder?.destroy();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const decoder = this.decoder;
+    if (!decoder || decoder.destroyed || decoder.write(chunk)) {
+      callback(null, chunk);
+      return;
+    }
+    const go = () => {
+      decoder.off('drain', go);
+      decoder.off('close', go);
+      callback(null, chunk);
+    };
+    decoder.once('drain', go);
+    decoder.once('close', go);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    // A stream shorter than the decoder needed: all of it is in, so let the decoder finish.
+    if (this.decoder && !this.decoder.destroyed) this.decoder.end();
+    else this.stopDecoder();
+    this.decoderClosed.then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopDecoder();
+    callback(error);
+  }
 }
 
 /**

@@ -47,6 +47,22 @@ async function untilPersistence(redis: TestRedis, ready: (info: Map<string, stri
   assert.fail('INFO persistence never got there');
 }
 
+/** SIGKILLs the redis-cli --rdb of the server on `port` (the worker's child) once the server counts it as a replica; its pid. */
+async function killRdbTransfer(redis: TestRedis): Promise<number> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if (!/slave0:/.test(String(await redis.call('INFO', 'replication')))) continue;
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (argv[0] === 'redis-cli' && argv.includes('--rdb') && argv.includes(String(redis.port))) {
+        process.kill(Number(entry), 'SIGKILL');
+        return Number(entry);
+      }
+    }
+  }
+  assert.fail('redis-cli --rdb never started');
+}
+
 describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
   let lifeboat: Lifeboat;
   let redis: TestRedis;
@@ -98,7 +114,7 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     } finally {
       one.close();
     }
-    await configure({ cache: target({ checkOnBackup: true, retention: { keepLast: 1 } }), s3only: target({ repositories: ['s3'] }) });
+    await configure({ cache: target({ checkOnBackup: true, retention: { keepLast: 1 } }), s3only: target({ repositories: ['s3'] }), plain: target() });
     await lifeboat.startWorker();
   });
 
@@ -135,8 +151,53 @@ describe('Redis runbooks on a real Redis 7, local disk and S3', () => {
     assert.equal(check.ok, true);
     assert.equal(check.keys, 20_003);
     assert.equal((await stat(into)).size, manifest.source.sizeBytes);
+    // The worker read this RDB itself: the manifest has its sha256 (checked on restore) and nothing stored after it,
+    // the shape of every Redis backup made before redis-cli wrote straight into zstd.
+    assert.match(manifest.source.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(manifest.source.eofMarkBytes, undefined);
     const again = await failureOf(lifeboat.run('restore', { target: 'cache', into }));
     assert.equal(again.type, 'InvalidInput', again.message);
+  });
+
+  test('without the check, redis-cli writes straight into zstd: the EOF mark is stored after the RDB and dropped on restore', async () => {
+    const result = await lifeboat.run('backup', { target: 'plain' });
+    const manifest = JSON.parse(await readFile(join(lifeboat.dir, 'repository', 'plain', 'backups', result.backupId, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.source.checkedOnBackup, false);
+    assert.equal(manifest.source.keyCountFrom, 'info');
+    assert.equal(manifest.source.rdbVersion, 10, 'the header read from the first compressed block');
+    assert.match(manifest.source.serverVersion, /^7\./);
+    assert.ok(Math.abs(Date.parse(manifest.snapshotAt) - Date.now()) < 600_000, 'snapshotAt is the RDB\'s own time');
+    assert.equal(manifest.source.sha256, undefined, 'the worker never saw the RDB');
+    assert.equal(manifest.source.eofMarkBytes, 40, 'the diskless transfer\'s EOF mark, as redis-cli wrote it to its stdout');
+    const into = join(lifeboat.dir, 'plain.rdb');
+    await lifeboat.run('restore', { target: 'plain', backupId: result.backupId, into });
+    assert.equal((await stat(into)).size, manifest.source.sizeBytes, 'the restored file is the RDB without the mark');
+    const check = await checkRdbFile(into);
+    assert.equal(check.ok, true, check.output);
+    assert.equal(check.keys, 20_003);
+    const report = await lifeboat.run('drill', { target: 'plain' });
+    assert.equal(report.passed, true, JSON.stringify([report.failure, report.checks]));
+  });
+
+  test('a redis-cli killed mid-transfer fails the attempt with its stderr and stores nothing; the step is tried again', async () => {
+    const before = await storedFiles('plain');
+    // The server waits for more replicas before it forks: redis-cli sits in the transfer meanwhile.
+    await redis.call('CONFIG', 'SET', 'repl-diskless-sync-delay', '30');
+    try {
+      const handle = await lifeboat.start('backup', { target: 'plain' });
+      const killed = await killRdbTransfer(redis);
+      let failure: string | undefined;
+      for (const deadline = Date.now() + 60_000; failure === undefined && Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 100))) {
+        const pending = (await handle.describe()).raw.pendingActivities ?? [];
+        failure = pending.find((a) => a.activityType?.name === 'streamRdbAndUpload' && (a.attempt ?? 0) >= 2)?.lastFailure?.message ?? undefined;
+      }
+      assert.match(failure ?? '', /the RDB transfer `redis-cli .*--rdb -` was killed by SIGKILL:\nsending REPLCONF/, `pid ${killed}: the attempt failed with how redis-cli ended and its stderr`);
+      await handle.cancel();
+      await assert.rejects(handle.result());
+      assert.deepEqual(await storedFiles('plain'), before, 'nothing of the killed transfer (or the cancelled retry) is stored');
+    } finally {
+      await redis.call('CONFIG', 'SET', 'repl-diskless-sync-delay', '0');
+    }
   });
 
   test('a drill loads the newest backup in a scratch redis-server, runs the smoke checks, and removes it all', async () => {

@@ -5,13 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { buffer } from 'node:stream/consumers';
 import { describe, test } from 'node:test';
 import { LifeboatError } from '../../src/errors.js';
 import { commandEnvironment, describeArgv } from '../../src/pipeline/command-stream.js';
 import { keyspaceTotals, parseReply, RedisErrorReply } from '../../src/redis/client.js';
-import { EofMarkTrimmer, parseCheckOutput, parseRdbHeader, payloadBytesReported, RdbHeaderReader } from '../../src/redis/rdb.js';
+import { CompressedRdbHeaderReader, EofMarkTrimmer, parseCheckOutput, parseRdbHeader, payloadBytesReported, RdbHeaderReader } from '../../src/redis/rdb.js';
+import { createCompressor, createProducerCompressor } from '../../src/pipeline/compress.js';
+import { startExport } from '../../src/pipeline/command-stream.js';
 import { withPlaceholders } from '../../src/kinds/command/steps.js';
 
 /** The first 180 bytes of an RDB written by Redis 7.0.15 (header, AUX fields, SELECTDB, RESIZEDB, a key). */
@@ -53,6 +56,36 @@ describe('RDB streams', () => {
     }
     await assert.rejects(buffer(Readable.from([randomBytes(100)]).pipe(new EofMarkTrimmer(async () => 10))), /reports 10 bytes of RDB, but wrote 100/);
     await assert.rejects(buffer(Readable.from([randomBytes(100)]).pipe(new EofMarkTrimmer(async () => undefined))), /did not say how many bytes/);
+  });
+
+  test('the header is read from the zstd stream as it passes, which goes on untouched', async () => {
+    // Several MiB after the header, in many chunks: the decoder stops once it has the header.
+    const rdb = Buffer.concat([rdbStart, randomBytes(6 << 20)]);
+    const compressed = await buffer(Readable.from([rdb]).pipe(createCompressor({ level: 1, threads: 2 })));
+    const chunks = Array.from({ length: Math.ceil(compressed.length / 65_536) }, (_, i) => compressed.subarray(i * 65_536, (i + 1) * 65_536));
+    const reader = new CompressedRdbHeaderReader();
+    const passed = await buffer(Readable.from(chunks).pipe(reader));
+    assert.ok(passed.equals(compressed), 'the compressed bytes pass unchanged');
+    assert.equal(reader.header?.aux['redis-ver'], '7.0.15');
+    // A stream shorter than a block: the header comes at the end.
+    const short = new CompressedRdbHeaderReader();
+    await buffer(Readable.from([await buffer(Readable.from([rdbStart]).pipe(createCompressor({ level: 3, threads: 0 })))]).pipe(short));
+    assert.equal(short.header?.version, 10);
+    const junk = new CompressedRdbHeaderReader();
+    await buffer(Readable.from([await buffer(Readable.from([Buffer.from('<html>not an rdb</html>')]).pipe(createCompressor({ level: 3, threads: 0 })))]).pipe(junk));
+    assert.match(junk.problem ?? '', /not an RDB stream/);
+  });
+
+  test('a producer writes straight into zstd, which says how many bytes it read', async () => {
+    const compressor = createProducerCompressor({ level: 1, threads: 2 });
+    const producer = await startExport({ argv: ['sh', '-c', 'head -c 3000123 /dev/urandom'], timeoutSeconds: 60 }, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, 'the producer', { stdoutTo: compressor.producerInput! });
+    compressor.releaseInput();
+    assert.equal(producer.stdout, null, 'nothing of the producer\'s output reaches this process');
+    let stored = 0;
+    await pipeline(compressor, new Writable({ write: (chunk: Buffer, _encoding, callback) => ((stored += chunk.length), callback()) }));
+    assert.equal((await producer.done).exitCode, 0);
+    assert.equal(compressor.inputBytes, 3_000_123);
+    assert.ok(stored > 3_000_000, 'random bytes do not shrink');
   });
 
   test('redis-cli reports the RDB size on stderr, diskless or from disk', () => {

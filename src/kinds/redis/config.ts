@@ -59,8 +59,9 @@ export const redisTargetSchema = z
       .default(false)
       .describe(
         'Also run redis-check-rdb over the RDB while it streams (a tee into the checker through a pipe, no copy on disk): a backup it finds damaged is discarded, and the ' +
-          'manifest records the key count it read from the snapshot. It costs about one more core-second per GiB beside zstd (docs/redis.md). Off: the check runs on ' +
-          'every restore and drill before the RDB is used, and the manifest\'s key count is INFO keyspace just before the fork.',
+          'manifest records the key count it read from the snapshot and the RDB\'s sha256. The RDB then passes through the worker instead of going from redis-cli straight ' +
+          'into zstd, and the checker takes about one more core-second per GiB beside zstd (docs/redis.md). Off: the check runs on every restore and drill before the RDB ' +
+          'is used, and the manifest\'s key count is INFO keyspace just before the fork.',
       ),
     restore: z
       .object({

@@ -12,8 +12,20 @@ export const redisManifestSchema = z.object({
     serverVersion: z.string(),
     /** The RDB's format version (10: Redis 7.0). */
     rdbVersion: z.number().int(),
+    /** The RDB's size. */
     sizeBytes: z.number().int().nonnegative(),
-    sha256,
+    /**
+     * sha256 of the RDB, when the worker read it (checkOnBackup, and every backup made before
+     * 2026-12): checked again on restore. Absent when zstd read redis-cli's output directly; the
+     * decoded RDB is then checked by zstd's content checksum, its size and redis-check-rdb.
+     */
+    sha256: sha256.optional(),
+    /**
+     * Bytes stored after the RDB in the payload: the 40-byte EOF mark of a diskless transfer, which
+     * redis-cli writes to a pipe and which is kept when zstd reads redis-cli's output directly. A
+     * restore decodes sizeBytes + eofMarkBytes and drops them. Absent: 0.
+     */
+    eofMarkBytes: z.number().int().nonnegative().optional(),
     /** Keys in the snapshot, over every database; with keyCountFrom. */
     keys: z.number().int().nonnegative(),
     /** Keys with a TTL. */

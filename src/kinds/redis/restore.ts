@@ -87,8 +87,8 @@ export interface FetchedRdb {
 }
 
 /**
- * Fetches a backup's RDB into `destination` (verified: stored sha256, zstd's checksum, sha256 of
- * the RDB), then redis-check-rdb reads it. With `refuseExisting` (--into) the destination must be
+ * Fetches a backup's RDB into `destination` (verified: stored sha256, zstd's checksum, the RDB's
+ * size, and its sha256 when the manifest has one), then redis-check-rdb reads it. With `refuseExisting` (--into) the destination must be
  * an absolute path that does not exist yet. `owner`: the file's owner (the server reads it).
  */
 export async function fetchRdb(
@@ -105,7 +105,9 @@ export async function fetchRdb(
   try {
     const fetched = await fetchPayloadToFile({
       target,
-      payload: { manifest, object: manifest.objects[0]!, decoded: { sizeBytes: manifest.source.sizeBytes, sha256: manifest.source.sha256 } },
+      // A payload stored with the EOF mark after the RDB decodes to both; the file keeps the RDB.
+      payload: { manifest, object: manifest.objects[0]!, decoded: { sizeBytes: manifest.source.sizeBytes + (manifest.source.eofMarkBytes ?? 0), sha256: manifest.source.sha256 } },
+      truncateTo: manifest.source.sizeBytes,
       destination,
       progress,
       signal: context.cancellationSignal,
