@@ -374,6 +374,8 @@ async function store(
   const stored = await storeInEvery(repositories, [input, sourceHash, createCompressor(archive.compression)], {
     keyOf: () => objectKey,
     action: (repository) => `archiving ${name} into repository "${repository.name}" (${repository.location})`,
+    // Durable with its record (writeRecords): see there.
+    folderSyncedByNextPut: true,
   });
 
   return {
@@ -394,7 +396,21 @@ async function store(
   };
 }
 
-/** The record, last: from now on the payload counts (a payload without its record is an interrupted push). */
+/**
+ * The record, last: from now on the payload counts (a payload without its record is an
+ * interrupted push).
+ *
+ * Syncs per push in an fs repository: the payload's data (fsync before its rename), the record's
+ * data (likewise), and one fsync of the wal/ directory after the record's rename, which makes
+ * both renames durable; the payload's put leaves its own directory fsync to it
+ * (folderSyncedByNextPut). Durability holds: pushWal returns, and archive_command reports
+ * success, only after this put returned in every repository, i.e. after both files' data and
+ * both names are on disk. A crash before that leaves at worst a record whose payload name was
+ * lost (seen as not intact, stored again by the next push, which PostgreSQL makes because it
+ * was not told of success) or a payload without a record (an interrupted push); never a record
+ * that points at torn data, because the payload's data is synced before either rename. Object
+ * stores have no directory to sync; S3 ignores the option.
+ */
 async function writeRecords(archive: WalArchive, name: string, stored: { record: WalRecord } | undefined, repositories: Repository[]): Promise<void> {
   if (stored === undefined) return;
   const body = Buffer.from(`${JSON.stringify(stored.record, null, 2)}\n`);
