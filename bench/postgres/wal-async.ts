@@ -165,7 +165,7 @@ for f in "$W/segments"/0*; do n=$(basename "$f"); ${command}; cmp -s "$f" pg_wal
         name: `restore_command = bin/lifeboat-wal-fetch with prefetch (8 ahead), ${names.length} segments in order`,
         script: `rm -rf "$PREFETCH_SPOOL"; ${asPostgres} mkdir -m 700 "$PREFETCH_SPOOL"; echo ${target} | ${asPostgres} tee "$PREFETCH_SPOOL/target" > /dev/null
 ${fetchLoop(`${asPostgres} sh -c "\${FETCH_TEMPLATE//%f/$n}"`)}
-kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$PREFETCH_SPOOL"`,
+kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || true; cp "$PREFETCH_SPOOL/calls.log" "$W/out/fetch-calls.log" 2>/dev/null || true; rm -rf "$PREFETCH_SPOOL"`,
       },
     ];
     const pgbackrestFetch: ShellStep[] = [
@@ -185,6 +185,8 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       pgbackrestFetch: variant(`pgbackrest archive-get --archive-async --process-max=2, ${names.length} segments`),
     };
     const sides = ['lifeboat-async', 'pgbackrest-async', 'lifeboat-sync', 'pgbackrest-sync'];
+    /** Per run: how many restore_command calls the prefetcher served (the quick path's calls.log). */
+    const fetchCalls: string[] = [];
     for (let run = 1; run <= options.runs; run++) {
       say(`wal suite: run ${run}/${options.runs}`);
       await shell([reset, ...sides.map(walDir)]);
@@ -206,7 +208,11 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       for (const side of run % 2 === 1 ? [lifeboatSide, pgbackrestSide] : [pgbackrestSide, lifeboatSide]) await side();
       const fetchLifeboat = async () => {
         await options.settle(await filesUnder(join(work, 'repository')));
+        await rm(join(work, 'out', 'fetch-calls.log'), { force: true });
         rows.fetch.executions.push(await shell(lifeboatFetch));
+        const served = await servedByPrefetcher(join(work, 'out', 'fetch-calls.log'), names.length);
+        say(`wal suite: run ${run}: ${served}`);
+        fetchCalls.push(`run ${run}: ${served}`);
       };
       const fetchPgbackrest = async () => {
         await options.settle(await filesUnder(pgbackrestRepositoryIn(pgbackrestDir)));
@@ -238,11 +244,21 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       ],
       notes: [
         `wal suite: ${names.length} real 16 MiB segments of the bench cluster; both archives on the same disk at zstd level 3 (Lifeboat one thread per segment, parallel 2; pgBackRest process-max 2). archive_command is called for each segment in order after all were marked ready at once, as PostgreSQL's archiver does after a burst; the Lifeboat archiver is resident (started before the clock), pgBackRest's async process starts inside it. restore_command is called for each segment in order without replay (a recovery's fetch share); Lifeboat prefetches 8 ahead, pgBackRest's archive-get-queue-max is 8 segments`,
+        `wal suite: restore_command calls served by the prefetcher (bin/lifeboat-wal-fetch's calls.log; "spool": it was there, "waited": it landed while the call waited, "fallback": a whole lifeboat wal-fetch): ${fetchCalls.join('; ')}`,
       ],
     };
   } finally {
     await cluster.stop();
   }
+}
+
+/** "N of M calls served by the prefetcher (S from the spool, W after waiting, F fallbacks)", from the quick path's calls.log. */
+async function servedByPrefetcher(log: string, calls: number): Promise<string> {
+  const lines = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  const count = (how: string) => lines.filter((line) => line.endsWith(` ${how}`)).length;
+  const spool = count('spool');
+  const waited = count('waited');
+  return `${spool + waited} of ${calls} calls served by the prefetcher (${spool} from the spool, ${waited} after waiting, ${count('fallback')} fallbacks)`;
 }
 
 async function filesUnder(dir: string): Promise<string[]> {

@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, fstatSync, openSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -26,6 +26,9 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
  *   <spool>/next                 the segment the prefetcher starts next (the quick path waits for it)
  *   <spool>/<segment>            a verified segment (both checksums of its record matched), ready to move
  *   <spool>/<segment>.fetching   a segment being fetched (the quick path waits for it)
+ *   <spool>/landed               a FIFO: the prefetcher writes a line to it whenever a fetch ends or what it announces
+ *                                changes; the quick path blocks reading it instead of polling
+ *   <spool>/calls.log            one line per call of the quick path: the segment and "spool", "waited" or "fallback"
  *
  * A spool never outlives its recovery: the recovery creates it before it starts the server and
  * removes it when it ends (promoted, failed or cancelled; the clean-up of a run removes it too),
@@ -45,6 +48,7 @@ const wantedFile = 'wanted';
 const pidFile = 'prefetcher.pid';
 const nextFile = 'next';
 const fetchingSuffix = '.fetching';
+const landedFifo = 'landed';
 /** A prefetcher with nothing to do for this long exits (PostgreSQL stopped asking). */
 const idleExitMs = 120_000;
 
@@ -137,17 +141,21 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   } catch {
     // polled below
   }
+  const landed = openLandedSignal(join(spool, landedFifo));
 
   const fetchOne = async (name: string): Promise<void> => {
     const marker = join(spool, `${name}${fetchingSuffix}`);
     try {
-      await writeFile(marker, '');
+      // Before the caller announces the segment after it: the quick path waiting for this one
+      // must find it either announced or being fetched, never neither.
+      writeFileSync(marker, '');
       const outcome = await fetchWal(archive, name, join(spool, name), { onWarning: () => undefined });
       if (outcome === 'missing') ended = true; // the end of the archive
     } catch {
       ended = true; // the next wal-fetch fetches it itself and says what is wrong
     } finally {
       await unlink(marker).catch(() => undefined);
+      landed.tell();
     }
   };
 
@@ -184,10 +192,12 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
           announced = next;
           if (next === undefined) await rm(join(spool, nextFile), { force: true });
           else await writeAtomically(join(spool, nextFile), `${next}\n`).catch(() => undefined);
+          landed.tell();
         }
       } else if (announced !== undefined) {
         announced = undefined;
         await rm(join(spool, nextFile), { force: true });
+        landed.tell();
       }
       if (Date.now() - lastProgress > idleExitMs) break;
       await new Promise<void>((resolve) => {
@@ -205,7 +215,55 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
     await rm(join(spool, nextFile), { force: true }).catch(() => undefined);
     const pid = (await readFile(pidPath, 'utf8').catch(() => '')).trim();
     if (pid === String(process.pid)) await rm(pidPath, { force: true });
+    landed.close();
   }
+}
+
+/**
+ * The prefetcher's side of the FIFO the quick restore_command waits on. The prefetcher keeps it
+ * open for reading and writing (Linux opens a FIFO so at once, without a reader), which does two
+ * things: a line written while nobody waits stays in the pipe, so a caller that looked at the
+ * spool just before it landed still wakes at once; and a caller's open(2) does not block while
+ * the prefetcher runs, and its read ends (end of file) when the prefetcher exits or is killed.
+ * Writes never block (O_NONBLOCK): a full pipe already holds news. Without the FIFO (mkfifo
+ * missing, or the name taken by something else) this does nothing, and the quick path polls.
+ */
+function openLandedSignal(path: string): { tell(): void; close(): void } {
+  const none = { tell: () => undefined, close: () => undefined };
+  // Node has no mkfifo(3); mkfifo(1) is coreutils, like the quick path's own tools.
+  if (!existsSync(path) && spawnSync('mkfifo', ['-m', '600', path], { stdio: 'ignore' }).status !== 0) return none;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  } catch {
+    return none;
+  }
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    return none;
+  }
+  let open = true;
+  return {
+    tell: () => {
+      if (!open) return;
+      try {
+        writeSync(fd, '\n');
+      } catch {
+        // EAGAIN: the pipe is full of news nobody read yet
+      }
+    },
+    close: () => {
+      if (!open) return;
+      open = false;
+      // A last word for a caller waiting now: it looks again and finds the prefetcher gone.
+      try {
+        writeSync(fd, '\n');
+      } catch {
+        // full: it wakes anyway
+      }
+      closeSync(fd);
+    },
+  };
 }
 
 /** Segments in the spool, verified and ready to be moved into place. */
