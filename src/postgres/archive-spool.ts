@@ -57,6 +57,8 @@ export const spoolPaths = (spool: string) => ({
   archived: join(spool, 'archived'),
   failed: join(spool, 'failed'),
   status: join(spool, 'status.json'),
+  /** A FIFO: the archiver writes a line to it after every mark or failure (spool-signal.ts). */
+  news: join(spool, 'news'),
   mark: (name: string) => join(spool, 'archived', name),
   failure: (name: string) => join(spool, 'failed', name),
 });

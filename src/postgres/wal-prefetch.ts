@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, existsSync, fstatSync, openSync, watch, writeFileSync, writeSync, type FSWatcher } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { projectRoot } from '../dev/tools.js';
 import { LifeboatError } from '../errors.js';
+import { openSpoolSignal } from './spool-signal.js';
 import { chownToServerUser } from './tools.js';
 import { postgresTargetNamed } from '../kinds/postgres/commands.js';
 import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, type WalArchive } from './wal-archive.js';
@@ -141,7 +142,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   } catch {
     // polled below
   }
-  const landed = openLandedSignal(join(spool, landedFifo));
+  const landed = openSpoolSignal(join(spool, landedFifo));
 
   const fetchOne = async (name: string): Promise<void> => {
     const marker = join(spool, `${name}${fetchingSuffix}`);
@@ -217,53 +218,6 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
     if (pid === String(process.pid)) await rm(pidPath, { force: true });
     landed.close();
   }
-}
-
-/**
- * The prefetcher's side of the FIFO the quick restore_command waits on. The prefetcher keeps it
- * open for reading and writing (Linux opens a FIFO so at once, without a reader), which does two
- * things: a line written while nobody waits stays in the pipe, so a caller that looked at the
- * spool just before it landed still wakes at once; and a caller's open(2) does not block while
- * the prefetcher runs, and its read ends (end of file) when the prefetcher exits or is killed.
- * Writes never block (O_NONBLOCK): a full pipe already holds news. Without the FIFO (mkfifo
- * missing, or the name taken by something else) this does nothing, and the quick path polls.
- */
-function openLandedSignal(path: string): { tell(): void; close(): void } {
-  const none = { tell: () => undefined, close: () => undefined };
-  // Node has no mkfifo(3); mkfifo(1) is coreutils, like the quick path's own tools.
-  if (!existsSync(path) && spawnSync('mkfifo', ['-m', '600', path], { stdio: 'ignore' }).status !== 0) return none;
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
-  } catch {
-    return none;
-  }
-  if (!fstatSync(fd).isFIFO()) {
-    closeSync(fd);
-    return none;
-  }
-  let open = true;
-  return {
-    tell: () => {
-      if (!open) return;
-      try {
-        writeSync(fd, '\n');
-      } catch {
-        // EAGAIN: the pipe is full of news nobody read yet
-      }
-    },
-    close: () => {
-      if (!open) return;
-      open = false;
-      // A last word for a caller waiting now: it looks again and finds the prefetcher gone.
-      try {
-        writeSync(fd, '\n');
-      } catch {
-        // full: it wakes anyway
-      }
-      closeSync(fd);
-    },
-  };
 }
 
 /** Segments in the spool, verified and ready to be moved into place. */
