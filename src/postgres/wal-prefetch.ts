@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { projectRoot } from '../dev/tools.js';
@@ -96,6 +96,32 @@ async function claimSpool(spool: string, target: string): Promise<void> {
   }
 }
 
+/**
+ * Makes this process the spool's prefetcher, unless another live one is: the pid file is created
+ * whole or not at all (a complete temp file hard-linked to its name, which fails if the name
+ * exists), and a pid file of a prefetcher that is gone is replaced.
+ */
+async function claimPidFile(spool: string): Promise<boolean> {
+  const pidPath = join(spool, pidFile);
+  const temp = `${pidPath}.tmp-${process.pid}`;
+  await writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(temp, pidPath);
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      if (await prefetcherRunning(spool)) return false;
+      await unlink(pidPath).catch(() => undefined); // a prefetcher that is gone
+    }
+    return false;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
 async function prefetcherRunning(spool: string): Promise<boolean> {
   const pid = Number((await readFile(join(spool, pidFile), 'utf8').catch(() => '')).trim());
   return Number.isInteger(pid) && pid > 0 && isAlive(pid);
@@ -118,9 +144,11 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   const { archive, spool } = options;
   const parallel = Math.max(1, Math.min(options.parallel ?? 2, options.segments));
   const pidPath = join(spool, pidFile);
-  // One prefetcher per spool (PostgreSQL runs one restore_command at a time, so one starts at a time).
-  if (await prefetcherRunning(spool)) return;
-  await writeAtomically(pidPath, `${process.pid}\n`);
+  // One prefetcher per spool. Two can be started at once: a call that fell back starts one, and
+  // the next call falls back too (and starts another) while the first is still loading Node, on a
+  // busy machine for seconds. The second would remove the first's temp files (below) and fail its
+  // fetches, ending the prefetch; so the pid file is claimed atomically, and the loser leaves.
+  if (!(await claimPidFile(spool))) return;
   // What a prefetcher that was killed left: its markers would make the quick path wait for nothing.
   for (const entry of await readdir(spool).catch(() => [] as string[])) {
     if (entry.endsWith(fetchingSuffix) || entry.includes('.lifeboat-')) await unlink(join(spool, entry)).catch(() => undefined);
