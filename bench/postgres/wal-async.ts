@@ -29,6 +29,7 @@ import { projectRoot } from '../../src/dev/tools.js';
 import { walFetchCommand } from '../../src/postgres/archive-commands.js';
 import type { RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
+import { nextSegment } from '../../src/postgres/wal-prefetch.js';
 import { runShell, type Execution, type ShellStep } from '../measure.js';
 import type { Comparison, Variant } from '../report.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
@@ -266,19 +267,29 @@ async function filesUnder(dir: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath ?? entry.path, entry.name));
 }
 
-/** Writes count WAL segments (a table filled and dropped again) and copies each completed one out of pg_wal at once. */
+/**
+ * Writes count consecutive WAL segments (a table filled and truncated again) and copies each
+ * completed one out of pg_wal at once. Consecutive, as a recovery reads them: one round of inserts
+ * writes more than a segment, so the segment pg_switch_wal closes is not the one after the last
+ * copied, and copying only that one left gaps, where the prefetcher (which fetches the names that
+ * follow) found "not in the archive" and stopped: most calls then fell back to a whole wal-fetch.
+ */
 async function writeSegments(cluster: RunningCluster, dir: string, count: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const client = await cluster.connect();
   const names: string[] = [];
   try {
     await client.query('CREATE TABLE bench_wal_speed (filler text)');
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; names.length < count; i++) {
       await client.query("INSERT INTO bench_wal_speed SELECT md5(g::text) || repeat('x', 200) FROM generate_series(1, 80000) g");
       const { rows } = await client.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-      const name = rows[0]!.name;
-      await copyFile(join(cluster.dataDir, 'pg_wal', name), join(dir, name));
-      names.push(name);
+      const closed = rows[0]!.name;
+      // Every segment from the one after the last copied up to the one just closed is complete.
+      for (let name = names.length === 0 ? closed : nextSegment(names.at(-1)!, segmentBytes); names.length < count; name = nextSegment(name, segmentBytes)) {
+        await copyFile(join(cluster.dataDir, 'pg_wal', name), join(dir, name));
+        names.push(name);
+        if (name === closed) break;
+      }
       if (i % 8 === 7) await client.query('TRUNCATE bench_wal_speed');
     }
   } finally {
