@@ -29,6 +29,7 @@ import { projectRoot } from '../../src/dev/tools.js';
 import { walFetchCommand } from '../../src/postgres/archive-commands.js';
 import type { RunningCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser } from '../../src/postgres/tools.js';
+import { nextSegment } from '../../src/postgres/wal-prefetch.js';
 import { runShell, type Execution, type ShellStep } from '../measure.js';
 import type { Comparison, Variant } from '../report.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
@@ -165,7 +166,7 @@ for f in "$W/segments"/0*; do n=$(basename "$f"); ${command}; cmp -s "$f" pg_wal
         name: `restore_command = bin/lifeboat-wal-fetch with prefetch (8 ahead), ${names.length} segments in order`,
         script: `rm -rf "$PREFETCH_SPOOL"; ${asPostgres} mkdir -m 700 "$PREFETCH_SPOOL"; echo ${target} | ${asPostgres} tee "$PREFETCH_SPOOL/target" > /dev/null
 ${fetchLoop(`${asPostgres} sh -c "\${FETCH_TEMPLATE//%f/$n}"`)}
-kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$PREFETCH_SPOOL"`,
+kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || true; cp "$PREFETCH_SPOOL/calls.log" "$W/out/fetch-calls.log" 2>/dev/null || true; rm -rf "$PREFETCH_SPOOL"`,
       },
     ];
     const pgbackrestFetch: ShellStep[] = [
@@ -185,6 +186,8 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       pgbackrestFetch: variant(`pgbackrest archive-get --archive-async --process-max=2, ${names.length} segments`),
     };
     const sides = ['lifeboat-async', 'pgbackrest-async', 'lifeboat-sync', 'pgbackrest-sync'];
+    /** Per run: how many restore_command calls the prefetcher served (the quick path's calls.log). */
+    const fetchCalls: string[] = [];
     for (let run = 1; run <= options.runs; run++) {
       say(`wal suite: run ${run}/${options.runs}`);
       await shell([reset, ...sides.map(walDir)]);
@@ -206,7 +209,11 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       for (const side of run % 2 === 1 ? [lifeboatSide, pgbackrestSide] : [pgbackrestSide, lifeboatSide]) await side();
       const fetchLifeboat = async () => {
         await options.settle(await filesUnder(join(work, 'repository')));
+        await rm(join(work, 'out', 'fetch-calls.log'), { force: true });
         rows.fetch.executions.push(await shell(lifeboatFetch));
+        const served = await servedByPrefetcher(join(work, 'out', 'fetch-calls.log'), names.length);
+        say(`wal suite: run ${run}: ${served}`);
+        fetchCalls.push(`run ${run}: ${served}`);
       };
       const fetchPgbackrest = async () => {
         await options.settle(await filesUnder(pgbackrestRepositoryIn(pgbackrestDir)));
@@ -238,6 +245,7 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
       ],
       notes: [
         `wal suite: ${names.length} real 16 MiB segments of the bench cluster; both archives on the same disk at zstd level 3 (Lifeboat one thread per segment, parallel 2; pgBackRest process-max 2). archive_command is called for each segment in order after all were marked ready at once, as PostgreSQL's archiver does after a burst; the Lifeboat archiver is resident (started before the clock), pgBackRest's async process starts inside it. restore_command is called for each segment in order without replay (a recovery's fetch share); Lifeboat prefetches 8 ahead, pgBackRest's archive-get-queue-max is 8 segments`,
+        `wal suite: restore_command calls served by the prefetcher (bin/lifeboat-wal-fetch's calls.log; "spool": it was there, "waited": it landed while the call waited, "fallback": a whole lifeboat wal-fetch): ${fetchCalls.join('; ')}`,
       ],
     };
   } finally {
@@ -245,24 +253,43 @@ kill -KILL "$(cat "$PREFETCH_SPOOL/prefetcher.pid" 2>/dev/null)" 2>/dev/null || 
   }
 }
 
+/** "N of M calls served by the prefetcher (S from the spool, W after waiting, F fallbacks)", from the quick path's calls.log. */
+async function servedByPrefetcher(log: string, calls: number): Promise<string> {
+  const lines = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  const count = (how: string) => lines.filter((line) => line.endsWith(` ${how}`)).length;
+  const spool = count('spool');
+  const waited = count('waited');
+  return `${spool + waited} of ${calls} calls served by the prefetcher (${spool} from the spool, ${waited} after waiting, ${count('fallback')} fallbacks)`;
+}
+
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath ?? entry.path, entry.name));
 }
 
-/** Writes count WAL segments (a table filled and dropped again) and copies each completed one out of pg_wal at once. */
+/**
+ * Writes count consecutive WAL segments (a table filled and truncated again) and copies each
+ * completed one out of pg_wal at once. Consecutive, as a recovery reads them: one round of inserts
+ * writes more than a segment, so the segment pg_switch_wal closes is not the one after the last
+ * copied, and copying only that one left gaps, where the prefetcher (which fetches the names that
+ * follow) found "not in the archive" and stopped: most calls then fell back to a whole wal-fetch.
+ */
 async function writeSegments(cluster: RunningCluster, dir: string, count: number): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const client = await cluster.connect();
   const names: string[] = [];
   try {
     await client.query('CREATE TABLE bench_wal_speed (filler text)');
-    for (let i = 0; i < count; i++) {
+    for (let i = 0; names.length < count; i++) {
       await client.query("INSERT INTO bench_wal_speed SELECT md5(g::text) || repeat('x', 200) FROM generate_series(1, 80000) g");
       const { rows } = await client.query<{ name: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS name');
-      const name = rows[0]!.name;
-      await copyFile(join(cluster.dataDir, 'pg_wal', name), join(dir, name));
-      names.push(name);
+      const closed = rows[0]!.name;
+      // Every segment from the one after the last copied up to the one just closed is complete.
+      for (let name = names.length === 0 ? closed : nextSegment(names.at(-1)!, segmentBytes); names.length < count; name = nextSegment(name, segmentBytes)) {
+        await copyFile(join(cluster.dataDir, 'pg_wal', name), join(dir, name));
+        names.push(name);
+        if (name === closed) break;
+      }
       if (i % 8 === 7) await client.query('TRUNCATE bench_wal_speed');
     }
   } finally {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
@@ -57,6 +57,8 @@ export const spoolPaths = (spool: string) => ({
   archived: join(spool, 'archived'),
   failed: join(spool, 'failed'),
   status: join(spool, 'status.json'),
+  /** A FIFO: the archiver writes a line to it after every mark or failure (spool-signal.ts). */
+  news: join(spool, 'news'),
   mark: (name: string) => join(spool, 'archived', name),
   failure: (name: string) => join(spool, 'failed', name),
 });
@@ -84,8 +86,12 @@ export async function prepareSpool(spool: string): Promise<void> {
 }
 
 /**
- * Writes the mark of name: a temp file, fsynced, renamed into place. The directory is not fsynced:
- * a mark lost in a crash costs one more push, never a wrong answer.
+ * Writes the mark of name: a temp file renamed into place, neither fsynced. A mark is written only
+ * after the file is durable in every repository, so it needs no durability of its own: a mark
+ * lost in a crash costs one more push, and one cut short or left empty by a crash (a prefix of
+ * what was written, or zeros) never matches a file's identity, so it is no mark at all, never a
+ * wrong answer. (It was fsynced until the third WAL speed attempt: one journal commit per segment
+ * beside the three of the push itself.)
  */
 export async function writeMark(spool: string, name: string, mark: ArchiveMark): Promise<void> {
   await writeAtomically(spoolPaths(spool).mark(name), `${markFormat} ${mark.status} ${mark.identity} ${mark.sha256} ${mark.archivedAt}\n`);
@@ -108,7 +114,7 @@ export async function markedNames(spool: string): Promise<string[]> {
 
 /** Why the archiver's last attempt at name failed; archive_command prints it and fails the call (PostgreSQL retries). */
 export async function writeFailure(spool: string, name: string, message: string): Promise<void> {
-  await writeAtomically(spoolPaths(spool).failure(name), `${message.replace(/\s+/g, ' ')}\n`, false);
+  await writeAtomically(spoolPaths(spool).failure(name), `${message.replace(/\s+/g, ' ')}\n`);
 }
 
 export async function clearFailure(spool: string, name: string): Promise<void> {
@@ -121,7 +127,7 @@ export async function failedNames(spool: string): Promise<string[]> {
 
 /** "<pid> <waitSeconds>", renewed (mtime) every second while the archiver runs. */
 export async function writeHeartbeat(spool: string, waitSeconds: number): Promise<void> {
-  await writeAtomically(spoolPaths(spool).heartbeat, `${process.pid} ${waitSeconds}\n`, false);
+  await writeAtomically(spoolPaths(spool).heartbeat, `${process.pid} ${waitSeconds}\n`);
 }
 
 export async function renewHeartbeat(spool: string): Promise<void> {
@@ -160,7 +166,7 @@ export interface ArchiverStatus {
 }
 
 export async function writeStatus(spool: string, status: ArchiverStatus): Promise<void> {
-  await writeAtomically(spoolPaths(spool).status, `${JSON.stringify(status, null, 2)}\n`, false);
+  await writeAtomically(spoolPaths(spool).status, `${JSON.stringify(status, null, 2)}\n`);
 }
 
 export async function readStatus(spool: string): Promise<ArchiverStatus | undefined> {
@@ -171,20 +177,10 @@ export async function readStatus(spool: string): Promise<ArchiverStatus | undefi
   }
 }
 
-async function writeAtomically(path: string, content: string, sync = true): Promise<void> {
+async function writeAtomically(path: string, content: string): Promise<void> {
   const temp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
   try {
-    if (sync) {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(content);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } else {
-      await writeFile(temp, content, { mode: 0o600 });
-    }
+    await writeFile(temp, content, { mode: 0o600 });
     await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => undefined);

@@ -13,6 +13,7 @@ import {
   removeHeartbeat,
   removeMark,
   renewHeartbeat,
+  spoolPaths,
   writeFailure,
   writeHeartbeat,
   writeMark,
@@ -20,6 +21,7 @@ import {
   type ArchiverStatus,
 } from './archive-spool.js';
 import { LifeboatError } from '../errors.js';
+import { openSpoolSignal } from './spool-signal.js';
 import { pushWal, walFileKind, type WalArchive, type WalPushResult } from './wal-archive.js';
 
 /**
@@ -96,6 +98,8 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
     throw new LifeboatError('InvalidInput', `an archiver (pid ${running.pid}) already runs for target "${archive.target}" with spool ${spool}`, 'Run one archiver per target and spool');
   }
   await writeHeartbeat(spool, options.waitSeconds);
+  // archive_command waits on it for its mark instead of polling (bin/lifeboat-wal-push).
+  const news = openSpoolSignal(spoolPaths(spool).news);
 
   const status: ArchiverStatus = {
     target: archive.target,
@@ -138,6 +142,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
       }
       // Durable in every repository (pushWal returned): only now may archive_command be told.
       await writeMark(spool, name, { status: 'archived', identity: formatIdentity(before), sha256: result.sha256, archivedAt: new Date().toISOString() });
+      news.tell();
       consecutiveFailures = 0;
       status.archivedFiles += 1;
       status.lastArchived = { name, at: new Date().toISOString() };
@@ -149,6 +154,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
       status.failedAttempts += 1;
       status.lastFailure = { name, at: new Date().toISOString(), message };
       await writeFailure(spool, name, `the archiver could not archive ${name} (it retries): ${message}`).catch(() => undefined);
+      news.tell();
       log.error({ name, err: message, retryInMs: pausedUntil - Date.now() }, 'archiving failed');
     }
   };
@@ -181,6 +187,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
       // the same; its mark then says so.
       const dropped = waiting;
       for (const file of dropped) await writeMark(spool, file.name, { status: 'dropped', identity: file.identity, sha256: '-', archivedAt: new Date().toISOString() });
+      news.tell();
       if (dropped.length > 0) {
         status.droppedFiles += dropped.length;
         status.lastDropped = { names: dropped.map(({ name }) => name), at: new Date().toISOString() };
@@ -239,6 +246,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
     watcher?.close();
     await removeHeartbeat(spool);
     await Promise.allSettled(active.values());
+    news.close();
     await publish();
     log.info({ target: archive.target, archived: status.archivedFiles, dropped: status.droppedFiles }, 'archiver stopped');
   }

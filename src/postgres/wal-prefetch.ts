@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { projectRoot } from '../dev/tools.js';
 import { LifeboatError } from '../errors.js';
+import { openSpoolSignal } from './spool-signal.js';
 import { chownToServerUser } from './tools.js';
 import { postgresTargetNamed } from '../kinds/postgres/commands.js';
 import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, type WalArchive } from './wal-archive.js';
@@ -26,6 +27,9 @@ import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, t
  *   <spool>/next                 the segment the prefetcher starts next (the quick path waits for it)
  *   <spool>/<segment>            a verified segment (both checksums of its record matched), ready to move
  *   <spool>/<segment>.fetching   a segment being fetched (the quick path waits for it)
+ *   <spool>/landed               a FIFO: the prefetcher writes a line to it whenever a fetch ends or what it announces
+ *                                changes; the quick path blocks reading it instead of polling
+ *   <spool>/calls.log            one line per call of the quick path: the segment and "spool", "waited" or "fallback"
  *
  * A spool never outlives its recovery: the recovery creates it before it starts the server and
  * removes it when it ends (promoted, failed or cancelled; the clean-up of a run removes it too),
@@ -45,6 +49,7 @@ const wantedFile = 'wanted';
 const pidFile = 'prefetcher.pid';
 const nextFile = 'next';
 const fetchingSuffix = '.fetching';
+const landedFifo = 'landed';
 /** A prefetcher with nothing to do for this long exits (PostgreSQL stopped asking). */
 const idleExitMs = 120_000;
 
@@ -91,6 +96,32 @@ async function claimSpool(spool: string, target: string): Promise<void> {
   }
 }
 
+/**
+ * Makes this process the spool's prefetcher, unless another live one is: the pid file is created
+ * whole or not at all (a complete temp file hard-linked to its name, which fails if the name
+ * exists), and a pid file of a prefetcher that is gone is replaced.
+ */
+async function claimPidFile(spool: string): Promise<boolean> {
+  const pidPath = join(spool, pidFile);
+  const temp = `${pidPath}.tmp-${process.pid}`;
+  await writeFile(temp, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(temp, pidPath);
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      if (await prefetcherRunning(spool)) return false;
+      await unlink(pidPath).catch(() => undefined); // a prefetcher that is gone
+    }
+    return false;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
 async function prefetcherRunning(spool: string): Promise<boolean> {
   const pid = Number((await readFile(join(spool, pidFile), 'utf8').catch(() => '')).trim());
   return Number.isInteger(pid) && pid > 0 && isAlive(pid);
@@ -113,9 +144,11 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   const { archive, spool } = options;
   const parallel = Math.max(1, Math.min(options.parallel ?? 2, options.segments));
   const pidPath = join(spool, pidFile);
-  // One prefetcher per spool (PostgreSQL runs one restore_command at a time, so one starts at a time).
-  if (await prefetcherRunning(spool)) return;
-  await writeAtomically(pidPath, `${process.pid}\n`);
+  // One prefetcher per spool. Two can be started at once: a call that fell back starts one, and
+  // the next call falls back too (and starts another) while the first is still loading Node, on a
+  // busy machine for seconds. The second would remove the first's temp files (below) and fail its
+  // fetches, ending the prefetch; so the pid file is claimed atomically, and the loser leaves.
+  if (!(await claimPidFile(spool))) return;
   // What a prefetcher that was killed left: its markers would make the quick path wait for nothing.
   for (const entry of await readdir(spool).catch(() => [] as string[])) {
     if (entry.endsWith(fetchingSuffix) || entry.includes('.lifeboat-')) await unlink(join(spool, entry)).catch(() => undefined);
@@ -137,17 +170,21 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
   } catch {
     // polled below
   }
+  const landed = openSpoolSignal(join(spool, landedFifo));
 
   const fetchOne = async (name: string): Promise<void> => {
     const marker = join(spool, `${name}${fetchingSuffix}`);
     try {
-      await writeFile(marker, '');
+      // Before the caller announces the segment after it: the quick path waiting for this one
+      // must find it either announced or being fetched, never neither.
+      writeFileSync(marker, '');
       const outcome = await fetchWal(archive, name, join(spool, name), { onWarning: () => undefined });
       if (outcome === 'missing') ended = true; // the end of the archive
     } catch {
       ended = true; // the next wal-fetch fetches it itself and says what is wrong
     } finally {
       await unlink(marker).catch(() => undefined);
+      landed.tell();
     }
   };
 
@@ -184,10 +221,12 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
           announced = next;
           if (next === undefined) await rm(join(spool, nextFile), { force: true });
           else await writeAtomically(join(spool, nextFile), `${next}\n`).catch(() => undefined);
+          landed.tell();
         }
       } else if (announced !== undefined) {
         announced = undefined;
         await rm(join(spool, nextFile), { force: true });
+        landed.tell();
       }
       if (Date.now() - lastProgress > idleExitMs) break;
       await new Promise<void>((resolve) => {
@@ -205,6 +244,7 @@ export async function runPrefetcher(options: PrefetcherOptions): Promise<void> {
     await rm(join(spool, nextFile), { force: true }).catch(() => undefined);
     const pid = (await readFile(pidPath, 'utf8').catch(() => '')).trim();
     if (pid === String(process.pid)) await rm(pidPath, { force: true });
+    landed.close();
   }
 }
 

@@ -44,6 +44,14 @@ export interface PutOptions {
    * it is small and read often, and cheaper classes charge by the request and a minimum size.
    */
   payload?: boolean;
+  /**
+   * The caller puts another object into the same folder right after this one, and counts this one
+   * stored only once that next put has returned (a WAL file's payload, then its record). A backend
+   * whose put ends with a sync of the folder (fs: the directory fsync that makes the rename
+   * durable) may leave it to the next put, whose sync makes both names durable at once. Until then
+   * the object is readable but may not survive a crash. Backends without such a sync ignore it.
+   */
+  folderSyncedByNextPut?: boolean;
 }
 
 export interface Backend {

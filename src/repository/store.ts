@@ -100,6 +100,8 @@ export interface StoreOptions {
   maxSizeBytes?: number;
   /** A payload object (a backup's data, not its manifest or WAL): the repository's storage class applies (S3). */
   payload?: boolean;
+  /** See PutOptions.folderSyncedByNextPut: every repository gets another object into the same folder next. */
+  folderSyncedByNextPut?: boolean;
 }
 
 /**
@@ -126,6 +128,7 @@ export async function storeInEvery(into: Repository[] | Landing, stages: Array<R
         ...(signal ? { signal } : {}),
         ...(options.maxSizeBytes !== undefined ? { maxSizeBytes: options.maxSizeBytes } : {}),
         ...(options.payload ? { payload: true } : {}),
+        ...(options.folderSyncedByNextPut ? { folderSyncedByNextPut: true } : {}),
       })
       .catch((error: unknown) => {
         // The step's cancellation, or the echo of the stream's own failure (the source's, or a

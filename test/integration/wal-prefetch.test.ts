@@ -11,13 +11,15 @@
  * - a segment missing from the archive ends the prefetch cleanly (the prefetcher exits; the call
  *   for it exits 1, the end of the archive);
  * - a damaged segment is never put into the spool, and the call for it is refused with 126;
- * - a spool belongs to one target: another target's restore_command never takes a file from it.
+ * - a spool belongs to one target: another target's restore_command never takes a file from it;
+ * - a call for a segment being fetched blocks on the spool's FIFO until the prefetcher says it
+ *   landed, and every call says in the spool's calls.log whether the prefetcher served it.
  * (A whole PITR with prefetch, as the server user: test/integration/postgres-runbooks.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -100,8 +102,10 @@ describe('wal-fetch with prefetch', () => {
     await waitFor('the prefetcher holds the next segments', async () => (await held()).length === prefetchSegments);
     assert.deepEqual(await held(), segments.slice(1, 1 + prefetchSegments), 'the following segments, across the log boundary');
 
+    const served: string[] = [];
     for (const name of segments.slice(1)) {
       const wasHeld = (await held()).includes(name);
+      if (wasHeld) served.push(name);
       const result = await fetch(name);
       assert.equal(result.exitCode, 0, `${name}: ${result.stderr}`);
       assert.ok(result.fetched?.equals(contents.get(name)!), `${name} is the archived file`);
@@ -113,6 +117,14 @@ describe('wal-fetch with prefetch', () => {
     assert.equal(end.exitCode, 1, end.stderr);
     await waitFor('the prefetcher exits at the end of the archive', prefetcherGone);
     assert.deepEqual(await held(), []);
+
+    // One line per call: the first and the last fetched by wal-fetch itself, the held ones taken from the spool.
+    const calls = (await readFile(join(spool, 'calls.log'), 'utf8')).trimEnd().split('\n').map((line) => line.split(' '));
+    assert.equal(calls.length, segments.length + 1);
+    assert.deepEqual(calls[0], [segments[0], 'fallback']);
+    assert.deepEqual(calls.at(-1), [nextSegment(segments.at(-1)!, segmentBytes), 'fallback']);
+    for (const [name, how] of calls) assert.ok(how === 'spool' || how === 'waited' || how === 'fallback', `${name} ${how}`);
+    for (const name of served) assert.deepEqual(calls.find(([called]) => called === name), [name, 'spool']);
   });
 
   test('a damaged segment never enters the spool, and the call for it is refused with 126', async () => {
@@ -151,6 +163,31 @@ describe('wal-fetch with prefetch', () => {
     assert.ok(existsSync(join(spool, segments[1]!)), 'the file stays for its own recovery');
   });
 
+  test('a call for a segment being fetched blocks on the spool\'s FIFO and takes the segment once the prefetcher says it landed', async () => {
+    const { fetch, spool } = await recovery('recovered-5');
+    // The prefetcher's part, played by this test: its pid, its FIFO held open, a segment being fetched.
+    const landed = join(spool, 'landed');
+    await writeFile(join(spool, 'prefetcher.pid'), `${process.pid}\n`);
+    await execa('mkfifo', ['-m', '600', landed]);
+    const fifo = openSync(landed, constants.O_RDWR | constants.O_NONBLOCK);
+    try {
+      const name = segments[2]!;
+      await writeFile(join(spool, `${name}.fetching`), '');
+      const call = fetch(name);
+      await waitFor('the call blocks reading the FIFO', () => readingFifo(landed));
+      await writeFile(join(spool, `${name}.lifeboat-test`), contents.get(name)!);
+      await rename(join(spool, `${name}.lifeboat-test`), join(spool, name));
+      await unlink(join(spool, `${name}.fetching`));
+      writeSync(fifo, '\n');
+      const result = await call;
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.ok(result.fetched?.equals(contents.get(name)!));
+      assert.equal(await readFile(join(spool, 'calls.log'), 'utf8'), `${name} waited\n`);
+    } finally {
+      closeSync(fifo);
+    }
+  });
+
   test('the end of a recovery stops its prefetcher and removes its spool', async () => {
     const { fetch, held, spool } = await recovery('recovered-4');
     assert.equal((await fetch(segments[0]!)).exitCode, 0);
@@ -168,3 +205,12 @@ describe('wal-fetch with prefetch', () => {
     });
   });
 });
+
+/** Whether a process is reading the FIFO at path: the quick restore_command's bounded wait (`timeout 1 head -n 1 -- <path>`). */
+async function readingFifo(path: string): Promise<boolean> {
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args[0]?.endsWith('head') && args.includes(path)) return true;
+  }
+  return false;
+}

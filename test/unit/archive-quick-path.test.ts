@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { projectRoot } from '../../src/dev/tools.js';
-import { formatIdentity, identityOf, prepareSpool, writeFailure, writeHeartbeat, writeMark } from '../../src/postgres/archive-spool.js';
+import { formatIdentity, identityOf, prepareSpool, spoolPaths, writeFailure, writeHeartbeat, writeMark } from '../../src/postgres/archive-spool.js';
+import { openSpoolSignal } from '../../src/postgres/spool-signal.js';
 import { nextSegment } from '../../src/postgres/wal-prefetch.js';
 
 const segment = '000000010000000A000000FE';
@@ -78,6 +79,32 @@ describe('archive_command of archive.mode async (bin/lifeboat-wal-push)', () => 
     const result = await pushing;
     assert.equal(result.exitCode, 0, result.stderr);
     assert.equal(existsSync(trace), false);
+  });
+
+  test('with the archiver\'s FIFO, it blocks reading it and is done as soon as the archiver tells of the mark', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 30);
+    const news = openSpoolSignal(spoolPaths(spool).news);
+    try {
+      const pushing = push();
+      await waitUntil(() => readingFifo(spoolPaths(spool).news));
+      await markIt('archived');
+      news.tell();
+      const result = await pushing;
+      assert.equal(result.exitCode, 0, result.stderr);
+      assert.equal(existsSync(trace), false);
+    } finally {
+      news.close();
+    }
+  });
+
+  test('a FIFO nobody writes to (its archiver was killed): each wait is bounded, and waitSeconds still holds', async () => {
+    await fresh();
+    await writeHeartbeat(spool, 1);
+    await execa('mkfifo', [spoolPaths(spool).news]);
+    const result = await push();
+    assert.equal(result.exitCode, 7);
+    assert.match(result.stderr, /did not archive 000000010000000A000000FE within 1 s; pushing it now/);
   });
 
   test('the archiver does not finish within its waitSeconds: the command pushes it', async () => {
@@ -209,3 +236,18 @@ describe('the segment after a segment', () => {
     assert.equal(nextSegment('00000001000000000000000A', 16 << 20), '00000001000000000000000B');
   });
 });
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !(await condition()); await new Promise((resolve) => setTimeout(resolve, 20))) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the condition');
+  }
+}
+
+/** Whether a process is reading the FIFO at path: the quick path's bounded wait (`timeout 1 head -n 1 -- <path>`). */
+async function readingFifo(path: string): Promise<boolean> {
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args[0]?.endsWith('head') && args.includes(path)) return true;
+  }
+  return false;
+}

@@ -131,7 +131,11 @@ export class FsBackend implements Backend {
       throw await this.describe(error, `put "${key}" into`, { path, intent: 'write' });
     }
     // The rename is only durable once the directory entry is; new parent directories likewise
-    // need their own entries synced in their parents.
+    // need their own entries synced in their parents. With folderSyncedByNextPut, the next put
+    // into this directory fsyncs it, and that one fsync makes both renames durable (it commits
+    // the directory's entries, not one entry); not when this put created directories, whose
+    // entries in their parents the next put would not sync.
+    if (options.folderSyncedByNextPut && firstCreatedDir === undefined) return { key, sizeBytes };
     try {
       await fsyncPath(dir);
       if (firstCreatedDir !== undefined) {
