@@ -23,6 +23,7 @@ import {
 import { LifeboatError } from '../errors.js';
 import { openSpoolSignal } from './spool-signal.js';
 import { pushWal, walFileKind, type WalArchive, type WalPushResult } from './wal-archive.js';
+import { isProcessAlive } from '../process-alive.js';
 
 /**
  * `lifeboat archiver`: the resident pusher of archive.mode "async", one per database host and
@@ -94,7 +95,7 @@ export async function runArchiver(options: ArchiverOptions): Promise<void> {
   });
   await prepareSpool(spool);
   const running = await readHeartbeat(spool);
-  if (running && running.ageMs < heartbeatStaleMs && running.pid !== process.pid && isAlive(running.pid)) {
+  if (running && running.ageMs < heartbeatStaleMs && running.pid !== process.pid && isProcessAlive(running.pid)) {
     throw new LifeboatError('InvalidInput', `an archiver (pid ${running.pid}) already runs for target "${archive.target}" with spool ${spool}`, 'Run one archiver per target and spool');
   }
   await writeHeartbeat(spool, options.waitSeconds);
@@ -265,13 +266,4 @@ function isArchivable(name: string): boolean {
 function archiveOrder(a: string, b: string): number {
   const history = (name: string) => (name.endsWith('.history') ? 0 : 1);
   return history(a) - history(b) || (a < b ? -1 : a > b ? 1 : 0);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -13,6 +13,7 @@ import { chooseBaseBackup, describeRecoveryTarget, parseLsn, parseRecoveryTarget
 import { chownToServerUser } from './tools.js';
 import { describeArchiver } from './archive-check.js';
 import { readWalRecord, type ArchiveStatus } from './wal-archive.js';
+import { isProcessAlive } from '../process-alive.js';
 
 /**
  * Point-in-time recovery: a base backup restored into a new data directory (base-restore.ts),
@@ -187,7 +188,7 @@ export async function recoverToTarget(options: RecoverOptions): Promise<Recovery
         await rm(socketDir, { recursive: true, force: true });
         throw aborted;
       }
-      if (!isAlive(cluster.pid)) return await failure(new Error(`PostgreSQL stopped during recovery; see ${logFile}:\n${tail(await logText(thisAttempt))}`));
+      if (!isProcessAlive(cluster.pid)) return await failure(new Error(`PostgreSQL stopped during recovery; see ${logFile}:\n${tail(await logText(thisAttempt))}`));
       try {
         client ??= await connectAs(cluster);
         const { rows } = await client.query<{ recovering: boolean; replay: string | null }>('SELECT pg_is_in_recovery() AS recovering, pg_last_wal_replay_lsn()::text AS replay');
@@ -304,15 +305,6 @@ function runSettings(): Record<string, string> {
 async function writeServerFile(path: string, content: string): Promise<void> {
   await writeFile(path, content, { mode: 0o600 });
   await chownToServerUser(path);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function connectAs(cluster: Pick<RecoveredCluster, 'socketDir' | 'port' | 'user'>, database = 'postgres'): Promise<pg.Client> {

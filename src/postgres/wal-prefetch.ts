@@ -9,6 +9,7 @@ import { openSpoolSignal } from './spool-signal.js';
 import { chownToServerUser } from './tools.js';
 import { postgresTargetNamed } from '../kinds/postgres/commands.js';
 import { fetchWal, openWalArchive, readWalRecord, walArchiveSpec, walFileKind, type WalArchive } from './wal-archive.js';
+import { isProcessAlive } from '../process-alive.js';
 
 /**
  * Prefetch during recovery (recovery.prefetchSegments). PostgreSQL runs restore_command once per
@@ -124,7 +125,7 @@ async function claimPidFile(spool: string): Promise<boolean> {
 
 async function prefetcherRunning(spool: string): Promise<boolean> {
   const pid = Number((await readFile(join(spool, pidFile), 'utf8').catch(() => '')).trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid);
+  return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid);
 }
 
 export interface PrefetcherOptions {
@@ -340,13 +341,4 @@ async function writeAtomically(path: string, content: string): Promise<void> {
     await handle.close();
   }
   await rename(temp, path);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
