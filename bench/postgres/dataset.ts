@@ -93,3 +93,14 @@ export async function ensureBenchCluster(root: string, sizeMiB: number, log: (li
 export function startBenchCluster(dir: string, dataDir: string): Promise<RunningCluster> {
   return startCluster({ dataDir, socketDir: join(dir, 'run'), logFile: join(dir, 'postgresql.log'), timeoutSeconds: 120 });
 }
+
+/** The first column of the first row of sql (aliased `v`), as text; '' when there is none. */
+export async function query(cluster: RunningCluster, sql: string): Promise<string> {
+  const client = await cluster.connect();
+  try {
+    const { rows } = await client.query<{ v: string }>(sql);
+    return rows[0]?.v ?? '';
+  } finally {
+    await client.end();
+  }
+}

@@ -46,7 +46,7 @@ import { runLifeboat, runShell, type Execution, type ShellStep } from '../measur
 import type { Comparison, Variant } from '../report.js';
 import { startWorkerProcess, type BenchStack, type WorkerProcess } from '../stack.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
-import { ensureBenchCluster } from './dataset.js';
+import { ensureBenchCluster, query } from './dataset.js';
 import { mib, pgbackrestNewestStartLsn, recoveredMismatch, walBytesBetween, type RecoveredState } from './figures.js';
 
 const target = 'pgbench';
@@ -328,16 +328,6 @@ async function waitForArchive(cluster: RunningCluster, segment: string, say: (li
     }
     if (Date.now() > deadline) throw new Error(`the archive did not reach ${segment} within an hour; pg_stat_archiver: ${JSON.stringify(row)}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
-async function query(cluster: RunningCluster, sql: string): Promise<string> {
-  const client = await cluster.connect();
-  try {
-    const { rows } = await client.query<{ v: string }>(sql);
-    return rows[0]?.v ?? '';
-  } finally {
-    await client.end();
   }
 }
 

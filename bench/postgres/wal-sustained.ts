@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { projectRoot } from '../../src/dev/tools.js';
 import { archiveCommandLine } from '../../src/postgres/archive-commands.js';
-import { initCluster, startCluster, type RunningCluster } from '../../src/postgres/cluster.js';
+import { initCluster, startCluster } from '../../src/postgres/cluster.js';
 import { chownToServerUser, pgBinary } from '../../src/postgres/tools.js';
-import { benchClusterSettings } from './dataset.js';
+import { benchClusterSettings, query } from './dataset.js';
 import { heaviestLoad, jobsFor, type Load, type LoadProbe } from './figures.js';
 
 export type SustainedMode = 'off' | 'on' | 'async';
@@ -140,16 +140,6 @@ async function sustainedRun(root: string, configPath: string, mode: SustainedMod
     archiver?.kill('SIGTERM');
     await archiver;
     await cluster.stop({ mode: 'immediate' });
-  }
-}
-
-async function query(cluster: RunningCluster, sql: string): Promise<string> {
-  const client = await cluster.connect();
-  try {
-    const { rows } = await client.query<{ v: string }>(sql);
-    return rows[0]?.v ?? '';
-  } finally {
-    await client.end();
   }
 }
 
