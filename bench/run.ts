@@ -43,7 +43,7 @@ import { connectClient, type RunbookKind, type RunbookTypes, type TemporalSettin
 import { projectRoot, toolPath } from '../src/dev/tools.js';
 import { ensureBenchDatabase, type BenchDatabase } from './dataset.js';
 import { fanoutLines, fanoutVerdicts, measureFanout, type FanoutResult } from './fanout.js';
-import { measurePostgres } from './postgres/suite.js';
+import { measurePostgres, type PostgresBenchOptions } from './postgres/suite.js';
 import { measurePitr } from './postgres/pitr.js';
 import { measureWalSpeed } from './postgres/wal-async.js';
 import { measureRetentionPlan } from './retention/suite.js';
@@ -626,50 +626,23 @@ async function main(): Promise<void> {
       comparisons.push(...measured.comparisons);
       extraMethod.push(...measured.notes);
     }
+    const postgresBench: PostgresBenchOptions = { workDir, benchRoot, sizeMiB: options.pgSizeMiB, runs: options.runs, settle: (paths) => settle(options, paths), say };
     if (options.suites.has('postgres')) {
       client ??= await connectClient({ address: stack.temporal.address, namespace: 'default', taskQueue: 'unused' });
-      const measured = await measurePostgres({
-        stack,
-        client,
-        workDir,
-        benchRoot,
-        sizeMiB: options.pgSizeMiB,
-        runs: options.runs,
-        settle: (paths) => settle(options, paths),
-        say,
-      });
+      const measured = await measurePostgres({ ...postgresBench, stack, client });
       comparisons.push(...measured.comparisons);
       postgresBackups.push(...measured.backups);
       postgresRestores.push(...measured.restores);
     }
     if (options.suites.has('wal')) {
-      const measured = await measureWalSpeed({
-        workDir,
-        benchRoot,
-        sizeMiB: options.pgSizeMiB,
-        runs: options.runs,
-        segments: options.walSegments,
-        sustainedSeconds: options.walSustainedSeconds,
-        settle: (paths) => settle(options, paths),
-        say,
-      });
+      const measured = await measureWalSpeed({ ...postgresBench, segments: options.walSegments, sustainedSeconds: options.walSustainedSeconds });
       comparisons.push(...measured.comparisons);
       extraMethod.push(...measured.notes);
       sections.push(...measured.sections);
     }
     if (options.suites.has('pitr')) {
       client ??= await connectClient({ address: stack.temporal.address, namespace: 'default', taskQueue: 'unused' });
-      const measured = await measurePitr({
-        stack,
-        client,
-        workDir,
-        benchRoot,
-        sizeMiB: options.pgSizeMiB,
-        runs: options.runs,
-        walMiB: options.pitrWalMiB,
-        settle: (paths) => settle(options, paths),
-        say,
-      });
+      const measured = await measurePitr({ ...postgresBench, stack, client, walMiB: options.pitrWalMiB });
       comparisons.push(...measured.comparisons);
       extraMethod.push(...measured.notes);
       sections.push(...measured.sections);

@@ -27,7 +27,6 @@
  * both backups are read once into the page cache (the same state for both sides), and the order
  * alternates by run (bench/run.ts inTurn).
  */
-import type { Client } from '@temporalio/client';
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -44,26 +43,19 @@ import { backupDirKey } from '../../src/repository/repository.js';
 import { busySecondsBetween, machineCpuTicks } from '../procfs.js';
 import { runLifeboat, runShell, type Execution, type ShellStep } from '../measure.js';
 import type { Comparison, Variant } from '../report.js';
-import { startWorkerProcess, type BenchStack, type WorkerProcess } from '../stack.js';
+import { startWorkerProcess, type WorkerProcess } from '../stack.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
 import { ensureBenchCluster, query } from './dataset.js';
 import { mib, pgbackrestNewestStartLsn, recoveredMismatch, walBytesBetween, type RecoveredState } from './figures.js';
+import type { PostgresSuiteOptions } from './suite.js';
 
 const target = 'pgbench';
 const segmentBytes = 16 << 20;
 const loadRoundSeconds = 5;
 
-export interface PitrSuiteOptions {
-  stack: BenchStack;
-  client: Client;
-  workDir: string;
-  benchRoot: string;
-  sizeMiB: number;
-  runs: number;
+export interface PitrSuiteOptions extends PostgresSuiteOptions {
   /** WAL the load writes after the base backups (what the recoveries replay), MiB. */
   walMiB: number;
-  settle: (paths: string[]) => Promise<void>;
-  say: (line: string) => void;
 }
 
 interface SideFigures {

@@ -39,16 +39,22 @@ import {
 import { ensureBenchCluster, startBenchCluster, type BenchCluster } from './dataset.js';
 import { prepareWalBench, walSegments } from './wal.js';
 
-export interface PostgresSuiteOptions {
-  stack: BenchStack;
-  client: Client;
+/** What every PostgreSQL bench suite (postgres, wal, pitr) is given. */
+export interface PostgresBenchOptions {
   workDir: string;
   benchRoot: string;
+  /** The bench cluster's size. */
   sizeMiB: number;
   runs: number;
   /** Waits for a quiet machine and warms the page cache with these paths. */
   settle: (paths: string[]) => Promise<void>;
   say: (line: string) => void;
+}
+
+/** The suites that run Lifeboat's runbooks also get the stack and a client. */
+export interface PostgresSuiteOptions extends PostgresBenchOptions {
+  stack: BenchStack;
+  client: Client;
 }
 
 export interface PostgresSuiteResult {

@@ -35,20 +35,15 @@ import type { Comparison, Variant } from '../report.js';
 import { baselineEnv, pgbackrestCommand, pgbackrestRepositoryIn, pgbackrestSetup, writePgbackrestConfig } from './baselines.js';
 import { ensureBenchCluster, startBenchCluster } from './dataset.js';
 import { measureSustained, sustainedLines } from './wal-sustained.js';
+import type { PostgresBenchOptions } from './suite.js';
 
 const target = 'pgbench';
 const segmentBytes = 16 << 20;
 
-export interface WalSuiteOptions {
-  workDir: string;
-  benchRoot: string;
-  sizeMiB: number;
-  runs: number;
+export interface WalSuiteOptions extends PostgresBenchOptions {
   segments: number;
   /** The sustained pgbench load per archiving mode (0: not measured). */
   sustainedSeconds: number;
-  settle: (paths: string[]) => Promise<void>;
-  say: (line: string) => void;
 }
 
 export async function measureWalSpeed(options: WalSuiteOptions): Promise<{ comparisons: Comparison[]; notes: string[]; sections: Array<{ title: string; lines: string[] }> }> {
